@@ -1,0 +1,50 @@
+"""Settings from the environment: one class, read once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+API_VERSION = "2026-10"
+DEV_API_SECRET = "dev-secret-not-for-production"
+DEV_API_KEY = "dev-api-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///./rfm_clv.db"
+    shopify_api_key: str = DEV_API_KEY
+    shopify_api_secret: str = DEV_API_SECRET
+    # During a client-secret rotation Shopify may still sign with the old secret for up to an hour.
+    shopify_api_secret_old: str | None = None
+    app_url: str = "http://localhost:8000"
+    scopes: str = "read_orders,read_all_orders,read_customers,write_customers,read_customer_merge"
+    token_encryption_keys: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.app_env == "production":
+            if self.shopify_api_secret == DEV_API_SECRET or self.shopify_api_key == DEV_API_KEY:
+                raise ValueError("SHOPIFY_API_KEY and SHOPIFY_API_SECRET must be set in production")
+            if not self.token_encryption_keys:
+                raise ValueError("TOKEN_ENCRYPTION_KEYS must be set in production")
+            if self.database_url.startswith("sqlite"):
+                raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
+        return self
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        if self.shopify_api_secret_old:
+            return (self.shopify_api_secret, self.shopify_api_secret_old)
+        return (self.shopify_api_secret,)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

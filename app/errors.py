@@ -1,0 +1,46 @@
+"""One error base class that carries its HTTP status, and its handler."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class AppError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class BadRequest(AppError):
+    status_code = 400
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Gone(AppError):
+    status_code = 410
+
+
+class UnprocessablePayload(AppError):
+    status_code = 422
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+
+
+def install_error_handler(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _handle(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)

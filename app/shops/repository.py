@@ -1,0 +1,45 @@
+"""SQL for installed shops and for erasing what the app holds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Base, Shop
+from app.models.base import table_of
+
+shops = table_of(Shop)
+
+
+def get_by_domain(session: Session, domain: str) -> Shop | None:
+    return session.scalars(select(Shop).where(Shop.domain == domain)).first()
+
+
+def create(session: Session, domain: str, now: datetime, **fields: object) -> Shop:
+    shop = Shop(domain=domain, installed_at=now, **fields)
+    session.add(shop)
+    session.flush()
+    return shop
+
+
+def touch_last_webhook(session: Session, shop_id: int, now: datetime) -> None:
+    # At most once a minute: a per-delivery write to the shop row would serialise every
+    # delivery of a busy shop on that one row lock.
+    session.execute(
+        update(shops)
+        .where(
+            shops.c.shop_id == shop_id,
+            or_(shops.c.last_webhook_at.is_(None), shops.c.last_webhook_at < now - timedelta(minutes=1)),
+        )
+        .values(last_webhook_at=now)
+    )
+
+
+def erase_shop(session: Session, shop_id: int) -> None:
+    """Every row of every table that belongs to the shop, then the shop itself."""
+    for table in reversed(Base.metadata.sorted_tables):
+        if table.name != "shops" and "shop_id" in table.c:
+            session.execute(delete(table).where(table.c.shop_id == shop_id))
+    session.execute(delete(shops).where(shops.c.shop_id == shop_id))

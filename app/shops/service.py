@@ -1,0 +1,68 @@
+"""Install state and the privacy obligations (PLATFORM §9: compliance webhooks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from app.customers import repository as customers_repo
+from app.models import DataRequest, Shop
+from app.models.base import table_of
+from app.orders import repository as orders_repo
+from app.shops import repository as repo
+from app.sql import upsert
+
+
+def register_shop(session: Session, domain: str, now: datetime, **fields: object) -> Shop:
+    """Create the shop, or mark a returning one installed again."""
+    shop = repo.get_by_domain(session, domain)
+    if shop is None:
+        return repo.create(session, domain, now, **fields)
+    for key, value in fields.items():
+        setattr(shop, key, value)
+    shop.uninstalled_at = None
+    shop.installed_at = now
+    session.flush()
+    return shop
+
+
+def mark_uninstalled(session: Session, shop: Shop, now: datetime) -> None:
+    """app/uninstalled: Shopify has already revoked our token. Data stays until shop/redact
+    (sent 48 h later unless the merchant reinstalls)."""
+    shop.uninstalled_at = now
+    shop.access_token_encrypted = None
+    shop.access_token_expires_at = None
+    shop.refresh_token_encrypted = None
+    shop.refresh_token_expires_at = None
+
+
+def redact_customer(
+    session: Session, shop_id: int, customer_id: int, order_ids: list[int], now: datetime
+) -> None:
+    """customers/redact: nothing of the customer remains, and their orders cannot come back."""
+    customers_repo.lock_customers(session, shop_id, [customer_id])
+    ids = sorted(set(order_ids) | set(orders_repo.order_ids_of_customer(session, shop_id, customer_id)))
+    orders_repo.remove(session, shop_id, ids, now)
+    customers_repo.remove(session, shop_id, customer_id)
+    session.execute(
+        delete(DataRequest).where(DataRequest.shop_id == shop_id, DataRequest.customer_id == customer_id)
+    )
+
+
+def redact_shop(session: Session, shop_id: int) -> None:
+    repo.erase_shop(session, shop_id)
+
+
+def record_data_request(
+    session: Session, shop_id: int, request_id: int, customer_id: int, order_ids: list[int], now: datetime
+) -> None:
+    row = {
+        "shop_id": shop_id,
+        "data_request_id": request_id,
+        "customer_id": customer_id,
+        "orders_requested": ",".join(map(str, order_ids)) or None,
+        "received_at": now,
+    }
+    session.execute(upsert(session, table_of(DataRequest), row, keys=("shop_id", "data_request_id")))
