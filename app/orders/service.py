@@ -23,12 +23,14 @@ from app.orders.schemas import (
 class Outcome(StrEnum):
     applied = "applied"
     stale = "stale"  # older than (or as old as) the stored state
-    guest = "guest"  # no customer: ignored
     deleted = "deleted"  # the order was deleted; late deliveries cannot revive it
     duplicate = "duplicate"
     pending = "pending"  # kept until the order itself arrives
     flagged = "flagged"  # marked for reconciliation
     unknown = "unknown"
+    # A guest order (no customer) is kept so that its `updated_at` orders later deliveries, and
+    # counts for nothing.
+    guest = "guest"
 
 
 def _derived(row: dict[str, Any], pending_presentment: Any) -> dict[str, Any]:
@@ -52,8 +54,6 @@ def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime
     existing = repo.get(session, shop_id, facts.order_id)
     if existing is not None and facts.updated_at <= existing.source_updated_at:
         return Outcome.stale
-    if existing is None and facts.customer_id is None:
-        return Outcome.guest
     previous_customer = existing.customer_id if existing is not None else None
     customers_repo.lock_customers(session, shop_id, [facts.customer_id, previous_customer])
     row: dict[str, Any] = {
@@ -78,7 +78,7 @@ def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime
     row |= _derived(row, repo.refunds_after(session, shop_id, facts.order_id, facts.updated_at))
     repo.save(session, row)
     _refresh(session, shop_id, {facts.customer_id, previous_customer}, now)
-    return Outcome.applied
+    return Outcome.applied if facts.customer_id is not None else Outcome.guest
 
 
 def apply_refund(session: Session, shop_id: int, refund: RefundFacts, now: datetime) -> Outcome:

@@ -38,6 +38,11 @@ def mark_uninstalled(session: Session, shop: Shop, now: datetime) -> None:
     shop.refresh_token_expires_at = None
 
 
+def record_scopes(shop: Shop, scopes: list[str]) -> None:
+    """app/scopes_update: the merchant granted or revoked optional scopes."""
+    shop.scope = ",".join(scopes)
+
+
 def redact_customer(
     session: Session, shop_id: int, customer_id: int, order_ids: list[int], now: datetime
 ) -> None:

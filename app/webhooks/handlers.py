@@ -119,6 +119,13 @@ def _app_uninstalled(payload: Any) -> Apply:
     return lambda s, shop, now: shops.mark_uninstalled(s, shop, now)
 
 
+def _app_scopes_update(payload: Any) -> Apply:
+    current = _require_object(payload).get("current")
+    if not isinstance(current, list) or not all(isinstance(s, str) for s in current):
+        raise PayloadError("current", "must be the list of granted scopes")
+    return lambda s, shop, now: shops.record_scopes(shop, current)
+
+
 TOPICS: dict[str, Topic] = {
     "orders/create": Topic(_order),
     "orders/updated": Topic(_order),
@@ -129,6 +136,7 @@ TOPICS: dict[str, Topic] = {
     "refunds/create": Topic(_refund),
     "customers/merge": Topic(_customers_merge),
     "app/uninstalled": Topic(_app_uninstalled, accepts_uninstalled=True),
+    "app/scopes_update": Topic(_app_scopes_update),
     "customers/data_request": Topic(
         _customers_data_request, accepts_uninstalled=True, accepts_unknown_shop=True
     ),

@@ -109,9 +109,15 @@ def test_test_order_does_not_count(client: TestClient, session: Session) -> None
     assert customer(session, 10).orders_count == 0
 
 
-def test_guest_order_is_ignored(client: TestClient, session: Session) -> None:
+def test_guest_order_counts_for_nothing(client: TestClient, session: Session) -> None:
     assert send(client, "orders/create", order_payload(1, None)) == "guest"
-    assert session.scalars(select(Order)).first() is None
+    assert session.scalars(select(Customer)).first() is None
+
+
+def test_guest_update_newer_than_a_late_customer_version_wins(client: TestClient, session: Session) -> None:
+    send(client, "orders/updated", order_payload(1, None, updated_at=T2))
+    assert send(client, "orders/create", order_payload(1, 10, updated_at=T0)) == "stale"
+    assert customer(session, 10) is None
 
 
 def test_partial_refund_lowers_the_value_until_the_order_update_nets_it(

@@ -1,0 +1,139 @@
+"""Every real Shopify payload in tests/data/shopify_payloads (see SOURCES.md there) ingests."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from app.models import Customer, DataRequest, Order, OrderRefund, Shop
+from tests.fixtures.factories import create_shop
+from tests.fixtures.webhooks import post_webhook
+
+pytestmark = pytest.mark.both_dbs
+
+PAYLOADS = Path(__file__).resolve().parents[1] / "data" / "shopify_payloads"
+SHOP = "payload-shop.myshopify.com"
+
+
+def load(name: str) -> Any:
+    data = json.loads((PAYLOADS / name).read_text())
+    return data["response"] if name.startswith("gadget_2026-04") else data
+
+
+@pytest.fixture(autouse=True)
+def shop(session: Session) -> Shop:
+    return create_shop(session, SHOP)
+
+
+@pytest.fixture
+def accept(client: TestClient, session: Session):  # type: ignore[no-untyped-def]
+    def send(topic: str, payload: Any) -> str:
+        response = post_webhook(client, topic, payload, SHOP)
+        assert response.status_code == 200, response.text
+        session.rollback()  # a new snapshot: SQLite readers otherwise keep seeing the old one
+        return str(response.json()["outcome"])
+
+    return send
+
+
+def test_shopify_order_example_is_stored_under_its_exact_gid(accept, session: Session) -> None:
+    body = load("gadget_2026-04_orders_create.json")
+    for topic in ("orders/create", "orders/updated", "orders/paid", "orders/cancelled"):
+        accept(topic, body)
+    order = session.scalars(select(Order)).one()
+    # the file's "id" was rounded by JavaScript; the GID keeps the exact value (PLATFORM §0)
+    assert order.order_id == 820982911946154508
+    assert order.customer_id == 115310627314723954
+    assert order.current_total == Decimal("414.95")
+    assert order.qualifies is False  # test order, cancelled and voided
+
+
+def test_python_api_order_old_shape_counts_by_total_price(accept, session: Session) -> None:
+    accept("orders/create", load("python_api_order.json")["order"])
+    for order in load("python_api_orders.json")["orders"]:
+        accept("orders/updated", order)
+    customer = session.scalars(select(Customer)).one()
+    assert (customer.customer_id, customer.orders_count, customer.total_spent) == (
+        207119551,
+        1,
+        Decimal("409.94"),
+    )
+
+
+def test_refund_examples_are_kept_until_their_orders_arrive(accept, session: Session) -> None:
+    assert accept("refunds/create", load("gadget_2026-04_refunds_create.json")) == "pending"
+    assert accept("refunds/create", load("python_api_refund.json")["refund"]) == "pending"
+    assert accept("refunds/create", load("gadget_exemplar_2025-04_refund.json")) == "pending"
+    refunds = {r.refund_id: r.amount for r in session.scalars(select(OrderRefund))}
+    assert refunds[890088186047892319] == Decimal("85.00")
+    assert refunds[509562969] == Decimal("209.00")
+
+
+def test_order_edit_and_delete_examples_are_accepted(accept, session: Session) -> None:
+    assert accept("orders/edited", load("gadget_2026-04_orders_edited.json")) == "unknown"
+    assert accept("orders/delete", load("gadget_2026-04_orders_delete.json")) == "applied"
+
+
+def test_anonymised_exemplar_order_names_its_placeholder_amounts(
+    client: TestClient, session: Session
+) -> None:
+    response = post_webhook(client, "orders/create", load("gadget_exemplar_2025-04_order.json"), SHOP)
+    assert response.status_code == 422
+    assert "example string" in response.json()["detail"]
+    assert session.scalars(select(Order)).first() is None
+
+
+def test_exemplar_order_with_real_values_in_its_placeholders_ingests(accept, session: Session) -> None:
+    """The exemplar keeps every key of a real delivery but replaced values with "example string";
+    put plausible values back and the real key set must ingest."""
+
+    def fill(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: fill(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v, key) for v in value]
+        if value == "example string":
+            if (
+                key in ("amount",)
+                or "price" in key
+                or "total" in key
+                or "discount" in key
+                or key == "subtotal_price"
+            ):
+                return "12.50"
+            if key == "financial_status":
+                return "paid"
+            return "x"
+        return value
+
+    accept("orders/create", fill(load("gadget_exemplar_2025-04_order.json")))
+    customer = session.scalars(select(Customer)).one()
+    assert (customer.customer_id, customer.orders_count, customer.total_spent) == (123, 1, Decimal("12.50"))
+
+
+def test_failed_customer_merge_changes_nothing(accept) -> None:
+    assert accept("customers/merge", load("gadget_2026-04_customers_merge.json")) == "unknown"
+
+
+def test_compliance_examples_are_answered(accept, session: Session) -> None:
+    accept("customers/data_request", load("gadget_2026-04_customers_data_request.json"))
+    assert session.scalars(select(DataRequest.customer_id)).all() == [191167]
+    accept("customers/redact", load("gadget_2026-04_customers_redact.json"))
+    assert session.scalars(select(DataRequest)).first() is None
+
+
+def test_app_lifecycle_examples_are_answered(accept, session: Session, shop: Shop) -> None:
+    accept("app/scopes_update", load("gadget_2026-04_app_scopes_update.json"))
+    session.refresh(shop)
+    assert shop.scope == "read_products,write_products"
+    accept("app/uninstalled", load("gadget_2026-04_app_uninstalled.json"))
+    accept("shop/redact", load("gadget_2026-04_shop_redact.json"))
+    session.rollback()
+    assert session.scalars(select(Shop)).first() is None
