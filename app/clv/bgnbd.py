@@ -2,7 +2,7 @@
 
 Reference: P. S. Fader, B. G. S. Hardie and K. L. Lee (2005), "'Counting Your Customers' the Easy Way:
 An Alternative to the Pareto/NBD Model", Marketing Science 24(2):275-284 (FHL below), and the
-accompanying notes by Fader & Hardie (2008, "Computing P(alive) using the BG/NBD model").
+accompanying note by Fader, Hardie & Lee (2008), "Computing P(alive) using the BG/NBD model".
 
 A customer is summarised by ``x`` (number of repeat purchases), ``t_x`` (time of the last purchase,
 measured from the first) and ``T`` (time from the first purchase to the end of observation), in any
@@ -254,7 +254,7 @@ def fit(
 
 
 def probability_alive(params: BetaGeoParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
-    """P(alive at T | x, t_x, T) (FHL eq. A.? / Fader & Hardie 2008 note, eq. 1).
+    """P(alive at T | x, t_x, T) (Fader, Hardie & Lee 2008, "Computing P(alive) using the BG/NBD model").
 
     P = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)), evaluated as a logistic of the log
     odds so it stays in [0, 1] for any x and T; exactly 1 when x == 0 (the BG/NBD lets a customer drop
