@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -60,10 +62,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 WRITE_OPTION = "rfm_write_transaction"
 
 
+_sqlite_writer_locks: dict[str, threading.Lock] = {}
+
+
 @contextmanager
 def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A transaction that will write: commits on success, rolls back on error."""
-    with factory.begin() as session:
+    """A transaction that will write: commits on success, rolls back on error.
+
+    On SQLite, writers of this process also queue on a lock: SQLite's own busy handler waits by
+    sleeping, which under many concurrent writers wastes most of the time asleep."""
+    bind = factory.kw.get("bind")
+    lock = None
+    if isinstance(bind, Engine) and bind.dialect.name == "sqlite":
+        lock = _sqlite_writer_locks.setdefault(str(bind.url), threading.Lock())
+    with lock or nullcontext(), factory.begin() as session:
         session.connection(execution_options={WRITE_OPTION: True})
         yield session
 
@@ -84,3 +96,17 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations up to `revision` (what the release step and the demo do)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(MIGRATIONS.parent / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["url"] = url
+    command.upgrade(cfg, revision)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from functools import lru_cache
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -12,20 +12,21 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Insert, text
 
 
-def upsert(
-    session: Session,
-    table: Table,
-    rows: Sequence[dict[str, Any]] | dict[str, Any],
-    *,
-    keys: Sequence[str],
-    update: Iterable[str] | None = None,
-) -> Insert:
-    """INSERT … ON CONFLICT (keys) DO UPDATE (or DO NOTHING when `update` is empty)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(rows)
-    cols = list(update) if update is not None else []
-    if cols:
-        return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols})
+def upsert(session: Session, table: Table, *, keys: Sequence[str], update: Iterable[str] = ()) -> Insert:
+    """INSERT … ON CONFLICT (keys) DO UPDATE (or DO NOTHING when `update` is empty), without
+    values: execute it with the row(s) as parameters. Built once per shape (webhooks are a hot
+    path, and building an ON CONFLICT clause costs more than running it)."""
+    return _upsert(session.get_bind().dialect.name, table, tuple(keys), tuple(update))
+
+
+@lru_cache(maxsize=256)
+def _upsert(dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...]) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if update:
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+        )
     return stmt.on_conflict_do_nothing(index_elements=list(keys))
 
 

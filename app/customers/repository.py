@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Customer, Order
@@ -29,6 +29,19 @@ AGGREGATE_COLUMNS = (
 )
 
 
+_aggregate = select(
+    func.min(orders.c.ordered_at),
+    func.max(orders.c.ordered_at),
+    func.count(),
+    func.coalesce(func.sum(orders.c.value), 0),
+    func.coalesce(func.sum(case((orders.c.discounted, 1), else_=0)), 0),
+).where(
+    orders.c.shop_id == bindparam("shop_id"),
+    orders.c.customer_id == bindparam("customer_id"),
+    orders.c.qualifies,
+)
+
+
 def lock_customers(session: Session, shop_id: int, customer_ids: Iterable[int | None]) -> None:
     advisory_lock(session, [lock_key("customer", shop_id, c) for c in customer_ids if c is not None])
 
@@ -37,14 +50,8 @@ def recompute(session: Session, shop_id: int, customer_id: int, now: datetime) -
     """Rewrite one customer's aggregates from their qualifying ledger rows and mark them to score.
 
     Callers hold the customer's lock, so two deliveries for one buyer never interleave here."""
-    stmt = select(
-        func.min(orders.c.ordered_at),
-        func.max(orders.c.ordered_at),
-        func.count(),
-        func.coalesce(func.sum(orders.c.value), 0),
-        func.coalesce(func.sum(case((orders.c.discounted, 1), else_=0)), 0),
-    ).where(orders.c.shop_id == shop_id, orders.c.customer_id == customer_id, orders.c.qualifies)
-    first, last, count, total, discounted = session.execute(stmt).one()
+    params = {"shop_id": shop_id, "customer_id": customer_id}
+    first, last, count, total, discounted = session.execute(_aggregate, params).one()
     total = Decimal(total)
     aov = (total / count).quantize(Decimal("0.0001")) if count else None
     gap = None
@@ -64,7 +71,7 @@ def recompute(session: Session, shop_id: int, customer_id: int, now: datetime) -
         "aggregates_updated_at": now,
     }
     session.execute(
-        upsert(session, customers, row, keys=("shop_id", "customer_id"), update=AGGREGATE_COLUMNS)
+        upsert(session, customers, keys=("shop_id", "customer_id"), update=AGGREGATE_COLUMNS), row
     )
 
 

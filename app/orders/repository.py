@@ -1,4 +1,5 @@
-"""SQL for the order ledger."""
+"""SQL for the order ledger. Statements are built once (bound parameters): this is the webhook
+hot path."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import DeletedOrder, Order, OrderRefund
@@ -16,32 +17,41 @@ from app.sql import advisory_lock, lock_key, upsert
 orders = table_of(Order)
 refunds = table_of(OrderRefund)
 deleted_orders = table_of(DeletedOrder)
+ORDER_KEYS = ("shop_id", "order_id")
+
+_this_order = (orders.c.shop_id == bindparam("shop_id")) & (orders.c.order_id == bindparam("order_id"))
+_get = select(orders).where(_this_order)
+_is_deleted = select(deleted_orders.c.order_id).where(
+    deleted_orders.c.shop_id == bindparam("shop_id"), deleted_orders.c.order_id == bindparam("order_id")
+)
+_refunds_after = select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
+    refunds.c.shop_id == bindparam("shop_id"),
+    refunds.c.order_id == bindparam("order_id"),
+    refunds.c.refunded_at > bindparam("after", type_=refunds.c.refunded_at.type),
+)
 
 
 def lock_order(session: Session, shop_id: int, order_id: int) -> None:
     advisory_lock(session, [lock_key("order", shop_id, order_id)])
 
 
-def get(session: Session, shop_id: int, order_id: int) -> Order | None:
-    return session.get(Order, (shop_id, order_id))
+def get(session: Session, shop_id: int, order_id: int) -> Row[Any] | None:
+    return session.execute(_get, {"shop_id": shop_id, "order_id": order_id}).first()
 
 
 def is_deleted(session: Session, shop_id: int, order_id: int) -> bool:
-    stmt = select(deleted_orders.c.order_id).where(
-        deleted_orders.c.shop_id == shop_id, deleted_orders.c.order_id == order_id
-    )
-    return session.execute(stmt).first() is not None
+    return session.execute(_is_deleted, {"shop_id": shop_id, "order_id": order_id}).first() is not None
 
 
 def save(session: Session, row: dict[str, Any]) -> None:
-    keys = ("shop_id", "order_id")
-    session.execute(upsert(session, orders, row, keys=keys, update=[c for c in row if c not in keys]))
+    session.execute(
+        upsert(session, orders, keys=ORDER_KEYS, update=[c for c in row if c not in ORDER_KEYS]), row
+    )
 
 
 def update_values(session: Session, shop_id: int, order_id: int, **values: Any) -> None:
-    session.execute(
-        update(orders).where(orders.c.shop_id == shop_id, orders.c.order_id == order_id).values(**values)
-    )
+    stmt = update(orders).where(orders.c.shop_id == shop_id, orders.c.order_id == order_id).values(**values)
+    session.execute(stmt)
 
 
 def remove(session: Session, shop_id: int, order_ids: list[int], now: datetime) -> None:
@@ -51,12 +61,8 @@ def remove(session: Session, shop_id: int, order_ids: list[int], now: datetime) 
     session.execute(delete(orders).where(orders.c.shop_id == shop_id, orders.c.order_id.in_(order_ids)))
     session.execute(delete(refunds).where(refunds.c.shop_id == shop_id, refunds.c.order_id.in_(order_ids)))
     session.execute(
-        upsert(
-            session,
-            deleted_orders,
-            [{"shop_id": shop_id, "order_id": oid, "deleted_at": now} for oid in order_ids],
-            keys=("shop_id", "order_id"),
-        )
+        upsert(session, deleted_orders, keys=ORDER_KEYS),
+        [{"shop_id": shop_id, "order_id": oid, "deleted_at": now} for oid in order_ids],
     )
 
 
@@ -76,16 +82,14 @@ def add_refund(
         "amount": amount,
         "refunded_at": at,
     }
-    stmt = upsert(session, refunds, row, keys=("shop_id", "refund_id")).returning(refunds.c.refund_id)
-    return session.execute(stmt).first() is not None
+    stmt = upsert(session, refunds, keys=("shop_id", "refund_id")).returning(refunds.c.refund_id)
+    return session.execute(stmt, row).first() is not None
 
 
 def refunds_after(session: Session, shop_id: int, order_id: int, after: datetime) -> Decimal:
     """Sum of the order's refunds newer than `after` (not yet reflected in its stored totals)."""
-    stmt = select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
-        refunds.c.shop_id == shop_id, refunds.c.order_id == order_id, refunds.c.refunded_at > after
-    )
-    return Decimal(session.scalar(stmt) or 0)
+    total = session.scalar(_refunds_after, {"shop_id": shop_id, "order_id": order_id, "after": after})
+    return Decimal(total or 0)
 
 
 def reassign_customer(session: Session, shop_id: int, from_customer: int, to_customer: int) -> None:

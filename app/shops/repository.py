@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Base, Shop
@@ -24,17 +24,24 @@ def create(session: Session, domain: str, now: datetime, **fields: object) -> Sh
     return shop
 
 
+_when = shops.c.last_webhook_at.type
+_touch = (
+    update(shops)
+    .where(
+        shops.c.shop_id == bindparam("b_shop_id"),
+        or_(
+            shops.c.last_webhook_at.is_(None),
+            shops.c.last_webhook_at < bindparam("a_minute_ago", type_=_when),
+        ),
+    )
+    .values(last_webhook_at=bindparam("now", type_=_when))
+)
+
+
 def touch_last_webhook(session: Session, shop_id: int, now: datetime) -> None:
     # At most once a minute: a per-delivery write to the shop row would serialise every
     # delivery of a busy shop on that one row lock.
-    session.execute(
-        update(shops)
-        .where(
-            shops.c.shop_id == shop_id,
-            or_(shops.c.last_webhook_at.is_(None), shops.c.last_webhook_at < now - timedelta(minutes=1)),
-        )
-        .values(last_webhook_at=now)
-    )
+    session.execute(_touch, {"b_shop_id": shop_id, "now": now, "a_minute_ago": now - timedelta(minutes=1)})
 
 
 def erase_shop(session: Session, shop_id: int) -> None:

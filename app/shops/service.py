@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.customers import repository as customers_repo
-from app.models import DataRequest, Shop
+from app.models import Customer, DataRequest, Order, Shop
 from app.models.base import table_of
 from app.orders import repository as orders_repo
 from app.shops import repository as repo
@@ -70,4 +70,42 @@ def record_data_request(
         "orders_requested": ",".join(map(str, order_ids)) or None,
         "received_at": now,
     }
-    session.execute(upsert(session, table_of(DataRequest), row, keys=("shop_id", "data_request_id")))
+    session.execute(upsert(session, table_of(DataRequest), keys=("shop_id", "data_request_id")), row)
+
+
+def customer_data_export(session: Session, domain: str, customer_id: int) -> dict[str, object] | None:
+    """Everything the app holds about one customer, for the store owner (customers/data_request)."""
+    shop = repo.get_by_domain(session, domain)
+    if shop is None:
+        return None
+    aggregates = session.get(Customer, (shop.shop_id, customer_id))
+    orders = session.scalars(
+        select(Order)
+        .where(Order.shop_id == shop.shop_id, Order.customer_id == customer_id)
+        .order_by(Order.ordered_at)
+    ).all()
+    requests = session.scalars(
+        select(DataRequest).where(DataRequest.shop_id == shop.shop_id, DataRequest.customer_id == customer_id)
+    ).all()
+    columns = (
+        "order_id",
+        "ordered_at",
+        "current_total",
+        "value",
+        "financial_status",
+        "cancelled_at",
+        "test",
+        "total_discounts",
+        "discount_codes",
+        "source_name",
+        "qualifies",
+    )
+    return {
+        "shop": domain,
+        "customer_id": customer_id,
+        "aggregates": None
+        if aggregates is None
+        else {c.name: getattr(aggregates, c.key) for c in Customer.__table__.columns if c.name != "shop_id"},
+        "orders": [{c: getattr(o, c) for c in columns} for o in orders],
+        "data_requests": [{"id": r.data_request_id, "received_at": r.received_at} for r in requests],
+    }

@@ -1,0 +1,56 @@
+"""`rfm-clv`: the operator's command line (demo, migrations, data requests)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from app.config import get_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rfm-clv", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="build the demo shop on the embedded default and print its summary"
+    )
+    demo.add_argument("--customers", type=int, default=3000, help="customers to generate (default 3000)")
+    demo.add_argument("--seed", type=int, default=7)
+
+    commands.add_parser("migrate", help="run the database migrations up to head")
+
+    request = commands.add_parser("data-request", help="print what the app holds about one customer (JSON)")
+    request.add_argument("shop", help="the shop's myshopify.com domain")
+    request.add_argument("customer_id", type=int)
+
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "demo":
+        from app.demo.run import run_demo
+
+        run_demo(settings, customers=args.customers, seed=args.seed)
+    elif args.command == "migrate":
+        from app.db import migrate
+
+        migrate(settings.database_url)
+        print("database is at the latest migration")
+    elif args.command == "data-request":
+        from app.db import make_engine, make_sessionmaker
+        from app.shops.service import customer_data_export
+
+        engine = make_engine(settings.database_url)
+        with make_sessionmaker(engine)() as session:
+            export = customer_data_export(session, args.shop, args.customer_id)
+        engine.dispose()
+        if export is None:
+            print(f"shop {args.shop} is not installed", file=sys.stderr)
+            return 1
+        print(json.dumps(export, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

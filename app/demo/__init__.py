@@ -1,0 +1,1 @@
+"""The demo shop: a seeded store history, sent to the app as signed webhooks."""
