@@ -24,7 +24,12 @@ class Settings(BaseSettings):
     shopify_api_secret_old: str | None = None
     app_url: str = "http://localhost:8000"
     scopes: str = "read_orders,read_all_orders,read_customers,write_customers,read_customer_merge"
+    # Fernet keys, newest first (`rfm-clv` docs/operations.md: rotating the key). Outside
+    # production a key derived from the API secret is used when none is set.
     token_encryption_keys: list[str] = Field(default_factory=list)
+    # Where a shop's Admin API lives. Production: https://{shop}. Against the local Shopify
+    # double: http://127.0.0.1:PORT/shops/{shop} (or http://devstore/shops/{shop} in-process).
+    shopify_admin_base_url_template: str = "https://{shop}"
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -37,6 +42,9 @@ class Settings(BaseSettings):
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production needs DATABASE_URL pointing at PostgreSQL")
         return self
+
+    def admin_base_url(self, shop: str) -> str:
+        return self.shopify_admin_base_url_template.format(shop=shop)
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
     """Run the Alembic migrations up to `revision` (what the release step and the demo do)."""
     from alembic import command
     from alembic.config import Config
