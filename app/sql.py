@@ -41,5 +41,18 @@ def advisory_lock(session: Session, keys: Iterable[int]) -> None:
     PostgreSQL only: SQLite transactions already hold the whole database's write lock."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for key in sorted(set(keys)):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
+    conn = session.connection()
+    if len(ordered) == 1:
+        conn.execute(_LOCK_ONE, {"k": ordered[0]})
+    else:
+        conn.execute(_LOCK_MANY, {"keys": ordered})
+
+
+_LOCK_ONE = text("SELECT pg_advisory_xact_lock(:k)")
+_LOCK_MANY = text(
+    "SELECT pg_advisory_xact_lock(k)"
+    " FROM (SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS sorted"
+)

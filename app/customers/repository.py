@@ -2,77 +2,76 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 
-from sqlalchemy import bindparam, case, delete, func, select
+from sqlalchemy import bindparam, delete, text
 from sqlalchemy.orm import Session
 
 from app.models import Customer, Order
-from app.models.base import table_of
-from app.sql import advisory_lock, lock_key, upsert
+from app.models.base import UTCDateTime, table_of
+from app.sql import advisory_lock, lock_key
 
 customers = table_of(Customer)
 orders = table_of(Order)
-
-AGGREGATE_COLUMNS = (
-    "first_order_at",
-    "last_order_at",
-    "orders_count",
-    "total_spent",
-    "average_order_value",
-    "discounted_orders_count",
-    "average_days_between_orders",
-    "score_pending",
-    "aggregates_updated_at",
-)
-
-
-_aggregate = select(
-    func.min(orders.c.ordered_at),
-    func.max(orders.c.ordered_at),
-    func.count(),
-    func.coalesce(func.sum(orders.c.value), 0),
-    func.coalesce(func.sum(case((orders.c.discounted, 1), else_=0)), 0),
-).where(
-    orders.c.shop_id == bindparam("shop_id"),
-    orders.c.customer_id == bindparam("customer_id"),
-    orders.c.qualifies,
-)
 
 
 def lock_customers(session: Session, shop_id: int, customer_ids: Iterable[int | None]) -> None:
     advisory_lock(session, [lock_key("customer", shop_id, c) for c in customer_ids if c is not None])
 
 
-def recompute(session: Session, shop_id: int, customer_id: int, now: datetime) -> None:
-    """Rewrite one customer's aggregates from their qualifying ledger rows and mark them to score.
+_RECOMPUTE = """
+INSERT INTO customers (shop_id, customer_id, first_order_at, last_order_at, orders_count, total_spent,
+                       average_order_value, discounted_orders_count, average_days_between_orders,
+                       score_pending, aggregates_updated_at)
+SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
+       COALESCE(SUM(o.value), 0), {aov}, COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
+       {gap}, TRUE, :now
+FROM {ids} AS ids
+LEFT JOIN orders AS o ON o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
+WHERE TRUE
+GROUP BY ids.customer_id
+ON CONFLICT (shop_id, customer_id) DO UPDATE SET
+    first_order_at = excluded.first_order_at, last_order_at = excluded.last_order_at,
+    orders_count = excluded.orders_count, total_spent = excluded.total_spent,
+    average_order_value = excluded.average_order_value,
+    discounted_orders_count = excluded.discounted_orders_count,
+    average_days_between_orders = excluded.average_days_between_orders,
+    score_pending = TRUE, aggregates_updated_at = excluded.aggregates_updated_at
+"""
+_DIALECT_SQL = {
+    "postgresql": {
+        "ids": "(SELECT unnest(CAST(:ids AS bigint[])) AS customer_id)",
+        "aov": "ROUND(SUM(o.value) / NULLIF(COUNT(o.order_id), 0), 4)",
+        "gap": "EXTRACT(EPOCH FROM MAX(o.ordered_at) - MIN(o.ordered_at)) / 86400.0"
+        " / NULLIF(COUNT(o.order_id) - 1, 0)",
+    },
+    # SQLite keeps money as integer 1/10,000 units and times as naive UTC text (app.models.base).
+    "sqlite": {
+        "ids": "(SELECT CAST(value AS INTEGER) AS customer_id FROM json_each(:ids))",
+        "aov": "CAST(ROUND(CAST(SUM(o.value) AS REAL) / NULLIF(COUNT(o.order_id), 0)) AS INTEGER)",
+        "gap": "(julianday(MAX(o.ordered_at)) - julianday(MIN(o.ordered_at)))"
+        " / NULLIF(COUNT(o.order_id) - 1, 0)",
+    },
+}
+_recompute_statements = {
+    dialect: text(_RECOMPUTE.format(**parts)).bindparams(bindparam("now", type_=UTCDateTime()))
+    for dialect, parts in _DIALECT_SQL.items()
+}
 
-    Callers hold the customer's lock, so two deliveries for one buyer never interleave here."""
-    params = {"shop_id": shop_id, "customer_id": customer_id}
-    first, last, count, total, discounted = session.execute(_aggregate, params).one()
-    total = Decimal(total)
-    aov = (total / count).quantize(Decimal("0.0001")) if count else None
-    gap = None
-    if count >= 2:
-        gap = (last - first).total_seconds() / 86400 / (count - 1)
-    row = {
-        "shop_id": shop_id,
-        "customer_id": customer_id,
-        "first_order_at": first,
-        "last_order_at": last,
-        "orders_count": count,
-        "total_spent": total,
-        "average_order_value": aov,
-        "discounted_orders_count": int(discounted),
-        "average_days_between_orders": gap,
-        "score_pending": True,
-        "aggregates_updated_at": now,
-    }
-    session.execute(
-        upsert(session, customers, keys=("shop_id", "customer_id"), update=AGGREGATE_COLUMNS), row
-    )
+
+def recompute(session: Session, shop_id: int, customer_ids: Iterable[int], now: datetime) -> None:
+    """Rewrite the customers' aggregates from their qualifying ledger rows, in one statement, and
+    mark them to score. A customer left with no qualifying order keeps a row of zeros.
+
+    Callers hold the customers' locks, so two deliveries for one buyer never interleave here."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    dialect = session.get_bind().dialect.name
+    params = {"shop_id": shop_id, "ids": ids if dialect == "postgresql" else json.dumps(ids), "now": now}
+    session.connection().execute(_recompute_statements[dialect], params)
 
 
 def remove(session: Session, shop_id: int, customer_id: int) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.models import DeletedOrder, Order, OrderRefund
@@ -24,6 +24,27 @@ _get = select(orders).where(_this_order)
 _is_deleted = select(deleted_orders.c.order_id).where(
     deleted_orders.c.shop_id == bindparam("shop_id"), deleted_orders.c.order_id == bindparam("order_id")
 )
+_pending_refunds = (
+    select(func.coalesce(func.sum(refunds.c.amount), 0))
+    .where(
+        refunds.c.shop_id == bindparam("shop_id"),
+        refunds.c.order_id == bindparam("order_id"),
+        refunds.c.refunded_at > bindparam("after", type_=refunds.c.refunded_at.type),
+    )
+    .scalar_subquery()
+)
+_one_row = select(literal(1).label("one")).subquery()
+# Everything an incoming order delivery must know, in one round trip: the stored row (if any),
+# whether the id was deleted, and the refunds newer than the delivery.
+_read_for_delivery = select(
+    orders,
+    exists()
+    .where(
+        deleted_orders.c.shop_id == bindparam("shop_id"), deleted_orders.c.order_id == bindparam("order_id")
+    )
+    .label("deleted"),
+    _pending_refunds.label("pending_refunds_after"),
+).select_from(_one_row.outerjoin(orders, _this_order))
 _refunds_after = select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
     refunds.c.shop_id == bindparam("shop_id"),
     refunds.c.order_id == bindparam("order_id"),
@@ -31,12 +52,24 @@ _refunds_after = select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
 )
 
 
-def lock_order(session: Session, shop_id: int, order_id: int) -> None:
-    advisory_lock(session, [lock_key("order", shop_id, order_id)])
+def lock_order(
+    session: Session, shop_id: int, order_id: int, customer_ids: tuple[int | None, ...] = ()
+) -> None:
+    """Lock the order and (when known up front) its customer(s) in one round trip."""
+    keys = [lock_key("order", shop_id, order_id)]
+    keys += [lock_key("customer", shop_id, c) for c in customer_ids if c is not None]
+    advisory_lock(session, keys)
+
+
+def read_for_delivery(session: Session, shop_id: int, order_id: int, after: datetime) -> Row[Any]:
+    """One row: the stored order's columns (all None when there is none), `deleted`, and
+    `pending_refunds_after` (refunds newer than `after`, in presentment money)."""
+    params = {"shop_id": shop_id, "order_id": order_id, "after": after}
+    return session.connection().execute(_read_for_delivery, params).one()
 
 
 def get(session: Session, shop_id: int, order_id: int) -> Row[Any] | None:
-    return session.execute(_get, {"shop_id": shop_id, "order_id": order_id}).first()
+    return session.connection().execute(_get, {"shop_id": shop_id, "order_id": order_id}).first()
 
 
 def is_deleted(session: Session, shop_id: int, order_id: int) -> bool:

@@ -48,14 +48,16 @@ def _derived(row: dict[str, Any], pending_presentment: Any) -> dict[str, Any]:
 
 def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime) -> Outcome:
     """orders/create, /updated, /paid, /cancelled: store the newest state and refresh the buyer(s)."""
-    repo.lock_order(session, shop_id, facts.order_id)
-    if repo.is_deleted(session, shop_id, facts.order_id):
+    repo.lock_order(session, shop_id, facts.order_id, (facts.customer_id,))
+    stored = repo.read_for_delivery(session, shop_id, facts.order_id, facts.updated_at)
+    if stored.deleted:
         return Outcome.deleted
-    existing = repo.get(session, shop_id, facts.order_id)
-    if existing is not None and facts.updated_at <= existing.source_updated_at:
+    exists = stored.order_id is not None
+    if exists and facts.updated_at <= stored.source_updated_at:
         return Outcome.stale
-    previous_customer = existing.customer_id if existing is not None else None
-    customers_repo.lock_customers(session, shop_id, [facts.customer_id, previous_customer])
+    previous_customer = stored.customer_id if exists else None
+    if previous_customer != facts.customer_id:
+        customers_repo.lock_customers(session, shop_id, [previous_customer])
     row: dict[str, Any] = {
         "shop_id": shop_id,
         "order_id": facts.order_id,
@@ -73,9 +75,9 @@ def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime
         "source_name": facts.source_name,
         "stale_since": None,
     }
-    if existing is not None and existing.stale_since is not None and existing.stale_since > facts.updated_at:
-        row["stale_since"] = existing.stale_since
-    row |= _derived(row, repo.refunds_after(session, shop_id, facts.order_id, facts.updated_at))
+    if exists and stored.stale_since is not None and stored.stale_since > facts.updated_at:
+        row["stale_since"] = stored.stale_since
+    row |= _derived(row, stored.pending_refunds_after)
     repo.save(session, row)
     _refresh(session, shop_id, {facts.customer_id, previous_customer}, now)
     return Outcome.applied if facts.customer_id is not None else Outcome.guest
@@ -139,5 +141,4 @@ def merge_customers(session: Session, shop_id: int, kept_id: int, deleted_id: in
 
 
 def _refresh(session: Session, shop_id: int, customer_ids: set[int | None], now: datetime) -> None:
-    for customer_id in sorted(c for c in customer_ids if c is not None):
-        customers_repo.recompute(session, shop_id, customer_id, now)
+    customers_repo.recompute(session, shop_id, [c for c in customer_ids if c is not None], now)

@@ -20,8 +20,9 @@ from app.orders.schemas import (
     shopify_id,
 )
 from app.shops import service as shops
+from app.shops.repository import ShopRef
 
-Apply = Callable[[Session, Shop, datetime], object]
+Apply = Callable[[Session, ShopRef, datetime], object]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class Topic:
     accepts_uninstalled: bool = False
     # shop/redact may name a shop already erased: answer 200 so Shopify stops asking
     accepts_unknown_shop: bool = False
+
+
+def _orm(session: Session, ref: ShopRef) -> Shop:
+    shop = session.get(Shop, ref.shop_id)
+    assert shop is not None  # the row was read in this same transaction
+    return shop
 
 
 def _order(payload: Any) -> Apply:
@@ -116,14 +123,26 @@ def _shop_redact(payload: Any) -> Apply:
 
 def _app_uninstalled(payload: Any) -> Apply:
     _require_object(payload)
-    return lambda s, shop, now: shops.mark_uninstalled(s, shop, now)
+    return lambda s, shop, now: shops.mark_uninstalled(s, _orm(s, shop), now)
 
 
 def _app_scopes_update(payload: Any) -> Apply:
     current = _require_object(payload).get("current")
     if not isinstance(current, list) or not all(isinstance(s, str) for s in current):
         raise PayloadError("current", "must be the list of granted scopes")
-    return lambda s, shop, now: shops.record_scopes(shop, current)
+    return lambda s, shop, now: shops.record_scopes(_orm(s, shop), current)
+
+
+def _bulk_operation_finish(payload: Any) -> Apply:
+    from app.imports.service import record_bulk_finished
+
+    body = _require_object(payload)
+    gid, status = body.get("admin_graphql_api_id"), body.get("status")
+    if not isinstance(gid, str) or not gid.startswith("gid://shopify/BulkOperation/"):
+        raise PayloadError("admin_graphql_api_id", "must be a BulkOperation GID")
+    if not isinstance(status, str):
+        raise PayloadError("status", "is missing")
+    return lambda s, shop, now: record_bulk_finished(s, shop.shop_id, gid, status, now)
 
 
 TOPICS: dict[str, Topic] = {
@@ -137,6 +156,7 @@ TOPICS: dict[str, Topic] = {
     "customers/merge": Topic(_customers_merge),
     "app/uninstalled": Topic(_app_uninstalled, accepts_uninstalled=True),
     "app/scopes_update": Topic(_app_scopes_update),
+    "bulk_operations/finish": Topic(_bulk_operation_finish),
     "customers/data_request": Topic(
         _customers_data_request, accepts_uninstalled=True, accepts_unknown_shop=True
     ),

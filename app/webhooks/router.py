@@ -66,7 +66,7 @@ def _apply_in_transaction(factory: sessionmaker[Session], topic: Topic, domain: 
     now = datetime.now(UTC)
     try:
         with write_transaction(factory) as session:
-            shop = shops_repo.get_by_domain(session, domain)
+            shop = shops_repo.ref_by_domain(session, domain)
             if shop is None:
                 if topic.accepts_unknown_shop:
                     return "unknown shop"
