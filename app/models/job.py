@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime
+from app.models.shop import ShopId
+
+PENDING = "pending"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+
+
+class Job(Base):
+    """Work for the worker (`python -m app.worker`), one row per job; see `app/jobs/`.
+
+    At most one pending job per (shop, kind, key): enqueueing again coalesces into it."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64), server_default=text("''"))
+    payload: Mapped[str | None] = mapped_column(Text)  # JSON, for kinds that need arguments
+    state: Mapped[str] = mapped_column(String(16))
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    locked_by: Mapped[str | None] = mapped_column(String(128))
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_jobs_shop_id_kind", "shop_id", "kind"),
+        Index("ix_jobs_state_run_after", "state", "run_after"),
+        Index(
+            "uq_jobs_pending",
+            "shop_id",
+            "kind",
+            "key",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )

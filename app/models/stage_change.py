@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime
+from app.models.shop import ShopId
+
+
+class StageChange(Base):
+    """One lifecycle stage change of one buyer, dated ("entered at-risk this week")."""
+
+    __tablename__ = "stage_changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    from_stage: Mapped[str | None] = mapped_column(String(16))  # None: first staging
+    to_stage: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_stage_changes_shop_id_changed_at", "shop_id", "changed_at"),
+        Index("ix_stage_changes_shop_id_customer_id", "shop_id", "customer_id"),
+    )
