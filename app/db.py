@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -98,7 +99,10 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+def _migrations_dir() -> Path:
+    # A source checkout keeps migrations/ beside app/; the Docker image sets RFM_MIGRATIONS_DIR.
+    configured = os.environ.get("RFM_MIGRATIONS_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "migrations"
 
 
 def migrate(url: str, revision: str = "heads") -> None:
@@ -106,7 +110,8 @@ def migrate(url: str, revision: str = "heads") -> None:
     from alembic import command
     from alembic.config import Config
 
-    cfg = Config(str(MIGRATIONS.parent / "alembic.ini"))
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    migrations = _migrations_dir()
+    cfg = Config(str(migrations.parent / "alembic.ini"))
+    cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["url"] = url
     command.upgrade(cfg, revision)
