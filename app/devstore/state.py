@@ -17,9 +17,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.devstore.cost import LeakyBucket
+
+if TYPE_CHECKING:
+    from app.devstore.bulk import BulkOperations
+from app.devstore.grants import OAuthGrants
+from app.shopify.testing import make_session_token
 
 DEFAULT_APP_ID = 4_242_424_242
 PLANS: dict[str, tuple[float, float]] = {
@@ -254,11 +259,13 @@ class DevStore:
         self,
         *,
         app_id: int = DEFAULT_APP_ID,
+        client_id: str = "devstore-client-id",
         client_secret: str = "devstore-client-secret",
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.app_id = app_id
+        self.client_id = client_id  # the app's API key: `aud` of session tokens, OAuth `client_id`
         self.client_secret = client_secret
         self.clock = clock
         self.now = now
@@ -267,6 +274,17 @@ class DevStore:
         self._tokens: dict[str, tuple[str, frozenset[str]]] = {}  # token -> (shop, scopes)
         self._shop_ids = itertools.count(60_000_000_001)
         self._lock = threading.RLock()
+        self.grants = OAuthGrants(now)  # OAuth codes, token expiry, refresh tokens (oauth.py)
+
+    @property
+    def bulk(self) -> BulkOperations:
+        """Bulk operations of every shop, with test hooks (``complete``/``fail``/``expire``)."""
+        from app.devstore.bulk import BulkOperations
+
+        with self._lock:
+            bulk: BulkOperations = self.__dict__.setdefault("_bulk", None) or BulkOperations(self)
+            self.__dict__["_bulk"] = bulk
+            return bulk
 
     # -- namespaces ---------------------------------------------------------------------------
     @property
@@ -321,6 +339,8 @@ class DevStore:
 
     def revoke(self, shop_domain: str, token: str | None = None) -> None:
         """Revoke one token, or every token of the shop (what uninstalling does)."""
+        if token is None:
+            self.grants.forget_shop(shop_domain)
         with self._lock:
             for tok, (shop, _) in list(self._tokens.items()):
                 if shop == shop_domain and (token is None or tok == token):
@@ -331,9 +351,15 @@ class DevStore:
         if not token:
             return None
         entry = self._tokens.get(token)
-        if entry is None or entry[0] != shop_domain:
+        if entry is None or entry[0] != shop_domain or self.grants.is_expired(token):
             return None
         return entry[1]
+
+    def session_token(self, shop_domain: str, **claims: Any) -> str:
+        """A session token (ID token) App Bridge would hand the app for ``shop_domain``, signed
+        with this app's secret; ``claims`` are ``make_session_token``'s overrides (``exp_in``, ``sub``…)."""
+        claims.setdefault("now", self.now().timestamp())
+        return make_session_token(shop_domain, self.client_id, self.client_secret, **claims)
 
     # -- customers and orders -----------------------------------------------------------------
     def create_customer(
