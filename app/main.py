@@ -1,4 +1,11 @@
-"""create_app(): the ASGI application, its lifespan (engine, sessionmaker, one shared httpx client)."""
+"""create_app(): the ASGI application, its lifespan (engine, sessionmaker, one shared httpx client).
+
+The outbound httpx client (OAuth and Admin API calls) is `app.state.http`. Pass
+`create_app(settings, http_client=client)` to inject one, e.g. an `httpx.AsyncClient` over
+`httpx.ASGITransport(create_devstore_app(store))` with
+`settings.shopify_admin_base_url_template = "http://devstore/shops/{shop}"`; an injected client is
+set at once (so the app works under a transport that runs no lifespan) and never closed by the app.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +15,44 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.admin.router import router as admin_router
+from app.auth.router import router as auth_router
+from app.auth.security import FrameAncestorsMiddleware, install_token_redaction
+from app.auth.service import ShopAuth
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
+from app.deps import install_session_token_handler
 from app.errors import install_error_handler
 from app.webhooks.router import router as webhooks_router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-            app.state.http = client
+        if http_client is not None:
             yield
+        else:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
+                app.state.http = client
+                yield
         app.state.engine.dispose()
 
     app = FastAPI(title="RFM & CLV for Shopify", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    if http_client is not None:
+        app.state.http = http_client
+    app.state.auth = ShopAuth(settings, app.state.sessionmaker, lambda: app.state.http)
     install_error_handler(app)
+    install_session_token_handler(app)
+    install_token_redaction()
+    app.add_middleware(FrameAncestorsMiddleware)
     app.include_router(webhooks_router)
+    app.include_router(auth_router)
+    app.include_router(admin_router)
     return app
 
 

@@ -1,0 +1,1 @@
+"""The embedded page inside the Shopify admin (entry point, templates)."""

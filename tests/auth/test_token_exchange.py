@@ -1,0 +1,208 @@
+"""Shopify-managed install: token exchange of the session token, refresh, migration (PLATFORM.md §5)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from app.auth.service import ReauthorizationRequired, ShopAuth
+from app.config import Settings
+from app.devstore import DevStore
+from app.main import create_app
+from app.models import Shop
+from app.shopify.oauth import AccessToken
+from app.shopify.testing import make_session_token
+from app.shops.repository import get_by_domain
+from app.shops.tokens import access_token, refresh_token, store_token, token_cipher
+
+from .conftest import API_KEY, APP_URL, SHOP, bearer, launch_query
+
+pytestmark = [pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]
+
+
+def stored(session: Session, settings: Settings) -> tuple[Shop, str | None, str | None]:
+    session.rollback()
+    session.expire_all()  # the identity map keeps the row as first read otherwise
+    shop = get_by_domain(session, SHOP)
+    assert shop is not None
+    cipher = token_cipher(settings)
+    return shop, access_token(shop, cipher), refresh_token(shop, cipher)
+
+
+def expire_soon(session: Session, minutes: float = 2) -> None:
+    session.execute(
+        update(Shop)
+        .where(Shop.domain == SHOP)
+        .values(access_token_expires_at=datetime.now(UTC) + timedelta(minutes=minutes))
+    )
+    session.commit()
+
+
+def test_first_open_exchanges_the_session_token_for_an_expiring_offline_token(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    response = browser.get(f"/?{launch_query(store)}")
+    assert response.status_code == 200
+    shop, token, refresh = stored(session, app_settings)
+    assert shop.is_installed
+    assert store.token_scopes(SHOP, token) is not None
+    assert refresh is not None and refresh.startswith("shprt_")
+    assert shop.access_token_expires_at is not None
+    assert timedelta(minutes=55) < shop.access_token_expires_at - datetime.now(UTC) <= timedelta(hours=1)
+    assert shop.refresh_token_expires_at is not None
+
+
+def test_first_fetch_also_installs(browser: TestClient, store: DevStore) -> None:
+    response = browser.get("/api/shop", headers=bearer(store))
+    assert response.status_code == 200
+    assert response.json()["shop"] == SHOP
+
+
+def test_an_installed_shop_is_not_exchanged_again(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    _, first, _ = stored(session, app_settings)
+    browser.get("/api/shop", headers=bearer(store))
+    _, second, _ = stored(session, app_settings)
+    assert first == second
+
+
+OLD_SECRET = "secret-before-the-rotation-0123456789"
+
+
+@pytest.fixture
+def rotating_browser(app_settings: Settings, shopify_http: httpx.AsyncClient) -> Iterator[TestClient]:
+    """The app still accepts the previous secret; Shopify (the double) no longer signs with it."""
+    settings = app_settings.model_copy(update={"shopify_api_secret_old": OLD_SECRET})
+    with TestClient(
+        create_app(settings, http_client=shopify_http), base_url=APP_URL, follow_redirects=False
+    ) as client:
+        yield client
+
+
+def test_invalid_subject_token_from_shopify_is_a_401_with_the_retry_header(
+    rotating_browser: TestClient, session: Session
+) -> None:
+    token = make_session_token(SHOP, API_KEY, OLD_SECRET)  # valid for the app, refused by Shopify
+    response = rotating_browser.get("/api/shop", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+    assert get_by_domain(session, SHOP) is None
+
+
+def test_invalid_subject_token_on_the_document_load_bounces(
+    rotating_browser: TestClient, store: DevStore
+) -> None:
+    query = launch_query(store, id_token=make_session_token(SHOP, API_KEY, OLD_SECRET))
+    response = rotating_browser.get(f"/?{query}")
+    assert response.status_code == 302
+    assert response.headers["location"].startswith("/auth/session-token?")
+
+
+def test_token_within_the_margin_is_refreshed_and_the_rotated_pair_stored(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    _, old_access, old_refresh = stored(session, app_settings)
+    expire_soon(session)
+    assert browser.get("/api/shop", headers=bearer(store)).status_code == 200
+    shop, new_access, new_refresh = stored(session, app_settings)
+    assert new_access != old_access and new_refresh != old_refresh
+    assert store.token_scopes(SHOP, new_access) is not None
+    assert shop.access_token_expires_at is not None
+    assert shop.access_token_expires_at - datetime.now(UTC) > timedelta(minutes=55)
+
+
+def test_refused_refresh_falls_back_to_token_exchange(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    expire_soon(session)
+    store.grants.forget_shop(SHOP)  # every refresh token of the shop now invalid
+    assert browser.get("/api/shop", headers=bearer(store)).status_code == 200
+    _, token, refresh = stored(session, app_settings)
+    assert store.token_scopes(SHOP, token) is not None and refresh is not None
+
+
+def test_non_expiring_token_is_migrated_on_open(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    legacy = store.issue_access_token(SHOP, "read_orders,read_customers")
+    from tests.fixtures.factories import create_shop
+
+    shop = create_shop(session, SHOP)
+    store_token(
+        shop,
+        AccessToken(access_token=legacy, scope=["read_orders", "read_customers"]),
+        token_cipher(app_settings),
+    )
+    session.commit()
+    assert browser.get("/api/shop", headers=bearer(store)).status_code == 200
+    shop, token, refresh = stored(session, app_settings)
+    assert token != legacy and refresh is not None and shop.access_token_expires_at is not None
+    assert store.token_scopes(SHOP, legacy) is None  # Shopify revoked the old one
+
+
+# -- ShopAuth.access_token: what workers and the Admin API client call ---------------------------
+
+
+def run_access_token(app: FastAPI, domain: str = SHOP) -> str:
+    auth: ShopAuth = app.state.auth
+    return asyncio.run(auth.access_token(domain))
+
+
+def test_access_token_returns_the_stored_token(
+    auth_app: FastAPI, browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    _, token, _ = stored(session, app_settings)
+    assert run_access_token(auth_app) == token
+
+
+def test_access_token_refreshes_within_the_margin(
+    auth_app: FastAPI, browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    _, old, _ = stored(session, app_settings)
+    expire_soon(session)
+    token = run_access_token(auth_app)
+    assert token != old and store.token_scopes(SHOP, token) is not None
+    assert stored(session, app_settings)[1] == token
+
+
+def test_access_token_for_a_shop_never_opened_requires_reauthorization(auth_app: FastAPI) -> None:
+    with pytest.raises(ReauthorizationRequired):
+        run_access_token(auth_app)
+
+
+def test_access_token_after_a_refused_refresh_drops_the_pair_and_requires_reauthorization(
+    auth_app: FastAPI, browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    expire_soon(session)
+    store.grants.forget_shop(SHOP)
+    with pytest.raises(ReauthorizationRequired):
+        run_access_token(auth_app)
+    shop, token, refresh = stored(session, app_settings)
+    assert token is None and refresh is None and shop.is_installed
+
+
+def test_invalidate_access_token_forgets_the_token_shopify_refused(
+    auth_app: FastAPI, browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    token = run_access_token(auth_app)
+    auth: ShopAuth = auth_app.state.auth
+    asyncio.run(auth.invalidate_access_token(SHOP, "some-other-token"))
+    assert stored(session, app_settings)[1] == token
+    asyncio.run(auth.invalidate_access_token(SHOP, token))
+    assert stored(session, app_settings)[1] is None

@@ -1,0 +1,89 @@
+"""Uninstall (the double revokes and sends app/uninstalled), then install again on the same row."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from app.config import Settings
+from app.devstore import DevStore, WebhookSender
+from app.devstore.oauth import uninstall_app
+from app.models import Shop
+from app.shops.repository import get_by_domain
+from app.shops.tokens import access_token, token_cipher
+from tests.fixtures.webhooks import SECRET
+
+from .conftest import SHOP, bearer, launch_query
+
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+
+
+def reread(session: Session) -> Shop:
+    session.rollback()
+    session.expire_all()
+    shop = get_by_domain(session, SHOP)
+    assert shop is not None
+    return shop
+
+
+def uninstall(browser: TestClient, store: DevStore) -> None:
+    import httpx
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=browser.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://app.example.com") as client:
+            delivery = await uninstall_app(store, SHOP, WebhookSender(client, secret=SECRET, max_retries=0))
+            assert delivery.delivered, delivery.attempts
+
+    asyncio.run(go())
+
+
+def test_uninstall_marks_the_shop_and_wipes_its_tokens(
+    browser: TestClient, store: DevStore, session: Session
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    uninstall(browser, store)
+    shop = reread(session)
+    assert not shop.is_installed
+    assert shop.access_token_encrypted is None and shop.refresh_token_encrypted is None
+
+
+def test_reinstall_by_token_exchange_reuses_the_shop_row(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    first = reread(session)
+    uninstall(browser, store)
+    response = browser.get(f"/?{launch_query(store)}")
+    assert response.status_code == 200
+    shop = reread(session)
+    assert shop.shop_id == first.shop_id and shop.is_installed
+    token = access_token(shop, token_cipher(app_settings))
+    assert store.token_scopes(SHOP, token) is not None
+
+
+def test_reinstall_by_code_grant_after_uninstall(
+    browser: TestClient, shopify: TestClient, store: DevStore, session: Session
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    uninstall(browser, store)
+    authorize = urlsplit(browser.get("/auth", params={"shop": SHOP}).headers["location"])
+    approved = urlsplit(
+        shopify.get(f"{authorize.path}?{authorize.query}", follow_redirects=False).headers["location"]
+    )
+    assert browser.get(f"/auth/callback?{approved.query}").status_code == 302
+    shop = reread(session)
+    assert shop.is_installed and shop.access_token_encrypted is not None
+
+
+def test_after_uninstall_a_fetch_with_a_valid_session_token_reinstalls(
+    browser: TestClient, store: DevStore, session: Session
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    uninstall(browser, store)
+    assert browser.get("/api/shop", headers=bearer(store)).status_code == 200
+    assert reread(session).is_installed
