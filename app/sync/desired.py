@@ -1,0 +1,166 @@
+"""What Shopify should hold for one customer (PRODUCT §6): the app's metafields, its tags, and
+the segments built on those tags. Pure functions: the sync service diffs this against what was
+last written and sends only the difference."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+# key → Shopify metafield type, as declared in shopify.app.toml ([customer.metafields.app.*]).
+METAFIELD_TYPES: dict[str, str] = {
+    "rfm_recency": "number_integer",
+    "rfm_frequency": "number_integer",
+    "rfm_monetary": "number_integer",
+    "rfm_segment": "single_line_text_field",
+    "lifecycle_stage": "single_line_text_field",
+    "predicted_clv": "number_decimal",
+    "historic_clv": "number_decimal",
+    "churn_risk": "number_decimal",
+    "next_order_date": "date",
+}
+STAGE_TAGS = {
+    "new": "new",
+    "active": "active",
+    "at_risk": "at-risk",
+    "lapsed": "lapsed",
+    "reactivated": "reactivated",
+}
+CLV_TIERS = ("top-10", "top-25")
+SEGMENT_NAMES = (
+    "Champions",
+    "Loyal",
+    "Active",
+    "Promising",
+    "New",
+    "Needs attention",
+    "Previously loyal",
+    "At risk",
+    "Almost lost",
+    "Dormant",
+)
+STAGE_LABELS = {
+    "new": "New",
+    "active": "Active",
+    "at_risk": "At risk",
+    "lapsed": "Lapsed",
+    "reactivated": "Reactivated",
+}
+CLV_TIER_LABELS = {"top-10": "Top 10%", "top-25": "Top 25%"}
+
+
+@dataclass(frozen=True, slots=True)
+class TagPrefixes:
+    rfm: str = "rfm:"
+    stage: str = "stage:"
+    clv: str = "clv:"
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.rfm, self.stage, self.clv)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerValues:
+    """The stored scores of one customer that Shopify gets to see."""
+
+    recency_score: int
+    frequency_score: int
+    monetary_score: int
+    segment: str
+    stage: str
+    predicted_clv: Decimal
+    historic_clv: Decimal
+    churn_risk: float
+    expected_next_order_at: datetime | date | None
+    clv_tier: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    metafields: dict[str, str]  # key → value as Shopify stores it (a string)
+    tags: frozenset[str]
+
+
+def slug(name: str) -> str:
+    """`Needs attention` → `needs-attention`: the tag spelling of a segment or stage name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _decimal(value: Decimal, places: str) -> str:
+    return str(Decimal(value).quantize(Decimal(places), rounding=ROUND_HALF_UP))
+
+
+def desired_state(values: CustomerValues, prefixes: TagPrefixes) -> DesiredState:
+    metafields = {
+        "rfm_recency": str(int(values.recency_score)),
+        "rfm_frequency": str(int(values.frequency_score)),
+        "rfm_monetary": str(int(values.monetary_score)),
+        "rfm_segment": values.segment,
+        "lifecycle_stage": values.stage,
+        "predicted_clv": _decimal(values.predicted_clv, "0.01"),
+        "historic_clv": _decimal(values.historic_clv, "0.01"),
+        "churn_risk": _decimal(Decimal(str(min(max(values.churn_risk, 0.0), 1.0))), "0.0001"),
+    }
+    next_order = values.expected_next_order_at
+    if next_order is not None:
+        metafields["next_order_date"] = (
+            next_order.date() if isinstance(next_order, datetime) else next_order
+        ).isoformat()
+    tags = {
+        prefixes.rfm + slug(values.segment),
+        prefixes.stage + STAGE_TAGS.get(values.stage, slug(values.stage)),
+    }
+    if values.clv_tier == "top-10":
+        tags |= {prefixes.clv + "top-10", prefixes.clv + "top-25"}  # the top 10% are in the top 25% too
+    elif values.clv_tier == "top-25":
+        tags.add(prefixes.clv + "top-25")
+    return DesiredState(metafields, frozenset(tags))
+
+
+def is_app_tag(tag: str, prefixes: Iterable[str]) -> bool:
+    lowered = tag.lower()
+    return any(lowered.startswith(p.lower()) for p in prefixes if p)
+
+
+def tag_changes(
+    current: Iterable[str], desired: frozenset[str], prefixes: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """(to add, to remove). Only tags with one of the app's prefixes (current or former) are ever
+    removed; a merchant's own tags are never touched. Shopify compares tags case-insensitively."""
+    prefixes = tuple(prefixes)
+    have = {t.lower(): t for t in current}
+    want = {t.lower(): t for t in desired}
+    add = sorted(t for k, t in want.items() if k not in have)
+    remove = sorted(t for k, t in have.items() if k not in want and is_app_tag(t, prefixes))
+    return add, remove
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpec:
+    key: str  # stable id of the segment within the app ("rfm:champions")
+    name: str
+    query: str
+
+
+def segment_specs(prefixes: TagPrefixes) -> list[SegmentSpec]:
+    """One Shopify segment per RFM segment, per lifecycle stage and per CLV tier, each a single
+    clause on the app's tag (so it shows in Shopify Email and stays within the 10-clause limit)."""
+    specs = [
+        SegmentSpec(f"rfm:{slug(n)}", f"RFM · {n}", _tag_query(prefixes.rfm + slug(n))) for n in SEGMENT_NAMES
+    ]
+    specs += [
+        SegmentSpec(f"stage:{tag}", f"Stage · {STAGE_LABELS[stage]}", _tag_query(prefixes.stage + tag))
+        for stage, tag in STAGE_TAGS.items()
+    ]
+    specs += [
+        SegmentSpec(f"clv:{tier}", f"CLV · {CLV_TIER_LABELS[tier]}", _tag_query(prefixes.clv + tier))
+        for tier in CLV_TIERS
+    ]
+    return specs
+
+
+def _tag_query(tag: str) -> str:
+    return "customer_tags CONTAINS '" + tag.replace("\\", "\\\\").replace("'", "\\'") + "'"
