@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     request.add_argument("shop", help="the shop's myshopify.com domain")
     request.add_argument("customer_id", type=int)
 
+    history = commands.add_parser("import", help="import the shop's order history now (bulk operation)")
+    history.add_argument("shop", help="the shop's myshopify.com domain")
+    reconcile = commands.add_parser("reconcile", help="refetch orders webhooks may have missed")
+    reconcile.add_argument("shop", help="the shop's myshopify.com domain")
+
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "demo":
@@ -49,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"shop {args.shop} is not installed", file=sys.stderr)
             return 1
         print(json.dumps(export, indent=2, default=str))
+    elif args.command in ("import", "reconcile"):
+        from app.imports.cli import import_command, reconcile_command
+
+        return (import_command if args.command == "import" else reconcile_command)(settings, args.shop)
     return 0
 
 

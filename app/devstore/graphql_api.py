@@ -16,7 +16,7 @@ UPDATED_AT / PROCESSED_AT; ``reverse``), ``ordersCount``, ``segment(s)``, ``meta
 ``Customer.metafield(s)``, ``Customer.lastOrder``; mutations ``metafieldsSet``, ``metafieldsDelete``,
 ``tagsAdd``, ``tagsRemove``, ``segmentCreate``, ``segmentUpdate``, ``segmentDelete``. Unknown search
 terms are ignored (Shopify would run them as full-text search). Access scopes are checked for these
-root fields (``ACCESS_DENIED`` as Shopify words it). Bulk operations are not implemented.
+root fields (``ACCESS_DENIED`` as Shopify words it). Bulk query operations: ``bulk.py``.
 """
 
 from __future__ import annotations
@@ -326,14 +326,15 @@ def connection(
     reverse: bool | None = False,
     **_: Any,
 ) -> JsonDict:
-    if first is None and last is None:
+    bulk = getattr(info.context, "bulk", False)  # a bulk operation reads connections whole
+    if first is None and last is None and not bulk:
         raise GraphQLError("you must provide one of first or last", extensions={"code": "BAD_REQUEST"})
     if first is not None and last is not None:
         raise GraphQLError(
             "providing both first and last is not supported", extensions={"code": "BAD_REQUEST"}
         )
     for label, size in (("first", first), ("last", last)):
-        if size is not None and not 0 <= size <= MAX_PAGE_SIZE:
+        if size is not None and not bulk and not 0 <= size <= MAX_PAGE_SIZE:
             raise GraphQLError(
                 f"Argument '{label}' on Field '{info.field_name}' has an invalid value ({size}). "
                 f"Expected a page size from 0 to {MAX_PAGE_SIZE}.",
@@ -346,7 +347,9 @@ def connection(
     if before is not None:
         b = _decode_cursor(before)
         ordered = [i for i in ordered if (key(i) > b if reverse else key(i) < b)]
-    if first is not None:
+    if first is None and last is None:
+        page, has_next, has_prev = ordered, False, False
+    elif first is not None:
         page = ordered[:first]
         has_next, has_prev = len(ordered) > first, after is not None
     else:
@@ -1386,3 +1389,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     return value
+
+
+# Bulk operation resolvers (they register themselves on RESOLVERS).
+from app.devstore import bulk as _bulk  # noqa: E402, F401

@@ -28,6 +28,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.devstore.bulk import router as bulk_router
 from app.devstore.graphql_api import AdminGraphQL
 from app.devstore.oauth import router as oauth_router
 from app.devstore.schema import API_VERSION
@@ -91,6 +92,7 @@ def create_devstore_app(store: DevStore) -> FastAPI:
         variables = payload.get("variables") or {}
         if not isinstance(variables, dict):
             return _json({"errors": {"variables": "Invalid variables"}}, 400)
+        store.bulk.base_url = str(request.base_url).rstrip("/")  # bulk result URLs point back here
         body = api.run(shop_domain, scopes, payload["query"], variables, payload.get("operationName"))
         return _json(body)
 
@@ -100,4 +102,5 @@ def create_devstore_app(store: DevStore) -> FastAPI:
     # they are mounted for both routing forms, like the Admin API.
     app.include_router(oauth_router)
     app.include_router(oauth_router, prefix="/shops/{shop_domain}")
+    app.include_router(bulk_router)  # GET /bulk/{shop}/{id}.jsonl: bulk operation results
     return app

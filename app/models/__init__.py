@@ -9,11 +9,13 @@ from app.models.data_request import DataRequest
 from app.models.deleted_order import DeletedOrder
 from app.models.job import Job
 from app.models.order import Order
+from app.models.order_import import OrderImport
 from app.models.order_refund import OrderRefund
 from app.models.shop import Shop
 from app.models.shop_metrics import ShopMetricsSnapshot
 from app.models.shop_segment import ShopSegment
 from app.models.shop_settings import ShopSettings
+from app.models.shop_sync_state import ShopSyncState
 from app.models.stage_change import StageChange
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "DataRequest",
     "DeletedOrder",
     "Order",
+    "OrderImport",
     "OrderRefund",
     "Shop",
+    "ShopSyncState",
 ]

@@ -1,0 +1,68 @@
+"""`rfm-clv import SHOP` and `rfm-clv reconcile SHOP`: the operator's way to run an import to the
+end in-process, or one reconciliation, outside the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import httpx
+
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker
+from app.imports import runner
+from app.imports.schemas import ImportProgress, ImportState
+from app.shopify.admin_client import AdminClient
+from app.shops import repository as shops_repo
+
+
+def _shop_id(settings: Settings, domain: str) -> tuple[int | None, object]:
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        shop = shops_repo.get_by_domain(session, domain)
+        return (shop.shop_id if shop is not None and shop.is_installed else None), engine
+
+
+def _print(progress: ImportProgress) -> None:
+    expected = progress.orders_expected if progress.orders_expected is not None else "?"
+    print(f"{progress.state}: {progress.orders_done}/{expected} orders", flush=True)
+
+
+def import_command(settings: Settings, domain: str) -> int:
+    shop_id, engine = _shop_id(settings, domain)
+    if shop_id is None:
+        print(f"shop {domain} is not installed", file=sys.stderr)
+        return 1
+
+    async def go() -> ImportProgress:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
+            admin = AdminClient(http, settings)
+            factory = make_sessionmaker(engine)  # type: ignore[arg-type]
+            return await runner.run_import(factory, admin, shop_id, on_progress=_print)
+
+    progress = asyncio.run(go())
+    engine.dispose()  # type: ignore[attr-defined]
+    if progress.state == ImportState.failed:
+        print(f"import failed: {progress.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def reconcile_command(settings: Settings, domain: str) -> int:
+    shop_id, engine = _shop_id(settings, domain)
+    if shop_id is None:
+        print(f"shop {domain} is not installed", file=sys.stderr)
+        return 1
+
+    async def go() -> runner.ReconcileReport:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
+            admin = AdminClient(http, settings)
+            return await runner.reconcile(make_sessionmaker(engine), admin, shop_id)  # type: ignore[arg-type]
+
+    report = asyncio.run(go())
+    engine.dispose()  # type: ignore[attr-defined]
+    print(
+        f"examined {report.examined} orders, repaired {report.repaired}; "
+        f"up to date through {report.reconciled_through:%Y-%m-%d %H:%M} UTC"
+    )
+    return 0

@@ -1,0 +1,392 @@
+"""SQL for the history import: many ledger rows at once with the webhook path's rules, the
+set-based recomputation of customer aggregates, and the import / reconciliation state rows.
+
+The bulk ledger write keeps the rules of `app.orders.service.apply_order`:
+- a tombstoned (deleted or redacted) order is never written, even when its deletion commits while
+  the batch runs (the batch re-checks tombstones after its upsert, in the same transaction);
+- a row is only overwritten by a strictly newer `updated_at`
+  (`ON CONFLICT … DO UPDATE … WHERE orders.source_updated_at < excluded.source_updated_at`);
+- `value`, `pending_refunds` and `qualifies` are derived exactly as the service derives them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
+
+from app.models import Customer, Order, OrderImport, ShopSyncState
+from app.models.base import Money, UTCDateTime, table_of
+from app.orders.schemas import OrderFacts, order_counts, refunds_in_shop_money
+from app.sql import lock_key, upsert
+
+orders = table_of(Order)
+customers = table_of(Customer)
+
+LEDGER_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "ordered_at",
+    "source_updated_at",
+    "cancelled_at",
+    "test",
+    "financial_status",
+    "current_total",
+    "presentment_total",
+    "pending_refunds",
+    "value",
+    "total_discounts",
+    "discount_codes",
+    "discounted",
+    "source_name",
+    "qualifies",
+)
+_VALUE = LEDGER_COLUMNS.index("value")
+_PENDING = LEDGER_COLUMNS.index("pending_refunds")
+_QUALIFIES = LEDGER_COLUMNS.index("qualifies")
+
+LedgerRow = tuple[Any, ...]
+
+
+def ledger_row(facts: OrderFacts) -> LedgerRow:
+    """The ledger row for `facts`, assuming no refund is pending (the batch corrects the rare rows
+    that have one)."""
+    total = facts.current_total
+    return (
+        facts.order_id,
+        facts.customer_id,
+        facts.ordered_at,
+        facts.updated_at,
+        facts.cancelled_at,
+        facts.test,
+        facts.financial_status,
+        total,
+        facts.presentment_total,
+        Decimal(0),
+        total,
+        facts.total_discounts,
+        ",".join(facts.discount_codes) or None,
+        bool(facts.discount_codes) or facts.total_discounts > 0,
+        facts.source_name,
+        order_counts(
+            customer_id=facts.customer_id,
+            test=facts.test,
+            cancelled_at=facts.cancelled_at,
+            financial_status=facts.financial_status,
+            current_total=total,
+            pending_refunds=Decimal(0),
+        ),
+    )
+
+
+# The staging table: PostgreSQL gets it by COPY and drops it at commit; SQLite keeps one per
+# connection and empties it for each batch.
+_stage_meta = MetaData()
+_stage_columns: list[Column[Any]] = [
+    Column("order_id", BigInteger, primary_key=True),
+    Column("customer_id", BigInteger),
+    Column("ordered_at", UTCDateTime),
+    Column("source_updated_at", UTCDateTime),
+    Column("cancelled_at", UTCDateTime),
+    Column("test", Boolean),
+    Column("financial_status", String(32)),
+    Column("current_total", Money),
+    Column("presentment_total", Money),
+    Column("pending_refunds", Money),
+    Column("value", Money),
+    Column("total_discounts", Money),
+    Column("discount_codes", Text),
+    Column("discounted", Boolean),
+    Column("source_name", String(255)),
+    Column("qualifies", Boolean),
+]
+stage_pg = Table(
+    "import_stage",
+    _stage_meta,
+    *[c._copy() for c in _stage_columns],
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+stage_sqlite = Table("import_stage", MetaData(), *[c._copy() for c in _stage_columns], prefixes=["TEMPORARY"])
+
+_set_ledger = ", ".join(f"{c} = excluded.{c}" for c in LEDGER_COLUMNS if c != "order_id")
+_cols = ", ".join(LEDGER_COLUMNS)
+_MERGE = text(
+    f"""
+    INSERT INTO orders (shop_id, {_cols})
+    SELECT :shop_id, {_cols} FROM import_stage s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM deleted_orders d WHERE d.shop_id = :shop_id AND d.order_id = s.order_id
+    )
+    ORDER BY s.order_id
+    ON CONFLICT (shop_id, order_id) DO UPDATE SET {_set_ledger},
+        stale_since = CASE WHEN orders.stale_since > excluded.source_updated_at
+                           THEN orders.stale_since END
+    WHERE orders.source_updated_at < excluded.source_updated_at
+    """
+)
+# A deletion that committed while the upsert ran: its tombstone is visible to this new statement.
+_DROP_TOMBSTONED = text(
+    """
+    DELETE FROM orders WHERE shop_id = :shop_id AND order_id IN (
+        SELECT s.order_id FROM import_stage s
+        JOIN deleted_orders d ON d.shop_id = :shop_id AND d.order_id = s.order_id)
+    """
+)
+_PENDING_REFUNDS = text(
+    """
+    SELECT s.order_id, SUM(r.amount) FROM import_stage s
+    JOIN order_refunds r ON r.shop_id = :shop_id AND r.order_id = s.order_id
+                         AND r.refunded_at > s.source_updated_at
+    GROUP BY s.order_id
+    """
+).columns(order_id=BigInteger, amount=Money)
+
+
+def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow]) -> int:
+    """Upsert many ledger rows (one per order id) in the caller's transaction; returns how many
+    rows were inserted or overwritten. Customer aggregates are NOT touched (see
+    :func:`recompute_customers`)."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(CreateTable(stage_pg, if_not_exists=True))
+        session.execute(text("TRUNCATE import_stage"))
+        raw = session.connection().connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f"COPY import_stage ({_cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+    else:
+        session.execute(CreateTable(stage_sqlite, if_not_exists=True))
+        session.execute(stage_sqlite.delete())
+        session.execute(stage_sqlite.insert(), [dict(zip(LEDGER_COLUMNS, row, strict=True)) for row in rows])
+    _apply_pending_refunds(session, shop_id, rows)
+    written = cast(CursorResult[Any], session.execute(_MERGE, {"shop_id": shop_id})).rowcount
+    session.execute(_DROP_TOMBSTONED, {"shop_id": shop_id})
+    return max(written or 0, 0)
+
+
+def _apply_pending_refunds(session: Session, shop_id: int, rows: Sequence[LedgerRow]) -> None:
+    """Refunds seen through `refunds/create` that are newer than the incoming order state still
+    lower its value (the service's rule); there are few, so they are fixed row by row."""
+    pending = session.execute(_PENDING_REFUNDS, {"shop_id": shop_id}).all()
+    if not pending:
+        return
+    by_id = {row[0]: row for row in rows}
+    stage = stage_pg if session.get_bind().dialect.name == "postgresql" else stage_sqlite
+    for order_id, presentment_amount in pending:
+        row = by_id[order_id]
+        total = row[LEDGER_COLUMNS.index("current_total")]
+        amount = refunds_in_shop_money(
+            Decimal(presentment_amount), total, row[LEDGER_COLUMNS.index("presentment_total")]
+        )
+        qualifies = order_counts(
+            customer_id=row[1],
+            test=row[LEDGER_COLUMNS.index("test")],
+            cancelled_at=row[LEDGER_COLUMNS.index("cancelled_at")],
+            financial_status=row[LEDGER_COLUMNS.index("financial_status")],
+            current_total=total,
+            pending_refunds=amount,
+        )
+        session.execute(
+            update(stage)
+            .where(stage.c.order_id == order_id)
+            .values(pending_refunds=amount, value=max(total - amount, Decimal(0)), qualifies=qualifies)
+        )
+
+
+# -- customer aggregates, set-based ---------------------------------------------------------------
+# Same numbers as `app.customers.repository.recompute`: the average order value is rounded half to
+# even at 4 places (Python's Decimal.quantize), computed on the total in 1/10,000 units; the average
+# gap is the float division Python does, on the exact number of seconds.
+
+_AGG_COLUMNS = (
+    "first_order_at",
+    "last_order_at",
+    "orders_count",
+    "total_spent",
+    "average_order_value",
+    "discounted_orders_count",
+    "average_days_between_orders",
+)
+_set_aggs = ", ".join(f"{c} = excluded.{c}" for c in _AGG_COLUMNS)
+
+_RECOMPUTE_PG = text(
+    f"""
+    INSERT INTO customers (shop_id, customer_id, {", ".join(_AGG_COLUMNS)}, score_pending,
+                           aggregates_updated_at)
+    SELECT :shop_id, a.customer_id, a.first_at, a.last_at, a.n, a.total,
+        CASE WHEN a.n > 0 THEN (div(a.t, a.n) + CASE
+            WHEN 2 * mod(a.t, a.n) > a.n THEN 1
+            WHEN 2 * mod(a.t, a.n) = a.n THEN mod(div(a.t, a.n), 2)
+            ELSE 0 END) / 10000 END,
+        a.discounted,
+        CASE WHEN a.n >= 2 THEN
+            EXTRACT(EPOCH FROM (a.last_at - a.first_at))::float8 / 86400 / (a.n - 1) END,
+        true, :now
+    FROM (
+        SELECT c.customer_id,
+            MIN(o.ordered_at) FILTER (WHERE o.qualifies) AS first_at,
+            MAX(o.ordered_at) FILTER (WHERE o.qualifies) AS last_at,
+            COUNT(o.order_id) FILTER (WHERE o.qualifies) AS n,
+            COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) AS total,
+            COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) * 10000 AS t,
+            COUNT(o.order_id) FILTER (WHERE o.qualifies AND o.discounted) AS discounted
+        FROM unnest(CAST(:ids AS bigint[])) AS c(customer_id)
+        LEFT JOIN orders o ON o.shop_id = :shop_id AND o.customer_id = c.customer_id
+        GROUP BY c.customer_id
+    ) a
+    ON CONFLICT (shop_id, customer_id) DO UPDATE SET {_set_aggs},
+        score_pending = true, aggregates_updated_at = excluded.aggregates_updated_at
+    WHERE (customers.first_order_at, customers.last_order_at, customers.orders_count,
+           customers.total_spent, customers.average_order_value, customers.discounted_orders_count,
+           customers.average_days_between_orders)
+        IS DISTINCT FROM (excluded.first_order_at, excluded.last_order_at, excluded.orders_count,
+           excluded.total_spent, excluded.average_order_value, excluded.discounted_orders_count,
+           excluded.average_days_between_orders)
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+# SQLite: Money is an integer count of 1/10,000 units and times are 'YYYY-MM-DD HH:MM:SS.ffffff'.
+_RECOMPUTE_SQLITE = text(
+    f"""
+    INSERT INTO customers (shop_id, customer_id, {", ".join(_AGG_COLUMNS)}, score_pending,
+                           aggregates_updated_at)
+    SELECT :shop_id, a.customer_id, a.first_at, a.last_at, a.n, a.t,
+        CASE WHEN a.n > 0 THEN a.t / a.n + CASE
+            WHEN 2 * (a.t % a.n) > a.n THEN 1
+            WHEN 2 * (a.t % a.n) = a.n THEN (a.t / a.n) % 2
+            ELSE 0 END END,
+        a.discounted,
+        CASE WHEN a.n >= 2 THEN
+            ((strftime('%s', a.last_at) - strftime('%s', a.first_at)) * 1000000
+             + CAST(substr(a.last_at, 21, 6) AS INTEGER) - CAST(substr(a.first_at, 21, 6) AS INTEGER))
+            * 1.0 / 1000000 / 86400 / (a.n - 1) END,
+        1, :now
+    FROM (
+        SELECT CAST(c.value AS INTEGER) AS customer_id,
+            MIN(o.ordered_at) FILTER (WHERE o.qualifies) AS first_at,
+            MAX(o.ordered_at) FILTER (WHERE o.qualifies) AS last_at,
+            COUNT(o.order_id) FILTER (WHERE o.qualifies) AS n,
+            COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) AS t,
+            COUNT(o.order_id) FILTER (WHERE o.qualifies AND o.discounted) AS discounted
+        FROM json_each(:ids) c
+        LEFT JOIN orders o ON o.shop_id = :shop_id AND o.customer_id = c.value
+        GROUP BY c.value
+    ) a
+    WHERE true
+    ON CONFLICT (shop_id, customer_id) DO UPDATE SET {_set_aggs},
+        score_pending = 1, aggregates_updated_at = excluded.aggregates_updated_at
+    WHERE {" OR ".join(f"customers.{c} IS NOT excluded.{c}" for c in _AGG_COLUMNS)}
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+_CUSTOMER_IDS = text(
+    """
+    SELECT customer_id FROM orders
+    WHERE shop_id = :shop_id AND customer_id IS NOT NULL AND customer_id > :after
+    UNION
+    SELECT customer_id FROM customers WHERE shop_id = :shop_id AND customer_id > :after
+    ORDER BY 1
+    """
+)
+
+
+def customer_ids(session: Session, shop_id: int, after: int | None) -> list[int]:
+    """Every customer of the shop with ledger rows or aggregates, ascending, above `after`."""
+    return list(
+        session.scalars(_CUSTOMER_IDS, {"shop_id": shop_id, "after": after if after is not None else -1})
+    )
+
+
+def recompute_customers(session: Session, shop_id: int, customer_ids: Sequence[int], now: datetime) -> int:
+    """Rewrite the aggregates of `customer_ids` from the ledger in one statement; customers whose
+    numbers changed are marked to score. Takes the same per-customer locks as the webhook path, so
+    a delivery for one of them waits for this transaction (and then recomputes from what it wrote),
+    never the other way round. Keep `customer_ids` to a few thousand (one lock each)."""
+    if not customer_ids:
+        return 0
+    ids = sorted(customer_ids)
+    if session.get_bind().dialect.name == "postgresql":
+        keys = sorted({lock_key("customer", shop_id, c) for c in ids})
+        session.execute(
+            text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+            {"keys": keys},
+        )
+        result = session.execute(_RECOMPUTE_PG, {"shop_id": shop_id, "ids": ids, "now": now})
+    else:
+        result = session.execute(_RECOMPUTE_SQLITE, {"shop_id": shop_id, "ids": json.dumps(ids), "now": now})
+    return max(cast(CursorResult[Any], result).rowcount or 0, 0)
+
+
+# -- import and reconciliation state ----------------------------------------------------------------
+
+
+def get_import(session: Session, shop_id: int, *, for_update: bool = False) -> OrderImport | None:
+    stmt = select(OrderImport).where(OrderImport.shop_id == shop_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def ensure_import_row(session: Session, shop_id: int, run_id: str, now: datetime) -> None:
+    """Create the shop's import row if missing (state `done` so that a start resets it); two
+    concurrent starts do not collide."""
+    row = {
+        "shop_id": shop_id,
+        "run_id": run_id,
+        "state": "done",
+        "requested_at": now,
+        "updated_at": now,
+        "orders_done": 0,
+        "lines_done": 0,
+        "bytes_done": 0,
+        "attempts": 0,
+    }
+    session.execute(upsert(session, table_of(OrderImport), keys=("shop_id",)), row)
+
+
+def active_import_shop_ids(session: Session, states: Sequence[str]) -> list[int]:
+    return list(session.scalars(select(OrderImport.shop_id).where(OrderImport.state.in_(list(states)))))
+
+
+def get_sync_state(session: Session, shop_id: int) -> ShopSyncState | None:
+    return session.get(ShopSyncState, shop_id)
+
+
+def sync_state_for_update(session: Session, shop_id: int) -> ShopSyncState:
+    session.execute(upsert(session, table_of(ShopSyncState), keys=("shop_id",)), {"shop_id": shop_id})
+    state = session.scalars(
+        select(ShopSyncState).where(ShopSyncState.shop_id == shop_id).with_for_update()
+    ).one()
+    return state
+
+
+_STALE = select(orders.c.order_id).where(
+    orders.c.shop_id == bindparam("shop_id"), orders.c.stale_since.is_not(None)
+)
+
+
+def stale_order_ids(session: Session, shop_id: int) -> list[int]:
+    return list(session.scalars(_STALE, {"shop_id": shop_id}))

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from app.imports import runner
+from app.imports.schemas import ImportProgress, ImportState
+from tests.imports.conftest import SHOP, World, expected_aggregates, no_sleep, seed_history
+
+
+def _run_to_end(world: World) -> ImportProgress:
+    return world.run(lambda admin: runner.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
+
+
+def test_import_gives_the_aggregates_recomputed_from_the_stores_history(world: World) -> None:
+    seed_history(world.store, 3000)
+
+    progress = _run_to_end(world)
+
+    assert progress.state == ImportState.done
+    assert progress.orders_done == progress.orders_expected == len(world.store.shop(SHOP).orders)
+    assert progress.started_at is not None and progress.finished_at is not None
+    assert world.aggregates() == expected_aggregates(world.store)
+
+
+@pytest.mark.both_dbs
+def test_import_of_a_small_history_on_both_databases(world: World) -> None:
+    seed_history(world.store, 200)
+
+    assert _run_to_end(world).state == ImportState.done
+    assert world.aggregates() == expected_aggregates(world.store)
+
+
+def test_deleted_orders_are_not_revived_by_the_import(world: World) -> None:
+    from app.orders import service as orders_service
+
+    seed_history(world.store, 50)
+    victim = next(o for o in world.store.shop(SHOP).orders.values() if o.customer_id is not None)
+    with world.factory.begin() as s:
+        orders_service.delete_order(s, world.shop_id, victim.id, victim.updated_at)
+
+    _run_to_end(world)
+
+    with world.factory() as s:
+        from app.models import Order
+
+        assert s.get(Order, (world.shop_id, victim.id)) is None
+    expected = expected_aggregates(world.store)
+    n, t = expected[victim.customer_id]
+    expected[victim.customer_id] = (n - 1, t - victim.current_total_price) if n > 1 else (0, t)
+    expected = {c: v for c, v in expected.items() if v[0] > 0}
+    assert world.aggregates() == expected
+
+
+def test_an_import_of_an_empty_store_is_done_with_nothing(world: World) -> None:
+    progress = _run_to_end(world)
+
+    assert progress.state == ImportState.done
+    assert progress.orders_done == 0 and progress.orders_expected == 0
