@@ -60,6 +60,9 @@ class OAuthGrants:
         self.app_scopes = DEFAULT_APP_SCOPES
         # `[auth] redirect_urls`; None accepts any http(s) URL (tests may pin the list).
         self.redirect_urls: list[str] | None = None
+        # Shops that removed the app: no token exchange until the merchant installs it again
+        # (`install_app`, or approving the code grant). Every other shop counts as installed.
+        self.uninstalled: set[str] = set()
         self._codes: dict[str, AuthorizationCode] = {}
         self._refresh: dict[str, RefreshToken] = {}
         self._access_expiry: dict[str, datetime] = {}

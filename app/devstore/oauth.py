@@ -19,8 +19,9 @@
 Every token is issued through ``DevStore.issue_access_token`` so the Admin GraphQL endpoint accepts
 it (and refuses it once expired or revoked).
 
-``uninstall_app`` simulates the merchant removing the app: tokens revoked, then a signed
-``app/uninstalled`` delivery through a ``WebhookSender``.
+``install_app`` / ``uninstall_app`` simulate the merchant adding and removing the app (managed
+install; uninstall revokes the tokens, refuses token exchange until reinstalled, and sends a signed
+``app/uninstalled`` through a ``WebhookSender``). Every shop of the store starts installed.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ async def authorize(request: Request) -> Response:
     if not state:
         return _oauth_error("invalid_request: The state parameter is missing")
     online = query.get("grant_options[]") == "per-user"
+    store.grants.uninstalled.discard(shop)  # the merchant approved: the app is installed
     code = store.grants.issue_code(shop, scopes, redirect_uri, online)
     callback = {
         "code": code,
@@ -216,6 +218,8 @@ def _token_exchange(store: DevStore, shop: str, body: dict[str, str]) -> JSONRes
     if subject_type == ID_TOKEN_TYPE:
         if not _verify_session_token(store, shop, subject):
             return _error("invalid_subject_token", "The subject token is invalid or has expired")
+        if shop in store.grants.uninstalled:
+            return _error("invalid_subject_token", "The app is not installed on this shop")
         scopes = frozenset(s for s in store.grants.app_scopes.split(",") if s)
         online = requested == ONLINE_TOKEN_TYPE
         return JSONResponse(_token_response(store, shop, scopes, expiring=expiring, online=online))
@@ -285,10 +289,19 @@ def uninstall_payload(store: DevStore, shop: str) -> dict[str, Any]:
     }
 
 
+def install_app(store: DevStore, shop: str) -> None:
+    """Shopify-managed install: Shopify installs the app with its configured scopes without
+    calling it; the app gets its token by token exchange the first time the merchant opens it."""
+    store.create_shop(shop)
+    store.grants.uninstalled.discard(shop)
+
+
 async def uninstall_app(
     store: DevStore, shop: str, sender: WebhookSender, url: str = "/webhooks"
 ) -> Delivery:
-    """The merchant removes the app: every token of the shop stops working, then Shopify sends
-    ``app/uninstalled`` (by then the app can no longer call the API, PLATFORM §9)."""
+    """The merchant removes the app: every token of the shop stops working, token exchange is
+    refused until the app is installed again, then Shopify sends ``app/uninstalled`` (by then the
+    app can no longer call the API, PLATFORM §9)."""
     store.revoke(shop)
+    store.grants.uninstalled.add(shop)
     return await sender.send(url, "app/uninstalled", shop, uninstall_payload(store, shop))

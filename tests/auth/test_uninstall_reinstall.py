@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.devstore import DevStore, WebhookSender
-from app.devstore.oauth import uninstall_app
+from app.devstore.oauth import install_app, uninstall_app
 from app.models import Shop
 from app.shops.repository import get_by_domain
 from app.shops.tokens import access_token, token_cipher
@@ -58,6 +58,7 @@ def test_reinstall_by_token_exchange_reuses_the_shop_row(
     browser.get("/api/shop", headers=bearer(store))
     first = reread(session)
     uninstall(browser, store)
+    install_app(store, SHOP)  # the merchant adds the app again (Shopify-managed install)
     response = browser.get(f"/?{launch_query(store)}")
     assert response.status_code == 200
     shop = reread(session)
@@ -80,10 +81,23 @@ def test_reinstall_by_code_grant_after_uninstall(
     assert shop.is_installed and shop.access_token_encrypted is not None
 
 
-def test_after_uninstall_a_fetch_with_a_valid_session_token_reinstalls(
+def test_while_uninstalled_token_exchange_is_refused_and_nothing_is_stored(
     browser: TestClient, store: DevStore, session: Session
 ) -> None:
     browser.get("/api/shop", headers=bearer(store))
     uninstall(browser, store)
+    response = browser.get("/api/shop", headers=bearer(store))
+    assert response.status_code == 401
+    assert response.headers["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+    shop = reread(session)
+    assert not shop.is_installed and shop.access_token_encrypted is None
+
+
+def test_after_reinstall_a_fetch_with_a_session_token_installs_again(
+    browser: TestClient, store: DevStore, session: Session
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    uninstall(browser, store)
+    install_app(store, SHOP)
     assert browser.get("/api/shop", headers=bearer(store)).status_code == 200
     assert reread(session).is_installed

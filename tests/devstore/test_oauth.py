@@ -18,6 +18,7 @@ from app.devstore.oauth import (
     OFFLINE_TOKEN_TYPE,
     ONLINE_TOKEN_TYPE,
     TOKEN_EXCHANGE_GRANT,
+    install_app,
     uninstall_app,
 )
 from app.shopify.query_hmac import verify_query_hmac
@@ -376,3 +377,20 @@ def test_uninstall_revokes_every_token_and_sends_a_signed_app_uninstalled(
     from app.shopify.webhook_hmac import verify_webhook_hmac
 
     assert verify_webhook_hmac(request.content, request.headers["x-shopify-hmac-sha256"], [SECRET])
+
+
+def test_token_exchange_is_refused_until_the_app_is_installed_again(
+    shopify: TestClient, store: DevStore, first_pair: dict[str, Any]
+) -> None:
+    import asyncio
+
+    async def go() -> None:
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(lambda _: httpx.Response(200)), base_url="https://app.example.com"
+        ) as client:
+            await uninstall_app(store, SHOP, WebhookSender(client, secret=SECRET))
+
+    asyncio.run(go())
+    assert exchange(shopify, store.session_token(SHOP)).json()["error"] == "invalid_subject_token"
+    install_app(store, SHOP)
+    assert exchange(shopify, store.session_token(SHOP)).status_code == 200
