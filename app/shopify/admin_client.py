@@ -35,6 +35,7 @@ DEFAULT_EXPECTED_COST = 50.0
 MAX_ATTEMPTS = 6
 BASE_DELAY_S = 1.0
 MAX_DELAY_S = 30.0
+PACING_MARGIN_S = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,8 @@ class AdminClient:
             available = bucket.available_at(now)
             wait = 0.0
             if available < cost and bucket.restore_rate > 0:
-                wait = (cost - available) / bucket.restore_rate
+                # a margin: our view of the bucket lags Shopify's (network time, clock rounding)
+                wait = (cost - available) / bucket.restore_rate + PACING_MARGIN_S
                 self.total_throttle_wait += wait
                 await self.sleep(wait)
                 now = self.clock()
