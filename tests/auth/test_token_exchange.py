@@ -206,3 +206,28 @@ def test_invalidate_access_token_forgets_the_token_shopify_refused(
     assert stored(session, app_settings)[1] == token
     asyncio.run(auth.invalidate_access_token(SHOP, token))
     assert stored(session, app_settings)[1] is None
+
+
+@pytest.mark.both_dbs
+def test_a_refresh_that_lost_the_race_keeps_the_winners_pair(
+    auth_app: FastAPI, browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    browser.get("/api/shop", headers=bearer(store))
+    before, _, _ = stored(session, app_settings)
+    session.expunge(before)  # what this worker read before calling Shopify
+    cipher = token_cipher(app_settings)
+    # Another worker rotated first and stored its pair.
+    session.execute(
+        update(Shop)
+        .where(Shop.shop_id == before.shop_id)
+        .values(
+            access_token_encrypted=cipher.encrypt("shpat_winner"),
+            refresh_token_encrypted=cipher.encrypt("shprt_winner"),
+        )
+    )
+    session.commit()
+    late = AccessToken(access_token="shpat_late", scope=["read_orders"], refresh_token="shprt_late")
+    auth: ShopAuth = auth_app.state.auth
+    after = auth._save_rotation(before, late)  # noqa: SLF001 - the write step of a refresh
+    assert access_token(after, cipher) == "shpat_winner"
+    assert refresh_token(after, cipher) == "shprt_winner"
