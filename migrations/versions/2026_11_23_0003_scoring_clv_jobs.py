@@ -114,11 +114,11 @@ def upgrade() -> None:
     sa.Column('synced_hash', sa.BigInteger(), nullable=False),
     sa.Column('values_changed_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['shop_id'], ['shops.shop_id'], name=op.f('fk_customer_scores_shop_id_shops')),
-    sa.PrimaryKeyConstraint('shop_id', 'customer_id', name=op.f('pk_customer_scores'))
+    sa.PrimaryKeyConstraint('shop_id', 'customer_id', name=op.f('pk_customer_scores')),
+    postgresql_with={'fillfactor': 70}
     )
     with op.batch_alter_table('customer_scores', schema=None) as batch_op:
         batch_op.create_index('ix_customer_scores_shop_id_segment', ['shop_id', 'segment'], unique=False)
-        batch_op.create_index('ix_customer_scores_shop_id_values_changed_at', ['shop_id', 'values_changed_at'], unique=False)
 
     op.create_table('jobs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -225,7 +225,6 @@ def downgrade() -> None:
 
     op.drop_table('jobs')
     with op.batch_alter_table('customer_scores', schema=None) as batch_op:
-        batch_op.drop_index('ix_customer_scores_shop_id_values_changed_at')
         batch_op.drop_index('ix_customer_scores_shop_id_segment')
 
     op.drop_table('customer_scores')

@@ -1,0 +1,177 @@
+"""SQL for the jobs table: enqueue (coalescing), claim, finish, retry, reclaim."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, exists, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.jobs import registry
+from app.models import Job
+from app.models.base import table_of
+from app.models.job import DONE, FAILED, PENDING, RUNNING
+
+jobs = table_of(Job)
+_pending_where = text("state = 'pending'")
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def enqueue(
+    session: Session,
+    shop_id: int,
+    kind: str,
+    now: datetime,
+    *,
+    key: str = "",
+    payload: dict[str, Any] | None = None,
+    run_after: datetime | None = None,
+) -> None:
+    """Add a pending job, or coalesce into the pending one of the same (shop, kind, key): it then
+    runs at the earlier of the two times, with the newer payload when one is given."""
+    registered = registry.kind(kind)
+    row = {
+        "shop_id": shop_id,
+        "kind": kind,
+        "key": key,
+        "payload": None if payload is None else json.dumps(payload, sort_keys=True),
+        "state": PENDING,
+        "run_after": run_after or now,
+        "attempts": 0,
+        "max_attempts": registered.max_attempts if registered else DEFAULT_MAX_ATTEMPTS,
+        "created_at": now,
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(jobs).values(row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["shop_id", "kind", "key"],
+        index_where=_pending_where,
+        set_={
+            "run_after": case(
+                (stmt.excluded.run_after < jobs.c.run_after, stmt.excluded.run_after), else_=jobs.c.run_after
+            ),
+            "payload": case((stmt.excluded.payload.is_(None), jobs.c.payload), else_=stmt.excluded.payload),
+        },
+    )
+    session.execute(stmt)
+
+
+def active(session: Session, shop_id: int, kind: str, key: str = "") -> bool:
+    """Whether a job of this kind is pending or running for the shop."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    jobs.c.shop_id == shop_id,
+                    jobs.c.kind == kind,
+                    jobs.c.key == key,
+                    jobs.c.state.in_((PENDING, RUNNING)),
+                )
+            )
+        )
+    )
+
+
+def claim(session: Session, worker: str, now: datetime, kinds: Collection[str]) -> Job | None:
+    """Take the next due job of a known kind, skipping rows other workers hold (PostgreSQL
+    ``FOR UPDATE SKIP LOCKED``) and (shop, kind, key)s already running, so that one shop's rescores
+    never overlap. The caller commits at once so the claim is visible."""
+    if not kinds:
+        return None
+    running = jobs.alias("running")
+    candidate = (
+        select(jobs.c.id)
+        .where(
+            jobs.c.state == PENDING,
+            jobs.c.run_after <= now,
+            jobs.c.kind.in_(sorted(kinds)),
+            ~exists().where(
+                running.c.shop_id == jobs.c.shop_id,
+                running.c.kind == jobs.c.kind,
+                running.c.key == jobs.c.key,
+                running.c.state == RUNNING,
+            ),
+        )
+        .order_by(jobs.c.run_after, jobs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    job_id = session.execute(
+        update(jobs)
+        .where(jobs.c.id == candidate)
+        .values(state=RUNNING, locked_by=worker, locked_at=now, attempts=jobs.c.attempts + 1)
+        .returning(jobs.c.id)
+    ).scalar()
+    if job_id is None:
+        return None
+    return session.get(Job, job_id)
+
+
+def complete(session: Session, job_id: int, now: datetime) -> None:
+    session.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(state=DONE, finished_at=now, locked_by=None, locked_at=None, last_error=None)
+    )
+
+
+def fail(session: Session, job_id: int, error: str, now: datetime) -> str:
+    """Record a failed attempt: back to pending after the kind's backoff, or, out of attempts,
+    ``failed`` for good (reported, never dropped). Returns the new state."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        return FAILED
+    registered = registry.kind(job.kind)
+    if job.attempts >= job.max_attempts:
+        job.state, job.finished_at, job.last_error = FAILED, now, error
+        job.locked_by = job.locked_at = None
+        return FAILED
+    delay = registered.backoff(job.attempts) if registered else 60.0 * job.attempts
+    retry_at = now + timedelta(seconds=delay)
+    other = session.scalar(
+        select(Job)
+        .where(Job.shop_id == job.shop_id, Job.kind == job.kind, Job.key == job.key, Job.state == PENDING)
+        .with_for_update()
+    )
+    if other is not None:
+        # Newer work for the same (shop, kind, key) was enqueued meanwhile: fold this attempt into it.
+        other.attempts = max(other.attempts, job.attempts)
+        other.last_error = error
+        other.run_after = max(other.run_after, retry_at)
+        session.delete(job)
+        return PENDING
+    job.state, job.run_after, job.last_error = PENDING, retry_at, error
+    job.locked_by = job.locked_at = None
+    return PENDING
+
+
+def reclaim_expired(session: Session, now: datetime) -> int:
+    """Running jobs whose lease ran out (the worker died) count as a failed attempt."""
+    expired = []
+    for job in session.scalars(select(Job).where(Job.state == RUNNING)).all():
+        registered = registry.kind(job.kind)
+        lease = registered.lease_seconds if registered else 900.0
+        if job.locked_at is not None and job.locked_at <= now - timedelta(seconds=lease):
+            expired.append(job.id)
+    for job_id in expired:
+        fail(session, job_id, "the worker running this job stopped before it finished", now)
+    return len(expired)
+
+
+def prune(session: Session, before: datetime) -> None:
+    """Forget finished jobs older than ``before`` (failed ones stay for the status page)."""
+    session.execute(delete(jobs).where(and_(jobs.c.state == DONE, jobs.c.finished_at < before)))
+
+
+def failed_jobs(session: Session, shop_id: int) -> list[Job]:
+    """Jobs that ran out of attempts, newest first: the status page's "errors in plain words"."""
+    return list(
+        session.scalars(
+            select(Job).where(Job.shop_id == shop_id, Job.state == FAILED).order_by(Job.finished_at.desc())
+        )
+    )

@@ -1,0 +1,738 @@
+"""SQL for scoring: customer and order arrays in, scores, stage changes, segments, metrics, CLV
+fits and backtests out. PostgreSQL moves arrays by binary COPY (``app.scoring.pgcopy``); SQLite,
+the embedded default for small shops, goes row by row through SQLAlchemy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, Integer, bindparam, delete, exists, func, select, text, update
+from sqlalchemy.orm import Session
+
+from app.models import (
+    Backtest,
+    ClvFit,
+    Customer,
+    CustomerScore,
+    Order,
+    Shop,
+    ShopMetricsSnapshot,
+    ShopSegment,
+    StageChange,
+)
+from app.models.base import UTCDateTime, table_of
+from app.scoring import pgcopy
+from app.scoring.pgcopy import NULL_TIME
+from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
+from app.sql import upsert
+
+Array = npt.NDArray[Any]
+customers = table_of(Customer)
+scores = table_of(CustomerScore)
+orders = table_of(Order)
+_EPOCH: Final = dt.date(1970, 1, 1)
+_PG_EPOCH: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+CLV_TIERS: Final = ("top-10", "top-25")  # code 1, 2; 0 = none
+CLV_SOURCES: Final = ("segment_formula", "model")
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def shop_timezone(session: Session, shop_id: int) -> str:
+    name = session.scalar(select(Shop.iana_timezone).where(Shop.shop_id == shop_id)) or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
+
+
+def day_number(moment: dt.datetime, tz: str) -> int:
+    return (moment.astimezone(ZoneInfo(tz)).date() - _EPOCH).days
+
+
+def to_us(moment: dt.datetime | None) -> int:
+    """µs since 2000-01-01 UTC (PostgreSQL's binary timestamp), NULL_TIME for None."""
+    if moment is None:
+        return int(NULL_TIME)
+    delta = moment - _PG_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> dt.datetime | None:
+    if value == NULL_TIME:
+        return None
+    return _PG_EPOCH + dt.timedelta(microseconds=int(value))
+
+
+def _array_literal(names: Sequence[str]) -> str:
+    return "ARRAY[" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]::text[]"
+
+
+# --------------------------------------------------------------------------------------------
+# Customers: aggregates and what was stored last time
+
+CUSTOMER_COLUMNS: Final[list[pgcopy.Column]] = [
+    ("customer_id", "int8"),
+    ("first_day", "int4"),
+    ("last_day", "int4"),
+    ("orders_count", "int4"),
+    ("total_spent", "float8"),
+    ("discounted_orders_count", "int4"),
+    ("average_days_between_orders", "float8"),
+    ("pending", "bool"),
+    ("aggregates_updated_at", "timestamptz"),
+    ("scored", "bool"),
+    ("row_hash", "int8"),
+    ("synced_hash", "int8"),
+    ("stage", "int2"),
+    ("stage_since", "timestamptz"),
+    ("values_changed_at", "timestamptz"),
+    ("frequency", "int4"),
+    ("monetary", "float8"),
+    ("orders_last_year", "int4"),
+    ("spent_last_year", "float8"),
+    ("predicted_clv", "float8"),
+    ("predicted_orders", "float8"),
+    ("churn_risk", "float8"),
+    ("expected_next_order_at", "timestamptz"),
+    ("clv_source", "int2"),
+]
+
+_AGGREGATES_PG: Final = """
+SELECT c.customer_id::int8,
+  ((c.first_order_at AT TIME ZONE %(tz)s)::date - DATE '1970-01-01')::int4,
+  ((c.last_order_at AT TIME ZONE %(tz)s)::date - DATE '1970-01-01')::int4,
+  c.orders_count::int4, c.total_spent::float8, c.discounted_orders_count::int4,
+  COALESCE(c.average_days_between_orders, 'NaN')::float8,
+  c.score_pending, c.aggregates_updated_at
+FROM customers c
+WHERE c.shop_id = %(shop_id)s AND c.orders_count > 0
+"""
+_STORED_PG: Final = f"""
+SELECT s.customer_id::int8, s.row_hash::int8, s.synced_hash::int8,
+  COALESCE(array_position({_array_literal(STAGE_NAMES)}, s.stage::text) - 1, -1)::int2,
+  s.stage_since, s.values_changed_at{{predictions}}
+FROM customer_scores s
+WHERE s.shop_id = %(shop_id)s
+"""
+_STORED_PREDICTIONS_PG: Final = """,
+  s.frequency::int4, s.monetary::float8, s.orders_last_year::int4, s.spent_last_year::float8,
+  s.predicted_clv::float8, s.predicted_orders::float8, s.churn_risk::float8,
+  COALESCE(s.expected_next_order_at, '-infinity'), (s.clv_source = 'model')::int::int2"""
+AGGREGATE_COLUMNS: Final = CUSTOMER_COLUMNS[:9]
+STORED_COLUMNS: Final = [("customer_id", "int8"), *CUSTOMER_COLUMNS[10:15]]
+PREDICTION_COLUMNS: Final = CUSTOMER_COLUMNS[15:]
+_DEFAULTS: Final[dict[str, Any]] = {
+    "stage": -1,
+    "stage_since": NULL_TIME,
+    "values_changed_at": NULL_TIME,
+    "churn_risk": np.nan,
+    "expected_next_order_at": NULL_TIME,
+}
+
+
+def _fetch_on_own_connection(
+    bind: Any, query: str, params: dict[str, Any], columns: list[pgcopy.Column]
+) -> dict[str, Array]:
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with engine.connect() as connection:
+        return pgcopy.fetch_columns(connection, query, params, columns)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedCustomers:
+    columns: dict[str, Array]
+    """Every buyer (orders_count > 0) sorted by id; the stored columns hold defaults where unscored."""
+    stale: list[int]
+    """Customers with stored scores who are no longer buyers (cancelled, redacted, merged)."""
+
+
+def load_customers(
+    session: Session, shop_id: int, tz: str, *, with_predictions: bool = True
+) -> LoadedCustomers:
+    """Every buyer of the shop, sorted by customer id, with what was stored for them last time.
+
+    ``with_predictions`` False (a full rescore recomputes them) leaves the stored windowed values
+    and predictions at their defaults and skips reading them."""
+    if is_postgres(session):
+        params = {"shop_id": shop_id, "tz": tz}
+        # Two scans aligned in NumPy: a join (and an ORDER BY) costs PostgreSQL more than both.
+        wanted = STORED_COLUMNS + (PREDICTION_COLUMNS if with_predictions else [])
+        query = _STORED_PG.format(predictions=_STORED_PREDICTIONS_PG if with_predictions else "")
+        # What the last rescore stored is read on a second connection at the same time: only the
+        # rescore of this shop (one at a time) writes it, so it needs no shared snapshot.
+        bind = session.get_bind()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(_fetch_on_own_connection, bind, query, params, wanted)
+            aggregates = pgcopy.fetch_columns(session, _AGGREGATES_PG, params, AGGREGATE_COLUMNS)
+            stored = future.result()
+        order = np.argsort(aggregates["customer_id"], kind="stable")
+        columns = {name: values[order] for name, values in aggregates.items()}
+        ids = columns["customer_id"]
+        position = np.searchsorted(ids, stored["customer_id"])
+        clipped = np.minimum(position, max(ids.size - 1, 0))
+        found = (
+            (ids[clipped] == stored["customer_id"]) if ids.size else np.zeros(position.size, dtype=np.bool_)
+        )
+        columns["scored"] = np.zeros(ids.size, dtype=np.bool_)
+        columns["scored"][clipped[found]] = True
+        for name, kind in CUSTOMER_COLUMNS[10:]:
+            dtype = np.asarray(stored[name]).dtype if name in stored else np.dtype(pgcopy._NATIVE[kind])
+            column = np.full(ids.size, _DEFAULTS.get(name, 0), dtype=dtype)
+            if name in stored:
+                column[clipped[found]] = stored[name][found]
+            columns[name] = column
+        return LoadedCustomers(columns, [int(c) for c in stored["customer_id"][~found]])
+    rows = session.execute(
+        select(
+            customers.c.customer_id,
+            customers.c.first_order_at,
+            customers.c.last_order_at,
+            customers.c.orders_count,
+            customers.c.total_spent,
+            customers.c.discounted_orders_count,
+            customers.c.average_days_between_orders,
+            customers.c.score_pending,
+            customers.c.aggregates_updated_at,
+            scores.c.customer_id,
+            scores.c.row_hash,
+            scores.c.synced_hash,
+            scores.c.stage,
+            scores.c.stage_since,
+            scores.c.values_changed_at,
+            scores.c.frequency,
+            scores.c.monetary,
+            scores.c.orders_last_year,
+            scores.c.spent_last_year,
+            scores.c.predicted_clv,
+            scores.c.predicted_orders,
+            scores.c.churn_risk,
+            scores.c.expected_next_order_at,
+            scores.c.clv_source,
+        )
+        .select_from(
+            customers.outerjoin(
+                scores,
+                (scores.c.shop_id == customers.c.shop_id) & (scores.c.customer_id == customers.c.customer_id),
+            )
+        )
+        .where(customers.c.shop_id == shop_id, customers.c.orders_count > 0)
+        .order_by(customers.c.customer_id)
+    ).all()
+    stage_codes = {name: code for code, name in enumerate(STAGE_NAMES)}
+    values: dict[str, list[Any]] = {name: [] for name, _ in CUSTOMER_COLUMNS}
+    for row in rows:
+        scored = row[9] is not None
+        record = (
+            row[0],
+            day_number(row[1], tz),
+            day_number(row[2], tz),
+            row[3],
+            float(row[4]),
+            row[5],
+            np.nan if row[6] is None else row[6],
+            bool(row[7]),
+            to_us(row[8]),
+            scored,
+            row[10] or 0,
+            row[11] or 0,
+            stage_codes.get(row[12], -1) if scored else -1,
+            to_us(row[13]),
+            to_us(row[14]),
+            row[15] or 0,
+            float(row[16] or 0),
+            row[17] or 0,
+            float(row[18] or 0),
+            float(row[19] or 0),
+            row[20] or 0.0,
+            np.nan if row[21] is None else row[21],
+            to_us(row[22]),
+            1 if row[23] == "model" else 0,
+        )
+        for (name, _), value in zip(CUSTOMER_COLUMNS, record, strict=True):
+            values[name].append(value)
+    native = {"int2": np.int16, "int4": np.int32, "int8": np.int64, "float8": np.float64, "bool": np.bool_}
+    native["timestamptz"] = np.int64
+    columns = {name: np.asarray(values[name], dtype=native[kind]) for name, kind in CUSTOMER_COLUMNS}
+    buyers = set(values["customer_id"])
+    stale = session.scalars(select(scores.c.customer_id).where(scores.c.shop_id == shop_id)).all()
+    return LoadedCustomers(columns, sorted(int(c) for c in stale if c not in buyers))
+
+
+def pending_without_orders(session: Session, shop_id: int) -> list[tuple[int, dt.datetime]]:
+    """Customers marked to score who no longer have a qualifying order (their scores go)."""
+    return [
+        (r[0], r[1])
+        for r in session.execute(
+            select(customers.c.customer_id, customers.c.aggregates_updated_at).where(
+                customers.c.shop_id == shop_id, customers.c.score_pending, customers.c.orders_count <= 0
+            )
+        )
+    ]
+
+
+def clear_pending(session: Session, shop_id: int, customer_ids: Array, updated_at_us: Array) -> None:
+    """Unmark the customers scored, unless a webhook rewrote their aggregates since they were read
+    (then ``aggregates_updated_at`` differs and the mark stays for the next rescore)."""
+    if len(customer_ids) == 0:
+        return
+    if is_postgres(session):
+        session.execute(
+            text(
+                "UPDATE customers AS c SET score_pending = false "
+                "FROM unnest(CAST(:ids AS int8[]), CAST(:us AS int8[])) AS v(id, us) "
+                "WHERE c.shop_id = :shop_id AND c.customer_id = v.id AND c.score_pending "
+                "AND c.aggregates_updated_at = "
+                "TIMESTAMPTZ '2000-01-01 00:00:00+00' + v.us * INTERVAL '1 microsecond'"
+            ),
+            {
+                "shop_id": shop_id,
+                "ids": np.asarray(customer_ids).tolist(),
+                "us": np.asarray(updated_at_us).tolist(),
+            },
+        )
+        return
+    stmt = (
+        update(customers)
+        .where(
+            customers.c.shop_id == shop_id,
+            customers.c.customer_id == bindparam("cid"),
+            customers.c.aggregates_updated_at == bindparam("seen", type_=UTCDateTime()),
+        )
+        .values(score_pending=False)
+    )
+    session.connection().execute(
+        stmt,
+        [{"cid": int(c), "seen": from_us(int(u))} for c, u in zip(customer_ids, updated_at_us, strict=True)],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Orders
+
+
+ORDER_COLUMNS: Final[list[pgcopy.Column]] = [("customer_id", "int8"), ("day", "int4"), ("value", "float8")]
+
+
+def load_orders(
+    session: Session, shop_id: int, tz: str, customer_ids: Sequence[int] | None = None
+) -> dict[str, Array]:
+    """The shop's qualifying orders as arrays: customer id, day number in the shop's time zone, value.
+
+    ``customer_ids`` limits them to those customers (the incremental rescore)."""
+    if is_postgres(session):
+        query = (
+            "SELECT o.customer_id::int8, "
+            "((o.ordered_at AT TIME ZONE %(tz)s)::date - DATE '1970-01-01')::int4, "
+            "o.value::float8 FROM orders o WHERE o.shop_id = %(shop_id)s AND o.qualifies "
+            "AND o.customer_id IS NOT NULL"
+        )
+        params: dict[str, Any] = {"shop_id": shop_id, "tz": tz}
+        if customer_ids is not None:
+            query += " AND o.customer_id = ANY(%(ids)s::int8[])"
+            params["ids"] = [int(c) for c in customer_ids]
+        return pgcopy.fetch_columns(session, query, params, ORDER_COLUMNS)
+    stmt = select(orders.c.customer_id, orders.c.ordered_at, orders.c.value).where(
+        orders.c.shop_id == shop_id, orders.c.qualifies, orders.c.customer_id.is_not(None)
+    )
+    if customer_ids is not None:
+        stmt = stmt.where(orders.c.customer_id.in_([int(c) for c in customer_ids]))
+    rows = session.execute(stmt).all()
+    zone = ZoneInfo(tz)
+    return {
+        "customer_id": np.asarray([r[0] for r in rows], dtype=np.int64),
+        "day": np.asarray([(r[1].astimezone(zone).date() - _EPOCH).days for r in rows], dtype=np.int32),
+        "value": np.asarray([float(r[2]) for r in rows], dtype=np.float64),
+    }
+
+
+def qualifying_orders_count(session: Session, shop_id: int) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(customers.c.orders_count), 0)).where(customers.c.shop_id == shop_id)
+    )
+    return int(total or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+
+SCORE_COLUMNS: Final[list[pgcopy.Column]] = [
+    ("customer_id", "int8"),
+    ("frequency", "int4"),
+    ("monetary", "float8"),
+    ("orders_last_year", "int4"),
+    ("spent_last_year", "float8"),
+    ("recency_score", "int2"),
+    ("frequency_score", "int2"),
+    ("monetary_score", "int2"),
+    ("fm_score", "int2"),
+    ("segment", "int2"),
+    ("thirds_group", "int2"),
+    ("stage", "int2"),
+    ("stage_since", "timestamptz"),
+    ("first_time_buyer", "bool"),
+    ("repeat_buyer", "bool"),
+    ("big_spender", "bool"),
+    ("high_aov", "bool"),
+    ("discount_shopper", "bool"),
+    ("full_price_buyer", "bool"),
+    ("vip", "bool"),
+    ("historic_clv", "float8"),
+    ("predicted_clv", "float8"),
+    ("predicted_orders", "float8"),
+    ("churn_risk", "float8"),
+    ("expected_next_order_at", "timestamptz"),
+    ("average_days_between_orders", "float8"),
+    ("clv_tier", "int2"),
+    ("clv_source", "int2"),
+    ("row_hash", "int8"),
+    ("synced_hash", "int8"),
+    ("values_changed_at", "timestamptz"),
+]
+_FLAGS: Final = (
+    "first_time_buyer",
+    "repeat_buyer",
+    "big_spender",
+    "high_aov",
+    "discount_shopper",
+    "full_price_buyer",
+    "vip",
+)
+_STORED: Final = [
+    "frequency",
+    "monetary",
+    "orders_last_year",
+    "spent_last_year",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "rfm_code",
+    "fm_score",
+    "segment",
+    "thirds_group",
+    "stage",
+    "stage_since",
+    *_FLAGS,
+    "historic_clv",
+    "predicted_clv",
+    "predicted_orders",
+    "churn_risk",
+    "expected_next_order_at",
+    "average_days_between_orders",
+    "clv_tier",
+    "clv_source",
+    "row_hash",
+    "synced_hash",
+    "values_changed_at",
+]
+
+_SCORES_TEMP_DDL: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS score_rows ("
+    + ", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS)
+    + ", is_new bool) ON COMMIT DELETE ROWS"
+)
+_SCORES_VALUES: Final = f"""t.frequency, round(t.monetary::numeric, 4), t.orders_last_year,
+  round(t.spent_last_year::numeric, 4), t.recency_score, t.frequency_score, t.monetary_score,
+  t.recency_score::text || t.frequency_score::text || t.monetary_score::text, t.fm_score,
+  ({_array_literal(SEGMENT_NAMES)})[t.segment + 1],
+  ({_array_literal(THIRDS_GROUP_NAMES)})[t.thirds_group + 1],
+  ({_array_literal(STAGE_NAMES)})[t.stage + 1], t.stage_since,
+  {", ".join("t." + f for f in _FLAGS)},
+  round(t.historic_clv::numeric, 4), round(t.predicted_clv::numeric, 2), t.predicted_orders, t.churn_risk,
+  NULLIF(t.expected_next_order_at, '-infinity'), NULLIF(t.average_days_between_orders, 'NaN'),
+  ({_array_literal(CLV_TIERS)})[NULLIF(t.clv_tier, 0)], ({_array_literal(CLV_SOURCES)})[t.clv_source + 1],
+  t.row_hash, t.synced_hash, t.values_changed_at"""
+# UPDATE … FROM for the customers already scored and INSERT for the new ones: PostgreSQL does both
+# faster than one INSERT … ON CONFLICT DO UPDATE, which tries (and fails) an insert per row first.
+# One rescore per shop runs at a time (the worker never runs a (shop, kind) twice at once).
+_SCORES_UPDATE: Final = f"""
+UPDATE customer_scores AS s SET ({", ".join(_STORED)}) = ({_SCORES_VALUES})
+FROM score_rows t WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id AND t.is_new = false
+"""
+_SCORES_INSERT: Final = f"""
+INSERT INTO customer_scores (shop_id, customer_id, {", ".join(_STORED)})
+SELECT :shop_id, t.customer_id, {_SCORES_VALUES} FROM score_rows t WHERE t.is_new
+ON CONFLICT (shop_id, customer_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _STORED)}
+"""
+
+
+def write_scores(session: Session, shop_id: int, rows: dict[str, Array]) -> int:
+    """Upsert the given customers' scores (the rows that changed; codes become names here).
+
+    ``rows["is_new"]`` marks customers without a stored row."""
+    count = len(rows["customer_id"])
+    if count == 0:
+        return 0
+    if is_postgres(session):
+        # The join with the stored rows fits in memory (instead of spilling in batches).
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text(_SCORES_TEMP_DDL))
+        session.execute(text("TRUNCATE score_rows"))
+        pgcopy.copy_in(session, "score_rows", [*SCORE_COLUMNS, ("is_new", "bool")], rows)
+        if np.any(~rows["is_new"]):
+            session.execute(text(_SCORES_UPDATE), {"shop_id": shop_id})
+        if np.any(rows["is_new"]):
+            session.execute(text(_SCORES_INSERT), {"shop_id": shop_id})
+        return count
+    records = []
+    for i in range(count):
+        record: dict[str, Any] = {"shop_id": shop_id}
+        for name, kind in SCORE_COLUMNS:
+            value = rows[name][i]
+            if kind == "timestamptz":
+                record[name] = from_us(int(value))
+            elif kind == "bool":
+                record[name] = bool(value)
+            elif kind in ("int2", "int4", "int8"):
+                record[name] = int(value)
+            else:
+                record[name] = float(value)
+        record["rfm_code"] = f"{record['recency_score']}{record['frequency_score']}{record['monetary_score']}"
+        record["segment"] = SEGMENT_NAMES[record["segment"]]
+        record["thirds_group"] = THIRDS_GROUP_NAMES[record["thirds_group"]]
+        record["stage"] = STAGE_NAMES[record["stage"]]
+        record["clv_tier"] = CLV_TIERS[record["clv_tier"] - 1] if record["clv_tier"] else None
+        record["clv_source"] = CLV_SOURCES[record["clv_source"]]
+        for money, places in (
+            ("monetary", 4),
+            ("spent_last_year", 4),
+            ("historic_clv", 4),
+            ("predicted_clv", 2),
+        ):
+            record[money] = _decimal(record[money], places)
+        if np.isnan(record["average_days_between_orders"]):
+            record["average_days_between_orders"] = None
+        records.append(record)
+    session.execute(upsert(session, scores, keys=("shop_id", "customer_id"), update=_STORED), records)
+    return count
+
+
+def analyze_scores(session: Session) -> None:
+    """Fresh planner statistics after a shop's first scoring added many rows (PostgreSQL)."""
+    if is_postgres(session):
+        session.execute(text("ANALYZE customer_scores"))
+
+
+def _decimal(value: float, places: int) -> Any:
+    from decimal import Decimal
+
+    return Decimal(repr(round(value, places))).quantize(Decimal(1).scaleb(-places))
+
+
+def delete_scores(session: Session, shop_id: int, customer_ids: Sequence[int]) -> list[int]:
+    if not customer_ids:
+        return []
+    gone = (
+        delete(scores)
+        .where(scores.c.shop_id == shop_id, scores.c.customer_id.in_([int(c) for c in customer_ids]))
+        .returning(scores.c.customer_id)
+    )
+    removed = [int(c) for c in session.execute(gone).scalars()]
+    _forget_stage_history(session, shop_id, removed)
+    return removed
+
+
+def _forget_stage_history(session: Session, shop_id: int, customer_ids: Sequence[int]) -> None:
+    """Stage history goes with the customer row (redaction, merge), not with a cancelled order."""
+    if not customer_ids:
+        return
+    changes = table_of(StageChange)
+    session.execute(
+        delete(changes).where(
+            changes.c.shop_id == shop_id,
+            changes.c.customer_id.in_(list(customer_ids)),
+            ~exists().where(customers.c.shop_id == shop_id, customers.c.customer_id == changes.c.customer_id),
+        )
+    )
+
+
+def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
+    """Everything scoring holds about one customer (for ``customers/redact``)."""
+    session.execute(delete(scores).where(scores.c.shop_id == shop_id, scores.c.customer_id == customer_id))
+    changes = table_of(StageChange)
+    session.execute(delete(changes).where(changes.c.shop_id == shop_id, changes.c.customer_id == customer_id))
+
+
+def insert_stage_changes(
+    session: Session, shop_id: int, customer_ids: Array, from_stage: Array, to_stage: Array, now: dt.datetime
+) -> int:
+    count = len(customer_ids)
+    if count == 0:
+        return 0
+    if is_postgres(session):
+        session.execute(
+            text(
+                "CREATE TEMP TABLE IF NOT EXISTS stage_rows "
+                "(customer_id int8, from_stage int2, to_stage int2) ON COMMIT DELETE ROWS"
+            )
+        )
+        session.execute(text("TRUNCATE stage_rows"))
+        columns: list[pgcopy.Column] = [("customer_id", "int8"), ("from_stage", "int2"), ("to_stage", "int2")]
+        arrays = {"customer_id": customer_ids, "from_stage": from_stage, "to_stage": to_stage}
+        pgcopy.copy_in(session, "stage_rows", columns, arrays)
+        names = _array_literal(STAGE_NAMES)
+        session.execute(
+            text(
+                "INSERT INTO stage_changes (shop_id, customer_id, from_stage, to_stage, changed_at) "
+                f"SELECT :shop_id, t.customer_id, ({names})[NULLIF(t.from_stage + 1, 0)], "
+                f"({names})[t.to_stage + 1], :now FROM stage_rows t"
+            ),
+            {"shop_id": shop_id, "now": now},
+        )
+        return count
+    session.execute(
+        table_of(StageChange).insert(),
+        [
+            {
+                "shop_id": shop_id,
+                "customer_id": int(c),
+                "from_stage": None if f < 0 else STAGE_NAMES[int(f)],
+                "to_stage": STAGE_NAMES[int(t)],
+                "changed_at": now,
+            }
+            for c, f, t in zip(customer_ids, from_stage, to_stage, strict=True)
+        ],
+    )
+    return count
+
+
+# --------------------------------------------------------------------------------------------
+# Segments, metrics
+
+
+def replace_segments(session: Session, shop_id: int, rows: list[dict[str, Any]]) -> None:
+    table = table_of(ShopSegment)
+    session.execute(delete(table).where(table.c.shop_id == shop_id))
+    if rows:
+        session.execute(table.insert(), [{"shop_id": shop_id, **row} for row in rows])
+
+
+def save_metrics(
+    session: Session,
+    shop_id: int,
+    now: dt.datetime,
+    customers_scored: int,
+    orders_scored: int,
+    metrics: dict[str, Any] | None,
+) -> None:
+    """Record a rescore; with ``metrics`` (a full rescore) also the metrics JSON and its time."""
+    row: dict[str, Any] = {
+        "shop_id": shop_id,
+        "rescored_at": now,
+        "customers_scored": customers_scored,
+        "orders_scored": orders_scored,
+    }
+    update_columns = ["rescored_at", "customers_scored", "orders_scored"]
+    if metrics is not None:
+        row |= {"metrics": json.dumps(metrics, separators=(",", ":")), "computed_at": now}
+        update_columns += ["metrics", "computed_at"]
+    session.execute(
+        upsert(session, table_of(ShopMetricsSnapshot), keys=("shop_id",), update=update_columns), row
+    )
+
+
+def metrics_row(session: Session, shop_id: int) -> ShopMetricsSnapshot | None:
+    return session.get(ShopMetricsSnapshot, shop_id)
+
+
+# --------------------------------------------------------------------------------------------
+# CLV fits and backtests
+
+
+def latest_fit(session: Session, shop_id: int) -> ClvFit | None:
+    return session.scalar(
+        select(ClvFit)
+        .where(ClvFit.shop_id == shop_id)
+        .order_by(ClvFit.fitted_at.desc(), ClvFit.id.desc())
+        .limit(1)
+    )
+
+
+def add_fit(session: Session, row: dict[str, Any]) -> ClvFit:
+    fit = ClvFit(**row)
+    session.add(fit)
+    session.flush()
+    return fit
+
+
+def add_backtest(session: Session, row: dict[str, Any]) -> Backtest:
+    backtest = Backtest(**row)
+    session.add(backtest)
+    session.flush()
+    return backtest
+
+
+def latest_backtest(session: Session, shop_id: int) -> Backtest | None:
+    return session.scalar(
+        select(Backtest)
+        .where(Backtest.shop_id == shop_id)
+        .order_by(Backtest.computed_at.desc(), Backtest.id.desc())
+        .limit(1)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# What the schedules look for
+
+
+def shops_with_pending_customers(session: Session) -> list[int]:
+    # One index probe per shop (ix_customers_shop_id_score_pending is partial on score_pending).
+    shop_ids = select(Shop.shop_id).where(Shop.uninstalled_at.is_(None))
+    return [
+        int(s)
+        for s in session.scalars(
+            shop_ids.where(
+                exists().where(customers.c.shop_id == Shop.shop_id, customers.c.score_pending)
+            ).order_by(Shop.shop_id)
+        )
+    ]
+
+
+def shops_due_full_rescore(session: Session, scored_before: dt.datetime) -> list[int]:
+    """Installed shops with buyers whose last full rescore is older than ``scored_before``."""
+    snapshot = table_of(ShopMetricsSnapshot)
+    last_full = select(snapshot.c.computed_at).where(snapshot.c.shop_id == Shop.shop_id).scalar_subquery()
+    stmt = select(Shop.shop_id).where(
+        Shop.uninstalled_at.is_(None),
+        exists().where(customers.c.shop_id == Shop.shop_id),
+        (last_full.is_(None)) | (last_full < scored_before),
+    )
+    return [int(s) for s in session.scalars(stmt.order_by(Shop.shop_id))]
+
+
+def shops_due_fit(session: Session, fitted_before: dt.datetime, growth: float) -> list[int]:
+    """Installed shops with scores whose last fit is older than ``fitted_before``, or whose ledger
+    grew by more than ``growth`` (a share) since that fit."""
+    snapshot = table_of(ShopMetricsSnapshot)
+    fits = table_of(ClvFit)
+    newest = (
+        select(fits.c.fitted_at, fits.c.orders)
+        .where(fits.c.shop_id == Shop.shop_id)
+        .order_by(fits.c.fitted_at.desc(), fits.c.id.desc())
+        .limit(1)
+        .correlate(Shop)
+    )
+    fitted_at = newest.with_only_columns(fits.c.fitted_at).scalar_subquery()
+    fitted_orders = newest.with_only_columns(fits.c.orders).scalar_subquery()
+    stmt = (
+        select(Shop.shop_id)
+        .join(snapshot, snapshot.c.shop_id == Shop.shop_id)
+        .where(
+            Shop.uninstalled_at.is_(None),
+            fitted_at.is_(None)
+            | (fitted_at < fitted_before)
+            | (snapshot.c.orders_scored > (fitted_orders * (1 + growth)).cast(Integer)),
+        )
+    )
+    return [int(s) for s in session.scalars(stmt.order_by(Shop.shop_id))]

@@ -1,0 +1,233 @@
+"""The merchant's scoring settings (PRODUCT §7 "Settings"): defaults, validation, and saving them,
+which rescores the shop. Services take the session first and never commit."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import AppError
+from app.models import ShopSettings
+from app.models.base import table_of
+from app.scoring.rules import DEFAULT_GRID, Grid, GridError, validate_grid
+from app.sql import upsert
+
+METHODS: Final = ("quintile", "thirds")
+MAX_WINDOW_DAYS: Final = 3660
+MAX_HORIZON_DAYS: Final = 3660
+MAX_LIFESPAN_YEARS: Final = 50.0
+TAG_PREFIX_MAX: Final = 32
+
+
+class SettingsError(AppError):
+    """Settings the merchant entered that cannot be saved; the message says which and why."""
+
+    status_code = 422
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringSettings:
+    scoring_method: str = "quintile"
+    window_days: int | None = None
+    """Frequency and monetary over the last N days; None: all time."""
+    segment_grid: Grid = field(default_factory=lambda: DEFAULT_GRID)
+    clv_horizon_days: int = 365
+    lifespan_years: float = 3.0
+    cac: Decimal | None = None
+    conversion_rate: float | None = None
+    rfm_tag_prefix: str = "rfm:"
+    stage_tag_prefix: str = "stage:"
+    clv_tag_prefix: str = "clv:"
+    sync_enabled: bool = True
+
+    def affects_scores(self, other: ScoringSettings) -> bool:
+        """True when going from ``other`` to this changes stored scores (tags and sync do not)."""
+        keys = (
+            "scoring_method",
+            "window_days",
+            "clv_horizon_days",
+            "lifespan_years",
+            "cac",
+            "conversion_rate",
+        )
+        return any(getattr(self, k) != getattr(other, k) for k in keys) or dict(self.segment_grid) != dict(
+            other.segment_grid
+        )
+
+
+DEFAULTS: Final = ScoringSettings()
+
+
+def grid_to_json(grid: Grid) -> str:
+    return json.dumps({f"{r},{fm}": name for (r, fm), name in sorted(grid.items())}, sort_keys=True)
+
+
+def grid_from_json(text: str) -> Grid:
+    raw = json.loads(text)
+    return MappingProxyType({tuple(int(p) for p in key.split(",")): name for key, name in raw.items()})  # type: ignore[misc]
+
+
+def _grid(value: Any) -> Grid:
+    if isinstance(value, str):
+        try:
+            value = grid_from_json(value)
+        except (ValueError, AttributeError) as exc:
+            raise SettingsError(f"segment grid is not valid JSON of 'R,FM' cells: {exc}") from exc
+    if isinstance(value, Mapping):
+        try:
+            value = {
+                (int(k[0]), int(k[1])) if not isinstance(k, str) else tuple(int(p) for p in k.split(",")): v
+                for k, v in value.items()
+            }
+        except (ValueError, TypeError, IndexError) as exc:
+            raise SettingsError("segment grid cells must be written 'R,FM', e.g. '5,4'") from exc
+    try:
+        return MappingProxyType(validate_grid(value))
+    except GridError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str | float | Decimal):
+        raise SettingsError(f"{name} must be a whole number of days between {low} and {high}")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise SettingsError(f"{name} must be a whole number of days between {low} and {high}") from exc
+    if number != number.to_integral_value() or not low <= number <= high:
+        raise SettingsError(f"{name} must be a whole number of days between {low} and {high}")
+    return int(number)
+
+
+def _number(value: Any, name: str, low: float, high: float, *, low_open: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{name} must be a number") from exc
+    if (
+        isinstance(value, bool)
+        or not math.isfinite(number)
+        or number > high
+        or number < low
+        or (low_open and number == low)
+    ):
+        bound = f"more than {low:g}" if low_open else f"at least {low:g}"
+        raise SettingsError(f"{name} must be {bound} and at most {high:g}")
+    return number
+
+
+def _prefix(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"{name} must not be empty")
+    value = value.strip()
+    if len(value) > TAG_PREFIX_MAX or "," in value:
+        raise SettingsError(f"{name} must be at most {TAG_PREFIX_MAX} characters and contain no comma")
+    return value
+
+
+def validate(changes: Mapping[str, Any], current: ScoringSettings = DEFAULTS) -> ScoringSettings:
+    """``current`` with ``changes`` applied, every value checked; raises SettingsError in plain words."""
+    known = {f.name for f in fields(ScoringSettings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+    clean: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "scoring_method":
+            if value not in METHODS:
+                raise SettingsError("scoring method must be 'quintile' or 'thirds'")
+            clean[key] = value
+        elif key == "window_days":
+            clean[key] = None if value in (None, "", "all") else _whole(value, "window", 1, MAX_WINDOW_DAYS)
+        elif key == "segment_grid":
+            clean[key] = _grid(value)
+        elif key == "clv_horizon_days":
+            clean[key] = _whole(value, "CLV horizon", 1, MAX_HORIZON_DAYS)
+        elif key == "lifespan_years":
+            clean[key] = _number(value, "average lifespan (years)", 0.0, MAX_LIFESPAN_YEARS, low_open=True)
+        elif key == "cac":
+            if value in (None, ""):
+                clean[key] = None
+            else:
+                cac = Decimal(str(_number(value, "customer acquisition cost", 0.0, 1e9, low_open=True)))
+                clean[key] = cac.quantize(Decimal("0.0001"))
+        elif key == "conversion_rate":
+            clean[key] = (
+                None if value in (None, "") else _number(value, "conversion rate", 0.0, 1.0, low_open=True)
+            )
+        elif key in ("rfm_tag_prefix", "stage_tag_prefix", "clv_tag_prefix"):
+            clean[key] = _prefix(value, key.replace("_", " "))
+        elif key == "sync_enabled":
+            if not isinstance(value, bool):
+                raise SettingsError("sync on/off must be true or false")
+            clean[key] = value
+    result = replace(current, **clean)
+    prefixes = [result.rfm_tag_prefix, result.stage_tag_prefix, result.clv_tag_prefix]
+    if len({p.lower() for p in prefixes}) < 3:
+        raise SettingsError("the three tag prefixes must differ, or the app could not tell its tags apart")
+    return result
+
+
+def get_settings(session: Session, shop_id: int) -> ScoringSettings:
+    """The shop's settings, the defaults where the merchant never saved any."""
+    row = session.scalar(select(ShopSettings).where(ShopSettings.shop_id == shop_id))
+    if row is None:
+        return DEFAULTS
+    return ScoringSettings(
+        scoring_method=row.scoring_method,
+        window_days=row.window_days,
+        segment_grid=DEFAULT_GRID if row.segment_grid is None else grid_from_json(row.segment_grid),
+        clv_horizon_days=row.clv_horizon_days,
+        lifespan_years=row.lifespan_years,
+        cac=row.cac,
+        conversion_rate=row.conversion_rate,
+        rfm_tag_prefix=row.rfm_tag_prefix,
+        stage_tag_prefix=row.stage_tag_prefix,
+        clv_tag_prefix=row.clv_tag_prefix,
+        sync_enabled=row.sync_enabled,
+    )
+
+
+def settings_updated_at(session: Session, shop_id: int) -> datetime | None:
+    return session.scalar(select(ShopSettings.updated_at).where(ShopSettings.shop_id == shop_id))
+
+
+def update_settings(
+    session: Session, shop_id: int, changes: Mapping[str, Any], now: datetime
+) -> ScoringSettings:
+    """Validate and save the merchant's changes; when they change scores, enqueue a full rescore."""
+    from app.scoring.service import enqueue_rescore
+
+    current = get_settings(session, shop_id)
+    new = validate(changes, current)
+    row = {
+        "shop_id": shop_id,
+        "scoring_method": new.scoring_method,
+        "window_days": new.window_days,
+        "segment_grid": None
+        if dict(new.segment_grid) == dict(DEFAULT_GRID)
+        else grid_to_json(new.segment_grid),
+        "clv_horizon_days": new.clv_horizon_days,
+        "lifespan_years": new.lifespan_years,
+        "cac": new.cac,
+        "conversion_rate": new.conversion_rate,
+        "rfm_tag_prefix": new.rfm_tag_prefix,
+        "stage_tag_prefix": new.stage_tag_prefix,
+        "clv_tag_prefix": new.clv_tag_prefix,
+        "sync_enabled": new.sync_enabled,
+        "updated_at": now,
+    }
+    keys = [k for k in row if k != "shop_id"]
+    session.execute(upsert(session, table_of(ShopSettings), keys=("shop_id",), update=keys), row)
+    if new.affects_scores(current):
+        enqueue_rescore(session, shop_id, now, full=True)
+    return new

@@ -1,0 +1,175 @@
+"""The worker: `python -m app.worker` (or `rfm-clv worker`).
+
+One loop: run the registered schedules that are due (they enqueue level-triggered work), reclaim
+jobs whose worker vanished, claim the next due job and run its handler in one transaction. Many
+workers may run against PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``, and one (shop, kind) never
+runs twice at once); on SQLite run one. SIGTERM / SIGINT finish the job in hand, then exit.
+A failing job is retried with exponential backoff and, out of attempts, kept as ``failed`` with its
+error and logged at ERROR: never dropped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import os
+import signal
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from types import FrameType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import write_transaction
+from app.jobs import registry
+from app.jobs import repository as jobs_repo
+from app.models.job import FAILED
+
+log = logging.getLogger("app.worker")
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def load_job_modules(modules: Iterable[str] | None = None) -> None:
+    for module in modules if modules is not None else registry.JOB_MODULES:
+        importlib.import_module(module)
+
+
+class Worker:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        name: str | None = None,
+        poll_seconds: float = 1.0,
+        clock: Clock = utcnow,
+        kinds: Iterable[str] | None = None,
+        run_schedules: bool = True,
+    ) -> None:
+        self.factory = factory
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.only_kinds = set(kinds) if kinds is not None else None
+        self.run_schedules = run_schedules
+        self._stop = threading.Event()
+        self._last_run: dict[str, dt.datetime] = {}
+
+    # -- control ---------------------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            log.info("worker %s: signal %s, finishing the job in hand", self.name, signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # -- one step --------------------------------------------------------------------------
+
+    def kinds(self) -> set[str]:
+        known = set(registry.kinds())
+        return known if self.only_kinds is None else known & self.only_kinds
+
+    def tick_schedules(self) -> None:
+        now = self.clock()
+        for schedule in registry.schedules():
+            last = self._last_run.get(schedule.name)
+            if last is not None and (now - last).total_seconds() < schedule.every_seconds:
+                continue
+            self._last_run[schedule.name] = now
+            try:
+                with write_transaction(self.factory) as session:
+                    schedule.check(session, now)
+            except Exception:
+                log.exception("schedule %s failed; it runs again next time", schedule.name)
+        with write_transaction(self.factory) as session:
+            jobs_repo.reclaim_expired(session, now)
+
+    def run_one(self) -> bool:
+        """Claim and run one due job; False when there was none."""
+        now = self.clock()
+        with write_transaction(self.factory) as session:
+            job = jobs_repo.claim(session, self.name, now, self.kinds())
+            if job is None:
+                return False
+            context = registry.JobContext(
+                id=job.id,
+                shop_id=job.shop_id,
+                kind=job.kind,
+                key=job.key,
+                payload=registry.JobContext.parse_payload(job.payload),
+                attempt=job.attempts,
+                now=now,
+                worker=self.name,
+                stopping=lambda: self.stopping,
+            )
+        kind = registry.kind(context.kind)
+        try:
+            if kind is None:
+                raise LookupError(f"no handler registered for job kind {context.kind!r}")
+            with write_transaction(self.factory) as session:
+                kind.handler(session, context)
+                jobs_repo.complete(session, context.id, self.clock())
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            with write_transaction(self.factory) as session:
+                state = jobs_repo.fail(session, context.id, error, self.clock())
+            if state == FAILED:
+                log.error(
+                    "job %s (%s, shop %s) failed after %d attempts: %s\n%s",
+                    context.id,
+                    context.kind,
+                    context.shop_id,
+                    context.attempt,
+                    error,
+                    traceback.format_exc(),
+                )
+            else:
+                log.warning(
+                    "job %s (%s, shop %s) failed, will retry: %s",
+                    context.id,
+                    context.kind,
+                    context.shop_id,
+                    error,
+                )
+        return True
+
+    def run_pending(self, limit: int = 1000) -> int:
+        """Run schedules once, then jobs until none is due (tests, `rfm-clv rescore`)."""
+        if self.run_schedules:
+            self.tick_schedules()
+        ran = 0
+        while ran < limit and not self.stopping and self.run_one():
+            ran += 1
+        return ran
+
+    def run(self) -> None:
+        log.info("worker %s started (kinds: %s)", self.name, ", ".join(sorted(self.kinds())))
+        while not self.stopping:
+            if self.run_schedules:
+                self.tick_schedules()
+            busy = False
+            while not self.stopping and self.run_one():
+                busy = True
+                if self.run_schedules:
+                    self.tick_schedules()
+            if not busy:
+                self._stop.wait(self.poll_seconds)
+        log.info("worker %s stopped", self.name)
+
+
+__all__ = ["Worker", "load_job_modules", "utcnow"]
