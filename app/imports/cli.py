@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 import httpx
+from sqlalchemy import Engine
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
@@ -16,7 +17,7 @@ from app.shopify.admin_client import AdminClient
 from app.shops import repository as shops_repo
 
 
-def _shop_id(settings: Settings, domain: str) -> tuple[int | None, object]:
+def _shop_id(settings: Settings, domain: str) -> tuple[int | None, Engine]:
     engine = make_engine(settings.database_url)
     with make_sessionmaker(engine)() as session:
         shop = shops_repo.get_by_domain(session, domain)
@@ -37,11 +38,11 @@ def import_command(settings: Settings, domain: str) -> int:
     async def go() -> ImportProgress:
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
             admin = AdminClient(http, settings)
-            factory = make_sessionmaker(engine)  # type: ignore[arg-type]
+            factory = make_sessionmaker(engine)
             return await runner.run_import(factory, admin, shop_id, on_progress=_print)
 
     progress = asyncio.run(go())
-    engine.dispose()  # type: ignore[attr-defined]
+    engine.dispose()
     if progress.state == ImportState.failed:
         print(f"import failed: {progress.error}", file=sys.stderr)
         return 1
@@ -57,10 +58,10 @@ def reconcile_command(settings: Settings, domain: str) -> int:
     async def go() -> runner.ReconcileReport:
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
             admin = AdminClient(http, settings)
-            return await runner.reconcile(make_sessionmaker(engine), admin, shop_id)  # type: ignore[arg-type]
+            return await runner.reconcile(make_sessionmaker(engine), admin, shop_id)
 
     report = asyncio.run(go())
-    engine.dispose()  # type: ignore[attr-defined]
+    engine.dispose()
     print(
         f"examined {report.examined} orders, repaired {report.repaired}; "
         f"up to date through {report.reconciled_through:%Y-%m-%d %H:%M} UTC"

@@ -246,16 +246,18 @@ _RECOMPUTE_PG = text(
             EXTRACT(EPOCH FROM (a.last_at - a.first_at))::float8 / 86400 / (a.n - 1) END,
         true, :now
     FROM (
-        SELECT c.customer_id,
-            MIN(o.ordered_at) FILTER (WHERE o.qualifies) AS first_at,
-            MAX(o.ordered_at) FILTER (WHERE o.qualifies) AS last_at,
-            COUNT(o.order_id) FILTER (WHERE o.qualifies) AS n,
-            COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) AS total,
-            COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) * 10000 AS t,
-            COUNT(o.order_id) FILTER (WHERE o.qualifies AND o.discounted) AS discounted
+        -- LATERAL: one index lookup per customer, whatever the planner believes about a freshly
+        -- loaded ledger (without it, stale statistics sort the whole shop's ledger per chunk)
+        SELECT c.customer_id, l.*, l.total * 10000 AS t
         FROM unnest(CAST(:ids AS bigint[])) AS c(customer_id)
-        LEFT JOIN orders o ON o.shop_id = :shop_id AND o.customer_id = c.customer_id
-        GROUP BY c.customer_id
+        CROSS JOIN LATERAL (
+            SELECT MIN(o.ordered_at) FILTER (WHERE o.qualifies) AS first_at,
+                MAX(o.ordered_at) FILTER (WHERE o.qualifies) AS last_at,
+                COUNT(*) FILTER (WHERE o.qualifies) AS n,
+                COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) AS total,
+                COUNT(*) FILTER (WHERE o.qualifies AND o.discounted) AS discounted
+            FROM orders o WHERE o.shop_id = :shop_id AND o.customer_id = c.customer_id
+        ) l
     ) a
     ON CONFLICT (shop_id, customer_id) DO UPDATE SET {_set_aggs},
         score_pending = true, aggregates_updated_at = excluded.aggregates_updated_at
