@@ -11,7 +11,6 @@ The bulk ledger write keeps the rules of `app.orders.service.apply_order`:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -34,13 +33,13 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
-from app.models import Customer, Order, OrderImport, ShopSyncState
+from app.customers import repository as customers_repo
+from app.models import Order, OrderImport, ShopSyncState
 from app.models.base import Money, UTCDateTime, table_of
 from app.orders.schemas import OrderFacts, order_counts, refunds_in_shop_money
-from app.sql import lock_key, upsert
+from app.sql import upsert
 
 orders = table_of(Order)
-customers = table_of(Customer)
 
 LEDGER_COLUMNS = (
     "order_id",
@@ -217,92 +216,6 @@ def _apply_pending_refunds(session: Session, shop_id: int, rows: Sequence[Ledger
 
 
 # -- customer aggregates, set-based ---------------------------------------------------------------
-# Same numbers as `app.customers.repository.recompute`: the average order value is rounded half to
-# even at 4 places (Python's Decimal.quantize), computed on the total in 1/10,000 units; the average
-# gap is the float division Python does, on the exact number of seconds.
-
-_AGG_COLUMNS = (
-    "first_order_at",
-    "last_order_at",
-    "orders_count",
-    "total_spent",
-    "average_order_value",
-    "discounted_orders_count",
-    "average_days_between_orders",
-)
-_set_aggs = ", ".join(f"{c} = excluded.{c}" for c in _AGG_COLUMNS)
-
-_RECOMPUTE_PG = text(
-    f"""
-    INSERT INTO customers (shop_id, customer_id, {", ".join(_AGG_COLUMNS)}, score_pending,
-                           aggregates_updated_at)
-    SELECT :shop_id, a.customer_id, a.first_at, a.last_at, a.n, a.total,
-        CASE WHEN a.n > 0 THEN (div(a.t, a.n) + CASE
-            WHEN 2 * mod(a.t, a.n) > a.n THEN 1
-            WHEN 2 * mod(a.t, a.n) = a.n THEN mod(div(a.t, a.n), 2)
-            ELSE 0 END) / 10000 END,
-        a.discounted,
-        CASE WHEN a.n >= 2 THEN
-            EXTRACT(EPOCH FROM (a.last_at - a.first_at))::float8 / 86400 / (a.n - 1) END,
-        true, :now
-    FROM (
-        -- LATERAL: one index lookup per customer, whatever the planner believes about a freshly
-        -- loaded ledger (without it, stale statistics sort the whole shop's ledger per chunk)
-        SELECT c.customer_id, l.*, l.total * 10000 AS t
-        FROM unnest(CAST(:ids AS bigint[])) AS c(customer_id)
-        CROSS JOIN LATERAL (
-            SELECT MIN(o.ordered_at) FILTER (WHERE o.qualifies) AS first_at,
-                MAX(o.ordered_at) FILTER (WHERE o.qualifies) AS last_at,
-                COUNT(*) FILTER (WHERE o.qualifies) AS n,
-                COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) AS total,
-                COUNT(*) FILTER (WHERE o.qualifies AND o.discounted) AS discounted
-            FROM orders o WHERE o.shop_id = :shop_id AND o.customer_id = c.customer_id
-        ) l
-    ) a
-    ON CONFLICT (shop_id, customer_id) DO UPDATE SET {_set_aggs},
-        score_pending = true, aggregates_updated_at = excluded.aggregates_updated_at
-    WHERE (customers.first_order_at, customers.last_order_at, customers.orders_count,
-           customers.total_spent, customers.average_order_value, customers.discounted_orders_count,
-           customers.average_days_between_orders)
-        IS DISTINCT FROM (excluded.first_order_at, excluded.last_order_at, excluded.orders_count,
-           excluded.total_spent, excluded.average_order_value, excluded.discounted_orders_count,
-           excluded.average_days_between_orders)
-    """
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-# SQLite: Money is an integer count of 1/10,000 units and times are 'YYYY-MM-DD HH:MM:SS.ffffff'.
-_RECOMPUTE_SQLITE = text(
-    f"""
-    INSERT INTO customers (shop_id, customer_id, {", ".join(_AGG_COLUMNS)}, score_pending,
-                           aggregates_updated_at)
-    SELECT :shop_id, a.customer_id, a.first_at, a.last_at, a.n, a.t,
-        CASE WHEN a.n > 0 THEN a.t / a.n + CASE
-            WHEN 2 * (a.t % a.n) > a.n THEN 1
-            WHEN 2 * (a.t % a.n) = a.n THEN (a.t / a.n) % 2
-            ELSE 0 END END,
-        a.discounted,
-        CASE WHEN a.n >= 2 THEN
-            ((strftime('%s', a.last_at) - strftime('%s', a.first_at)) * 1000000
-             + CAST(substr(a.last_at, 21, 6) AS INTEGER) - CAST(substr(a.first_at, 21, 6) AS INTEGER))
-            * 1.0 / 1000000 / 86400 / (a.n - 1) END,
-        1, :now
-    FROM (
-        SELECT CAST(c.value AS INTEGER) AS customer_id,
-            MIN(o.ordered_at) FILTER (WHERE o.qualifies) AS first_at,
-            MAX(o.ordered_at) FILTER (WHERE o.qualifies) AS last_at,
-            COUNT(o.order_id) FILTER (WHERE o.qualifies) AS n,
-            COALESCE(SUM(o.value) FILTER (WHERE o.qualifies), 0) AS t,
-            COUNT(o.order_id) FILTER (WHERE o.qualifies AND o.discounted) AS discounted
-        FROM json_each(:ids) c
-        LEFT JOIN orders o ON o.shop_id = :shop_id AND o.customer_id = c.value
-        GROUP BY c.value
-    ) a
-    WHERE true
-    ON CONFLICT (shop_id, customer_id) DO UPDATE SET {_set_aggs},
-        score_pending = 1, aggregates_updated_at = excluded.aggregates_updated_at
-    WHERE {" OR ".join(f"customers.{c} IS NOT excluded.{c}" for c in _AGG_COLUMNS)}
-    """
-).bindparams(bindparam("now", type_=UTCDateTime()))
 
 _CUSTOMER_IDS = text(
     """
@@ -317,29 +230,26 @@ _CUSTOMER_IDS = text(
 
 def customer_ids(session: Session, shop_id: int, after: int | None) -> list[int]:
     """Every customer of the shop with ledger rows or aggregates, ascending, above `after`."""
-    return list(
-        session.scalars(_CUSTOMER_IDS, {"shop_id": shop_id, "after": after if after is not None else -1})
-    )
+    params = {"shop_id": shop_id, "after": after if after is not None else -1}
+    return list(session.scalars(_CUSTOMER_IDS, params))
 
 
-def recompute_customers(session: Session, shop_id: int, customer_ids: Sequence[int], now: datetime) -> int:
-    """Rewrite the aggregates of `customer_ids` from the ledger in one statement; customers whose
-    numbers changed are marked to score. Takes the same per-customer locks as the webhook path, so
-    a delivery for one of them waits for this transaction (and then recomputes from what it wrote),
-    never the other way round. Keep `customer_ids` to a few thousand (one lock each)."""
-    if not customer_ids:
-        return 0
-    ids = sorted(customer_ids)
+def refresh_statistics(session: Session) -> None:
+    """After a bulk load the planner's row estimates for the ledger are far off (it would sort the
+    shop's whole ledger for every chunk of customers); ANALYZE samples it in well under a second."""
     if session.get_bind().dialect.name == "postgresql":
-        keys = sorted({lock_key("customer", shop_id, c) for c in ids})
-        session.execute(
-            text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-            {"keys": keys},
-        )
-        result = session.execute(_RECOMPUTE_PG, {"shop_id": shop_id, "ids": ids, "now": now})
-    else:
-        result = session.execute(_RECOMPUTE_SQLITE, {"shop_id": shop_id, "ids": json.dumps(ids), "now": now})
-    return max(cast(CursorResult[Any], result).rowcount or 0, 0)
+        session.execute(text("ANALYZE orders"))
+
+
+def recompute_customers(session: Session, shop_id: int, customer_ids: Sequence[int], now: datetime) -> None:
+    """Rewrite the aggregates of `customer_ids` from the ledger with the webhook path's own
+    set-based statement (one statement per chunk, so the numbers are the same by construction),
+    under the same per-customer locks: a delivery for one of them waits for this transaction and
+    then recomputes from what it wrote. Keep `customer_ids` to a few thousand (one lock each)."""
+    if not customer_ids:
+        return
+    customers_repo.lock_customers(session, shop_id, customer_ids)
+    customers_repo.recompute(session, shop_id, customer_ids, now)
 
 
 # -- import and reconciliation state ----------------------------------------------------------------

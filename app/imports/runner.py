@@ -588,6 +588,10 @@ def _recompute_aggregates(
         if row is None or row.run_id != run_id:
             raise ImportSuperseded
         after = row.aggregates_after
+    if after is None:
+        with write_transaction(factory) as s:
+            repo.refresh_statistics(s)
+    with factory() as s:
         ids = repo.customer_ids(s, shop_id, after)
     for i in range(0, len(ids), CUSTOMER_CHUNK):
         chunk = ids[i : i + CUSTOMER_CHUNK]
