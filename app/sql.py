@@ -12,20 +12,31 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Insert, text
 
 
-def upsert(session: Session, table: Table, *, keys: Sequence[str], update: Iterable[str] = ()) -> Insert:
+def upsert(
+    session: Session,
+    table: Table,
+    *,
+    keys: Sequence[str],
+    update: Iterable[str] = (),
+    only_if_newer: str | None = None,
+) -> Insert:
     """INSERT … ON CONFLICT (keys) DO UPDATE (or DO NOTHING when `update` is empty), without
-    values: execute it with the row(s) as parameters. Built once per shape (webhooks are a hot
+    values: execute it with the row(s) as parameters. With `only_if_newer="col"` an existing row is
+    replaced only when the incoming `col` is greater. Built once per shape (webhooks are a hot
     path, and building an ON CONFLICT clause costs more than running it)."""
-    return _upsert(session.get_bind().dialect.name, table, tuple(keys), tuple(update))
+    return _upsert(session.get_bind().dialect.name, table, tuple(keys), tuple(update), only_if_newer)
 
 
 @lru_cache(maxsize=256)
-def _upsert(dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...]) -> Insert:
+def _upsert(
+    dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...], only_if_newer: str | None
+) -> Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table)
     if update:
+        where = table.c[only_if_newer] < stmt.excluded[only_if_newer] if only_if_newer else None
         return stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}, where=where
         )
     return stmt.on_conflict_do_nothing(index_elements=list(keys))
 
