@@ -14,7 +14,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
+from app.admin.router import STATIC_DIR as ADMIN_STATIC_DIR
 from app.admin.router import router as admin_router
 from app.auth.router import router as auth_router
 from app.auth.security import FrameAncestorsMiddleware, install_token_redaction
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     app.include_router(webhooks_router)
     app.include_router(auth_router)
     app.include_router(admin_router)
+    app.mount("/admin/static", StaticFiles(directory=ADMIN_STATIC_DIR), name="admin-static")
     return app
 
 

@@ -1,13 +1,92 @@
-"""Jinja2 templates of the embedded app (`app/admin/templates/`)."""
+"""Jinja2 templates of the embedded app (`app/admin/templates/`) and the formatting every screen
+shares: money in the shop's currency, times in the shop's time zone (defaults USD / UTC)."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi.templating import Jinja2Templates
+from starlette.requests import Request
 
 APP_BRIDGE_URL = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
 POLARIS_URL = "https://cdn.shopify.com/shopifycloud/polaris.js"
+LAUNCH_PARAMS = ("shop", "host", "embedded", "id_token")
+"""What links between pages keep: App Bridge reads `shop`/`host`, `CurrentShop` reads `id_token`."""
+
+DEFAULT_CURRENCY = "USD"
+DEFAULT_TIMEZONE = "UTC"
+_SYMBOLS = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "CAD": "CA$",
+    "AUD": "A$",
+    "NZD": "NZ$",
+    "INR": "₹",
+}
+_NO_DECIMALS = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD"}
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals.update(app_bridge_url=APP_BRIDGE_URL, polaris_url=POLARIS_URL)
+
+
+class Formatter:
+    """Numbers as the merchant reads them: the shop's currency and time zone."""
+
+    def __init__(self, currency: str | None, timezone: str | None) -> None:
+        self.currency = (currency or DEFAULT_CURRENCY).upper()
+        try:
+            self.zone = ZoneInfo(timezone or DEFAULT_TIMEZONE)
+            self.timezone = timezone or DEFAULT_TIMEZONE
+        except (ZoneInfoNotFoundError, ValueError):
+            self.zone, self.timezone = ZoneInfo(DEFAULT_TIMEZONE), DEFAULT_TIMEZONE
+
+    def money(self, value: Decimal | float | int | None, *, whole: bool = False) -> str:
+        if value is None:
+            return "—"
+        places = 0 if whole or self.currency in _NO_DECIMALS else 2
+        amount = f"{abs(float(value)):,.{places}f}"
+        sign = "-" if float(value) < 0 else ""
+        symbol = _SYMBOLS.get(self.currency)
+        return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {self.currency}"
+
+    def datetime(self, value: datetime | None) -> str:
+        if value is None:
+            return "—"
+        local = value.astimezone(self.zone)
+        return local.strftime("%b %-d, %Y %H:%M ") + (local.tzname() or self.timezone)
+
+    def date(self, value: datetime | date | None) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, datetime):
+            value = value.astimezone(self.zone).date()
+        return value.strftime("%b %-d, %Y")
+
+    @staticmethod
+    def percent(value: float | None, places: int = 1) -> str:
+        return "—" if value is None else f"{100 * value:.{places}f}%"
+
+    @staticmethod
+    def number(value: float | int | None, places: int = 0) -> str:
+        return "—" if value is None else f"{value:,.{places}f}"
+
+    @staticmethod
+    def ratio(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1f}:1"
+
+
+def launch_query(request: Request, **extra: str | int | None) -> str:
+    """`shop=…&host=…&embedded=1&id_token=…` of this request, plus ``extra`` (None drops a key)."""
+    params = {k: request.query_params[k] for k in LAUNCH_PARAMS if k in request.query_params}
+    for key, value in extra.items():
+        if value is None or value == "":
+            params.pop(key, None)
+        else:
+            params[key] = str(value)
+    return urlencode(params)

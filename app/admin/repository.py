@@ -1,11 +1,34 @@
-"""SQL the embedded page reads (precomputed tables only)."""
+"""SQL the embedded page reads: the tables the worker stored, never a computation over the
+shop's customers (STYLE: pages read precomputed tables only). Every query filters on shop_id."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, desc, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Customer, Order
+from app.models import Customer, CustomerScore, Job, Order, ShopMetricsSnapshot, StageChange
+from app.models.job import DONE, FAILED, PENDING, RUNNING
+
+PAGE_SIZE = 50
+MAX_OFFSET = 10_000
+"""Offset pagination stops here: past 200 pages the merchant narrows the filters or exports CSV."""
+
+SORTS: dict[str, Any] = {
+    "predicted_clv": CustomerScore.predicted_clv,
+    "historic_clv": CustomerScore.historic_clv,
+    "churn_risk": CustomerScore.churn_risk,
+    "orders": CustomerScore.frequency,
+    "customer_id": CustomerScore.customer_id,
+}
+CLV_TIER_FILTERS = {
+    "top-10": ("top-10",),
+    "top-25": ("top-10", "top-25"),
+}
 
 
 def customer_count(session: Session, shop_id: int) -> int:
@@ -16,3 +39,126 @@ def customer_count(session: Session, shop_id: int) -> int:
 def qualifying_order_count(session: Session, shop_id: int) -> int:
     stmt = select(func.count()).select_from(Order).where(Order.shop_id == shop_id, Order.qualifies)
     return session.scalar(stmt) or 0
+
+
+def metrics_row(session: Session, shop_id: int) -> ShopMetricsSnapshot | None:
+    return session.scalar(select(ShopMetricsSnapshot).where(ShopMetricsSnapshot.shop_id == shop_id))
+
+
+def stage_movements(session: Session, shop_id: int, since: datetime) -> list[tuple[str | None, str, int]]:
+    """(from stage, to stage, customers) of the stage changes since ``since`` (None: first staging)."""
+    stmt = (
+        select(StageChange.from_stage, StageChange.to_stage, func.count())
+        .where(StageChange.shop_id == shop_id, StageChange.changed_at >= since)
+        .group_by(StageChange.from_stage, StageChange.to_stage)
+        .order_by(func.count().desc())
+    )
+    return [(a, b, int(n)) for a, b, n in session.execute(stmt)]
+
+
+# -- the customers list -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilter:
+    segment: str | None = None
+    stage: str | None = None
+    clv_tier: str | None = None  # "top-10", "top-25" or "other"
+    sort: str = "predicted_clv"
+    descending: bool = True
+
+
+def _filtered(stmt: Select[Any], shop_id: int, f: CustomerFilter) -> Select[Any]:
+    stmt = stmt.where(CustomerScore.shop_id == shop_id)
+    if f.segment:
+        stmt = stmt.where(CustomerScore.segment == f.segment)
+    if f.stage:
+        stmt = stmt.where(CustomerScore.stage == f.stage)
+    if f.clv_tier == "other":
+        stmt = stmt.where(CustomerScore.clv_tier.is_(None))
+    elif f.clv_tier in CLV_TIER_FILTERS:
+        stmt = stmt.where(CustomerScore.clv_tier.in_(CLV_TIER_FILTERS[f.clv_tier]))
+    return stmt
+
+
+def _ordered(stmt: Select[Any], f: CustomerFilter) -> Select[Any]:
+    column = SORTS.get(f.sort, CustomerScore.predicted_clv)
+    tie = CustomerScore.customer_id
+    if f.descending:
+        return stmt.order_by(desc(column), desc(tie)) if column is not tie else stmt.order_by(desc(tie))
+    return stmt.order_by(column, tie) if column is not tie else stmt.order_by(tie)
+
+
+LIST_COLUMNS = (
+    CustomerScore.customer_id,
+    CustomerScore.segment,
+    CustomerScore.rfm_code,
+    CustomerScore.recency_score,
+    CustomerScore.frequency_score,
+    CustomerScore.monetary_score,
+    CustomerScore.stage,
+    CustomerScore.frequency,
+    CustomerScore.historic_clv,
+    CustomerScore.predicted_clv,
+    CustomerScore.predicted_orders,
+    CustomerScore.churn_risk,
+    CustomerScore.expected_next_order_at,
+    CustomerScore.clv_tier,
+)
+
+
+def customers_page(
+    session: Session, shop_id: int, f: CustomerFilter, *, offset: int, limit: int = PAGE_SIZE
+) -> list[dict[str, Any]]:
+    """One page of scored customers, plus each one's last order date (read for the page's ids only)."""
+    stmt = _ordered(_filtered(select(*LIST_COLUMNS), shop_id, f), f).offset(offset).limit(limit)
+    rows = [dict(r._mapping) for r in session.execute(stmt)]
+    if rows:
+        ids = [r["customer_id"] for r in rows]
+        stmt_last = select(Customer.customer_id, Customer.last_order_at).where(
+            Customer.shop_id == shop_id, Customer.customer_id.in_(ids)
+        )
+        last = {customer_id: at for customer_id, at in session.execute(stmt_last)}
+        for row in rows:
+            row["last_order_at"] = last.get(row["customer_id"])
+    return rows
+
+
+def customers_matching(session: Session, shop_id: int, f: CustomerFilter) -> int:
+    return session.scalar(_filtered(select(func.count()).select_from(CustomerScore), shop_id, f)) or 0
+
+
+def stream_customers(session: Session, shop_id: int, f: CustomerFilter, batch: int = 2000) -> Iterator[Any]:
+    """Every matching customer, in the list's order, read through a server-side cursor in batches
+    (never the whole list in memory)."""
+    stmt = _ordered(_filtered(select(*LIST_COLUMNS), shop_id, f), f)
+    result = session.execute(stmt.execution_options(yield_per=batch))
+    yield from result
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def failed_jobs(session: Session, shop_id: int, limit: int = 5) -> list[Job]:
+    """The shop's jobs that failed for good, newest first (their errors are shown in plain words)."""
+    stmt = (
+        select(Job)
+        .where(Job.shop_id == shop_id, Job.state == FAILED)
+        .order_by(desc(Job.finished_at), desc(Job.id))
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def last_job(session: Session, shop_id: int, kind: str, states: Sequence[str] = (DONE,)) -> Job | None:
+    stmt = (
+        select(Job)
+        .where(Job.shop_id == shop_id, Job.kind == kind, Job.state.in_(list(states)))
+        .order_by(desc(Job.finished_at), desc(Job.id))
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def active_job(session: Session, shop_id: int, kind: str) -> Job | None:
+    return last_job(session, shop_id, kind, (PENDING, RUNNING))

@@ -1,4 +1,5 @@
-"""The embedded app's entry point (`GET /`, `GET /app`) and a small JSON read (`GET /api/shop`).
+"""The embedded app: entry point and screens (server-rendered), their JSON, the CSV export, and the
+form posts (settings, re-import, resync).
 
 The App URL load is `/?embedded=1&host=…&id_token=…&shop=…&timestamp=…&hmac=…` (PLATFORM §2, §6):
 1. not embedded and no `id_token`: a browser opened the URL directly → send it into the admin
@@ -7,43 +8,102 @@ The App URL load is `/?embedded=1&host=…&id_token=…&shop=…&timestamp=…&h
 3. `id_token` missing/invalid → bounce page (`app/deps.py`);
 4. the token's shop must be the `shop` parameter; token exchange when the app has no usable
    token (Shopify-managed install), then the page, framed only by that shop's admin.
+
+Every other page and call is authenticated by `CurrentShop` (the `id_token` query parameter on a
+document load or a form post, `Authorization: Bearer` on a fetch); links keep the launch query.
+Pages read only what the worker stored (`app/admin/repository.py`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import io
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from app.admin import repository
-from app.admin.rendering import templates
+from app.admin import repository, service, views
+from app.admin.rendering import Formatter, launch_query, templates
 from app.auth.security import set_frame_ancestors
 from app.auth.service import embedded_app_url
 from app.config import Settings
-from app.db import SessionDep
+from app.db import SessionDep, write_transaction
 from app.deps import CurrentShop, install_for, session_claims
 from app.errors import BadRequest
+from app.jobs import repository as jobs_repo
 from app.models import Shop
+from app.scoring import service as scoring
+from app.scoring.settings import SettingsError, get_settings, update_settings
 from app.shopify.shop_domain import decode_host, sanitize_shop_domain
 
 router = APIRouter()
+STATIC_DIR = Path(__file__).parent / "static"
+T = TypeVar("T")
+
+NAV = (
+    ("overview", "/app", "Overview"),
+    ("customers", "/app/customers", "Customers"),
+    ("cohorts", "/app/cohorts", "Cohorts & metrics"),
+    ("accuracy", "/app/accuracy", "Accuracy"),
+    ("settings", "/app/settings", "Settings"),
+    ("status", "/app/status", "Status"),
+)
 
 
-def _counts(request: Request, shop: Shop) -> tuple[int, int]:
-    with request.app.state.sessionmaker() as session:
-        return (
-            repository.customer_count(session, shop.shop_id),
-            repository.qualifying_order_count(session, shop.shop_id),
-        )
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-def _page(request: Request, name: str, shop: str | None, **context: Any) -> HTMLResponse:
+async def _read(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run a reading function with its own session in the thread pool (the page is async for
+    App Bridge's install step and the name lookup)."""
+
+    def run() -> T:
+        with request.app.state.sessionmaker() as session:
+            return fn(session, *args)
+
+    return await run_in_threadpool(run)
+
+
+async def _write(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    def run() -> T:
+        with write_transaction(request.app.state.sessionmaker) as session:
+            return fn(session, *args)
+
+    return await run_in_threadpool(run)
+
+
+def _check_shop_param(request: Request, shop: Shop) -> None:
+    param = request.query_params.get("shop")
+    if param is not None and sanitize_shop_domain(param) != shop.domain:
+        raise BadRequest("the shop parameter does not match the session token")
+
+
+def _page(
+    request: Request, name: str, shop: Shop | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     settings: Settings = request.app.state.settings
-    response = templates.TemplateResponse(request, name, {"api_key": settings.shopify_api_key, **context})
-    set_frame_ancestors(response, shop)
+    base: dict[str, Any] = {"api_key": settings.shopify_api_key}
+    if shop is not None:
+        base |= {
+            "shop_domain": shop.domain,
+            "fmt": Formatter(shop.currency_code, shop.iana_timezone),
+            "q": launch_query(request),
+            "nav": [(key, path, label) for key, path, label in NAV],
+            "launch": lambda **extra: launch_query(request, **extra),
+        }
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    set_frame_ancestors(response, shop.domain if shop is not None else None)
     return response
+
+
+# -- overview (the App URL) --------------------------------------------------------------------
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -57,14 +117,18 @@ async def embedded_entry(request: Request) -> Response:
             return _page(request, "landing.html", None)
         return RedirectResponse(embedded_app_url(settings, shop_param, query.get("host")), status_code=302)
     if shop_param is None or decode_host(query.get("host")) is None:
-        return _page(request, "session_token_bounce.html", shop_param)
+        response = templates.TemplateResponse(
+            request, "session_token_bounce.html", {"api_key": settings.shopify_api_key}
+        )
+        return set_frame_ancestors(response, shop_param)
     token, claims = session_claims(request)
     if claims.shop != shop_param:
         raise BadRequest("the shop parameter does not match the session token")
     shop = await install_for(request, token, claims)
-    customers, orders = await run_in_threadpool(_counts, request, shop)
+    data = await _read(request, service.overview, shop.shop_id, _now())
+    fmt = Formatter(shop.currency_code, shop.iana_timezone)
     return _page(
-        request, "home.html", shop.domain, shop_domain=shop.domain, customers=customers, orders=orders
+        request, "overview.html", shop, active="overview", o=data, charts=views.overview_charts(data, fmt)
     )
 
 
@@ -76,3 +140,251 @@ def shop_summary(shop: CurrentShop, session: SessionDep) -> dict[str, object]:
         "customers": repository.customer_count(session, shop.shop_id),
         "orders": repository.qualifying_order_count(session, shop.shop_id),
     }
+
+
+@router.get("/api/overview")
+def overview_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
+    return views.overview_json(service.overview(session, shop.shop_id, _now()), shop)
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+
+async def _customers(request: Request, shop: Shop) -> service.CustomerPage:
+    f, page = service.parse_filter(request.query_params)
+    data = await _read(request, service.customers, shop.shop_id, f, page)
+    client = service.admin_client(request.app.state.http, request.app.state.settings, request.app.state)
+    data.names, data.names_note = await service.customer_names(
+        client, request.app.state.auth, shop, [r["customer_id"] for r in data.rows]
+    )
+    return data
+
+
+@router.get("/app/customers", response_class=HTMLResponse)
+async def customers_page(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    data = await _customers(request, shop)
+    return _page(request, "customers.html", shop, active="customers", c=data, **views.customer_choices())
+
+
+@router.get("/api/customers")
+async def customers_json(request: Request, shop: CurrentShop) -> dict[str, Any]:
+    return views.customers_json(await _customers(request, shop), shop)
+
+
+CSV_COLUMNS = (
+    "customer_id",
+    "shopify_admin_url",
+    "segment",
+    "rfm_code",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "stage",
+    "orders",
+    "total_spent",
+    "predicted_clv",
+    "predicted_orders",
+    "churn_risk",
+    "expected_next_order_date",
+    "clv_tier",
+)
+
+
+@router.get("/app/customers.csv")
+def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
+    """The filtered list as CSV, streamed from a server-side cursor (ids and scores; names are
+    never stored, so they are not exported)."""
+    f, _ = service.parse_filter(request.query_params)
+    factory = request.app.state.sessionmaker
+    fmt = Formatter(shop.currency_code, shop.iana_timezone)
+    shop_id, domain = shop.shop_id, shop.domain
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        with factory() as session:
+            for n, r in enumerate(repository.stream_customers(session, shop_id, f), 1):
+                writer.writerow(
+                    (
+                        r.customer_id,
+                        service.admin_customer_url(domain, r.customer_id),
+                        r.segment,
+                        r.rfm_code,
+                        r.recency_score,
+                        r.frequency_score,
+                        r.monetary_score,
+                        r.stage,
+                        r.frequency,
+                        r.historic_clv,
+                        r.predicted_clv,
+                        f"{r.predicted_orders:.3f}",
+                        f"{r.churn_risk:.4f}",
+                        r.expected_next_order_at.astimezone(fmt.zone).date().isoformat()
+                        if r.expected_next_order_at
+                        else "",
+                        r.clv_tier or "",
+                    )
+                )
+                if n % 500 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    stamp = _now().strftime("%Y%m%d")
+    name = f"customers-{domain.removesuffix('.myshopify.com')}-{stamp}.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# -- cohorts and metrics -----------------------------------------------------------------------
+
+
+@router.get("/app/cohorts", response_class=HTMLResponse)
+async def cohorts_page(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    data = await _read(request, service.overview, shop.shop_id, _now())
+    fmt = Formatter(shop.currency_code, shop.iana_timezone)
+    return _page(
+        request,
+        "cohorts.html",
+        shop,
+        active="cohorts",
+        o=data,
+        recent=views.recent_cohorts(data.metrics),
+        charts=views.cohort_charts(data, fmt),
+    )
+
+
+@router.get("/api/metrics")
+def metrics_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
+    return {"shop": shop.domain, "metrics": scoring.metrics(session, shop.shop_id)}
+
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+
+@router.get("/app/accuracy", response_class=HTMLResponse)
+async def accuracy_page(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    backtest, fit, rows = await _read(request, service.accuracy, shop.shop_id)
+    fmt = Formatter(shop.currency_code, shop.iana_timezone)
+    return _page(
+        request,
+        "accuracy.html",
+        shop,
+        active="accuracy",
+        b=backtest,
+        fit=fit,
+        words=views.accuracy_words(backtest, fmt) if backtest else [],
+        charts=views.accuracy_charts(backtest, rows, fmt) if backtest else {},
+    )
+
+
+@router.get("/api/accuracy")
+def accuracy_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
+    backtest, fit, rows = service.accuracy(session, shop.shop_id)
+    return views.accuracy_json(backtest, fit, rows, shop)
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def _settings_context(session: Any, shop_id: int) -> dict[str, Any]:
+    return {
+        "current": get_settings(session, shop_id),
+        "rescore_pending": jobs_repo.active(session, shop_id, scoring.RESCORE),
+    }
+
+
+@router.get("/app/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    context = await _read(request, _settings_context, shop.shop_id)
+    return _page(
+        request,
+        "settings.html",
+        shop,
+        active="settings",
+        values=views.settings_form_values(context["current"]),
+        errors=[],
+        saved=request.query_params.get("saved") == "1",
+        rescore_pending=context["rescore_pending"],
+        **views.settings_choices(),
+    )
+
+
+@router.post("/app/settings", response_class=HTMLResponse)
+async def save_settings(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+    changes, errors = views.settings_changes(form)
+    if not errors:
+        try:
+            await _write(request, update_settings, shop.shop_id, changes, _now())
+        except SettingsError as exc:
+            errors.append(exc.detail[:1].upper() + exc.detail[1:] + ".")
+    if errors:
+        return _page(
+            request,
+            "settings.html",
+            shop,
+            status_code=422,
+            active="settings",
+            values=views.settings_form_echo(form),
+            errors=errors,
+            saved=False,
+            rescore_pending=False,
+            **views.settings_choices(),
+        )
+    return RedirectResponse(f"/app/settings?{launch_query(request, saved=1)}", status_code=303)
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@router.get("/app/status", response_class=HTMLResponse)
+async def status_page(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    data = await _read(request, service.status, shop)
+    return _page(
+        request,
+        "status.html",
+        shop,
+        active="status",
+        s=data,
+        progress=service.progress_json(data.progress),
+        failures=[service.job_words(j) for j in data.failed_jobs],
+        notice=request.query_params.get("notice"),
+    )
+
+
+@router.get("/api/status")
+def status_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
+    return views.status_json(service.status(session, shop), shop)
+
+
+@router.post("/app/status/import")
+async def reimport(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    await _write(request, service.request_import, shop.shop_id, _now())
+    return _after_post(request, "import-queued")
+
+
+@router.post("/app/status/sync")
+async def resync(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    queued = await _write(request, service.request_sync, shop.shop_id, _now())
+    return _after_post(request, "sync-queued" if queued else "sync-unavailable")
+
+
+def _after_post(request: Request, notice: str) -> Response:
+    """A fetch (Authorization header) gets JSON; a form post goes back to the status page."""
+    if "authorization" in request.headers:
+        return Response(f'{{"notice": "{notice}"}}', media_type="application/json", status_code=202)
+    return RedirectResponse(f"/app/status?{launch_query(request, notice=notice)}", status_code=303)

@@ -1,0 +1,229 @@
+"""Server-rendered SVG charts for the embedded page (PRODUCT §7: the page works without extra
+JavaScript). Pure functions from numbers to markup.
+
+Accessible by construction: every chart is ``role="img"`` with a ``<title>`` and an ``aria-label``
+that say what it shows, axes carry labels, every mark carries its value as text, and series differ
+by pattern as well as colour (never colour alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import count
+
+from markupsafe import Markup, escape
+
+Format = Callable[[float], str]
+
+_ids = count(1)
+FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"'
+INK = "#202223"
+MUTED = "#616161"
+SERIES_COLOURS = ("#2c6ecb", "#b98900", "#6d7175")
+SERIES_PATTERNS = ("solid", "hatch", "dots")
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def _open(width: int, height: int, title: str, description: str) -> tuple[str, str]:
+    uid = f"chart{next(_ids)}"
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'aria-labelledby="{uid}-title {uid}-desc" aria-label="{escape(title)}: {escape(description)}" '
+        f'{FONT} font-size="12">'
+        f'<title id="{uid}-title">{escape(title)}</title><desc id="{uid}-desc">{escape(description)}</desc>'
+    )
+    return uid, head
+
+
+def _text(x: float, y: float, text: str, *, anchor: str = "middle", fill: str = INK, extra: str = "") -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{fill}"{(" " + extra) if extra else ""}>'
+        f"{escape(text)}</text>"
+    )
+
+
+def _heat_colour(share: float) -> tuple[str, str]:
+    """(fill, text colour) for a cell at ``share`` of the chart's largest value (light → dark blue)."""
+    share = max(0.0, min(1.0, share))
+    light, dark = (242, 247, 254), (20, 73, 149)
+    r, g, b = (round(lo + (hi - lo) * share) for lo, hi in zip(light, dark, strict=True))
+    return f"rgb({r},{g},{b})", "#ffffff" if share > 0.55 else INK
+
+
+def heat_map(
+    title: str,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    *,
+    x_label: str,
+    y_label: str,
+    fmt: Format = _number,
+    cell_width: int = 64,
+    cell_height: int = 34,
+    description: str | None = None,
+) -> Markup:
+    """A grid of cells, darker for larger values, each cell showing its value; None cells blank."""
+    left, top, bottom = 92, 12, 46
+    width = left + cell_width * max(len(column_labels), 1) + 12
+    height = top + cell_height * max(len(row_labels), 1) + bottom
+    flat = [v for row in values for v in row if v is not None]
+    peak = max(flat) if flat else 0.0
+    uid, svg = _open(width, height, title, description or f"{y_label} by {x_label}, values in each cell")
+    parts = [svg]
+    for i, label in enumerate(row_labels):
+        y = top + i * cell_height
+        parts.append(_text(left - 8, y + cell_height / 2 + 4, label, anchor="end"))
+        for j, value in enumerate(values[i] if i < len(values) else []):
+            x = left + j * cell_width
+            if value is None:
+                parts.append(
+                    f'<rect x="{x}" y="{y}" width="{cell_width - 2}" height="{cell_height - 2}" '
+                    f'fill="#ffffff" stroke="#e1e3e5"/>'
+                )
+                continue
+            fill, ink = _heat_colour(value / peak if peak else 0.0)
+            parts.append(
+                f'<rect class="cell" x="{x}" y="{y}" width="{cell_width - 2}" height="{cell_height - 2}" '
+                f'fill="{fill}" stroke="#c9cccf"><title>{escape(label)}, {escape(column_labels[j])}: '
+                f"{escape(fmt(value))}</title></rect>"
+            )
+            parts.append(_text(x + cell_width / 2 - 1, y + cell_height / 2 + 4, fmt(value), fill=ink))
+    axis_y = top + cell_height * len(row_labels)
+    for j, label in enumerate(column_labels):
+        parts.append(_text(left + j * cell_width + cell_width / 2 - 1, axis_y + 16, label))
+    parts.append(_text(left + cell_width * len(column_labels) / 2, height - 8, x_label, fill=MUTED))
+    parts.append(
+        _text(
+            14,
+            top + cell_height * len(row_labels) / 2,
+            y_label,
+            fill=MUTED,
+            extra=f'transform="rotate(-90 14 {top + cell_height * len(row_labels) / 2:.1f})"',
+        )
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def bar_chart(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    x_label: str,
+    y_label: str,
+    fmt: Format = _number,
+    description: str | None = None,
+) -> Markup:
+    """Horizontal bars, one per label, the value written at the end of each bar."""
+    left, top, bar, gap, right = 150, 10, 22, 8, 110
+    plot = 420
+    width = left + plot + right
+    height = top + len(labels) * (bar + gap) + 44
+    peak = max((v for v in values), default=0.0)
+    uid, svg = _open(width, height, title, description or f"{x_label} per {y_label}")
+    parts = [svg]
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = top + i * (bar + gap)
+        length = plot * (value / peak) if peak > 0 else 0.0
+        parts.append(_text(left - 8, y + bar / 2 + 4, label, anchor="end"))
+        parts.append(
+            f'<rect class="bar" x="{left}" y="{y}" width="{max(length, 1.0):.1f}" height="{bar}" '
+            f'fill="{SERIES_COLOURS[0]}"><title>{escape(label)}: {escape(fmt(value))}</title></rect>'
+        )
+        parts.append(_text(left + length + 6, y + bar / 2 + 4, fmt(value), anchor="start"))
+    axis_y = top + len(labels) * (bar + gap)
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot}" y2="{axis_y}" stroke="{MUTED}"/>')
+    parts.append(_text(left + plot / 2, axis_y + 20, x_label, fill=MUTED))
+    parts.append(_text(left - 8, axis_y + 20, y_label, anchor="end", fill=MUTED))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    name: str
+    values: Sequence[float]
+
+
+def _patterns(uid: str) -> str:
+    return (
+        "<defs>"
+        f'<pattern id="{uid}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff8e6"/>'
+        f'<line x1="0" y1="0" x2="0" y2="6" stroke="{SERIES_COLOURS[1]}" stroke-width="3"/></pattern>'
+        f'<pattern id="{uid}-dots" width="5" height="5" patternUnits="userSpaceOnUse">'
+        f'<rect width="5" height="5" fill="#f1f2f3"/><circle cx="2.5" cy="2.5" r="1.4" fill="{SERIES_COLOURS[2]}"/>'
+        "</pattern></defs>"
+    )
+
+
+def _fill(uid: str, index: int) -> str:
+    pattern = SERIES_PATTERNS[index % len(SERIES_PATTERNS)]
+    return SERIES_COLOURS[0] if pattern == "solid" else f"url(#{uid}-{pattern})"
+
+
+def grouped_bars(
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    x_label: str,
+    y_label: str,
+    fmt: Format = _number,
+    description: str | None = None,
+) -> Markup:
+    """Vertical bars grouped by category, one bar per series (solid, hatched, dotted), each bar
+    with its value above it, and a legend naming the series with their patterns."""
+    left, top, bottom, plot_h = 64, 40, 56, 220
+    group_w = max(40 * len(series) + 24, 80)
+    width = left + group_w * max(len(categories), 1) + 20
+    height = top + plot_h + bottom
+    peak = max((v for s in series for v in s.values), default=0.0) or 1.0
+    uid, svg = _open(
+        width, height, title, description or f"{y_label} per {x_label}: " + ", ".join(s.name for s in series)
+    )
+    parts = [svg, _patterns(uid)]
+    legend_x = left
+    for k, s in enumerate(series):
+        parts.append(
+            f'<rect x="{legend_x}" y="8" width="14" height="14" fill="{_fill(uid, k)}" stroke="{INK}" stroke-width="0.5"/>'
+        )
+        parts.append(_text(legend_x + 20, 19, s.name, anchor="start"))
+        legend_x += 30 + 8 * len(s.name)
+    base = top + plot_h
+    bar_w = (group_w - 24) / max(len(series), 1)
+    for i, category in enumerate(categories):
+        gx = left + i * group_w + 12
+        for k, s in enumerate(series):
+            value = float(s.values[i])
+            h = plot_h * value / peak
+            x = gx + k * bar_w
+            parts.append(
+                f'<rect class="bar" x="{x:.1f}" y="{base - h:.1f}" width="{bar_w - 4:.1f}" height="{max(h, 0.5):.1f}" '
+                f'fill="{_fill(uid, k)}" stroke="{INK}" stroke-width="0.5"><title>{escape(category)}, '
+                f"{escape(s.name)}: {escape(fmt(value))}</title></rect>"
+            )
+            parts.append(_text(x + (bar_w - 4) / 2, base - h - 4, fmt(value), extra='font-size="10"'))
+        parts.append(_text(gx + (group_w - 24) / 2, base + 16, category))
+    parts.append(f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="{MUTED}"/>')
+    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="{MUTED}"/>')
+    parts.append(_text(left - 6, top + 4, fmt(peak), anchor="end", fill=MUTED, extra='font-size="10"'))
+    parts.append(_text(left - 6, base, "0", anchor="end", fill=MUTED, extra='font-size="10"'))
+    parts.append(_text(left + (width - left) / 2, height - 10, x_label, fill=MUTED))
+    parts.append(
+        _text(
+            14,
+            top + plot_h / 2,
+            y_label,
+            fill=MUTED,
+            extra=f'transform="rotate(-90 14 {top + plot_h / 2:.1f})"',
+        )
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))

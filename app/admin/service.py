@@ -1,0 +1,306 @@
+"""What each screen shows, shaped from the stored tables (session first, never commits), and the
+customer names fetched live from Shopify for the rows on screen (never stored, PRODUCT §1, §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from app.admin import repository as repo
+from app.config import Settings
+from app.imports import service as imports_service
+from app.imports.schemas import ImportProgress
+from app.jobs import registry
+from app.jobs import repository as jobs_repo
+from app.models import Job, Shop
+from app.scoring import service as scoring
+from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
+from app.scoring.settings import ScoringSettings, get_settings
+from app.shopify.admin_client import AdminApiError, AdminClient, Unauthorized
+
+log = logging.getLogger(__name__)
+
+SYNC_KIND = "sync"
+NAMES_TIMEOUT_S = 4.0
+STAGE_LABELS = {
+    "new": "New",
+    "active": "Active",
+    "at_risk": "At risk",
+    "lapsed": "Lapsed",
+    "reactivated": "Reactivated",
+}
+CLV_TIER_LABELS = {"top-10": "Top 10%", "top-25": "Top 25%", "other": "Below top 25%"}
+
+# Rows on screen only; `displayName` and `defaultEmailAddress` need protected customer data access
+# (PLATFORM §13): without it Shopify redacts them or refuses the query, and the page shows ids.
+CUSTOMER_NAMES_QUERY = """
+query CustomerNames($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Customer {
+      id
+      displayName
+      defaultEmailAddress {
+        emailAddress
+      }
+    }
+  }
+}
+"""
+
+
+# -- overview ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    customers_scored: int
+    orders_scored: int
+    rescored_at: datetime | None
+    computed_at: datetime | None
+    segments: list[Any]
+    shop_row: Any | None
+    metrics: dict[str, Any] | None
+    movements: list[tuple[str | None, str, int]]
+    week_start: datetime
+    settings: ScoringSettings
+
+
+def overview(session: Session, shop_id: int, now: datetime) -> Overview:
+    row = repo.metrics_row(session, shop_id)
+    segments = scoring.segments(session, shop_id)
+    shop_row = next((s for s in segments if s.position == 0), None)
+    week_start = now - timedelta(days=7)
+    return Overview(
+        customers_scored=row.customers_scored if row else 0,
+        orders_scored=row.orders_scored if row else 0,
+        rescored_at=row.rescored_at if row else None,
+        computed_at=row.computed_at if row else None,
+        segments=[s for s in segments if s.position > 0],
+        shop_row=shop_row,
+        metrics=json.loads(row.metrics) if row is not None and row.metrics else None,
+        movements=repo.stage_movements(session, shop_id, week_start),
+        week_start=week_start,
+        settings=get_settings(session, shop_id),
+    )
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+
+def parse_filter(params: Any) -> tuple[repo.CustomerFilter, int]:
+    """Filters, sort and page from query parameters; unknown values fall back to "all" / defaults."""
+    segment = params.get("segment") or None
+    stage = params.get("stage") or None
+    tier = params.get("clv") or None
+    sort = params.get("sort") or "predicted_clv"
+    direction = params.get("dir") or "desc"
+    try:
+        page = max(1, int(params.get("page") or 1))
+    except ValueError:
+        page = 1
+    f = repo.CustomerFilter(
+        segment=segment if segment in SEGMENT_NAMES else None,
+        stage=stage if stage in STAGE_NAMES else None,
+        clv_tier=tier if tier in CLV_TIER_LABELS else None,
+        sort=sort if sort in repo.SORTS else "predicted_clv",
+        descending=direction != "asc",
+    )
+    return f, page
+
+
+@dataclass
+class CustomerPage:
+    rows: list[dict[str, Any]]
+    page: int
+    total: int
+    has_next: bool
+    capped: bool
+    filter: repo.CustomerFilter
+    names_note: str | None = None
+    names: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * repo.PAGE_SIZE + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return (self.page - 1) * repo.PAGE_SIZE + len(self.rows)
+
+
+def customers(session: Session, shop_id: int, f: repo.CustomerFilter, page: int) -> CustomerPage:
+    offset = (page - 1) * repo.PAGE_SIZE
+    if offset > repo.MAX_OFFSET:
+        return CustomerPage([], page, repo.customers_matching(session, shop_id, f), False, True, f)
+    rows = repo.customers_page(session, shop_id, f, offset=offset, limit=repo.PAGE_SIZE + 1)
+    has_next = len(rows) > repo.PAGE_SIZE and offset + repo.PAGE_SIZE <= repo.MAX_OFFSET
+    total = repo.customers_matching(session, shop_id, f)
+    return CustomerPage(
+        rows[: repo.PAGE_SIZE], page, total, has_next, offset + repo.PAGE_SIZE > repo.MAX_OFFSET, f
+    )
+
+
+def admin_customer_url(shop_domain: str, customer_id: int) -> str:
+    """The customer's page in the Shopify admin (store handle = the myshopify subdomain)."""
+    handle = shop_domain.removesuffix(".myshopify.com")
+    return f"https://admin.shopify.com/store/{handle}/customers/{customer_id}"
+
+
+def customer_gid(customer_id: int) -> str:
+    return f"gid://shopify/Customer/{customer_id}"
+
+
+def admin_client(http: httpx.AsyncClient, settings: Settings, cache: Any) -> AdminClient:
+    """One client per app for the page's name lookups: one attempt, since a page must not wait
+    through the worker's retries (no names is an acceptable answer)."""
+    client = getattr(cache, "admin_page_client", None)
+    if client is None or client.http is not http:
+        client = AdminClient(http, settings, max_attempts=1)
+        cache.admin_page_client = client
+    return client
+
+
+async def customer_names(
+    client: AdminClient, auth: Any, shop: Shop, customer_ids: list[int]
+) -> tuple[dict[int, tuple[str | None, str | None]], str | None]:
+    """({customer id: (display name, email)}, a note when names could not be shown)."""
+    if not customer_ids:
+        return {}, None
+    try:
+        token = await auth.access_token(shop.domain)
+    except Exception:  # noqa: BLE001 - no token: the page still works, with ids
+        log.info("shop %s: no access token for customer names", shop.domain)
+        return {}, "Names are not shown: the app has no access to this store right now."
+    try:
+        result = await asyncio.wait_for(
+            client.execute(
+                shop.domain,
+                token,
+                CUSTOMER_NAMES_QUERY,
+                {"ids": [customer_gid(c) for c in customer_ids]},
+                expected_cost=len(customer_ids) + 1,
+            ),
+            NAMES_TIMEOUT_S,
+        )
+    except Unauthorized:
+        await auth.invalidate_access_token(shop.domain, token)
+        return {}, "Names are not shown: Shopify refused the app's access; reopen the app."
+    except (AdminApiError, TimeoutError, httpx.HTTPError) as exc:
+        log.info("shop %s: customer names unavailable (%s)", shop.domain, type(exc).__name__)
+        return {}, "Names are not shown: Shopify did not give the app access to customer names."
+    names: dict[int, tuple[str | None, str | None]] = {}
+    for node in result.data.get("nodes") or []:
+        if not isinstance(node, dict) or not isinstance(node.get("id"), str):
+            continue
+        tail = node["id"].rsplit("/", 1)[-1]
+        if not tail.isdigit():
+            continue
+        email = (node.get("defaultEmailAddress") or {}).get("emailAddress") or None
+        names[int(tail)] = (node.get("displayName") or None, email)
+    note = None
+    if customer_ids and not any(n or e for n, e in names.values()):
+        note = "Names are not shown: Shopify withheld them (protected customer data)."
+    return names, note
+
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+
+def accuracy(session: Session, shop_id: int) -> tuple[Any, Any, list[dict[str, Any]]]:
+    backtest = scoring.latest_backtest(session, shop_id)
+    fit = scoring.latest_fit(session, shop_id)
+    rows = json.loads(backtest.by_frequency) if backtest is not None and backtest.by_frequency else []
+    return backtest, fit, rows
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Status:
+    progress: ImportProgress | None
+    last_webhook_at: datetime | None
+    sync_available: bool
+    last_sync: Job | None
+    sync_running: Job | None
+    sync_failed: Job | None
+    failed_jobs: list[Job]
+    rescored_at: datetime | None
+
+
+def sync_registered() -> bool:
+    """Whether a `sync` job kind exists (issue 7); the worker's job modules register kinds."""
+    from app.worker import load_job_modules
+
+    try:
+        load_job_modules()
+    except ImportError:  # pragma: no cover - a module listed but not importable
+        log.warning("job modules could not all be imported")
+    return registry.kind(SYNC_KIND) is not None
+
+
+def status(session: Session, shop: Shop) -> Status:
+    row = repo.metrics_row(session, shop.shop_id)
+    return Status(
+        progress=imports_service.import_progress(session, shop.shop_id),
+        last_webhook_at=shop.last_webhook_at,
+        sync_available=sync_registered(),
+        last_sync=repo.last_job(session, shop.shop_id, SYNC_KIND),
+        sync_running=repo.active_job(session, shop.shop_id, SYNC_KIND),
+        sync_failed=repo.last_job(session, shop.shop_id, SYNC_KIND, ("failed",)),
+        failed_jobs=repo.failed_jobs(session, shop.shop_id),
+        rescored_at=row.rescored_at if row else None,
+    )
+
+
+def progress_json(progress: ImportProgress | None) -> dict[str, Any]:
+    if progress is None:
+        return {"state": "none", "orders_done": 0, "orders_expected": None, "percent": None, "error": None}
+    return {
+        "state": progress.state.value,
+        "orders_done": progress.orders_done,
+        "orders_expected": progress.orders_expected,
+        "percent": None if progress.percent is None else round(progress.percent, 1),
+        "started_at": progress.started_at.isoformat() if progress.started_at else None,
+        "finished_at": progress.finished_at.isoformat() if progress.finished_at else None,
+        "error": progress.error,
+        "attempts": progress.attempts,
+    }
+
+
+def request_import(session: Session, shop_id: int, now: datetime) -> ImportProgress:
+    """The re-import button: queue the history import (joins one under way), and hand it to the
+    worker when an `import` job kind is registered."""
+    progress = imports_service.request_import(session, shop_id, now)
+    sync_registered()  # loads the job modules
+    if registry.kind("import") is not None:
+        jobs_repo.enqueue(session, shop_id, "import", now)
+    return progress
+
+
+def request_sync(session: Session, shop_id: int, now: datetime) -> bool:
+    if not sync_registered():
+        return False
+    jobs_repo.enqueue(session, shop_id, SYNC_KIND, now, payload={"full": True})
+    return True
+
+
+JOB_WORDS = {
+    "rescore": "Scoring the customers",
+    "fit": "Fitting the lifetime-value model",
+    "import": "Importing the order history",
+    "sync": "Writing scores back to Shopify",
+}
+
+
+def job_words(job: Job) -> str:
+    what = JOB_WORDS.get(job.kind, f"The {job.kind} task")
+    reason = (job.last_error or "no reason recorded").strip().splitlines()[-1][:300]
+    return f"{what} failed after {job.attempts} attempt(s): {reason}"

@@ -1,0 +1,425 @@
+"""Shaping stored numbers for the screens: charts, plain-words sentences, JSON bodies, and the
+settings form (its fields to the settings service's changes, and back)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from markupsafe import Markup
+
+from app.admin import charts
+from app.admin.rendering import Formatter
+from app.admin.service import (
+    CLV_TIER_LABELS,
+    STAGE_LABELS,
+    CustomerPage,
+    Overview,
+    Status,
+    admin_customer_url,
+)
+from app.admin.service import progress_json as _progress_json
+from app.models import Shop
+from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
+from app.scoring.settings import METHODS, ScoringSettings, SettingsError, validate
+
+COHORT_ROWS = 12
+COHORT_COLUMNS = 13
+
+
+def _money(value: Decimal | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+# -- overview ----------------------------------------------------------------------------------
+
+
+def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
+    out: dict[str, Markup] = {}
+    m = o.metrics or {}
+    grid = m.get("rfm_grid")
+    if grid:
+        out["rfm"] = charts.heat_map(
+            "Customers by recency (R) and frequency-monetary (FM) score",
+            [f"R {r}" for r in grid["rows_r"]],
+            [f"FM {c}" for c in grid["columns_fm"]],
+            grid["customers"],
+            x_label="FM score (1 = lowest, 5 = highest)",
+            y_label="R score",
+            description="number of customers in each R and FM score cell; 5 is best",
+        )
+    deciles = (m.get("predicted_clv") or {}).get("deciles") or []
+    if len(deciles) == 11:
+        out["clv"] = charts.bar_chart(
+            "Predicted CLV distribution by tenth of customers",
+            [f"{10 * i}–{10 * (i + 1)}%" for i in range(10)],
+            [float(v) for v in deciles[1:]],
+            x_label=f"Highest predicted CLV in the tenth ({fmt.currency})",
+            y_label="Customers",
+            fmt=lambda v: fmt.money(v),
+            description="each bar is one tenth of the scored customers, lowest predicted CLV first; its length is "
+            "the highest predicted CLV in that tenth",
+        )
+    if o.segments:
+        out["revenue"] = charts.bar_chart(
+            "Share of revenue by RFM segment",
+            [s.segment for s in o.segments],
+            [float(s.revenue_share) for s in o.segments],
+            x_label="Share of the shop's revenue",
+            y_label="Segment",
+            fmt=lambda v: fmt.percent(v),
+        )
+    return out
+
+
+def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
+    def segment(s: Any) -> dict[str, Any]:
+        return {
+            "segment": s.segment,
+            "customers": s.customers,
+            "customer_share": s.customer_share,
+            "revenue": _money(s.revenue),
+            "revenue_share": s.revenue_share,
+            "average_order_value": _money(s.average_order_value),
+            "average_predicted_clv": _money(s.average_predicted_clv),
+            "formula_clv": _money(s.formula_clv),
+            "ltv_to_cac": s.ltv_to_cac,
+            "max_cpc": _money(s.max_cpc),
+        }
+
+    metrics = o.metrics or {}
+    return {
+        "shop": shop.domain,
+        "currency": shop.currency_code or "USD",
+        "customers_scored": o.customers_scored,
+        "orders_scored": o.orders_scored,
+        "rescored_at": o.rescored_at.isoformat() if o.rescored_at else None,
+        "segments": [segment(s) for s in o.segments],
+        "all_customers": segment(o.shop_row) if o.shop_row else None,
+        "rfm_grid": metrics.get("rfm_grid"),
+        "predicted_clv": metrics.get("predicted_clv"),
+        "stage_movements": [{"from": a, "to": b, "customers": n} for a, b, n in o.movements],
+    }
+
+
+def stage_label(stage: str | None) -> str:
+    return "first scored" if stage is None else STAGE_LABELS.get(stage, stage)
+
+
+# -- cohorts -----------------------------------------------------------------------------------
+
+
+def recent_cohorts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last COHORT_ROWS cohorts × the first COHORT_COLUMNS months after (the table on screen)."""
+    cohorts = ((metrics or {}).get("shop") or {}).get("cohorts")
+    if not cohorts or not cohorts.get("cohorts"):
+        return None
+    start = max(0, len(cohorts["cohorts"]) - COHORT_ROWS)
+    columns = cohorts["months_after"][:COHORT_COLUMNS]
+    return {
+        "cohorts": [date.fromisoformat(d) for d in cohorts["cohorts"][start:]],
+        "customers": cohorts["customers"][start:],
+        "months_after": columns,
+        "active_share": [row[: len(columns)] for row in cohorts["active_share"][start:]],
+        "revenue": [row[: len(columns)] for row in cohorts["cumulative_revenue_per_customer"][start:]],
+    }
+
+
+def cohort_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
+    out: dict[str, Markup] = {}
+    table = recent_cohorts(o.metrics)
+    if table:
+        out["cohorts"] = charts.heat_map(
+            "Share of each cohort still buying, by months since the first order",
+            [d.strftime("%b %Y") for d in table["cohorts"]],
+            [str(k) for k in table["months_after"]],
+            [[None if v is None else 100 * v for v in row] for row in table["active_share"]],
+            x_label="Months after the first order",
+            y_label="Cohort (month of first order)",
+            fmt=lambda v: f"{v:.0f}%",
+            cell_width=46,
+            cell_height=26,
+            description="percentage of each monthly cohort's customers who ordered in each later month",
+        )
+    retention = ((o.metrics or {}).get("shop") or {}).get("retention")
+    if retention and retention.get("period_starts"):
+        keep = [
+            i
+            for i, rate in enumerate(retention["retention_rate"])
+            if rate is not None and retention["complete"][i]
+        ]
+        keep = keep[-12:]
+        if keep:
+            out["retention"] = charts.bar_chart(
+                "Retention rate per month",
+                [date.fromisoformat(retention["period_starts"][i]).strftime("%b %Y") for i in keep],
+                [float(retention["retention_rate"][i]) for i in keep],
+                x_label="Share of the previous month's buyers who ordered again",
+                y_label="Month",
+                fmt=lambda v: fmt.percent(v),
+            )
+    return out
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+
+def customer_choices() -> dict[str, Any]:
+    return {
+        "segment_names": SEGMENT_NAMES,
+        "stages": [(s, STAGE_LABELS[s]) for s in STAGE_NAMES],
+        "tiers": list(CLV_TIER_LABELS.items()),
+        "sorts": [
+            ("predicted_clv", "Predicted CLV"),
+            ("historic_clv", "Total spent"),
+            ("churn_risk", "Churn risk"),
+            ("orders", "Orders"),
+            ("customer_id", "Customer id"),
+        ],
+        "stage_labels": STAGE_LABELS,
+    }
+
+
+def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
+    return {
+        "shop": shop.domain,
+        "page": c.page,
+        "total": c.total,
+        "has_next": c.has_next,
+        "names_note": c.names_note,
+        "customers": [
+            {
+                "customer_id": str(r["customer_id"]),  # ids exceed 2^53: a string for JavaScript
+                "name": c.names.get(r["customer_id"], (None, None))[0],
+                "email": c.names.get(r["customer_id"], (None, None))[1],
+                "admin_url": admin_customer_url(shop.domain, r["customer_id"]),
+                "segment": r["segment"],
+                "rfm_code": r["rfm_code"],
+                "stage": r["stage"],
+                "orders": r["frequency"],
+                "total_spent": _money(r["historic_clv"]),
+                "predicted_clv": _money(r["predicted_clv"]),
+                "churn_risk": r["churn_risk"],
+                "clv_tier": r["clv_tier"],
+                "last_order_at": r["last_order_at"].isoformat() if r.get("last_order_at") else None,
+                "expected_next_order_at": r["expected_next_order_at"].isoformat()
+                if r["expected_next_order_at"]
+                else None,
+            }
+            for r in c.rows
+        ],
+    }
+
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+
+def _change(predicted: float, actual: float) -> str:
+    if actual == 0:
+        return "nothing happened to compare with"
+    diff = (predicted - actual) / actual
+    if abs(diff) < 0.005:
+        return "spot on"
+    return f"{abs(diff) * 100:.0f}% {'too high' if diff > 0 else 'too low'}"
+
+
+def accuracy_words(b: Any, fmt: Formatter) -> list[str]:
+    days = (b.holdout_end - b.calibration_end).days
+    if days <= 0:
+        return [f"No backtest yet: {b.reasons or 'not enough history'}."]
+    words = [
+        f"We fitted the model on the orders up to {fmt.date(b.calibration_end)}, hid the {days} days after it, "
+        f"and predicted them for the {b.customers:,} customers known by then.",
+        f"Orders: predicted {b.predicted_orders:,.0f}, actual {b.actual_orders:,.0f} "
+        f"({_change(b.predicted_orders, b.actual_orders)}).",
+        f"Revenue: predicted {fmt.money(b.predicted_revenue)}, actual {fmt.money(b.actual_revenue)} "
+        f"({_change(b.predicted_revenue, b.actual_revenue)}).",
+        f"Per customer, the prediction was off by {b.orders_mae:.2f} orders and {fmt.money(b.revenue_mae)} on "
+        f"average (mean absolute error); on average it ran {abs(b.orders_bias):.2f} orders "
+        f"{'high' if b.orders_bias >= 0 else 'low'} (bias).",
+    ]
+    if b.naive_orders_mae > 0:
+        gain = 1 - b.orders_mae / b.naive_orders_mae
+        verdict = "better" if gain > 0 else "worse"
+        words.append(
+            f"The naive forecast (“each customer keeps ordering at the same rate as before”) was off by "
+            f"{b.naive_orders_mae:.2f} orders per customer: the model is {abs(gain) * 100:.0f}% {verdict}."
+        )
+    if not b.model_used:
+        words.append(
+            f"The model could not be used for this shop, so the forecast is the naive one: {b.reasons}."
+        )
+    return words
+
+
+def accuracy_charts(b: Any, rows: list[dict[str, Any]], fmt: Formatter) -> dict[str, Markup]:
+    out: dict[str, Markup] = {}
+    if rows:
+        out["by_frequency"] = charts.grouped_bars(
+            "Orders per customer in the held-out period: predicted vs actual",
+            [r["repeat_orders"] for r in rows],
+            [
+                charts.Series("Predicted", [r["predicted"] for r in rows]),
+                charts.Series("Actual", [r["actual"] for r in rows]),
+                charts.Series("Naive", [r["naive"] for r in rows]),
+            ],
+            x_label="Repeat orders before the cut-off",
+            y_label="Orders per customer",
+        )
+    out["totals"] = charts.grouped_bars(
+        "Revenue in the held-out period: predicted vs actual",
+        ["Revenue"],
+        [
+            charts.Series("Predicted", [b.predicted_revenue]),
+            charts.Series("Actual", [b.actual_revenue]),
+            charts.Series("Naive", [b.naive_revenue]),
+        ],
+        x_label="Held-out period",
+        y_label=f"Revenue ({fmt.currency})",
+        fmt=lambda v: fmt.money(v, whole=True),
+    )
+    return out
+
+
+def accuracy_json(b: Any, fit: Any, rows: list[dict[str, Any]], shop: Shop) -> dict[str, Any]:
+    backtest = None
+    if b is not None:
+        keys = (
+            "customers",
+            "model_used",
+            "reasons",
+            "predicted_orders",
+            "actual_orders",
+            "naive_orders",
+            "orders_mae",
+            "orders_bias",
+            "naive_orders_mae",
+            "naive_orders_bias",
+            "predicted_revenue",
+            "actual_revenue",
+            "naive_revenue",
+            "revenue_mae",
+            "revenue_bias",
+            "naive_revenue_mae",
+            "naive_revenue_bias",
+        )
+        backtest = {k: getattr(b, k) for k in keys} | {
+            "calibration_end": b.calibration_end.isoformat(),
+            "holdout_end": b.holdout_end.isoformat(),
+            "by_repeat_orders": rows,
+        }
+    model = None
+    if fit is not None:
+        model = {
+            "usable": fit.usable,
+            "reasons": (fit.reasons or "").splitlines(),
+            "fitted_at": fit.fitted_at.isoformat(),
+        }
+    return {"shop": shop.domain, "backtest": backtest, "model": model}
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+GRID_ROWS = (5, 4, 3, 2, 1)
+GRID_COLUMNS = (1, 2, 3, 4, 5)
+TEXT_FIELDS = (
+    "scoring_method",
+    "window_days",
+    "clv_horizon_days",
+    "lifespan_years",
+    "cac",
+    "conversion_rate",
+    "rfm_tag_prefix",
+    "stage_tag_prefix",
+    "clv_tag_prefix",
+)
+FIELD_LABELS = {
+    "scoring_method": "Scoring method",
+    "window_days": "Window",
+    "clv_horizon_days": "CLV horizon",
+    "lifespan_years": "Average lifespan",
+    "cac": "Customer acquisition cost",
+    "conversion_rate": "Conversion rate",
+    "rfm_tag_prefix": "RFM tag prefix",
+    "stage_tag_prefix": "Stage tag prefix",
+    "clv_tag_prefix": "CLV tag prefix",
+    "segment_grid": "Segment grid",
+    "sync_enabled": "Sync",
+}
+
+
+def settings_choices() -> dict[str, Any]:
+    return {
+        "methods": [
+            (m, "Quintiles (1–5, as Shopify does)" if m == "quintile" else "Thirds (1–3, Top/Middle/Low)")
+            for m in METHODS
+        ],
+        "segment_names": SEGMENT_NAMES,
+        "grid_rows": GRID_ROWS,
+        "grid_columns": GRID_COLUMNS,
+        "labels": FIELD_LABELS,
+    }
+
+
+def _plain_number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+def settings_form_values(s: ScoringSettings) -> dict[str, Any]:
+    values: dict[str, Any] = {k: _plain_number(getattr(s, k)) for k in TEXT_FIELDS}
+    values["sync_enabled"] = s.sync_enabled
+    values["grid"] = {f"{r}_{fm}": name for (r, fm), name in s.segment_grid.items()}
+    return values
+
+
+def settings_form_echo(form: dict[str, str]) -> dict[str, Any]:
+    """What the merchant typed, shown again next to the error messages."""
+    values: dict[str, Any] = {k: form.get(k, "") for k in TEXT_FIELDS}
+    values["sync_enabled"] = "sync_enabled" in form
+    values["grid"] = {f"{r}_{fm}": form.get(f"grid_{r}_{fm}", "") for r in GRID_ROWS for fm in GRID_COLUMNS}
+    return values
+
+
+def settings_changes(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The settings service's changes from the form, and every field's problem in plain words
+    (each field is checked on its own so that the merchant sees all the problems at once)."""
+    changes: dict[str, Any] = {k: form.get(k, "").strip() for k in TEXT_FIELDS if k in form}
+    changes["sync_enabled"] = "sync_enabled" in form
+    grid_fields = {f"{r},{fm}": form.get(f"grid_{r}_{fm}", "") for r in GRID_ROWS for fm in GRID_COLUMNS}
+    if any(f"grid_{r}_{fm}" in form for r in GRID_ROWS for fm in GRID_COLUMNS):
+        changes["segment_grid"] = grid_fields
+    errors = []
+    for key, value in changes.items():
+        try:
+            validate({key: value})
+        except SettingsError as exc:
+            errors.append(f"{FIELD_LABELS.get(key, key)}: {exc.detail}.")
+    return changes, errors
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def status_json(s: Status, shop: Shop) -> dict[str, Any]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "shop": shop.domain,
+        "import": _progress_json(s.progress),
+        "last_webhook_at": when(s.last_webhook_at),
+        "rescored_at": when(s.rescored_at),
+        "sync": {
+            "available": s.sync_available,
+            "last_synced_at": when(s.last_sync.finished_at) if s.last_sync else None,
+            "running": s.sync_running is not None,
+        },
+        "errors": [f"{j.kind}: {j.last_error}" for j in s.failed_jobs],
+    }

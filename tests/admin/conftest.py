@@ -1,0 +1,108 @@
+"""The embedded page against a seeded shop: the app's outbound client goes to the Shopify double
+(which knows the shop's customers by name), the shop holds a valid offline token, and requests
+carry real session tokens signed with the app's secret."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from app.config import Settings
+from app.devstore import DevStore, create_devstore_app
+from app.devstore.server import IN_PROCESS_BASE_URL_TEMPLATE
+from app.main import create_app
+from app.shopify.testing import make_session_token
+from tests.admin.seed import SeededShop, seed_shop
+from tests.fixtures.webhooks import SECRET
+
+SHOP = "demo.myshopify.com"
+OTHER_SHOP = "other.myshopify.com"
+API_KEY = "test-key"
+APP_URL = "https://app.example.com"
+SCOPES = "read_orders,read_all_orders,read_customers,write_customers"
+CUSTOMERS = 300
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: drives the pages in headless Chromium (/usr/bin/chromium)")
+
+
+def host_param(shop: str) -> str:
+    return base64.b64encode(f"admin.shopify.com/store/{shop.split('.')[0]}".encode()).decode().rstrip("=")
+
+
+def session_token(shop: str = SHOP, **claims: Any) -> str:
+    claims.setdefault("now", time.time())
+    return make_session_token(shop, API_KEY, SECRET, **claims)
+
+
+def launch(shop: str = SHOP, *, id_token: str | None = None, **extra: Any) -> str:
+    """The launch query a page load carries (shop, host, embedded, id_token) plus ``extra``."""
+    params = {
+        "embedded": "1",
+        "host": host_param(shop),
+        "id_token": id_token if id_token is not None else session_token(shop),
+        "shop": shop,
+    }
+    params.update({k: str(v) for k, v in extra.items()})
+    return urlencode(params)
+
+
+def bearer(shop: str = SHOP) -> dict[str, str]:
+    return {"Authorization": f"Bearer {session_token(shop)}"}
+
+
+@pytest.fixture
+def store() -> DevStore:
+    s = DevStore(client_id=API_KEY, client_secret=SECRET)
+    s.create_shop(SHOP)
+    s.create_shop(OTHER_SHOP)
+    return s
+
+
+@pytest.fixture
+def admin_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"shopify_admin_base_url_template": IN_PROCESS_BASE_URL_TEMPLATE, "app_url": APP_URL}
+    )
+
+
+@pytest.fixture
+def seeded(session: Session, store: DevStore, admin_settings: Settings) -> SeededShop:
+    """The demo shop: CUSTOMERS buyers known to the double by name, two years of orders, scored."""
+    people = [
+        store.create_customer(SHOP, first_name=f"Ada{i}", last_name="Lovelace", email=f"ada{i}@example.com")
+        for i in range(CUSTOMERS)
+    ]
+    token = store.issue_access_token(SHOP, SCOPES)
+    return seed_shop(session, SHOP, [p.id for p in people], settings=admin_settings, access_token=token)
+
+
+@pytest.fixture
+def shopify_http(store: DevStore) -> Iterator[httpx.AsyncClient]:
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_devstore_app(store)), base_url="http://devstore"
+    )
+    yield client
+    asyncio.run(client.aclose())
+
+
+@pytest.fixture
+def admin_app(admin_settings: Settings, shopify_http: httpx.AsyncClient) -> FastAPI:
+    return create_app(admin_settings, http_client=shopify_http)
+
+
+@pytest.fixture
+def page(admin_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(admin_app, base_url=APP_URL, follow_redirects=False) as client:
+        yield client

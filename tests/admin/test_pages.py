@@ -1,0 +1,252 @@
+"""The screens and their JSON over HTTP (TestClient), against a seeded shop."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from app.deps import RETRY_HEADER
+from app.models import CustomerScore, Job, ShopMetricsSnapshot, ShopSegment
+from tests.admin.conftest import OTHER_SHOP, SHOP, bearer, launch, session_token
+from tests.admin.seed import SeededShop, seed_shop
+
+PAGES = ["/app", "/app/customers", "/app/cohorts", "/app/accuracy", "/app/settings", "/app/status"]
+JSON = ["/api/overview", "/api/customers", "/api/status", "/api/accuracy", "/api/metrics"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_each_screen_renders_for_the_shop_framed_by_its_admin(page: TestClient, seeded: SeededShop, path: str) -> None:
+    response = page.get(f"{path}?{launch()}")
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == f"frame-ancestors https://{SHOP} https://admin.shopify.com;"
+    html = response.text
+    assert '<meta name="shopify-api-key" content="test-key">' in html
+    head = html.split("</head>")[0]
+    assert head.index("app-bridge.js") < head.index("polaris.js") < head.index("/admin/static/admin.css")
+    assert '<s-link href="/app?' in html and 'rel="home"' in html
+
+
+def test_links_between_pages_keep_the_launch_query(page: TestClient, seeded: SeededShop) -> None:
+    token = session_token()
+    html = page.get(f"/app?{launch(id_token=token)}").text
+    nav = re.findall(r'<a href="(/app/customers\?[^"]*)"', html)
+    assert nav and all(f"id_token={token}" in link and "shop=demo.myshopify.com" in link for link in nav)
+    assert all("host=" in link and "embedded=1" in link for link in nav)
+
+
+@pytest.mark.parametrize("path", JSON)
+def test_each_json_endpoint_answers_a_bearer_token(page: TestClient, seeded: SeededShop, path: str) -> None:
+    response = page.get(path, headers=bearer())
+    assert response.status_code == 200
+    assert response.json()["shop"] == SHOP
+
+
+@pytest.mark.parametrize("path", JSON)
+def test_a_fetch_without_a_token_gets_the_retry_header(page: TestClient, seeded: SeededShop, path: str) -> None:
+    response = page.get(path)
+    assert response.status_code == 401
+    assert response.headers[RETRY_HEADER] == "1"
+
+
+@pytest.mark.parametrize("path", JSON)
+def test_a_fetch_with_an_expired_token_gets_the_retry_header(page: TestClient, seeded: SeededShop, path: str) -> None:
+    expired = session_token(exp_in=-120)
+    response = page.get(path, headers={"Authorization": f"Bearer {expired}"})
+    assert (response.status_code, response.headers.get(RETRY_HEADER)) == (401, "1")
+
+
+@pytest.mark.parametrize("path", PAGES[1:])
+def test_a_document_load_without_a_token_bounces(page: TestClient, seeded: SeededShop, path: str) -> None:
+    response = page.get(f"{path}?{launch(id_token='')}")
+    assert response.status_code == 302
+    assert response.headers["location"].startswith("/auth/session-token?")
+    assert "shopify-reload=" in response.headers["location"] and "id_token" not in response.headers["location"]
+
+
+def test_another_shops_token_sees_nothing_of_this_shop(page: TestClient, seeded: SeededShop, session: Session, store) -> None:  # type: ignore[no-untyped-def]
+    other_token = store.issue_access_token(OTHER_SHOP, "read_customers")
+    seed_shop(session, OTHER_SHOP, [9_000_001, 9_000_002])  # a second installed shop with two buyers
+    from tests.admin.seed import give_token
+    from app.shops.repository import get_by_domain
+    from app.config import Settings
+
+    shop = get_by_domain(session, OTHER_SHOP)
+    assert shop is not None
+    give_token(session, shop, page.app.state.settings, other_token)  # type: ignore[attr-defined]
+    session.commit()
+    data = page.get("/api/customers", headers=bearer(OTHER_SHOP)).json()
+    assert data["shop"] == OTHER_SHOP and data["total"] == 2
+    assert {c["customer_id"] for c in data["customers"]} == {"9000001", "9000002"}
+    overview = page.get("/api/overview", headers=bearer(OTHER_SHOP)).json()
+    assert overview["customers_scored"] == 2
+    html = page.get(f"/app/customers?{launch(OTHER_SHOP)}").text
+    assert str(seeded.customer_ids[0]) not in html and "Lovelace" not in html
+    assert isinstance(Settings, type)
+
+
+def test_a_shop_parameter_that_is_not_the_tokens_shop_is_refused(page: TestClient, seeded: SeededShop) -> None:
+    query = launch(id_token=session_token(SHOP)).replace(f"shop={SHOP}", f"shop={OTHER_SHOP}")
+    assert page.get(f"/app/customers?{query}").status_code == 400
+
+
+def test_the_overview_shows_the_stored_numbers(page: TestClient, seeded: SeededShop, session: Session) -> None:
+    html = page.get(f"/app?{launch()}").text
+    snapshot = session.scalar(select(ShopMetricsSnapshot).where(ShopMetricsSnapshot.shop_id == seeded.shop_id))
+    assert snapshot is not None
+    assert f'<strong id="customers-scored">{snapshot.customers_scored:,}</strong>' in html
+    champions = session.scalar(
+        select(ShopSegment).where(ShopSegment.shop_id == seeded.shop_id, ShopSegment.segment == "Champions")
+    )
+    assert champions is not None
+    row = re.search(r'<tr data-segment="Champions">(.*?)</tr>', html, re.S)
+    assert row is not None
+    assert f'data-col="customers">{champions.customers:,}<' in row.group(1)
+    assert f"${float(champions.average_predicted_clv):,.2f}" in row.group(1)
+
+
+def test_the_customers_page_shows_names_from_shopify_and_links_to_the_admin(
+    page: TestClient, seeded: SeededShop, session: Session
+) -> None:
+    html = page.get(f"/app/customers?{launch()}").text
+    top = session.scalar(
+        select(CustomerScore)
+        .where(CustomerScore.shop_id == seeded.shop_id)
+        .order_by(CustomerScore.predicted_clv.desc(), CustomerScore.customer_id.desc())
+        .limit(1)
+    )
+    assert top is not None
+    first_row = re.search(r'<tr data-customer-id="(\d+)">(.*?)</tr>', html, re.S)
+    assert first_row is not None and int(first_row.group(1)) == top.customer_id
+    assert f"https://admin.shopify.com/store/demo/customers/{top.customer_id}" in first_row.group(2)
+    assert re.search(r"Ada\d+ Lovelace", first_row.group(2)) and "@example.com" in first_row.group(2)
+
+
+def test_the_names_query_is_valid_against_the_admin_schema(page: TestClient, seeded: SeededShop, store) -> None:  # type: ignore[no-untyped-def]
+    page.get(f"/app/customers?{launch()}")
+    calls = [c for c in store.calls if "CustomerNames" in c.query]
+    assert len(calls) == 1 and calls[0].errors is None
+    assert len(calls[0].variables["ids"]) == 50  # the rows on screen only
+
+
+def test_without_customer_access_the_page_shows_ids(page: TestClient, seeded: SeededShop, session: Session, store) -> None:  # type: ignore[no-untyped-def]
+    from app.shops.repository import get_by_domain
+    from tests.admin.seed import give_token
+
+    shop = get_by_domain(session, SHOP)
+    assert shop is not None
+    give_token(session, shop, page.app.state.settings, store.issue_access_token(SHOP, "read_orders"))  # type: ignore[attr-defined]
+    session.commit()
+    response = page.get(f"/app/customers?{launch()}")
+    assert response.status_code == 200
+    assert "Lovelace" not in response.text
+    assert 'id="names-note"' in response.text and "Customer " in response.text
+
+
+def test_a_revoked_token_shows_ids_and_is_dropped(page: TestClient, seeded: SeededShop, session: Session, store) -> None:  # type: ignore[no-untyped-def]
+    from app.shops.repository import get_by_domain
+
+    store.revoke(SHOP)  # Shopify answers 401 to the stored token
+    data = page.get("/api/customers", headers=bearer()).json()
+    assert data["customers"] and data["names_note"] and data["customers"][0]["name"] is None
+    session.expire_all()
+    shop = get_by_domain(session, SHOP)
+    assert shop is not None and shop.access_token_encrypted is None  # the next page load exchanges anew
+
+
+def test_customers_filter_by_segment_and_sort(page: TestClient, seeded: SeededShop, session: Session) -> None:
+    data = page.get("/api/customers?segment=Champions&sort=historic_clv&dir=asc", headers=bearer()).json()
+    expected = session.scalar(
+        select(func.count()).where(CustomerScore.shop_id == seeded.shop_id, CustomerScore.segment == "Champions")
+    )
+    assert data["total"] == expected
+    assert {c["segment"] for c in data["customers"]} == {"Champions"}
+    spent = [c["total_spent"] for c in data["customers"]]
+    assert spent == sorted(spent)
+
+
+def test_customers_paginate_without_overlap(page: TestClient, seeded: SeededShop) -> None:
+    first = page.get("/api/customers", headers=bearer()).json()
+    second = page.get("/api/customers?page=2", headers=bearer()).json()
+    ids_first = {c["customer_id"] for c in first["customers"]}
+    ids_second = {c["customer_id"] for c in second["customers"]}
+    assert len(ids_first) == len(ids_second) == 50 and not ids_first & ids_second and first["has_next"]
+
+
+def test_the_csv_export_streams_the_filtered_list(page: TestClient, seeded: SeededShop, session: Session) -> None:
+    response = page.get(f"/app/customers.csv?{launch(stage='active')}")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    expected = set(
+        session.scalars(
+            select(CustomerScore.customer_id).where(
+                CustomerScore.shop_id == seeded.shop_id, CustomerScore.stage == "active"
+            )
+        )
+    )
+    assert {int(r["customer_id"]) for r in rows} == expected and expected
+    assert {r["stage"] for r in rows} == {"active"}
+    assert "Lovelace" not in response.text  # names are never stored, so never exported
+
+
+def test_settings_errors_are_shown_in_plain_words(page: TestClient, seeded: SeededShop) -> None:
+    form = {"scoring_method": "quintile", "window_days": "12.5", "clv_horizon_days": "365", "lifespan_years": "0",
+            "cac": "", "conversion_rate": "", "rfm_tag_prefix": "rfm:", "stage_tag_prefix": "stage:",
+            "clv_tag_prefix": "clv:"}
+    response = page.post(f"/app/settings?{launch()}", data=form)
+    assert response.status_code == 422
+    assert "Window: window must be a whole number of days between 1 and 3660." in response.text
+    assert "Average lifespan: average lifespan (years) must be more than 0" in response.text
+    assert 'value="12.5"' in response.text  # what the merchant typed stays in the form
+
+
+def test_saving_settings_queues_a_full_rescore(page: TestClient, seeded: SeededShop, session: Session) -> None:
+    form = {"scoring_method": "thirds", "window_days": "365", "clv_horizon_days": "365", "lifespan_years": "3",
+            "cac": "20", "conversion_rate": "0.02", "rfm_tag_prefix": "rfm:", "stage_tag_prefix": "stage:",
+            "clv_tag_prefix": "clv:", "sync_enabled": "on"}
+    response = page.post(f"/app/settings?{launch()}", data=form)
+    assert response.status_code == 303 and "saved=1" in response.headers["location"]
+    jobs = session.scalars(select(Job).where(Job.shop_id == seeded.shop_id, Job.state == "pending")).all()
+    assert [(j.kind, j.payload) for j in jobs] == [("rescore", '{"full": true}')]
+
+
+def test_the_reimport_button_queues_an_import(page: TestClient, seeded: SeededShop) -> None:
+    response = page.post(f"/app/status/import?{launch()}")
+    assert response.status_code == 303 and "notice=import-queued" in response.headers["location"]
+    assert page.get("/api/status", headers=bearer()).json()["import"]["state"] == "queued"
+
+
+def test_the_reimport_button_needs_a_session_token(page: TestClient, seeded: SeededShop) -> None:
+    response = page.post("/app/status/import", headers={"Authorization": "Bearer nope"})
+    assert (response.status_code, response.headers.get(RETRY_HEADER)) == (401, "1")
+    assert page.get("/api/status", headers=bearer()).json()["import"]["state"] == "none"
+
+
+def test_resync_is_disabled_with_a_note_while_no_sync_kind_exists(page: TestClient, seeded: SeededShop) -> None:
+    html = page.get(f"/app/status?{launch()}").text
+    assert 'id="resync" disabled' in html and "not available in this version yet" in html
+    assert 'id="last-sync">not synced yet<' in html
+
+
+def test_the_status_page_polls_json_and_has_a_refresh_link(page: TestClient, seeded: SeededShop) -> None:
+    html = page.get(f"/app/status?{launch()}").text
+    assert 'data-poll="/api/status"' in html and "/admin/static/status.js" in html
+    assert 'id="refresh-link"' in html and 'http-equiv="refresh"' not in html
+    assert page.get("/admin/static/status.js").status_code == 200
+
+
+def test_a_failed_job_is_shown_in_plain_words(page: TestClient, seeded: SeededShop, session: Session) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    session.add(Job(shop_id=seeded.shop_id, kind="fit", key="", state="failed", run_after=now, attempts=3,
+                    max_attempts=3, last_error="Traceback...\nValueError: no orders", created_at=now, finished_at=now))
+    session.commit()
+    html = page.get(f"/app/status?{launch()}").text
+    assert "Fitting the lifetime-value model failed after 3 attempt(s): ValueError: no orders" in html
