@@ -158,7 +158,8 @@ def _patterns(uid: str) -> str:
         f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff8e6"/>'
         f'<line x1="0" y1="0" x2="0" y2="6" stroke="{SERIES_COLOURS[1]}" stroke-width="3"/></pattern>'
         f'<pattern id="{uid}-dots" width="5" height="5" patternUnits="userSpaceOnUse">'
-        f'<rect width="5" height="5" fill="#f1f2f3"/><circle cx="2.5" cy="2.5" r="1.4" fill="{SERIES_COLOURS[2]}"/>'
+        '<rect width="5" height="5" fill="#f1f2f3"/>'
+        f'<circle cx="2.5" cy="2.5" r="1.4" fill="{SERIES_COLOURS[2]}"/>'
         "</pattern></defs>"
     )
 
@@ -192,7 +193,8 @@ def grouped_bars(
     legend_x = left
     for k, s in enumerate(series):
         parts.append(
-            f'<rect x="{legend_x}" y="8" width="14" height="14" fill="{_fill(uid, k)}" stroke="{INK}" stroke-width="0.5"/>'
+            f'<rect x="{legend_x}" y="8" width="14" height="14" fill="{_fill(uid, k)}" '
+            f'stroke="{INK}" stroke-width="0.5"/>'
         )
         parts.append(_text(legend_x + 20, 19, s.name, anchor="start"))
         legend_x += 30 + 8 * len(s.name)
@@ -205,7 +207,8 @@ def grouped_bars(
             h = plot_h * value / peak
             x = gx + k * bar_w
             parts.append(
-                f'<rect class="bar" x="{x:.1f}" y="{base - h:.1f}" width="{bar_w - 4:.1f}" height="{max(h, 0.5):.1f}" '
+                f'<rect class="bar" x="{x:.1f}" y="{base - h:.1f}" width="{bar_w - 4:.1f}" '
+                f'height="{max(h, 0.5):.1f}" '
                 f'fill="{_fill(uid, k)}" stroke="{INK}" stroke-width="0.5"><title>{escape(category)}, '
                 f"{escape(s.name)}: {escape(fmt(value))}</title></rect>"
             )

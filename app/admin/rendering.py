@@ -3,7 +3,7 @@ shares: money in the shop's currency, times in the shop's time zone (defaults US
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
@@ -55,16 +55,16 @@ class Formatter:
         symbol = _SYMBOLS.get(self.currency)
         return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {self.currency}"
 
-    def datetime(self, value: datetime | None) -> str:
+    def datetime(self, value: dt.datetime | None) -> str:
         if value is None:
             return "—"
         local = value.astimezone(self.zone)
         return local.strftime("%b %-d, %Y %H:%M ") + (local.tzname() or self.timezone)
 
-    def date(self, value: datetime | date | None) -> str:
+    def date(self, value: dt.datetime | dt.date | None) -> str:
         if value is None:
             return "—"
-        if isinstance(value, datetime):
+        if isinstance(value, dt.datetime):
             value = value.astimezone(self.zone).date()
         return value.strftime("%b %-d, %Y")
 

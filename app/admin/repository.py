@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, desc, func, select
+from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Customer, CustomerScore, Job, Order, ShopMetricsSnapshot, StageChange
@@ -41,6 +41,16 @@ def qualifying_order_count(session: Session, shop_id: int) -> int:
     return session.scalar(stmt) or 0
 
 
+def received_counts(session: Session, shop_id: int) -> tuple[int, int]:
+    """(buyers, qualifying orders) the webhooks and the import delivered so far, scored or not yet:
+    one pass over the shop's customer aggregates (each keeps its qualifying orders count)."""
+    stmt = select(func.count(), func.coalesce(func.sum(Customer.orders_count), 0)).where(
+        Customer.shop_id == shop_id
+    )
+    buyers, orders = session.execute(stmt).one()
+    return int(buyers), int(orders)
+
+
 def metrics_row(session: Session, shop_id: int) -> ShopMetricsSnapshot | None:
     return session.scalar(select(ShopMetricsSnapshot).where(ShopMetricsSnapshot.shop_id == shop_id))
 
@@ -68,7 +78,7 @@ class CustomerFilter:
     descending: bool = True
 
 
-def _filtered(stmt: Select[Any], shop_id: int, f: CustomerFilter) -> Select[Any]:
+def _filtered(stmt: Any, shop_id: int, f: CustomerFilter) -> Any:
     stmt = stmt.where(CustomerScore.shop_id == shop_id)
     if f.segment:
         stmt = stmt.where(CustomerScore.segment == f.segment)
@@ -81,7 +91,7 @@ def _filtered(stmt: Select[Any], shop_id: int, f: CustomerFilter) -> Select[Any]
     return stmt
 
 
-def _ordered(stmt: Select[Any], f: CustomerFilter) -> Select[Any]:
+def _ordered(stmt: Any, f: CustomerFilter) -> Any:
     column = SORTS.get(f.sort, CustomerScore.predicted_clv)
     tie = CustomerScore.customer_id
     if f.descending:

@@ -70,6 +70,7 @@ class Overview:
     movements: list[tuple[str | None, str, int]]
     week_start: datetime
     settings: ScoringSettings
+    received: tuple[int, int]
 
 
 def overview(session: Session, shop_id: int, now: datetime) -> Overview:
@@ -88,6 +89,7 @@ def overview(session: Session, shop_id: int, now: datetime) -> Overview:
         movements=repo.stage_movements(session, shop_id, week_start),
         week_start=week_start,
         settings=get_settings(session, shop_id),
+        received=repo.received_counts(session, shop_id),
     )
 
 

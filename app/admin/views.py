@@ -58,7 +58,8 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
             x_label=f"Highest predicted CLV in the tenth ({fmt.currency})",
             y_label="Customers",
             fmt=lambda v: fmt.money(v),
-            description="each bar is one tenth of the scored customers, lowest predicted CLV first; its length is "
+            description="each bar is one tenth of the scored customers, lowest predicted CLV first; "
+            "its length is "
             "the highest predicted CLV in that tenth",
         )
     if o.segments:
@@ -229,13 +230,15 @@ def accuracy_words(b: Any, fmt: Formatter) -> list[str]:
     if days <= 0:
         return [f"No backtest yet: {b.reasons or 'not enough history'}."]
     words = [
-        f"We fitted the model on the orders up to {fmt.date(b.calibration_end)}, hid the {days} days after it, "
+        f"We fitted the model on the orders up to {fmt.date(b.calibration_end)}, "
+        f"hid the {days} days after it, "
         f"and predicted them for the {b.customers:,} customers known by then.",
         f"Orders: predicted {b.predicted_orders:,.0f}, actual {b.actual_orders:,.0f} "
         f"({_change(b.predicted_orders, b.actual_orders)}).",
         f"Revenue: predicted {fmt.money(b.predicted_revenue)}, actual {fmt.money(b.actual_revenue)} "
         f"({_change(b.predicted_revenue, b.actual_revenue)}).",
-        f"Per customer, the prediction was off by {b.orders_mae:.2f} orders and {fmt.money(b.revenue_mae)} on "
+        f"Per customer, the prediction was off by {b.orders_mae:.2f} orders "
+        f"and {fmt.money(b.revenue_mae)} on "
         f"average (mean absolute error); on average it ran {abs(b.orders_bias):.2f} orders "
         f"{'high' if b.orders_bias >= 0 else 'low'} (bias).",
     ]

@@ -35,7 +35,7 @@ class SeededShop:
 def history(
     customer_ids: list[int], now: datetime, seed: int = 7
 ) -> list[tuple[int, datetime, Decimal, bool]]:
-    """(customer, time, value, discounted) orders over two years: a mix of one-off, steady and lapsed buyers."""
+    """(customer, time, value, discounted) orders over two years: BG/NBD-like buyers."""
     rng = random.Random(seed)
     orders = []
     for customer_id in customer_ids:

@@ -1,0 +1,237 @@
+"""The screens in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright), served
+by uvicorn on a loopback port against the test database. Shopify's CDN scripts cannot load here
+(no network), so pages are checked at `domcontentloaded` with our own stylesheet only.
+
+Screenshots go to a temporary folder, or to `ADMIN_SCREENSHOTS` (e.g. `docs/screenshots`) when set.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import make_sessionmaker
+from app.models import CustomerScore, ShopMetricsSnapshot, ShopSegment
+from app.worker import Worker, load_job_modules
+from tests.admin.conftest import launch
+from tests.admin.seed import SeededShop
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (browser tests need it)"
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(admin_app: FastAPI) -> Iterator[str]:
+    port = _free_port()
+    config = uvicorn.Config(admin_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not served.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    served.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture
+def browser_page(server: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        # nothing leaves the machine: Shopify's CDN is unreachable here, fail it at once
+        context.route("https://**/*", lambda route: route.abort())
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("ADMIN_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _open(page: object, server: str, path: str, **extra: str) -> None:
+    page.goto(f"{server}{path}?{launch(**extra)}", wait_until="domcontentloaded")  # type: ignore[attr-defined]
+
+
+def test_every_screen_shows_the_stored_numbers(
+    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Path
+) -> None:
+    page = browser_page
+    _open(page, server, "/app")
+    snapshot = session.scalar(
+        select(ShopMetricsSnapshot).where(ShopMetricsSnapshot.shop_id == seeded.shop_id)
+    )
+    assert snapshot is not None
+    assert page.locator("#customers-scored").inner_text() == f"{snapshot.customers_scored:,}"  # type: ignore[attr-defined]
+    for segment in session.scalars(
+        select(ShopSegment).where(ShopSegment.shop_id == seeded.shop_id, ShopSegment.position > 0)
+    ):
+        cell = page.locator(f'tr[data-segment="{segment.segment}"] td[data-col="customers"]')  # type: ignore[attr-defined]
+        assert cell.inner_text() == f"{segment.customers:,}"
+    assert page.locator("svg.chart[role=img]").count() == 3  # type: ignore[attr-defined]
+    assert page.locator("nav.tabs a").first.is_visible()  # type: ignore[attr-defined]
+    page.screenshot(path=str(shots / "overview.png"), full_page=True)  # type: ignore[attr-defined]
+
+    page.locator("nav.tabs a", has_text="Customers").click()  # type: ignore[attr-defined]
+    page.wait_for_load_state("domcontentloaded")  # type: ignore[attr-defined]
+    top = session.scalar(
+        select(CustomerScore)
+        .where(CustomerScore.shop_id == seeded.shop_id)
+        .order_by(CustomerScore.predicted_clv.desc(), CustomerScore.customer_id.desc())
+        .limit(1)
+    )
+    assert top is not None
+    first = page.locator("#customers tbody tr").first  # type: ignore[attr-defined]
+    assert first.get_attribute("data-customer-id") == str(top.customer_id)
+    assert first.locator('td[data-col="predicted_clv"]').inner_text() == f"${float(top.predicted_clv):,.2f}"
+    assert "Lovelace" in first.locator("th").inner_text()
+    assert page.locator("#customers tbody tr").count() == 50  # type: ignore[attr-defined]
+    page.screenshot(path=str(shots / "customers.png"), full_page=True)  # type: ignore[attr-defined]
+
+    for path, name, marker in [
+        ("/app/cohorts", "cohorts", "#repeat-rate"),
+        ("/app/accuracy", "accuracy", "#accuracy-table"),
+        ("/app/settings", "settings", "#settings-form"),
+        ("/app/status", "status", "#import-status"),
+    ]:
+        _open(page, server, path)
+        assert page.locator(marker).is_visible()  # type: ignore[attr-defined]
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    assert page.locator("#last-sync").inner_text() == "not synced yet"  # type: ignore[attr-defined]
+
+
+def test_a_settings_change_moves_the_segments(
+    browser_page: object, server: str, seeded: SeededShop, session: Session, engine: object
+) -> None:
+    page = browser_page
+
+    def champions() -> int:
+        session.expire_all()
+        return int(
+            session.scalar(
+                select(func.count()).where(
+                    CustomerScore.shop_id == seeded.shop_id, CustomerScore.segment == "Champions"
+                )
+            )
+            or 0
+        )
+
+    before = champions()
+    assert before > 0
+    _open(page, server, "/app/settings")
+    for cell in ("5_4", "5_5", "4_5"):  # no more Champions: they become Loyal
+        page.select_option(f'select[name="grid_{cell}"]', "Loyal")  # type: ignore[attr-defined]
+    page.click("#save-settings")  # type: ignore[attr-defined]
+    page.wait_for_selector("#settings-saved")  # type: ignore[attr-defined]
+    assert "scored again" in page.locator("#settings-saved").inner_text()  # type: ignore[attr-defined]
+
+    load_job_modules()
+    factory: sessionmaker[Session] = make_sessionmaker(engine)  # type: ignore[arg-type]
+    Worker(factory, run_schedules=False).run_pending()  # the worker picks up the queued rescore
+    assert champions() == 0
+
+    _open(page, server, "/app")
+    assert page.locator('tr[data-segment="Champions"] td[data-col="customers"]').inner_text() == "0"  # type: ignore[attr-defined]
+    loyal = session.scalar(
+        select(ShopSegment.customers).where(
+            ShopSegment.shop_id == seeded.shop_id, ShopSegment.segment == "Loyal"
+        )
+    )
+    assert page.locator('tr[data-segment="Loyal"] td[data-col="customers"]').inner_text() == f"{loyal:,}"  # type: ignore[attr-defined]
+
+
+def test_a_settings_error_is_shown_next_to_the_form(
+    browser_page: object, server: str, seeded: SeededShop
+) -> None:
+    page = browser_page
+    _open(page, server, "/app/settings")
+    page.fill('input[name="conversion_rate"]', "2")  # type: ignore[attr-defined]
+    page.click("#save-settings")  # type: ignore[attr-defined]
+    page.wait_for_selector("#settings-errors")  # type: ignore[attr-defined]
+    assert (
+        "Conversion rate: conversion rate must be more than 0 and at most 1."
+        in page.locator(  # type: ignore[attr-defined]
+            "#settings-errors"
+        ).inner_text()
+    )
+
+
+def test_the_csv_export_downloads_the_filtered_rows(
+    browser_page: object, server: str, seeded: SeededShop, session: Session, tmp_path: Path
+) -> None:
+    page = browser_page
+    _open(page, server, "/app/customers", segment="Champions")
+    with page.expect_download() as download:  # type: ignore[attr-defined]
+        page.click("#export-csv")  # type: ignore[attr-defined]
+    target = tmp_path / "export.csv"
+    download.value.save_as(target)
+    with target.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    expected = list(
+        session.scalars(
+            select(CustomerScore.customer_id)
+            .where(CustomerScore.shop_id == seeded.shop_id, CustomerScore.segment == "Champions")
+            .order_by(CustomerScore.predicted_clv.desc(), CustomerScore.customer_id.desc())
+        )
+    )
+    assert [int(r["customer_id"]) for r in rows] == expected and expected
+    assert {r["segment"] for r in rows} == {"Champions"}
+
+
+def test_the_status_panel_updates_while_you_watch(
+    browser_page: object, server: str, seeded: SeededShop, session: Session
+) -> None:
+    page = browser_page
+    _open(page, server, "/app/status")
+    assert page.locator("#import-state").inner_text() == "never imported"  # type: ignore[attr-defined]
+    from datetime import UTC, datetime
+
+    from app.imports.service import request_import
+
+    request_import(session, seeded.shop_id, datetime.now(UTC))  # e.g. the install queued one
+    session.commit()
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "document.getElementById('import-state').textContent === 'waiting to start'", timeout=10_000
+    )
+    page.click("#reimport")  # type: ignore[attr-defined]
+    page.wait_for_selector("#notice")  # type: ignore[attr-defined]
+    assert "queued" in page.locator("#notice").inner_text()  # type: ignore[attr-defined]
