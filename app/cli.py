@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     history.add_argument("shop", help="the shop's myshopify.com domain")
     reconcile = commands.add_parser("reconcile", help="refetch orders webhooks may have missed")
     reconcile.add_argument("shop", help="the shop's myshopify.com domain")
+    commands.add_parser("worker", help="run the background worker until SIGTERM (= python -m app.worker)")
+    rescore = commands.add_parser("rescore", help="rescore one shop now (full) and print what changed")
+    rescore.add_argument("shop", help="the shop's myshopify.com domain")
 
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -58,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.imports.cli import import_command, reconcile_command
 
         return (import_command if args.command == "import" else reconcile_command)(settings, args.shop)
+    elif args.command == "worker":
+        from app.worker.__main__ import main as run_worker
+
+        return run_worker()
+    elif args.command == "rescore":
+        from app.scoring.cli import rescore_command
+
+        return rescore_command(settings, args.shop)
     return 0
 
 

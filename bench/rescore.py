@@ -48,7 +48,9 @@ def _fresh_database(url: str) -> None:
 
 
 def _us(days_before_now: np.ndarray) -> np.ndarray:
-    now_us = pgcopy.PG_EPOCH_US * 0 + int((NOW - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).total_seconds() * 1e6)
+    now_us = pgcopy.PG_EPOCH_US * 0 + int(
+        (NOW - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).total_seconds() * 1e6
+    )
     return (now_us - days_before_now * 86_400_000_000).astype(np.int64)
 
 
@@ -68,15 +70,24 @@ def setup(url: str, customers: int, seed: int) -> None:
     started = time.perf_counter()
     with write_transaction(make_sessionmaker(engine)) as session:
         session.execute(
-            text("INSERT INTO shops (domain, installed_at) VALUES ('bench.myshopify.com', :now)"), {"now": NOW}
+            text("INSERT INTO shops (domain, installed_at) VALUES ('bench.myshopify.com', :now)"),
+            {"now": NOW},
         )
         session.execute(
-            text("CREATE TEMP TABLE ledger (order_id int8, customer_id int8, ordered_at timestamptz, value float8)")
+            text(
+                "CREATE TEMP TABLE ledger "
+                "(order_id int8, customer_id int8, ordered_at timestamptz, value float8)"
+            )
         )
         pgcopy.copy_in(
             session,
             "ledger",
-            [("order_id", "int8"), ("customer_id", "int8"), ("ordered_at", "timestamptz"), ("value", "float8")],
+            [
+                ("order_id", "int8"),
+                ("customer_id", "int8"),
+                ("ordered_at", "timestamptz"),
+                ("value", "float8"),
+            ],
             {
                 "order_id": np.arange(1, customer_of_order.size + 1, dtype=np.int64),
                 "customer_id": customer_of_order,
@@ -87,8 +98,8 @@ def setup(url: str, customers: int, seed: int) -> None:
         session.execute(
             text(
                 "INSERT INTO orders (shop_id, order_id, customer_id, ordered_at, source_updated_at, test, "
-                "financial_status, current_total, presentment_total, pending_refunds, value, total_discounts, "
-                "discounted, source_name, qualifies) "
+                "financial_status, current_total, presentment_total, pending_refunds, value, "
+                "total_discounts, discounted, source_name, qualifies) "
                 "SELECT 1, order_id, customer_id, ordered_at, ordered_at, false, 'paid', value::numeric, "
                 "value::numeric, 0, value::numeric, 0, (order_id % 3 = 0), 'web', true FROM ledger"
             )
@@ -125,7 +136,7 @@ def _reference(factory) -> float:  # type: ignore[no-untyped-def]
             )
         ).all()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        last = np.array([r[1] for r in rows], dtype="datetime64[us]")
+        last = np.array([r[1].replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
         counts = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
         spent = np.fromiter((float(r[3]) for r in rows), dtype=np.float64, count=len(rows))
     assert ids.size == last.size == counts.size == spent.size
@@ -142,7 +153,8 @@ def _add_orders(factory, count: int, seed: int) -> None:  # type: ignore[no-unty
         session.execute(
             text(
                 "INSERT INTO orders (shop_id, order_id, customer_id, ordered_at, source_updated_at, test, "
-                "financial_status, current_total, pending_refunds, value, total_discounts, discounted, qualifies) "
+                "financial_status, current_total, pending_refunds, value, total_discounts, discounted, "
+                "qualifies) "
                 "SELECT 1, :top + n, c, :at, :at, false, 'paid', 80, 0, 80, 0, false, true "
                 "FROM unnest(CAST(:ids AS int8[])) WITH ORDINALITY AS t(c, n)"
             ),
@@ -178,7 +190,9 @@ def measure(url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)

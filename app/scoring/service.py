@@ -283,8 +283,8 @@ def rescore_shop(
         np.asarray([repo.to_us(t) for _, t in gone_pending], dtype=np.int64),
     )
 
-    if not full and recompute.size == 0:
-        # Nothing marked: nothing moved (time is the daily full rescore's business).
+    if not full and recompute.size == 0 and not removed:
+        # Nothing marked, nobody gone: nothing moved (time is the daily full rescore's business).
         orders_total = int(cust["orders_count"].sum())
         repo.save_metrics(session, shop_id, now, n, orders_total, None)
         return RescoreResult(shop_id, False, n, 0, [], removed, 0, "unchanged", time.perf_counter() - started)

@@ -1,0 +1,257 @@
+"""The worker: triggering by the "to score" marks, batching, claims, retries, leases and stopping."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import make_sessionmaker
+from app.jobs import JobContext, enqueue, register_kind
+from app.jobs import repository as jobs_repo
+from app.jobs.registry import unregister
+from app.models import Customer, Job
+from app.scoring import service
+from app.worker import Worker, load_job_modules
+from tests.fixtures.factories import create_shop
+from tests.scoring_service.ledger import add_order, at
+
+NOW = at("2026-06-01")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    load_job_modules()
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def failing_kind() -> Iterator[list[int]]:
+    calls: list[int] = []
+
+    def explode(session: Session, job: JobContext) -> None:
+        calls.append(job.attempt)
+        raise RuntimeError("the shop's data could not be read")
+
+    register_kind("explode", explode, max_attempts=3, backoff_seconds=10)
+    yield calls
+    unregister("explode")
+
+
+def jobs(session: Session, kind: str | None = None) -> list[Job]:
+    session.rollback()  # a new snapshot (SQLite keeps a reader's until it ends)
+    stmt = select(Job).order_by(Job.id)
+    return list(session.scalars(stmt if kind is None else stmt.where(Job.kind == kind)))
+
+
+@pytest.mark.both_dbs
+def test_many_orders_of_one_customer_lead_to_one_rescore(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    shop_id = create_shop(session).shop_id
+    for minute in range(4):
+        add_order(session, shop_id, 7, f"2026-06-01T11:0{minute}")
+    add_order(session, shop_id, 8, "2026-06-01T11:30")
+    ran = Worker(factory, clock=Clock(NOW)).run_pending()
+    rescores = jobs(session, "rescore")
+    assert ran >= 1 and [(j.state, j.attempts) for j in rescores] == [("done", 1)]
+    scores = service.customer_scores(session, shop_id, [7, 8])
+    assert [(s.customer_id, s.frequency) for s in scores] == [(7, 4), (8, 1)]
+    assert session.scalars(select(Customer.customer_id).where(Customer.score_pending)).all() == []
+
+
+@pytest.mark.both_dbs
+def test_a_shop_without_marks_is_not_rescored_again_within_the_day(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    shop_id = create_shop(session).shop_id
+    add_order(session, shop_id, 7, "2026-05-01")
+    clock = Clock(NOW)
+    worker = Worker(factory, clock=clock, kinds={"rescore"})  # a fit would rescore too
+    worker.run_pending()
+    clock.now = NOW + timedelta(hours=3)
+    worker._last_run.clear()
+    worker.run_pending()
+    assert len(jobs(session, "rescore")) == 1
+    clock.now = NOW + timedelta(hours=25)  # the daily rescore: recency moved for everybody
+    worker._last_run.clear()
+    worker.run_pending()
+    assert [j.payload for j in jobs(session, "rescore")] == [None, '{"full": true}']
+
+
+@pytest.mark.both_dbs
+def test_enqueueing_again_coalesces_into_the_pending_job(session: Session) -> None:
+    shop_id = create_shop(session).shop_id
+    enqueue(session, shop_id, "rescore", NOW, run_after=NOW + timedelta(seconds=30))
+    enqueue(session, shop_id, "rescore", NOW, payload={"full": True}, run_after=NOW + timedelta(seconds=5))
+    enqueue(session, shop_id, "rescore", NOW, run_after=NOW + timedelta(seconds=60))
+    session.commit()
+    [job] = jobs(session)
+    assert (job.state, job.payload, job.run_after) == (
+        "pending",
+        '{"full": true}',
+        NOW + timedelta(seconds=5),
+    )
+
+
+@pytest.mark.both_dbs
+def test_a_failing_job_is_retried_with_backoff_and_then_reported_failed(
+    session: Session,
+    factory: sessionmaker[Session],
+    failing_kind: list[int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    shop_id = create_shop(session).shop_id
+    enqueue(session, shop_id, "explode", NOW)
+    session.commit()
+    clock = Clock(NOW)
+    worker = Worker(factory, clock=clock, run_schedules=False)
+    assert worker.run_one()
+    [job] = jobs(session)
+    assert (job.state, job.attempts, job.run_after) == ("pending", 1, NOW + timedelta(seconds=10))
+    assert job.last_error == "RuntimeError: the shop's data could not be read"
+    clock.now = NOW + timedelta(seconds=9)
+    assert not worker.run_one()  # not before the backoff
+    clock.now = NOW + timedelta(seconds=10)
+    assert worker.run_one()
+    [job] = jobs(session)
+    assert job.run_after == NOW + timedelta(seconds=30)  # 10 s, then 20 s
+    clock.now = NOW + timedelta(seconds=30)
+    with caplog.at_level("ERROR", logger="app.worker"):
+        assert worker.run_one()
+    [job] = jobs(session)
+    assert (job.state, job.attempts, failing_kind) == ("failed", 3, [1, 2, 3])
+    assert "failed after 3 attempts" in caplog.text
+    assert [j.id for j in jobs_repo.failed_jobs(session, shop_id)] == [job.id]
+    clock.now = NOW + timedelta(days=1)
+    assert not worker.run_one()  # failed jobs stay failed, visible, never rerun silently
+
+
+def test_a_failed_attempt_folds_into_work_enqueued_meanwhile(
+    session: Session, factory: sessionmaker[Session], failing_kind: list[int]
+) -> None:
+    shop_id = create_shop(session).shop_id
+
+    def explode_after_enqueue(s: Session, job: JobContext) -> None:
+        with factory() as other:
+            enqueue(other, job.shop_id, "explode", job.now)
+            other.commit()
+        raise RuntimeError("boom")
+
+    register_kind("explode", explode_after_enqueue, max_attempts=3, backoff_seconds=10)
+    enqueue(session, shop_id, "explode", NOW)
+    session.commit()
+    Worker(factory, clock=Clock(NOW), run_schedules=False).run_one()
+    [job] = jobs(session)
+    assert (job.state, job.attempts, job.last_error, job.run_after) == (
+        "pending",
+        1,
+        "RuntimeError: boom",
+        NOW + timedelta(seconds=10),
+    )
+
+
+def test_workers_skip_jobs_another_worker_is_claiming(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    first, second = create_shop(session).shop_id, create_shop(session).shop_id
+    enqueue(session, first, "rescore", NOW)
+    enqueue(session, second, "rescore", NOW)
+    session.commit()
+    with factory() as a, factory() as b:
+        claimed_a = jobs_repo.claim(a, "a", NOW, {"rescore"})
+        claimed_b = jobs_repo.claim(b, "b", NOW, {"rescore"})  # a's row is locked: skipped, not waited on
+        assert claimed_a is not None and claimed_b is not None
+        assert {claimed_a.shop_id, claimed_b.shop_id} == {first, second}
+        a.rollback()
+        b.rollback()
+
+
+@pytest.mark.both_dbs
+def test_a_shop_kind_already_running_is_not_claimed_twice(session: Session) -> None:
+    shop_id = create_shop(session).shop_id
+    enqueue(session, shop_id, "rescore", NOW)
+    session.commit()
+    assert jobs_repo.claim(session, "a", NOW, {"rescore"}) is not None
+    session.commit()
+    enqueue(session, shop_id, "rescore", NOW)  # new marks while the first rescore runs
+    session.commit()
+    assert jobs_repo.claim(session, "b", NOW, {"rescore"}) is None
+
+
+@pytest.mark.both_dbs
+def test_a_job_whose_worker_vanished_runs_again_after_its_lease(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    shop_id = create_shop(session).shop_id
+    enqueue(session, shop_id, "fit", NOW)
+    session.commit()
+    assert jobs_repo.claim(session, "lost-worker", NOW, {"fit"}) is not None
+    session.commit()
+    assert jobs_repo.reclaim_expired(session, NOW + timedelta(minutes=29)) == 0
+    assert jobs_repo.reclaim_expired(session, NOW + timedelta(minutes=31)) == 1
+    session.commit()
+    [job] = jobs(session)
+    assert (job.state, job.locked_by, job.attempts) == ("pending", None, 1)
+    assert job.last_error == "the worker running this job stopped before it finished"
+
+
+@pytest.mark.both_dbs
+def test_stop_lets_the_job_in_hand_finish_and_leaves_the_rest_queued(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    first, second = create_shop(session).shop_id, create_shop(session).shop_id
+    worker = Worker(factory, clock=Clock(NOW), run_schedules=False, poll_seconds=0.01)
+    done: list[int] = []
+
+    def slow(s: Session, job: JobContext) -> None:
+        worker.stop()  # SIGTERM arrives while this job runs
+        done.append(job.shop_id)
+
+    register_kind("slow", slow)
+    try:
+        enqueue(session, first, "slow", NOW)
+        enqueue(session, second, "slow", NOW + timedelta(microseconds=1))
+        session.commit()
+        worker.run()
+    finally:
+        unregister("slow")
+    assert done == [first]
+    assert [j.state for j in jobs(session)] == ["done", "pending"]
+
+
+def test_sigterm_asks_the_worker_to_stop(factory: sessionmaker[Session]) -> None:
+    worker = Worker(factory)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        worker.install_signal_handlers()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert worker.stopping
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.mark.both_dbs
+def test_a_job_of_a_kind_without_a_handler_here_stays_queued_for_a_worker_that_has_one(
+    session: Session, factory: sessionmaker[Session]
+) -> None:
+    shop_id = create_shop(session).shop_id
+    enqueue(session, shop_id, "reconcile", NOW)  # registered by app.imports, not loaded here
+    session.commit()
+    assert not Worker(factory, clock=Clock(NOW), run_schedules=False, kinds={"rescore", "fit"}).run_one()
+    [job] = jobs(session)
+    assert (job.state, job.attempts) == ("pending", 0)
