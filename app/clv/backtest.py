@@ -72,7 +72,9 @@ def summarise_transactions(
         period,
     )
     # rows are sorted by customer then period, so each customer's first row is their first purchase
-    first_row = np.flatnonzero(np.r_[True, customer_u[1:] != customer_u[:-1]])
+    first_row = (
+        np.flatnonzero(np.r_[True, customer_u[1:] != customer_u[:-1]]) if customer_u.size else customer_u
+    )
     ids = customer_u[first_row]
     purchases = np.diff(np.r_[first_row, customer_u.size])
     last_row = first_row + purchases - 1
