@@ -32,6 +32,7 @@ def _open(width: int, height: int, title: str, description: str) -> tuple[str, s
     uid = f"chart{next(_ids)}"
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" '
         f'aria-labelledby="{uid}-title {uid}-desc" aria-label="{escape(title)}: {escape(description)}" '
         f'{FONT} font-size="12">'
         f'<title id="{uid}-title">{escape(title)}</title><desc id="{uid}-desc">{escape(description)}</desc>'
@@ -182,8 +183,9 @@ def grouped_bars(
     """Vertical bars grouped by category, one bar per series (solid, hatched, dotted), each bar
     with its value above it, and a legend naming the series with their patterns."""
     left, top, bottom, plot_h = 64, 40, 56, 220
-    group_w = max(40 * len(series) + 24, 80)
-    width = left + group_w * max(len(categories), 1) + 20
+    group_w = max(22 * len(series) + 24, 80)
+    legend_w = sum(34 + 7 * len(s.name) for s in series)
+    width = max(left + group_w * max(len(categories), 1) + 20, left + legend_w + 20)
     height = top + plot_h + bottom
     peak = max((v for s in series for v in s.values), default=0.0) or 1.0
     uid, svg = _open(
@@ -197,7 +199,7 @@ def grouped_bars(
             f'stroke="{INK}" stroke-width="0.5"/>'
         )
         parts.append(_text(legend_x + 20, 19, s.name, anchor="start"))
-        legend_x += 30 + 8 * len(s.name)
+        legend_x += 34 + 7 * len(s.name)
     base = top + plot_h
     bar_w = (group_w - 24) / max(len(series), 1)
     for i, category in enumerate(categories):

@@ -270,16 +270,12 @@ def accuracy_charts(b: Any, rows: list[dict[str, Any]], fmt: Formatter) -> dict[
             x_label="Repeat orders before the cut-off",
             y_label="Orders per customer",
         )
-    out["totals"] = charts.grouped_bars(
+    out["totals"] = charts.bar_chart(
         "Revenue in the held-out period: predicted vs actual",
-        ["Revenue"],
-        [
-            charts.Series("Predicted", [b.predicted_revenue]),
-            charts.Series("Actual", [b.actual_revenue]),
-            charts.Series("Naive", [b.naive_revenue]),
-        ],
-        x_label="Held-out period",
-        y_label=f"Revenue ({fmt.currency})",
+        ["Predicted by the model", "Actual", "Naive forecast"],
+        [b.predicted_revenue, b.actual_revenue, b.naive_revenue],
+        x_label=f"Revenue ({fmt.currency})",
+        y_label="Forecast",
         fmt=lambda v: fmt.money(v, whole=True),
     )
     return out

@@ -10,13 +10,15 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.customers import repository as customers_repo
-from app.models import Order, Shop
+from app.models import Job, Order, Shop
 from app.models.base import table_of
 from app.scoring import service as scoring
+from app.scoring.settings import update_settings
 from app.shopify.oauth import AccessToken
 from app.shops.service import register_shop
 from app.shops.tokens import store_token, token_cipher
@@ -101,6 +103,9 @@ def seed_shop(
     shop = register_shop(session, domain, now, currency_code=currency_code, iana_timezone=iana_timezone)
     if settings is not None and access_token is not None:
         give_token(session, shop, settings, access_token)
+    # a merchant who entered acquisition economics (LTV:CAC and max CPC on the overview)
+    update_settings(session, shop.shop_id, {"cac": "25", "conversion_rate": "0.02"}, now)
+    session.execute(delete(Job).where(Job.shop_id == shop.shop_id))  # the rescore below runs it now
     session.commit()
     insert_orders(session, shop.shop_id, history(customer_ids, now), now)
     session.commit()

@@ -109,6 +109,7 @@ def test_a_shop_parameter_that_is_not_the_tokens_shop_is_refused(
     assert page.get(f"/app/customers?{query}").status_code == 400
 
 
+@pytest.mark.both_dbs
 def test_the_overview_shows_the_stored_numbers(
     page: TestClient, seeded: SeededShop, session: Session
 ) -> None:
@@ -178,6 +179,7 @@ def test_a_revoked_token_shows_ids_and_is_dropped(
     assert shop is not None and shop.access_token_encrypted is None  # the next page load exchanges anew
 
 
+@pytest.mark.both_dbs
 def test_customers_filter_by_segment_and_sort(page: TestClient, seeded: SeededShop, session: Session) -> None:
     data = page.get("/api/customers?segment=Champions&sort=historic_clv&dir=asc", headers=bearer()).json()
     expected = session.scalar(
@@ -191,6 +193,7 @@ def test_customers_filter_by_segment_and_sort(page: TestClient, seeded: SeededSh
     assert spent == sorted(spent)
 
 
+@pytest.mark.both_dbs
 def test_customers_paginate_without_overlap(page: TestClient, seeded: SeededShop) -> None:
     first = page.get("/api/customers", headers=bearer()).json()
     second = page.get("/api/customers?page=2", headers=bearer()).json()
@@ -199,6 +202,7 @@ def test_customers_paginate_without_overlap(page: TestClient, seeded: SeededShop
     assert len(ids_first) == len(ids_second) == 50 and not ids_first & ids_second and first["has_next"]
 
 
+@pytest.mark.both_dbs
 def test_the_csv_export_streams_the_filtered_list(
     page: TestClient, seeded: SeededShop, session: Session
 ) -> None:
@@ -258,6 +262,7 @@ def test_saving_settings_queues_a_full_rescore(
     assert [(j.kind, j.payload) for j in jobs] == [("rescore", '{"full": true}')]
 
 
+@pytest.mark.both_dbs
 def test_the_reimport_button_queues_an_import(page: TestClient, seeded: SeededShop) -> None:
     response = page.post(f"/app/status/import?{launch()}")
     assert response.status_code == 303 and "notice=import-queued" in response.headers["location"]
