@@ -39,6 +39,7 @@ from app.auth import repository as auth_repo
 from app.config import Settings
 from app.db import write_transaction
 from app.errors import AppError, BadRequest
+from app.imports.service import queue_import
 from app.models import Shop
 from app.shopify.oauth import (
     REFRESH_MARGIN,
@@ -195,10 +196,15 @@ class ShopAuth:
             try:
                 with write_transaction(self.factory) as session:
                     shop = shops_repo.get_by_domain(session, domain)
-                    if shop is None or not shop.is_installed:
+                    fresh_install = shop is None or not shop.is_installed
+                    if fresh_install:
                         shop = register_shop(session, domain, datetime.now(UTC))
+                    assert shop is not None
                     store_token(shop, token, self.cipher)
                     session.flush()
+                    if fresh_install:
+                        # Segments from day one: the order history comes by bulk operation.
+                        queue_import(session, shop.shop_id, datetime.now(UTC))
                     return shop
             except IntegrityError:
                 # Another process created the row at the same moment; the second pass updates it.

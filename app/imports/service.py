@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.imports import repository as repo
 from app.imports.schemas import ACTIVE_STATES, ImportProgress, ImportState
+from app.jobs import repository as jobs_repo
 from app.models import OrderImport
 
 POLL_INTERVAL_S = 5.0
@@ -76,6 +77,17 @@ def request_import(session: Session, shop_id: int, now: datetime) -> ImportProgr
     return progress_of(row)
 
 
+IMPORT_JOB = "import"
+
+
+def queue_import(session: Session, shop_id: int, now: datetime) -> ImportProgress:
+    """On install, from the admin page or the CLI: request the history import and the worker's job
+    (`app.imports.jobs`) that runs it step by step."""
+    progress = request_import(session, shop_id, now)
+    jobs_repo.enqueue(session, shop_id, IMPORT_JOB, now)
+    return progress
+
+
 def record_bulk_finished(
     session: Session, shop_id: int, operation_gid: str, status: str, now: datetime
 ) -> str:
@@ -89,4 +101,5 @@ def record_bulk_finished(
     row.updated_at = now
     if row.state == ImportState.running and status.lower() == "completed":
         row.state = ImportState.downloading
+    jobs_repo.enqueue(session, shop_id, IMPORT_JOB, now)  # the next step runs now, not at the next poll
     return "ready" if row.state == ImportState.downloading else "noted"

@@ -16,14 +16,14 @@ modules listed in ``JOB_MODULES``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
-JOB_MODULES: Final[list[str]] = ["app.scoring.jobs"]
+JOB_MODULES: Final[list[str]] = ["app.jobs.maintenance", "app.scoring.jobs", "app.imports.jobs"]
 """Modules the worker imports so that their kinds and schedules register (others append theirs)."""
 
 
@@ -49,19 +49,25 @@ class JobContext:
 
 
 Handler = Callable[[Session, JobContext], None]
+AsyncHandler = Callable[[Any, JobContext], Coroutine[Any, Any, float | None]]
+"""``async handler(services, job)`` for work that talks to Shopify: it runs outside any transaction
+(it commits its own steps, e.g. an import's batches) with the worker's ``WorkerServices`` (HTTP
+client, Admin API client, token access). It returns ``None`` when the job is done, or a number of
+seconds after which the same job should run again (a long job done in resumable steps)."""
 ScheduleCheck = Callable[[Session, datetime], object]
 
 
 @dataclass(frozen=True, slots=True)
 class JobKind:
     name: str
-    handler: Handler
+    handler: Handler | None
     max_attempts: int = 5
     backoff_seconds: float = 10.0
     """First retry after this long, then doubling: 10 s, 20 s, 40 s, ... up to ``max_backoff_seconds``."""
     max_backoff_seconds: float = 3600.0
     lease_seconds: float = 900.0
     """A running job whose worker vanished (killed, machine lost) is run again after this long."""
+    async_handler: AsyncHandler | None = None
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.backoff_seconds * 2 ** max(attempt - 1, 0), self.max_backoff_seconds))
@@ -91,6 +97,23 @@ def register_kind(
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     kind = JobKind(name, handler, max_attempts, backoff_seconds, max_backoff_seconds, lease_seconds)
+    _kinds[name] = kind
+    return kind
+
+
+def register_async_kind(
+    name: str,
+    handler: AsyncHandler,
+    *,
+    max_attempts: int = 5,
+    backoff_seconds: float = 10.0,
+    max_backoff_seconds: float = 3600.0,
+    lease_seconds: float = 900.0,
+) -> JobKind:
+    """Register a kind whose handler is async and manages its own transactions (see AsyncHandler)."""
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    kind = JobKind(name, None, max_attempts, backoff_seconds, max_backoff_seconds, lease_seconds, handler)
     _kinds[name] = kind
     return kind
 

@@ -120,6 +120,26 @@ def complete(session: Session, job_id: int, now: datetime) -> None:
     )
 
 
+def requeue(session: Session, job_id: int, run_after: datetime) -> None:
+    """A resumable job asked to run again later: back to pending, and this run was no failed
+    attempt. Folds into a pending job of the same (shop, kind, key) enqueued meanwhile."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        return
+    other = session.scalar(
+        select(Job)
+        .where(Job.shop_id == job.shop_id, Job.kind == job.kind, Job.key == job.key, Job.state == PENDING)
+        .with_for_update()
+    )
+    if other is not None:
+        other.run_after = min(other.run_after, run_after)
+        session.delete(job)
+        return
+    job.state, job.run_after, job.last_error = PENDING, run_after, None
+    job.attempts = max(job.attempts - 1, 0)
+    job.locked_by = job.locked_at = None
+
+
 def fail(session: Session, job_id: int, error: str, now: datetime) -> str:
     """Record a failed attempt: back to pending after the kind's backoff, or, out of attempts,
     ``failed`` for good (reported, never dropped). Returns the new state."""

@@ -10,6 +10,7 @@ error and logged at ERROR: never dropped silently.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib
 import logging
@@ -27,6 +28,7 @@ from app.db import write_transaction
 from app.jobs import registry
 from app.jobs import repository as jobs_repo
 from app.models.job import FAILED
+from app.worker.services import ServicesFactory, WorkerServices
 
 log = logging.getLogger("app.worker")
 Clock = Callable[[], dt.datetime]
@@ -51,6 +53,7 @@ class Worker:
         clock: Clock = utcnow,
         kinds: Iterable[str] | None = None,
         run_schedules: bool = True,
+        services: ServicesFactory | None = None,
     ) -> None:
         self.factory = factory
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -60,6 +63,9 @@ class Worker:
         self.run_schedules = run_schedules
         self._stop = threading.Event()
         self._last_run: dict[str, dt.datetime] = {}
+        self._services_factory = services
+        self._services: WorkerServices | None = None
+        self._loop: asyncio.Runner | None = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -121,9 +127,19 @@ class Worker:
         try:
             if kind is None:
                 raise LookupError(f"no handler registered for job kind {context.kind!r}")
-            with write_transaction(self.factory) as session:
-                kind.handler(session, context)
-                jobs_repo.complete(session, context.id, self.clock())
+            if kind.async_handler is not None:
+                again = self._run_async(kind.async_handler, context)
+                with write_transaction(self.factory) as session:
+                    if again is None:
+                        jobs_repo.complete(session, context.id, self.clock())
+                    else:
+                        run_after = self.clock() + dt.timedelta(seconds=max(again, 0.0))
+                        jobs_repo.requeue(session, context.id, run_after)
+            else:
+                assert kind.handler is not None
+                with write_transaction(self.factory) as session:
+                    kind.handler(session, context)
+                    jobs_repo.complete(session, context.id, self.clock())
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             with write_transaction(self.factory) as session:
@@ -147,6 +163,24 @@ class Worker:
                     error,
                 )
         return True
+
+    def _run_async(self, handler: registry.AsyncHandler, context: registry.JobContext) -> float | None:
+        if self._loop is None:
+            self._loop = asyncio.Runner()
+        if self._services is None:
+            if self._services_factory is None:
+                raise RuntimeError("this worker was started without services for jobs that call Shopify")
+            self._services = self._loop.run(self._services_factory(self.factory))
+        return self._loop.run(handler(self._services, context))
+
+    def close(self) -> None:
+        """Close the HTTP client and event loop of async jobs (after `run` returns)."""
+        if self._loop is not None:
+            if self._services is not None:
+                self._loop.run(self._services.aclose())
+                self._services = None
+            self._loop.close()
+            self._loop = None
 
     def run_pending(self, limit: int = 1000) -> int:
         """Run schedules once, then jobs until none is due (tests, `rfm-clv rescore`)."""

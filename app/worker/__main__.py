@@ -8,6 +8,7 @@ import sys
 from app.config import get_settings
 from app.db import make_engine, make_sessionmaker
 from app.worker import Worker, load_job_modules
+from app.worker.services import services_factory
 
 
 def main() -> int:
@@ -15,11 +16,12 @@ def main() -> int:
     settings = get_settings()
     engine = make_engine(settings.database_url)
     load_job_modules()
-    worker = Worker(make_sessionmaker(engine))
+    worker = Worker(make_sessionmaker(engine), services=services_factory(settings))
     worker.install_signal_handlers()
     try:
         worker.run()
     finally:
+        worker.close()
         engine.dispose()
     return 0
 
