@@ -7,8 +7,9 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from app.imports.schemas import ImportProgress
 from app.jobs import registry
 from app.jobs import repository as jobs_repo
 from app.models import Job, Shop
+from app.scoring import repository as scoring_repo
 from app.scoring import service as scoring
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
 from app.scoring.settings import ScoringSettings, get_settings
@@ -73,11 +75,19 @@ class Overview:
     received: tuple[int, int]
 
 
+def week_start(now: datetime, timezone: str) -> datetime:
+    """Midnight six days before today in the shop's time zone: "this week" is today and the six
+    days before it, by the shop's calendar (STYLE: the shop's zone for day boundaries)."""
+    zone = ZoneInfo(timezone)  # validated by scoring's shop_timezone (UTC when unknown)
+    first_day = now.astimezone(zone).date() - timedelta(days=6)
+    return datetime.combine(first_day, time(0), zone).astimezone(UTC)
+
+
 def overview(session: Session, shop_id: int, now: datetime) -> Overview:
     row = repo.metrics_row(session, shop_id)
     segments = scoring.segments(session, shop_id)
     shop_row = next((s for s in segments if s.position == 0), None)
-    week_start = now - timedelta(days=7)
+    week_start_at = week_start(now, scoring_repo.shop_timezone(session, shop_id))
     return Overview(
         customers_scored=row.customers_scored if row else 0,
         orders_scored=row.orders_scored if row else 0,
@@ -86,8 +96,8 @@ def overview(session: Session, shop_id: int, now: datetime) -> Overview:
         segments=[s for s in segments if s.position > 0],
         shop_row=shop_row,
         metrics=json.loads(row.metrics) if row is not None and row.metrics else None,
-        movements=repo.stage_movements(session, shop_id, week_start),
-        week_start=week_start,
+        movements=repo.stage_movements(session, shop_id, week_start_at),
+        week_start=week_start_at,
         settings=get_settings(session, shop_id),
         received=repo.received_counts(session, shop_id),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
@@ -276,7 +278,7 @@ def test_the_reimport_button_needs_a_session_token(page: TestClient, seeded: See
 
 
 def test_resync_is_disabled_with_a_note_while_no_sync_kind_exists(
-    page: TestClient, seeded: SeededShop
+    page: TestClient, seeded: SeededShop, no_sync_kind: None
 ) -> None:
     html = page.get(f"/app/status?{launch()}").text
     assert 'id="resync" disabled' in html and "not available in this version yet" in html
@@ -311,3 +313,105 @@ def test_a_failed_job_is_shown_in_plain_words(page: TestClient, seeded: SeededSh
     session.commit()
     html = page.get(f"/app/status?{launch()}").text
     assert "Fitting the lifetime-value model failed after 3 attempt(s): ValueError: no orders" in html
+
+
+def test_the_csv_export_reads_through_a_server_side_cursor(seeded: SeededShop, session: Session) -> None:
+    from app.admin.repository import CustomerFilter, stream_customers
+
+    rows = stream_customers(session, seeded.shop_id, CustomerFilter(), batch=10)
+    next(rows)
+    open_cursors = session.connection().exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar()
+    assert open_cursors == 1  # rows arrive in batches; the list is never all in memory
+    assert 1 + sum(1 for _ in rows) == len(seeded.customer_ids)
+
+
+@contextmanager
+def _sync_kind(handler: Callable[..., None] | None) -> Iterator[None]:
+    """The `sync` job kind registered (or not) for one test; whatever was registered comes back."""
+    from app.jobs import register_kind, registry
+    from app.worker import load_job_modules
+
+    load_job_modules()
+    previous = registry.kind("sync")
+    registry.unregister("sync")
+    if handler is not None:
+        register_kind("sync", handler)
+    try:
+        yield
+    finally:
+        registry.unregister("sync")
+        if previous is not None and previous.handler is not None:
+            register_kind(
+                previous.name,
+                previous.handler,
+                max_attempts=previous.max_attempts,
+                backoff_seconds=previous.backoff_seconds,
+                max_backoff_seconds=previous.max_backoff_seconds,
+                lease_seconds=previous.lease_seconds,
+            )
+
+
+@pytest.fixture
+def sync_kind() -> Iterator[None]:
+    with _sync_kind(lambda session, job: None):
+        yield
+
+
+@pytest.fixture
+def no_sync_kind() -> Iterator[None]:
+    with _sync_kind(None):
+        yield
+
+
+def test_resync_queues_a_sync_job_once_the_kind_exists(
+    page: TestClient, seeded: SeededShop, session: Session, sync_kind: None
+) -> None:
+    html = page.get(f"/app/status?{launch()}").text
+    assert 'id="resync" disabled' not in html and 'id="resync"' in html
+    response = page.post(f"/app/status/sync?{launch()}")
+    assert response.status_code == 303 and "notice=sync-queued" in response.headers["location"]
+    jobs = session.scalars(select(Job).where(Job.shop_id == seeded.shop_id, Job.kind == "sync")).all()
+    assert [(j.state, j.payload) for j in jobs] == [("pending", '{"full": true}')]
+
+
+def test_this_week_starts_at_local_midnight_six_days_before_today() -> None:
+    from datetime import UTC, datetime
+
+    from app.admin.service import week_start
+
+    # 03:00 UTC on July 8 is still July 7 in New York (EDT, UTC-4): the week is July 1-7 there
+    assert week_start(datetime(2026, 7, 8, 3, 0, tzinfo=UTC), "America/New_York") == datetime(
+        2026, 7, 1, 4, 0, tzinfo=UTC
+    )
+
+
+def test_stage_movements_count_this_weeks_changes_only(
+    page: TestClient, seeded: SeededShop, session: Session
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import StageChange
+
+    now = datetime.now(UTC)
+    session.add_all(
+        [
+            StageChange(
+                shop_id=seeded.shop_id,
+                customer_id=1,
+                from_stage="reactivated",
+                to_stage="new",
+                changed_at=now - timedelta(days=1),
+            ),
+            StageChange(
+                shop_id=seeded.shop_id,
+                customer_id=2,
+                from_stage="new",
+                to_stage="reactivated",
+                changed_at=now - timedelta(days=30),
+            ),
+        ]
+    )
+    session.commit()
+    moves = page.get("/api/overview", headers=bearer()).json()["stage_movements"]
+    assert {"from": "reactivated", "to": "new", "customers": 1} in moves
+    assert not [m for m in moves if (m["from"], m["to"]) == ("new", "reactivated")]
