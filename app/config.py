@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # double: http://127.0.0.1:PORT/shops/{shop} (or http://devstore/shops/{shop} in-process).
     shopify_admin_base_url_template: str = "https://{shop}"
     log_level: str = "INFO"
+    json_logs: bool = True
+    worker_metrics_port: int | None = None  # the worker serves /metrics on this port when set
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -9,6 +9,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
+from alembic.config import Config
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -105,13 +106,16 @@ def _migrations_dir() -> Path:
     return Path(configured) if configured else Path(__file__).resolve().parents[1] / "migrations"
 
 
-def migrate(url: str, revision: str = "heads") -> None:
-    """Run the Alembic migrations up to `revision` (what the release step and the demo do)."""
-    from alembic import command
-    from alembic.config import Config
-
+def alembic_config(url: str) -> Config:
     migrations = _migrations_dir()
     cfg = Config(str(migrations.parent / "alembic.ini"))
     cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["url"] = url
-    command.upgrade(cfg, revision)
+    return cfg
+
+
+def migrate(url: str, revision: str = "heads") -> None:
+    """Run the Alembic migrations up to `revision` (what the release step and the demo do)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)

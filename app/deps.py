@@ -26,6 +26,7 @@ from app.auth.service import ShopAuth
 from app.config import Settings
 from app.db import SessionDep
 from app.models import Shop
+from app.observability import shop_var
 from app.shopify.session_token import InvalidSessionToken, SessionTokenClaims, decode_session_token
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ async def install_for(request: Request, token: str, claims: SessionTokenClaims) 
 
 async def current_shop(request: Request) -> Shop:
     token, claims = session_claims(request)
+    shop_var.set(claims.shop)  # log lines of this request name the shop
     return await install_for(request, token, claims)
 
 

@@ -25,6 +25,8 @@ from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker
 from app.deps import install_session_token_handler
 from app.errors import install_error_handler
+from app.health import router as health_router
+from app.observability import RequestContextMiddleware, configure_logging
 from app.webhooks.router import router as webhooks_router
 
 
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     install_session_token_handler(app)
     install_token_redaction()
     app.add_middleware(FrameAncestorsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
     app.include_router(webhooks_router)
     app.include_router(auth_router)
     app.include_router(admin_router)
@@ -62,5 +66,7 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
 def __getattr__(name: str) -> object:
     # `uvicorn app.main:app` builds the app on first use, not at import time (tests import this module).
     if name == "app":
-        return create_app()
+        settings = get_settings()
+        configure_logging(settings.log_level, json_logs=settings.json_logs)
+        return create_app(settings)
     raise AttributeError(name)

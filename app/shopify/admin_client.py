@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from app.config import Settings
+from app.observability import SHOPIFY_CALLS, SHOPIFY_COST, SHOPIFY_THROTTLE_WAIT
 
 API_VERSION = "2026-10"
 DEFAULT_EXPECTED_COST = 50.0
@@ -182,6 +183,7 @@ class AdminClient:
         for attempt in range(1, self.max_attempts + 1):
             waited += await self._pace(shop, cost)
             self.calls += 1
+            SHOPIFY_CALLS.labels("sent").inc()
             delay: float | None = None
             try:
                 response = await self.http.post(url, json=body, headers=headers)
@@ -222,6 +224,8 @@ class AdminClient:
             log.info("shopify %s: %s, retrying in %.2fs (attempt %d)", shop, reason, delay, attempt)
             waited += delay
             self.total_throttle_wait += delay
+            SHOPIFY_THROTTLE_WAIT.inc(delay)
+            SHOPIFY_CALLS.labels("retried").inc()
             await self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -263,6 +267,7 @@ class AdminClient:
         self.total_requested_cost += requested
         if actual is not None:
             self.total_actual_cost += float(actual)
+            SHOPIFY_COST.inc(float(actual))
         return Cost(requested=requested, actual=float(actual) if actual is not None else None)
 
     # -- retry delays -------------------------------------------------------------------------

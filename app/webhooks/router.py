@@ -19,7 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import write_transaction
-from app.errors import BadRequest, Gone, NotFound, ServiceUnavailable, Unauthorized, UnprocessablePayload
+from app.errors import (
+    AppError,
+    BadRequest,
+    Gone,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    UnprocessablePayload,
+)
+from app.observability import WEBHOOK_SECONDS, WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED, Timer
 from app.shopify.webhook_hmac import verify_webhook_hmac
 from app.shops import repository as shops_repo
 from app.webhooks.handlers import TOPICS, Apply, Topic
@@ -38,6 +47,19 @@ REQUIRED_HEADERS = (
 
 @router.post("/webhooks")
 async def receive_webhook(request: Request) -> JSONResponse:
+    timer = Timer()
+    try:
+        topic_name, outcome = await _receive(request)
+    except AppError as exc:
+        WEBHOOKS_REJECTED.labels(str(exc.status_code)).inc()
+        log.info("webhook refused: %s", exc.detail, extra={"status": exc.status_code})
+        raise
+    WEBHOOKS_RECEIVED.labels(topic_name).inc()
+    WEBHOOK_SECONDS.observe(timer.seconds)
+    return JSONResponse({"ok": True, "outcome": str(outcome) if outcome is not None else "applied"})
+
+
+async def _receive(request: Request) -> tuple[str, object]:
     settings: Settings = request.app.state.settings
     raw = await request.body()
     headers = request.headers
@@ -59,7 +81,7 @@ async def receive_webhook(request: Request) -> JSONResponse:
     outcome = await run_in_threadpool(
         _apply_in_transaction, request.app.state.sessionmaker, topic, domain, apply
     )
-    return JSONResponse({"ok": True, "outcome": str(outcome) if outcome is not None else "applied"})
+    return topic_name, outcome
 
 
 def _apply_in_transaction(factory: sessionmaker[Session], topic: Topic, domain: str, apply: Apply) -> object:

@@ -28,6 +28,7 @@ from app.db import write_transaction
 from app.jobs import registry
 from app.jobs import repository as jobs_repo
 from app.models.job import FAILED
+from app.observability import JOB_RUNS
 from app.worker.services import ServicesFactory, WorkerServices
 
 log = logging.getLogger("app.worker")
@@ -140,7 +141,9 @@ class Worker:
                 with write_transaction(self.factory) as session:
                     kind.handler(session, context)
                     jobs_repo.complete(session, context.id, self.clock())
+            JOB_RUNS.labels(context.kind, "ok").inc()
         except Exception as exc:
+            JOB_RUNS.labels(context.kind, "error").inc()
             error = f"{type(exc).__name__}: {exc}"
             with write_transaction(self.factory) as session:
                 state = jobs_repo.fail(session, context.id, error, self.clock())
