@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from app.admin import repository, service, views
 from app.admin.rendering import Formatter, launch_query, templates
@@ -386,5 +386,5 @@ async def resync(request: Request, shop: CurrentShop) -> Response:
 def _after_post(request: Request, notice: str) -> Response:
     """A fetch (Authorization header) gets JSON; a form post goes back to the status page."""
     if "authorization" in request.headers:
-        return Response(f'{{"notice": "{notice}"}}', media_type="application/json", status_code=202)
+        return JSONResponse({"notice": notice}, status_code=202)
     return RedirectResponse(f"/app/status?{launch_query(request, notice=notice)}", status_code=303)

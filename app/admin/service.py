@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.admin import repository as repo
 from app.config import Settings
+from app.errors import AppError
 from app.imports import service as imports_service
 from app.imports.schemas import ImportProgress
 from app.jobs import registry
@@ -187,7 +188,7 @@ async def customer_names(
         return {}, None
     try:
         token = await auth.access_token(shop.domain)
-    except Exception:  # noqa: BLE001 - no token: the page still works, with ids
+    except (AppError, httpx.HTTPError):  # not installed, refresh refused or failed: ids only
         log.info("shop %s: no access token for customer names", shop.domain)
         return {}, "Names are not shown: the app has no access to this store right now."
     try:

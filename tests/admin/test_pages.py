@@ -415,3 +415,8 @@ def test_stage_movements_count_this_weeks_changes_only(
     moves = page.get("/api/overview", headers=bearer()).json()["stage_movements"]
     assert {"from": "reactivated", "to": "new", "customers": 1} in moves
     assert not [m for m in moves if (m["from"], m["to"]) == ("new", "reactivated")]
+
+
+def test_a_fetch_to_reimport_gets_json(page: TestClient, seeded: SeededShop) -> None:
+    response = page.post("/app/status/import", headers=bearer())
+    assert (response.status_code, response.json()) == (202, {"notice": "import-queued"})
