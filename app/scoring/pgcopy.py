@@ -95,23 +95,34 @@ def fetch_columns(
     return result
 
 
+COPY_CHUNK: Final = 65_536
+
+
 def copy_in(
-    session: Session, table: str, columns: Sequence[Column], arrays: Mapping[str, npt.ArrayLike]
+    session: Session,
+    table: str,
+    columns: Sequence[Column],
+    arrays: Mapping[str, npt.ArrayLike],
+    selection: npt.NDArray[np.intp] | None = None,
 ) -> int:
-    """COPY the arrays (one per column, same length) into ``table`` (a temp table, usually)."""
+    """COPY the arrays (one per column, same length) into ``table`` (a temp table, usually); with
+    ``selection``, only those positions. Built and sent in chunks, so memory stays flat."""
     dtype = _row_dtype(columns)
-    size = len(np.asarray(arrays[columns[0][0]]))
-    rows = np.zeros(size, dtype=dtype)
-    rows["_count"] = len(columns)
-    for i, (name, kind) in enumerate(columns):
-        rows[f"_len{i}"] = np.dtype(_WIRE[kind]).itemsize
-        rows[name] = np.asarray(arrays[name]).astype(_NATIVE[kind], copy=False)
+    first = np.asarray(arrays[columns[0][0]])
+    positions = np.arange(first.size) if selection is None else np.asarray(selection)
     names = ", ".join(name for name, _ in columns)
     with (
         _raw(session).cursor() as cursor,
         cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.write(_HEADER)
-        copy.write(rows.tobytes())
+        for start in range(0, positions.size, COPY_CHUNK):
+            chunk = positions[start : start + COPY_CHUNK]
+            rows = np.empty(chunk.size, dtype=dtype)
+            rows["_count"] = len(columns)
+            for i, (name, kind) in enumerate(columns):
+                rows[f"_len{i}"] = np.dtype(_WIRE[kind]).itemsize
+                rows[name] = np.asarray(arrays[name])[chunk]
+            copy.write(rows.tobytes())
         copy.write(_TRAILER)
-    return size
+    return int(positions.size)

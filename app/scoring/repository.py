@@ -467,11 +467,10 @@ ON CONFLICT (shop_id, customer_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}
 """
 
 
-def write_scores(session: Session, shop_id: int, rows: dict[str, Array]) -> int:
-    """Upsert the given customers' scores (the rows that changed; codes become names here).
-
-    ``rows["is_new"]`` marks customers without a stored row."""
-    count = len(rows["customer_id"])
+def write_scores(session: Session, shop_id: int, columns: dict[str, Array], selection: Array) -> int:
+    """Upsert the scores of the customers at positions ``selection`` of ``columns`` (the rows that
+    changed; codes become names here). ``columns["is_new"]`` marks customers without a stored row."""
+    count = int(selection.size)
     if count == 0:
         return 0
     if is_postgres(session):
@@ -479,12 +478,14 @@ def write_scores(session: Session, shop_id: int, rows: dict[str, Array]) -> int:
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(text(_SCORES_TEMP_DDL))
         session.execute(text("TRUNCATE score_rows"))
-        pgcopy.copy_in(session, "score_rows", [*SCORE_COLUMNS, ("is_new", "bool")], rows)
-        if np.any(~rows["is_new"]):
+        pgcopy.copy_in(session, "score_rows", [*SCORE_COLUMNS, ("is_new", "bool")], columns, selection)
+        new = columns["is_new"][selection]
+        if not new.all():
             session.execute(text(_SCORES_UPDATE), {"shop_id": shop_id})
-        if np.any(rows["is_new"]):
+        if new.any():
             session.execute(text(_SCORES_INSERT), {"shop_id": shop_id})
         return count
+    rows = {name: values[selection] for name, values in columns.items()}
     records = []
     for i in range(count):
         record: dict[str, Any] = {"shop_id": shop_id}

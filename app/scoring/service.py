@@ -115,6 +115,10 @@ def _segment_sums(codes: Array, weights: Array | None, size: int) -> Array:
     return np.bincount(codes.astype(np.intp), weights=weights, minlength=size).astype(np.float64)
 
 
+def _day(day_number: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number))
+
+
 def _days_to_us(days: Array) -> Array:
     return (days.astype(np.int64) * US_PER_DAY - PG_EPOCH_US).astype(np.int64)
 
@@ -449,7 +453,14 @@ def rescore_shop(
         "values_changed_at": values_changed_at,
         "is_new": ~cust["scored"],
     }
-    written = repo.write_scores(session, shop_id, {k: v[rows] for k, v in columns.items()})
+    # The orders are done with: free them before the write buffers are built (peak memory).
+    metrics = None
+    if full:
+        metrics = _metrics_json(
+            cust, ords, today, segment, quintile, stage, behaviour, predicted_clv, interval, models, fit
+        )
+    del ords, inputs
+    written = repo.write_scores(session, shop_id, columns, rows)
     if np.count_nonzero(~cust["scored"]) > ANALYZE_AFTER_NEW_ROWS:
         repo.analyze_scores(session)
     stage_changes = repo.insert_stage_changes(
@@ -473,11 +484,6 @@ def rescore_shop(
         ),
     )
     orders_total = int(cust["orders_count"].sum())
-    metrics = None
-    if full:
-        metrics = _metrics_json(
-            cust, ords, today, segment, quintile, stage, behaviour, predicted_clv, interval, models, fit
-        )
     repo.save_metrics(session, shop_id, now, n, orders_total, metrics)
     changed = sorted(set(cust["customer_id"][synced_changed].tolist()) | set(removed))
     seconds = time.perf_counter() - started
@@ -628,7 +634,7 @@ def _metrics_json(
         distribution = {"deciles": [float(e) for e in edges], "mean": float(predicted_clv.mean())}
     return _plain(
         {
-            "as_of": shop_metrics_rules._date(today),
+            "as_of": _day(today),
             "shop": computed,
             "typical_interval_days": interval,
             "stages": dict(
@@ -763,8 +769,8 @@ def run_backtest(
     row = {
         "shop_id": shop_id,
         "computed_at": now,
-        "calibration_end": shop_metrics_rules._date(cut),
-        "holdout_end": shop_metrics_rules._date(end),
+        "calibration_end": _day(cut),
+        "holdout_end": _day(end),
         "customers": int(result.customer.size) if result else 0,
         "model_used": bool(result.model_used) if result else False,
         "reasons": reasons,

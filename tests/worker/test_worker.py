@@ -255,3 +255,20 @@ def test_a_job_of_a_kind_without_a_handler_here_stays_queued_for_a_worker_that_h
     assert not Worker(factory, clock=Clock(NOW), run_schedules=False, kinds={"rescore", "fit"}).run_one()
     [job] = jobs(session)
     assert (job.state, job.attempts) == ("pending", 0)
+
+
+@pytest.mark.both_dbs
+def test_finished_jobs_are_forgotten_after_a_week_and_failed_ones_kept(
+    session: Session, factory: sessionmaker[Session], failing_kind: list[int]
+) -> None:
+    shop_id = create_shop(session).shop_id
+    enqueue(session, shop_id, "fit", NOW)
+    enqueue(session, shop_id, "explode", NOW)
+    session.commit()
+    for job in jobs(session):
+        job.state, job.finished_at = ("done" if job.kind == "fit" else "failed"), NOW
+    session.commit()
+    Worker(factory, clock=Clock(NOW + timedelta(days=6)), kinds=set()).tick_schedules()
+    assert len(jobs(session)) == 2
+    Worker(factory, clock=Clock(NOW + timedelta(days=8)), kinds=set()).tick_schedules()
+    assert [j.kind for j in jobs(session)] == ["explode"]
