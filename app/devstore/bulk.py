@@ -16,6 +16,21 @@
   serves the file from the double's own ASGI app (``GET /bulk/{shop}/{id}.jsonl``, with HTTP
   ``Range`` support like the storage Shopify signs URLs for); an expired file answers 403.
 - :meth:`send_finish_webhook` delivers ``bulk_operations/finish`` through a ``WebhookSender``.
+
+Bulk mutations (PLATFORM §12 "Bulk import"), as Shopify's CLI drives them (``stageFile``):
+
+- ``stagedUploadsCreate(input: [{resource: BULK_MUTATION_VARIABLES, …}])`` returns a target whose
+  ``url`` is the double's own ``POST /staged-uploads`` and whose ``parameters`` (``key``,
+  ``Content-Type``, ``success_action_status``, ``acl``, ``policy``) must all be sent back as form
+  fields of a ``multipart/form-data`` POST, the file last (field ``file``); a wrong or missing
+  ``policy`` is refused (403) like an expired signature. The upload answers 201.
+- ``bulkOperationRunMutation(mutation:, stagedUploadPath: <the key>)``: one mutation with exactly one
+  root field (else ``INVALID_MUTATION``), a staged file that exists (else ``NO_SUCH_FILE``), at most
+  ``max_concurrent_mutations`` (1) running per shop (else ``LIMIT_REACHED``). When the operation
+  runs (it completes like a query operation), each JSONL line's variables go through the same
+  resolvers as a normal request; the result file has one line per input line,
+  ``{"data": …, "__lineNumber": n}`` or ``{"errors": […], "__lineNumber": n}`` for a line whose
+  variables are invalid. Lines cost nothing against the bucket (only the request that starts it).
 """
 
 from __future__ import annotations
@@ -23,6 +38,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -38,7 +55,9 @@ from graphql import (
     SelectionSetNode,
     execute,
     get_named_type,
+    get_operation_ast,
 )
+from graphql.execution.values import get_variable_values
 
 from app.devstore.graphql_api import (
     JsonDict,
@@ -60,6 +79,8 @@ if TYPE_CHECKING:
     from app.devstore.webhooks import Delivery, WebhookSender
 
 MAX_CONCURRENT_QUERIES = 5  # per shop and app, API ≥ 2026-01 (PLATFORM §12)
+MAX_CONCURRENT_MUTATIONS = 1
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # 100 MB per staged JSONL (PLATFORM §12)
 MAX_CONNECTIONS = 5
 MAX_NESTING = 2
 RUNNING = ("CREATED", "RUNNING")
@@ -79,10 +100,21 @@ class BulkOperation:
     object_count: int = 0
     root_object_count: int = 0
     partial: bool = False
+    variables: bytes = b""  # a mutation operation's staged JSONL
+    context: RequestContext | None = None  # whose scopes a mutation operation runs with
 
     @property
     def gid(self) -> str:
         return f"gid://shopify/BulkOperation/{self.id}"
+
+
+@dataclass
+class StagedUpload:
+    key: str
+    shop: str
+    policy: str
+    filename: str
+    content: bytes | None = None
 
 
 @dataclass
@@ -99,6 +131,8 @@ class BulkOperations:
         self.store = store
         self.ops: dict[str, dict[int, BulkOperation]] = {}
         self.max_concurrent = MAX_CONCURRENT_QUERIES
+        self.max_concurrent_mutations = MAX_CONCURRENT_MUTATIONS
+        self.uploads: dict[str, StagedUpload] = {}  # key -> upload
         self.auto_complete = True
         # where the double is reachable; the HTTP layer sets it from each request
         self.base_url = "http://devstore"
@@ -170,6 +204,8 @@ class BulkOperations:
             op.status = "RUNNING"
 
     def _finish(self, op: BulkOperation, status: str) -> None:
+        if op.type == "MUTATION" and status == "COMPLETED" and op.context is not None:
+            self._run_lines(op)
         op.status = status
         op.completed_at = self.store.now()
 
@@ -204,6 +240,87 @@ class BulkOperations:
         if op.status in RUNNING:
             self._finish(op, "CANCELED")
         return op
+
+    # -- bulk mutations -----------------------------------------------------------------------
+    def stage(self, shop: str, filename: str) -> StagedUpload:
+        key = f"tmp/{self.store.app_id}/bulk/{uuid.uuid4()}/{filename}"
+        upload = StagedUpload(key=key, shop=shop, policy=secrets.token_urlsafe(24), filename=filename)
+        self.uploads[key] = upload
+        return upload
+
+    def run_mutation(self, ctx: RequestContext, mutation: str, path: str) -> JsonDict:
+        def refuse(code: str, message: str, field: list[str] | None) -> JsonDict:
+            return {"bulkOperation": None, "userErrors": [{"field": field, "message": message, "code": code}]}
+
+        problem = _bulk_mutation_problem(mutation)
+        if problem:
+            return refuse("INVALID_MUTATION", problem, ["mutation"])
+        upload = self.uploads.get(path)
+        if upload is None or upload.shop != ctx.shop.domain or upload.content is None:
+            message = f"The JSONL file could not be found at {path}."
+            return refuse("NO_SUCH_FILE", message, ["stagedUploadPath"])
+        with ctx.shop.lock:
+            mine = self.ops.setdefault(ctx.shop.domain, {})
+            running = sum(1 for op in mine.values() if op.type == "MUTATION" and op.status in RUNNING)
+            if running >= self.max_concurrent_mutations:
+                return refuse(
+                    "LIMIT_REACHED",
+                    "A bulk mutation operation for this app and shop is already in progress.",
+                    None,
+                )
+            op = BulkOperation(
+                id=next(self._ids),
+                shop=ctx.shop.domain,
+                query=mutation,
+                created_at=self.store.now(),
+                type="MUTATION",
+                variables=upload.content,
+                context=RequestContext(ctx.store, ctx.shop, ctx.scopes),
+            )
+            mine[op.id] = op
+        return {"bulkOperation": self.view(op), "userErrors": []}
+
+    def _run_lines(self, op: BulkOperation) -> None:
+        from app.devstore.graphql_api import _input_size_errors
+
+        assert op.context is not None
+        schema = load_schema()
+        document, _ = check_document(op.query)
+        assert document is not None
+        operation = get_operation_ast(document)
+        assert operation is not None
+        lines: list[str] = []
+        for number, raw in enumerate(op.variables.decode().splitlines()):
+            out: JsonDict
+            try:
+                variables = json.loads(raw)
+                if not isinstance(variables, dict):
+                    raise ValueError("a line must be a JSON object")
+            except ValueError as exc:
+                out = {"errors": [{"message": f"Invalid JSONL on line {number}: {exc}"}]}
+            else:
+                coerced = get_variable_values(schema, operation.variable_definitions or [], variables)
+                if isinstance(coerced, list):
+                    out = {"errors": [{"message": e.message} for e in coerced]}
+                elif size_errors := _input_size_errors(operation, coerced):
+                    out = {"errors": size_errors}
+                else:
+                    result = execute(
+                        schema,
+                        document,
+                        context_value=op.context,
+                        variable_values=variables,
+                        field_resolver=field_resolver,
+                        type_resolver=type_resolver,
+                    )
+                    assert isinstance(result, ExecutionResult)
+                    out = {"data": _strip(result.data)}
+                    if result.errors:
+                        out["errors"] = [e.formatted for e in result.errors]
+            out["__lineNumber"] = number
+            lines.append(json.dumps(out, separators=(",", ":")))
+        op.content = "".join(line + "\n" for line in lines).encode()
+        op.object_count = op.root_object_count = len(lines)
 
     # -- views --------------------------------------------------------------------------------
     def url(self, op: BulkOperation) -> str:
@@ -310,6 +427,21 @@ def _bulk_query_problem(query: str) -> str | None:
     return None
 
 
+def _bulk_mutation_problem(mutation: str) -> str | None:
+    document, errors = check_document(mutation)
+    if errors or document is None:
+        return "Invalid mutation: " + "; ".join(str(e.get("message")) for e in errors or [])
+    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(ops) != 1 or ops[0].operation.value != "mutation":
+        return "Invalid mutation: a bulk mutation operation runs exactly one mutation."
+    fields = [s for s in ops[0].selection_set.selections if isinstance(s, FieldNode)]
+    if len(fields) != 1 or len(ops[0].selection_set.selections) != 1:
+        return "Invalid mutation: a bulk mutation must contain exactly one mutation field."
+    if fields[0].name.value.startswith("bulkOperation"):
+        return "Invalid mutation: bulk operations cannot be nested."
+    return None
+
+
 def _is_connection(value: Any) -> bool:
     return (
         isinstance(value, dict)
@@ -363,6 +495,53 @@ def _strip(value: Any) -> Any:
 def _run_query(_: Any, info: GraphQLResolveInfo, query: str, groupObjects: bool = False) -> JsonDict:
     ctx: RequestContext = info.context
     return ctx.store.bulk.run_query(ctx, query)
+
+
+@resolver("Mutation", "stagedUploadsCreate")
+def _staged_uploads_create(_: Any, info: GraphQLResolveInfo, input: list[JsonDict]) -> JsonDict:
+    ctx: RequestContext = info.context
+    bulk = ctx.store.bulk
+    targets: list[JsonDict] = []
+    errors: list[JsonDict] = []
+    for i, item in enumerate(input):
+        if item["resource"] != "BULK_MUTATION_VARIABLES":
+            errors.append(
+                {"field": ["input", str(i), "resource"], "message": "The double stages bulk variables only."}
+            )
+            continue
+        if item.get("fileSize") is not None and int(item["fileSize"]) > MAX_UPLOAD_BYTES:
+            errors.append({"field": ["input", str(i), "fileSize"], "message": "File size is too large."})
+            continue
+        upload = bulk.stage(ctx.shop.domain, item["filename"])
+        params = [
+            ("key", upload.key),
+            ("Content-Type", item["mimeType"]),
+            ("success_action_status", "201"),
+            ("acl", "private"),
+            ("policy", upload.policy),
+        ]
+        targets.append(
+            {
+                "__typename": "StagedMediaUploadTarget",
+                "url": f"{bulk.base_url}/staged-uploads/",
+                "resourceUrl": f"{bulk.base_url}/staged-uploads/{upload.key}",
+                "parameters": [{"name": n, "value": v} for n, v in params],
+            }
+        )
+    return {"stagedTargets": targets if not errors else None, "userErrors": errors}
+
+
+@resolver("Mutation", "bulkOperationRunMutation")
+def _run_mutation(
+    _: Any,
+    info: GraphQLResolveInfo,
+    mutation: str,
+    stagedUploadPath: str,
+    clientIdentifier: str | None = None,
+    groupObjects: bool | None = None,
+) -> JsonDict:
+    ctx: RequestContext = info.context
+    return ctx.store.bulk.run_mutation(ctx, mutation, stagedUploadPath)
 
 
 @resolver("Mutation", "bulkOperationCancel")
@@ -477,4 +656,23 @@ async def download(request: Request, shop_domain: str, op_id: int) -> Response:
     return Response(content, headers=headers)
 
 
-__all__ = ["BulkOperation", "BulkOperations", "GraphQLError", "router"]
+@router.post("/staged-uploads/")
+async def staged_upload(request: Request) -> Response:
+    """The storage a staged target points at: a form POST with every parameter, the file last."""
+    store: DevStore = request.app.state.store
+    form = await request.form(max_part_size=MAX_UPLOAD_BYTES)
+    names = list(form.keys())
+    key = form.get("key")
+    upload = store.bulk.uploads.get(key) if isinstance(key, str) else None
+    if upload is None:
+        return Response("InvalidArgument: unknown key", status_code=400)
+    if form.get("policy") != upload.policy:
+        return Response("AccessDenied: invalid policy signature", status_code=403)
+    file = form.get("file")
+    if isinstance(file, str) or file is None or names[-1] != "file":
+        return Response("InvalidArgument: the file must be the last form field", status_code=400)
+    upload.content = await file.read()
+    return Response(status_code=int(str(form.get("success_action_status") or "204")))
+
+
+__all__ = ["BulkOperation", "BulkOperations", "GraphQLError", "StagedUpload", "router"]

@@ -23,7 +23,12 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
-JOB_MODULES: Final[list[str]] = ["app.jobs.maintenance", "app.scoring.jobs", "app.imports.jobs"]
+JOB_MODULES: Final[list[str]] = [
+    "app.jobs.maintenance",
+    "app.scoring.jobs",
+    "app.imports.jobs",
+    "app.sync.jobs",
+]
 """Modules the worker imports so that their kinds and schedules register (others append theirs)."""
 
 

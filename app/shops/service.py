@@ -13,6 +13,7 @@ from app.models.base import table_of
 from app.orders import repository as orders_repo
 from app.shops import repository as repo
 from app.sql import upsert
+from app.sync import service as sync
 
 
 def register_shop(session: Session, domain: str, now: datetime, **fields: object) -> Shop:
@@ -54,6 +55,7 @@ def redact_customer(
     session.execute(
         delete(DataRequest).where(DataRequest.shop_id == shop_id, DataRequest.customer_id == customer_id)
     )
+    sync.forget_customer(session, shop_id, customer_id, now)  # its app metafields and tags leave Shopify
 
 
 def redact_shop(session: Session, shop_id: int) -> None:

@@ -1,0 +1,793 @@
+"""Pushing scores into Shopify (PRODUCT §6, PLATFORM §12): metafields, tags and segments.
+
+One run of :func:`sync_shop` is a resumable step:
+
+1. settle the shop's push state (tag prefixes, former prefixes) and read the watermarks;
+2. sync off: delete the app's segments and stop; on: create / update the segments;
+3. the customers Shopify is behind on (``repository.due_customers``: changed ``synced_hash``, tags
+   under former prefixes, removed scores) — few: call by call, many (> ``BULK_THRESHOLD``): one bulk
+   mutation per kind of write;
+4. call by call, customers are packed into documents of at most ``DOCUMENT_FIELDS`` aliased root
+   mutations (``metafieldsSet`` with 25 metafields each, ``metafieldsDelete``, ``tagsAdd``,
+   ``tagsRemove``); the Admin client paces each by its cost (10 points a root field). After each
+   document the customers' sync state commits, so a crash loses at most that one document's
+   bookkeeping: those customers are written once more, nobody is skipped.
+
+Metafields carry the ``compareDigest`` Shopify returned last time; a conflict re-reads the
+metafields and retries once. Shopify's refusals are recorded per customer in plain words.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import write_transaction
+from app.models import Shop
+from app.scoring.settings import get_settings
+from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
+from app.sync import repository as repo
+from app.sync import service
+from app.sync.desired import TagPrefixes, is_app_tag, segment_specs
+from app.sync.plan import Plan, customer_gid, plan_for
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+METAFIELDS_PER_CALL: Final = 25  # metafieldsSet's limit (PLATFORM §12)
+DELETES_PER_CALL: Final = 250  # input arrays ≤ 250
+DOCUMENT_FIELDS: Final = 20
+"""Root mutation fields per document: 200 points, a tenth of the Standard bucket."""
+MUTATION_COST: Final = 10
+PAGE: Final = 500
+BULK_THRESHOLD: Final = 1000
+BULK_POLL_S: Final = 5.0
+STEP_BUDGET_S: Final = 60.0
+SEGMENT_NAME_TRIES: Final = 5
+APP_NAME: Final = "RFM & CLV"
+CONFLICT_CODES: Final = frozenset({"STALE_OBJECT", "INVALID_COMPARE_DIGEST"})
+NO_TOKEN: Final = (
+    "Shopify refused the app's access token: open the app in your Shopify admin to reconnect it."
+)
+
+LABELS: Final = {
+    "rfm_recency": "R score",
+    "rfm_frequency": "F score",
+    "rfm_monetary": "M score",
+    "rfm_segment": "RFM segment",
+    "lifecycle_stage": "lifecycle stage",
+    "predicted_clv": "predicted CLV",
+    "historic_clv": "historic CLV",
+    "churn_risk": "churn risk",
+    "next_order_date": "next order date",
+}
+
+_METAFIELDS_SET_SELECTION = (
+    "{ metafields { key compareDigest owner { ... on Customer { id } } } "
+    "userErrors { field message code elementIndex } }"
+)
+DIGESTS_QUERY: Final = """
+query SyncDigests($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Customer { id metafields(first: 20, namespace: "$app") { nodes { key value compareDigest } } }
+  }
+}"""
+REDACT_READ: Final = """
+query SyncRedactRead($id: ID!) {
+  customer(id: $id) { id tags metafields(first: 20, namespace: "$app") { nodes { key } } }
+}"""
+SEGMENT_CREATE: Final = """
+mutation SyncSegmentCreate($name: String!, $query: String!) {
+  segmentCreate(name: $name, query: $query) { segment { id name query } userErrors { field message } }
+}"""
+SEGMENT_UPDATE: Final = """
+mutation SyncSegmentUpdate($id: ID!, $query: String!) {
+  segmentUpdate(id: $id, query: $query) { segment { id query } userErrors { field message } }
+}"""
+SEGMENT_DELETE: Final = """
+mutation SyncSegmentDelete($id: ID!) {
+  segmentDelete(id: $id) { deletedSegmentId userErrors { field message } }
+}"""
+STAGED_UPLOAD: Final = """
+mutation SyncStagedUpload($input: [StagedUploadInput!]!) {
+  stagedUploadsCreate(input: $input) {
+    stagedTargets { url resourceUrl parameters { name value } }
+    userErrors { field message }
+  }
+}"""
+RUN_BULK_MUTATION: Final = """
+mutation SyncRunBulkMutation($mutation: String!, $path: String!) {
+  bulkOperationRunMutation(mutation: $mutation, stagedUploadPath: $path, clientIdentifier: "rfm-clv-sync") {
+    bulkOperation { id status }
+    userErrors { field message code }
+  }
+}"""
+BULK_OPERATION: Final = """
+query SyncBulkOperation($id: ID!) {
+  bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
+}"""
+
+# One mutation per kind of write, run once per line of a bulk mutation (PLATFORM §12 "Bulk import").
+BULK_MUTATIONS: Final[dict[str, str]] = {
+    "metafields": "mutation SyncBulkMetafields($m: [MetafieldsSetInput!]!) { metafieldsSet(metafields: $m) "
+    "{ metafields { key compareDigest } userErrors { field message code elementIndex } } }",
+    "deletes": "mutation SyncBulkDeletes($d: [MetafieldIdentifierInput!]!) { "
+    "metafieldsDelete(metafields: $d) { deletedMetafields { key } userErrors { field message } } }",
+    "tags_add": "mutation SyncBulkTagsAdd($id: ID!, $tags: [String!]!) { "
+    "tagsAdd(id: $id, tags: $tags) { userErrors { field message } } }",
+    "tags_remove": "mutation SyncBulkTagsRemove($id: ID!, $tags: [String!]!) { "
+    "tagsRemove(id: $id, tags: $tags) { userErrors { field message } } }",
+}
+BULK_PHASES: Final = tuple(BULK_MUTATIONS)
+
+
+class SyncStopped(Exception):
+    """Raised by a test hook to simulate a crash between documents."""
+
+
+async def _tx(factory: sessionmaker[Session], fn: Callable[..., T], *args: Any) -> T:
+    with write_transaction(factory) as session:
+        return fn(session, *args)
+
+
+def _no_longer_exists(message: str) -> bool:
+    lowered = message.lower()
+    return "does not exist" in lowered or "not found" in lowered
+
+
+def _plain(message: str, what: str) -> str:
+    if _no_longer_exists(message):
+        return "this customer no longer exists in Shopify"
+    return f"Shopify refused the {what}: {message}"
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+async def sync_shop(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    shop_id: int,
+    token: str,
+    now: Clock,
+    *,
+    budget_s: float = STEP_BUDGET_S,
+    bulk_threshold: int = BULK_THRESHOLD,
+    document_fields: int = DOCUMENT_FIELDS,
+    after_document: Callable[[int], None] | None = None,
+) -> float | None:
+    """One step of the shop's sync; None when Shopify is in step, else seconds until the next step."""
+    started = time.monotonic()
+    ctx = await _tx(factory, service.begin_run, shop_id, now())
+    if ctx is None:
+        return None
+    marks = await _tx(factory, service.watermarks, shop_id)
+    try:
+        if not ctx.enabled:
+            await delete_segments(factory, admin, ctx, token, now)
+            await _tx(factory, _finish, ctx, now(), 0, None, marks)
+            return None
+        if ctx.bulk_phase is None:
+            await ensure_segments(factory, admin, ctx, token, now)
+            if await _tx(factory, repo.count_due, shop_id, ctx.generation) > bulk_threshold:
+                await _tx(factory, service.set_bulk, shop_id, "plan", None)
+                ctx = await _tx(factory, service.begin_run, shop_id, now())
+        if ctx is not None and ctx.bulk_phase is not None:
+            again = await _advance_bulk(factory, admin, ctx, token, now)
+            if again is not None:
+                return again
+            ctx = await _tx(factory, service.begin_run, shop_id, now())
+        if ctx is None:
+            return None
+        written = 0
+        after = 0
+        documents = 0
+        while True:
+            dues = await _tx(factory, repo.due_customers, shop_id, ctx.generation, after, PAGE)
+            if not dues:
+                break
+            after = dues[-1].customer_id
+            plans = [plan_for(d, ctx.prefixes, ctx.former, ctx.generation) for d in dues]
+            idle = [p for p in plans if p.empty]
+            if idle:
+                written += await _tx(factory, service.record_plans, shop_id, idle, now())
+            for batch in _batches([p for p in plans if not p.empty], document_fields):
+                await _send(admin, ctx.domain, token, batch)
+                written += await _tx(factory, service.record_plans, shop_id, batch, now())
+                documents += 1
+                if after_document is not None:
+                    after_document(documents)
+            if time.monotonic() - started > budget_s:
+                await _tx(factory, service.finish_run, ctx, now(), written, None)
+                return 0.0
+        await _tx(factory, _finish, ctx, now(), written, None, marks)
+        return None
+    except Unauthorized:
+        await _tx(factory, _forget_token, shop_id, now())
+        return None
+    except AdminApiError as exc:
+        await _tx(factory, service.record_shop_error, shop_id, _shop_error(exc), now())
+        raise
+
+
+def _finish(
+    session: Session,
+    ctx: service.RunContext,
+    now: datetime,
+    written: int,
+    error: str | None,
+    marks: tuple[datetime | None, datetime | None],
+) -> None:
+    service.mark_seen(session, ctx.shop_id, *marks)
+    service.finish_run(session, ctx, now, written, error)
+
+
+def _shop_error(exc: AdminApiError) -> str:
+    return f"Writing to Shopify failed and will be retried: {exc}"
+
+
+def _forget_token(session: Session, shop_id: int, now: datetime) -> None:
+    shop = session.get(Shop, shop_id)
+    if shop is not None:  # PLATFORM §6: a 401 for our token → delete the stored token
+        shop.access_token_encrypted = None
+        shop.access_token_expires_at = None
+    service.record_shop_error(session, shop_id, NO_TOKEN, now)
+
+
+# -- documents of aliased mutations ---------------------------------------------------------------
+
+
+def _fields_of(metafields: int, deletes: int, adds: int, removes: int) -> int:
+    return (
+        math.ceil(metafields / METAFIELDS_PER_CALL) + math.ceil(deletes / DELETES_PER_CALL) + adds + removes
+    )
+
+
+def _batches(plans: Sequence[Plan], limit: int) -> list[list[Plan]]:
+    batches: list[list[Plan]] = []
+    batch: list[Plan] = []
+    counts = [0, 0, 0, 0]
+    for plan in plans:
+        extra = [len(plan.assign), len(plan.delete), 1 if plan.add else 0, 1 if plan.remove else 0]
+        grown = [a + b for a, b in zip(counts, extra, strict=True)]
+        if batch and _fields_of(*grown) > limit:
+            batches.append(batch)
+            batch, grown = [], extra
+        batch.append(plan)
+        counts = grown
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+class _Document:
+    def __init__(self) -> None:
+        self.definitions: list[str] = []
+        self.fields: list[str] = []
+        self.variables: dict[str, Any] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any] | None], None]] = {}
+
+    def add(
+        self,
+        alias: str,
+        field: str,
+        args: dict[str, tuple[str, Any]],
+        selection: str,
+        handler: Callable[[dict[str, Any] | None], None],
+    ) -> None:
+        parts = []
+        for name, (type_, value) in args.items():
+            var = f"{alias}_{name}"
+            self.definitions.append(f"${var}: {type_}")
+            self.variables[var] = value
+            parts.append(f"{name}: ${var}")
+        self.fields.append(f"{alias}: {field}({', '.join(parts)}) {selection}")
+        self.handlers[alias] = handler
+
+    def text(self) -> str:
+        return f"mutation SyncBatch({', '.join(self.definitions)}) {{ {' '.join(self.fields)} }}"
+
+    @property
+    def cost(self) -> float:
+        return float(MUTATION_COST * len(self.fields))
+
+
+async def _run(admin: AdminClient, domain: str, token: str, doc: _Document, plans: Sequence[Plan]) -> None:
+    if not doc.fields:
+        return
+    try:
+        result = await admin.execute(
+            domain, token, doc.text(), doc.variables, expected_cost=doc.cost, raise_user_errors=False
+        )
+    except GraphQLError as exc:
+        for plan in plans:
+            plan.errors.append(f"Shopify rejected the request: {exc}")
+        return
+    for alias, handler in doc.handlers.items():
+        handler(result.data.get(alias))
+
+
+async def _send(admin: AdminClient, domain: str, token: str, plans: Sequence[Plan]) -> None:
+    """Write ``plans`` in one document; metafields refused for a stale digest are re-read and
+    written once more."""
+    doc = _Document()
+    retry: list[tuple[Plan, dict[str, Any]]] = []
+    inputs = [(plan, item) for plan in plans for item in plan.metafield_inputs()]
+    for n, start in enumerate(range(0, len(inputs), METAFIELDS_PER_CALL)):
+        chunk = inputs[start : start + METAFIELDS_PER_CALL]
+        doc.add(
+            f"m{n}",
+            "metafieldsSet",
+            {"metafields": ("[MetafieldsSetInput!]!", [item for _, item in chunk])},
+            _METAFIELDS_SET_SELECTION,
+            _on_metafields(chunk, retry),
+        )
+    deletes = [(plan, item) for plan in plans for item in plan.delete_inputs()]
+    for n, start in enumerate(range(0, len(deletes), DELETES_PER_CALL)):
+        chunk_d = deletes[start : start + DELETES_PER_CALL]
+        doc.add(
+            f"d{n}",
+            "metafieldsDelete",
+            {"metafields": ("[MetafieldIdentifierInput!]!", [item for _, item in chunk_d])},
+            "{ deletedMetafields { key } userErrors { field message } }",
+            _on_deletes(chunk_d),
+        )
+    for n, plan in enumerate(p for p in plans if p.add):
+        doc.add(
+            f"a{n}",
+            "tagsAdd",
+            {"id": ("ID!", plan.gid), "tags": ("[String!]!", plan.add)},
+            "{ userErrors { field message } }",
+            _on_tags(plan, "added"),
+        )
+    for n, plan in enumerate(p for p in plans if p.remove):
+        doc.add(
+            f"r{n}",
+            "tagsRemove",
+            {"id": ("ID!", plan.gid), "tags": ("[String!]!", plan.remove)},
+            "{ userErrors { field message } }",
+            _on_tags(plan, "removed"),
+        )
+    await _run(admin, domain, token, doc, plans)
+    if retry:
+        await _retry_metafields(admin, domain, token, retry)
+
+
+def _on_metafields(
+    chunk: list[tuple[Plan, dict[str, Any]]], retry: list[tuple[Plan, dict[str, Any]]]
+) -> Callable[[dict[str, Any] | None], None]:
+    def handle(payload: dict[str, Any] | None) -> None:
+        if payload is None:
+            for plan, _ in chunk:
+                plan.errors.append("Shopify did not answer for the metafields")
+            return
+        errors = payload.get("userErrors") or []
+        if not errors:
+            _accept_metafields(chunk, payload.get("metafields") or [])
+            return
+        # metafieldsSet is atomic: nothing of the chunk was written.
+        refused: set[int] = set()
+        for error in errors:
+            index = error.get("elementIndex")
+            if index is None or not 0 <= index < len(chunk):
+                for plan, _ in chunk:
+                    plan.errors.append(_plain(str(error.get("message")), "metafields"))
+                return
+            if error.get("code") in CONFLICT_CODES:
+                continue
+            plan, item = chunk[index]
+            refused.add(index)
+            label = LABELS.get(item["key"], item["key"])
+            plan.errors.append(_plain(f"{label} {item['value']!r}: {error.get('message')}", label))
+        retry.extend(pair for i, pair in enumerate(chunk) if i not in refused)
+
+    return handle
+
+
+def _accept_metafields(chunk: Sequence[tuple[Plan, dict[str, Any]]], returned: list[dict[str, Any]]) -> None:
+    digests = {
+        ((m.get("owner") or {}).get("id"), m.get("key")): m.get("compareDigest")
+        for m in returned
+        if isinstance(m, dict)
+    }
+    for plan, item in chunk:
+        plan.set_done.add(item["key"])
+        digest = digests.get((plan.gid, item["key"]))
+        if digest:
+            plan.digests[item["key"]] = digest
+
+
+async def _retry_metafields(
+    admin: AdminClient, domain: str, token: str, retry: list[tuple[Plan, dict[str, Any]]]
+) -> None:
+    owners = sorted({plan.gid for plan, _ in retry})
+    current: dict[tuple[str, str], tuple[str, str]] = {}
+    try:
+        for start in range(0, len(owners), 20):
+            result = await admin.execute(domain, token, DIGESTS_QUERY, {"ids": owners[start : start + 20]})
+            for node in result.data.get("nodes") or []:
+                if not node:
+                    continue
+                for m in (node.get("metafields") or {}).get("nodes") or []:
+                    current[(node["id"], m["key"])] = (m["value"], m["compareDigest"])
+    except GraphQLError as exc:
+        for plan, _ in retry:
+            plan.errors.append(f"Shopify rejected the request: {exc}")
+        return
+    again: list[tuple[Plan, dict[str, Any]]] = []
+    for plan, item in retry:
+        held = current.get((plan.gid, item["key"]))
+        if held is not None and held[0] == item["value"]:
+            plan.set_done.add(item["key"])
+            plan.digests[item["key"]] = held[1]
+            continue
+        again.append((plan, item | {"compareDigest": held[1] if held is not None else None}))
+    doc = _Document()
+    failed: list[tuple[Plan, dict[str, Any]]] = []
+    for n, start in enumerate(range(0, len(again), METAFIELDS_PER_CALL)):
+        chunk = again[start : start + METAFIELDS_PER_CALL]
+        doc.add(
+            f"m{n}",
+            "metafieldsSet",
+            {"metafields": ("[MetafieldsSetInput!]!", [item for _, item in chunk])},
+            _METAFIELDS_SET_SELECTION,
+            _on_metafields(chunk, failed),
+        )
+    await _run(
+        admin, domain, token, doc, sorted({id(p): p for p, _ in again}.values(), key=lambda p: p.customer_id)
+    )
+    for plan, item in failed:
+        plan.errors.append(
+            f"the {LABELS.get(item['key'], item['key'])} changed in Shopify while the app wrote it; "
+            "it is written again with the next change"
+        )
+
+
+def _on_deletes(chunk: list[tuple[Plan, dict[str, str]]]) -> Callable[[dict[str, Any] | None], None]:
+    def handle(payload: dict[str, Any] | None) -> None:
+        errors = (payload or {}).get("userErrors") or []
+        for plan, _ in chunk:
+            if payload is None or errors:
+                message = str(errors[0].get("message")) if errors else "no answer"
+                plan.errors.append(_plain(message, "metafield removal"))
+            else:
+                plan.deleted = True
+
+    return handle
+
+
+def _on_tags(plan: Plan, flag: str) -> Callable[[dict[str, Any] | None], None]:
+    def handle(payload: dict[str, Any] | None) -> None:
+        errors = (payload or {}).get("userErrors") or []
+        if payload is None or errors:
+            message = str(errors[0].get("message")) if errors else "no answer"
+            plan.errors.append(_plain(message, "tags"))
+        else:
+            setattr(plan, flag, True)
+
+    return handle
+
+
+# -- segments -------------------------------------------------------------------------------------
+
+
+def _segment_names(name: str) -> list[str]:
+    return [name, f"{name} ({APP_NAME})", *(f"{name} ({APP_NAME} {n})" for n in range(2, SEGMENT_NAME_TRIES))]
+
+
+async def ensure_segments(
+    factory: sessionmaker[Session], admin: AdminClient, ctx: service.RunContext, token: str, now: Clock
+) -> None:
+    """One Shopify segment per spec, created once (ids stored), its query kept in step with the
+    prefixes; a name the merchant already uses gets the app's name appended."""
+    stored = {s.key: s for s in await _tx(factory, repo.synced_segments, ctx.shop_id)}
+    specs = segment_specs(ctx.prefixes)
+    wanted = {spec.key for spec in specs}
+    for spec in specs:
+        have = stored.get(spec.key)
+        if have is not None and have.query == spec.query:
+            continue
+        if have is not None:
+            result = await admin.execute(
+                ctx.domain,
+                token,
+                SEGMENT_UPDATE,
+                {"id": have.segment_gid, "query": spec.query},
+                raise_user_errors=False,
+            )
+            payload = result.data.get("segmentUpdate") or {}
+            if not payload.get("userErrors"):
+                await _tx(
+                    factory,
+                    repo.save_segment,
+                    ctx.shop_id,
+                    spec.key,
+                    have.segment_gid,
+                    have.name,
+                    spec.query,
+                    now(),
+                )
+                continue
+            # the merchant deleted it: create it again
+        for name in _segment_names(spec.name):
+            result = await admin.execute(
+                ctx.domain,
+                token,
+                SEGMENT_CREATE,
+                {"name": name, "query": spec.query},
+                raise_user_errors=False,
+            )
+            payload = result.data.get("segmentCreate") or {}
+            errors = payload.get("userErrors") or []
+            if not errors and payload.get("segment"):
+                gid = payload["segment"]["id"]
+                await _tx(factory, repo.save_segment, ctx.shop_id, spec.key, gid, name, spec.query, now())
+                break
+            if not any("taken" in str(e.get("message", "")).lower() for e in errors):
+                message = "; ".join(str(e.get("message")) for e in errors)
+                problem = f"Shopify refused the segment “{spec.name}”: {message}"
+                await _tx(factory, service.record_shop_error, ctx.shop_id, problem, now())
+                break
+    for key, have in stored.items():
+        if key not in wanted:
+            await _delete_segment(factory, admin, ctx, token, key, have.segment_gid)
+
+
+async def delete_segments(
+    factory: sessionmaker[Session], admin: AdminClient, ctx: service.RunContext, token: str, now: Clock
+) -> None:
+    """Sync turned off: the app's segments leave Shopify."""
+    for have in await _tx(factory, repo.synced_segments, ctx.shop_id):
+        await _delete_segment(factory, admin, ctx, token, have.key, have.segment_gid)
+
+
+async def _delete_segment(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    ctx: service.RunContext,
+    token: str,
+    key: str,
+    gid: str,
+) -> None:
+    # "Segment does not exist" means the merchant deleted it already: the same outcome.
+    await admin.execute(ctx.domain, token, SEGMENT_DELETE, {"id": gid}, raise_user_errors=False)
+    await _tx(factory, repo.delete_segment, ctx.shop_id, key)
+
+
+# -- customers/redact -------------------------------------------------------------------------------
+
+
+async def redact_customer(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    shop_id: int,
+    domain: str,
+    token: str,
+    customer_id: int,
+) -> None:
+    """Remove the app's metafields and tags (current and former prefixes) from one customer, where
+    Shopify still holds them. Reads the customer first: nothing is sent when nothing is left."""
+
+    def prefixes(session: Session) -> tuple[str, ...]:
+        settings = get_settings(session, shop_id)
+        push = repo.push_state(session, shop_id)
+        former = tuple(json.loads(push.former_prefixes)) if push is not None else ()
+        current = TagPrefixes(settings.rfm_tag_prefix, settings.stage_tag_prefix, settings.clv_tag_prefix)
+        applied = (push.rfm_prefix, push.stage_prefix, push.clv_prefix) if push is not None else ()
+        return (*current.all(), *applied, *former)
+
+    app_prefixes: tuple[str, ...] = await _tx(factory, prefixes)
+    gid = customer_gid(customer_id)
+    result = await admin.execute(domain, token, REDACT_READ, {"id": gid})
+    customer = result.data.get("customer")
+    if customer is None:
+        return
+    keys = [m["key"] for m in (customer.get("metafields") or {}).get("nodes") or []]
+    tags = [t for t in customer.get("tags") or [] if is_app_tag(t, app_prefixes)]
+    doc = _Document()
+    if keys:
+        doc.add(
+            "d0",
+            "metafieldsDelete",
+            {
+                "metafields": (
+                    "[MetafieldIdentifierInput!]!",
+                    [{"ownerId": gid, "namespace": "$app", "key": k} for k in keys],
+                )
+            },
+            "{ deletedMetafields { key } userErrors { field message } }",
+            lambda _: None,
+        )
+    if tags:
+        doc.add(
+            "r0",
+            "tagsRemove",
+            {"id": ("ID!", gid), "tags": ("[String!]!", tags)},
+            "{ userErrors { field message } }",
+            lambda _: None,
+        )
+    if doc.fields:
+        await admin.execute(domain, token, doc.text(), doc.variables, expected_cost=doc.cost)
+
+
+# -- bulk mutations ---------------------------------------------------------------------------------
+
+
+def _bulk_line(phase: str, plan: Plan) -> dict[str, Any] | None:
+    if phase == "metafields" and plan.assign and plan.set_done < set(plan.assign):
+        return {"m": plan.metafield_inputs()}
+    if phase == "deletes" and plan.delete and not plan.deleted:
+        return {"d": plan.delete_inputs()}
+    if phase == "tags_add" and plan.add and not plan.added:
+        return {"id": plan.gid, "tags": plan.add}
+    if phase == "tags_remove" and plan.remove and not plan.removed:
+        return {"id": plan.gid, "tags": plan.remove}
+    return None
+
+
+def _next_phase(phase: str | None) -> str | None:
+    if phase is None or phase == "plan":
+        return BULK_PHASES[0]
+    index = BULK_PHASES.index(phase)
+    return BULK_PHASES[index + 1] if index + 1 < len(BULK_PHASES) else "finish"
+
+
+async def _advance_bulk(
+    factory: sessionmaker[Session], admin: AdminClient, ctx: service.RunContext, token: str, now: Clock
+) -> float | None:
+    """Drive the bulk mutations one phase after the other; a delay while one runs on Shopify's side,
+    None once every phase is done and recorded."""
+    phase, operation = ctx.bulk_phase, ctx.bulk_operation_id
+    if phase == "plan":
+        await _plan_bulk(factory, ctx, now)
+        phase, operation = _next_phase("plan"), None
+    while phase is not None and phase != "finish":
+        plans = await _tx(factory, _inflight, ctx.shop_id)
+        lined = [(p, line) for p in plans if (line := _bulk_line(phase, p)) is not None]
+        if operation is None:
+            if not lined:
+                phase = _next_phase(phase)
+                await _tx(factory, service.set_bulk, ctx.shop_id, phase, None)
+                continue
+            operation = await _start_bulk(admin, ctx.domain, token, phase, [line for _, line in lined])
+            if operation is None:
+                return BULK_POLL_S  # another bulk mutation still runs
+            await _tx(factory, service.set_bulk, ctx.shop_id, phase, operation)
+        result = await admin.execute(ctx.domain, token, BULK_OPERATION, {"id": operation})
+        op = result.data.get("bulkOperation") or {}
+        status = op.get("status")
+        if status in ("CREATED", "RUNNING", "CANCELING"):
+            return BULK_POLL_S
+        url = op.get("url") or op.get("partialDataUrl")
+        outcomes = await _read_results(admin, url) if url else {}
+        for number, (plan, _) in enumerate(lined):
+            _apply_bulk_line(phase, plan, outcomes.get(number), status)
+        next_phase = _next_phase(phase)
+        await _tx(factory, _save_inflight, ctx.shop_id, [p for p, _ in lined], next_phase, now())
+        phase, operation = next_phase, None
+    plans = await _tx(factory, _inflight, ctx.shop_id)
+    await _tx(factory, _finish_bulk, ctx.shop_id, plans, now())
+    return None
+
+
+async def _plan_bulk(factory: sessionmaker[Session], ctx: service.RunContext, now: Clock) -> None:
+    after = 0
+    while True:
+        dues = await _tx(factory, repo.due_customers, ctx.shop_id, ctx.generation, after, 5 * PAGE)
+        if not dues:
+            return
+        after = dues[-1].customer_id
+        plans = [plan_for(d, ctx.prefixes, ctx.former, ctx.generation) for d in dues]
+
+        await _tx(factory, _store_plans, ctx.shop_id, plans, now())
+
+
+def _store_plans(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
+    service.record_plans(session, shop_id, [p for p in plans if p.empty], now)
+    repo.set_inflight(session, shop_id, {p.customer_id: p.to_json() for p in plans if not p.empty}, now)
+
+
+def _inflight(session: Session, shop_id: int) -> list[Plan]:
+    return [Plan.from_json(c, text) for c, text in repo.inflight(session, shop_id)]
+
+
+def _save_inflight(
+    session: Session, shop_id: int, plans: list[Plan], phase: str | None, now: datetime
+) -> None:
+    repo.set_inflight(session, shop_id, {p.customer_id: p.to_json() for p in plans}, now)
+    service.set_bulk(session, shop_id, phase, None)
+
+
+def _finish_bulk(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
+    service.record_plans(session, shop_id, plans, now)
+    repo.clear_inflight(session, shop_id)
+    service.set_bulk(session, shop_id, None, None)
+
+
+async def _start_bulk(
+    admin: AdminClient, domain: str, token: str, phase: str, lines: list[dict[str, Any]]
+) -> str | None:
+    body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
+    result = await admin.execute(
+        domain,
+        token,
+        STAGED_UPLOAD,
+        {
+            "input": [
+                {
+                    "resource": "BULK_MUTATION_VARIABLES",
+                    "filename": f"sync-{phase}.jsonl",
+                    "mimeType": "text/jsonl",
+                    "httpMethod": "POST",
+                    "fileSize": str(len(body)),
+                }
+            ]
+        },
+    )
+    target = (result.data["stagedUploadsCreate"]["stagedTargets"] or [])[0]
+    params = [(p["name"], p["value"]) for p in target["parameters"]]
+    key = next(value for name, value in params if name == "key")
+    # The staged target is Shopify's storage, not the Admin API: never send the access token there.
+    response = await admin.http.post(
+        target["url"], data=dict(params), files={"file": (f"sync-{phase}.jsonl", body, "text/jsonl")}
+    )
+    if response.status_code >= 300:
+        raise AdminApiError(f"{domain}: staged upload refused (HTTP {response.status_code})")
+    try:
+        run = await admin.execute(
+            domain, token, RUN_BULK_MUTATION, {"mutation": BULK_MUTATIONS[phase], "path": key}
+        )
+    except UserErrors as exc:
+        if "LIMIT_REACHED" in exc.codes or "OPERATION_IN_PROGRESS" in exc.codes:
+            return None
+        raise
+    return str(run.data["bulkOperationRunMutation"]["bulkOperation"]["id"])
+
+
+async def _read_results(admin: AdminClient, url: str) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    async with admin.http.stream("GET", url) as response:
+        if response.status_code != 200:
+            return out
+        async for line in response.aiter_lines():
+            if line.strip():
+                row = json.loads(line)
+                out[int(row.get("__lineNumber", -1))] = row
+    return out
+
+
+def _apply_bulk_line(phase: str, plan: Plan, row: dict[str, Any] | None, status: str | None) -> None:
+    if row is None:
+        plan.errors.append(f"the bulk write to Shopify ended {str(status).lower()} before this customer")
+        return
+    if row.get("errors"):
+        plan.errors.append(
+            "Shopify rejected the request: " + "; ".join(str(e.get("message")) for e in row["errors"])
+        )
+        return
+    payload = next(iter((row.get("data") or {}).values()), None) or {}
+    errors = payload.get("userErrors") or []
+    if errors:
+        what = {"metafields": "metafields", "deletes": "metafield removal"}.get(phase, "tags")
+        plan.errors.extend(_plain(str(e.get("message")), what) for e in errors)
+        return
+    if phase == "metafields":
+        returned = {m.get("key"): m.get("compareDigest") for m in payload.get("metafields") or []}
+        for key in plan.assign:
+            plan.set_done.add(key)
+            if returned.get(key):
+                plan.digests[key] = returned[key]
+    elif phase == "deletes":
+        plan.deleted = True
+    elif phase == "tags_add":
+        plan.added = True
+    else:
+        plan.removed = True

@@ -1,0 +1,387 @@
+"""SQL of the sync: which customers Shopify is behind on, and what was last written there."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import (
+    CustomerScore,
+    CustomerSyncState,
+    Shop,
+    ShopMetricsSnapshot,
+    ShopPushState,
+    ShopSettings,
+    SyncedSegment,
+)
+from app.models.base import table_of
+from app.sql import upsert
+from app.sync.desired import CustomerValues
+
+scores = table_of(CustomerScore)
+states = table_of(CustomerSyncState)
+pushes = table_of(ShopPushState)
+segments = table_of(SyncedSegment)
+
+MAX_ATTEMPTS = 3
+"""A customer Shopify refused this many times with the same values waits until its values change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What Shopify holds for one customer as far as the app knows (its sync state row)."""
+
+    synced_hash: int | None
+    prefix_generation: int
+    metafields: dict[str, str]
+    digests: dict[str, str]
+    tags: tuple[str, ...]
+    error_hash: int | None
+    error_attempts: int
+
+    @staticmethod
+    def empty() -> Written:
+        return Written(None, -1, {}, {}, (), None, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One customer Shopify is behind on: its score (None when the score is gone) and its state."""
+
+    customer_id: int
+    score_hash: int | None
+    values: CustomerValues | None
+    written: Written
+    known: bool
+
+
+def _retry_allowed(score_hash: Any) -> Any:
+    return or_(
+        states.c.error_hash.is_(None),
+        states.c.error_hash != score_hash,
+        states.c.error_attempts < MAX_ATTEMPTS,
+    )
+
+
+def _score_due(shop_id: int, generation: int) -> Any:
+    return and_(
+        scores.c.shop_id == shop_id,
+        or_(
+            states.c.customer_id.is_(None),
+            states.c.synced_hash.is_(None),
+            states.c.synced_hash != scores.c.synced_hash,
+            states.c.prefix_generation != generation,
+        ),
+        _retry_allowed(scores.c.synced_hash),
+    )
+
+
+def _join() -> Any:
+    return scores.outerjoin(
+        states, and_(states.c.shop_id == scores.c.shop_id, states.c.customer_id == scores.c.customer_id)
+    )
+
+
+def _gone(shop_id: int) -> Any:
+    return and_(
+        states.c.shop_id == shop_id,
+        ~exists().where(scores.c.shop_id == shop_id, scores.c.customer_id == states.c.customer_id),
+        states.c.error_attempts < MAX_ATTEMPTS,
+    )
+
+
+_VALUE_COLUMNS = (
+    scores.c.recency_score,
+    scores.c.frequency_score,
+    scores.c.monetary_score,
+    scores.c.segment,
+    scores.c.stage,
+    scores.c.predicted_clv,
+    scores.c.historic_clv,
+    scores.c.churn_risk,
+    scores.c.expected_next_order_at,
+    scores.c.clv_tier,
+)
+_STATE_COLUMNS = (
+    states.c.customer_id.label("state_customer_id"),
+    states.c.synced_hash.label("state_hash"),
+    states.c.prefix_generation,
+    states.c.metafields,
+    states.c.digests,
+    states.c.tags,
+    states.c.error_hash,
+    states.c.error_attempts,
+)
+
+
+def _written(row: Any) -> Written:
+    if row.state_customer_id is None:
+        return Written.empty()
+    return Written(
+        row.state_hash,
+        row.prefix_generation,
+        json.loads(row.metafields),
+        json.loads(row.digests),
+        tuple(json.loads(row.tags)),
+        row.error_hash,
+        row.error_attempts,
+    )
+
+
+def due_customers(session: Session, shop_id: int, generation: int, after: int, limit: int) -> list[Due]:
+    """Up to ``limit`` customers after ``after`` (by id) whose Shopify copy is behind: changed scores,
+    tags under former prefixes, and customers whose scores were removed."""
+    rows = session.execute(
+        select(scores.c.customer_id, scores.c.synced_hash, *_VALUE_COLUMNS, *_STATE_COLUMNS)
+        .select_from(_join())
+        .where(_score_due(shop_id, generation), scores.c.customer_id > after)
+        .order_by(scores.c.customer_id)
+        .limit(limit)
+    ).all()
+    out = [
+        Due(
+            row.customer_id,
+            row.synced_hash,
+            CustomerValues(
+                recency_score=row.recency_score,
+                frequency_score=row.frequency_score,
+                monetary_score=row.monetary_score,
+                segment=row.segment,
+                stage=row.stage,
+                predicted_clv=row.predicted_clv,
+                historic_clv=row.historic_clv,
+                churn_risk=row.churn_risk,
+                expected_next_order_at=row.expected_next_order_at,
+                clv_tier=row.clv_tier,
+            ),
+            _written(row),
+            row.state_customer_id is not None,
+        )
+        for row in rows
+    ]
+    gone = session.execute(
+        select(*_STATE_COLUMNS)
+        .where(_gone(shop_id), states.c.customer_id > after)
+        .order_by(states.c.customer_id)
+        .limit(limit)
+    ).all()
+    out += [Due(row.state_customer_id, None, None, _written(row), True) for row in gone]
+    out.sort(key=lambda d: d.customer_id)
+    return out[:limit]
+
+
+def count_due(session: Session, shop_id: int, generation: int) -> int:
+    changed = session.scalar(select(func.count()).select_from(_join()).where(_score_due(shop_id, generation)))
+    gone = session.scalar(select(func.count()).select_from(states).where(_gone(shop_id)))
+    return int(changed or 0) + int(gone or 0)
+
+
+def count_refused(session: Session, shop_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(states)
+            .where(states.c.shop_id == shop_id, states.c.error.is_not(None))
+        )
+        or 0
+    )
+
+
+def refusals(session: Session, shop_id: int, limit: int) -> list[tuple[int, str, datetime]]:
+    rows = session.execute(
+        select(states.c.customer_id, states.c.error, states.c.updated_at)
+        .where(states.c.shop_id == shop_id, states.c.error.is_not(None))
+        .order_by(states.c.updated_at.desc(), states.c.customer_id)
+        .limit(limit)
+    ).all()
+    return [(int(c), str(e), t) for c, e, t in rows]
+
+
+# -- writing the state ----------------------------------------------------------------------------
+
+
+_STATE_UPDATE = (
+    "synced_hash",
+    "prefix_generation",
+    "metafields",
+    "digests",
+    "tags",
+    "inflight",
+    "error",
+    "error_hash",
+    "error_attempts",
+    "updated_at",
+)
+
+
+def save_states(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert whole state rows (``state_row`` builds them)."""
+    if rows:
+        session.execute(
+            upsert(session, states, keys=("shop_id", "customer_id"), update=_STATE_UPDATE), list(rows)
+        )
+
+
+def state_row(
+    shop_id: int,
+    customer_id: int,
+    now: datetime,
+    *,
+    synced_hash: int | None,
+    generation: int,
+    metafields: dict[str, str],
+    digests: dict[str, str],
+    tags: Iterable[str],
+    error: str | None = None,
+    error_hash: int | None = None,
+    error_attempts: int = 0,
+    inflight: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "shop_id": shop_id,
+        "customer_id": customer_id,
+        "synced_hash": synced_hash,
+        "prefix_generation": generation,
+        "metafields": json.dumps(metafields, sort_keys=True, separators=(",", ":")),
+        "digests": json.dumps(digests, sort_keys=True, separators=(",", ":")),
+        "tags": json.dumps(sorted(tags), separators=(",", ":")),
+        "inflight": inflight,
+        "error": error,
+        "error_hash": error_hash,
+        "error_attempts": error_attempts,
+        "updated_at": now,
+    }
+
+
+def delete_states(session: Session, shop_id: int, customer_ids: Sequence[int]) -> None:
+    if customer_ids:
+        session.execute(
+            delete(states).where(states.c.shop_id == shop_id, states.c.customer_id.in_(list(customer_ids)))
+        )
+
+
+def inflight(session: Session, shop_id: int) -> list[tuple[int, str]]:
+    """Customers handed to the running bulk mutation, with their plan, by id."""
+    rows = session.execute(
+        select(states.c.customer_id, states.c.inflight)
+        .where(states.c.shop_id == shop_id, states.c.inflight.is_not(None))
+        .order_by(states.c.customer_id)
+    ).all()
+    return [(int(c), str(p)) for c, p in rows]
+
+
+def set_inflight(session: Session, shop_id: int, plans: dict[int, str], now: datetime) -> None:
+    """Record the plan of each customer about to go into a bulk mutation (creating bare state rows
+    for customers never written)."""
+    if not plans:
+        return
+    session.execute(
+        upsert(session, states, keys=("shop_id", "customer_id"), update=("inflight",)),
+        [
+            state_row(shop_id, c, now, synced_hash=None, generation=-1, metafields={}, digests={}, tags=())
+            | {"inflight": plan}
+            for c, plan in plans.items()
+        ],
+    )
+
+
+def clear_inflight(session: Session, shop_id: int) -> None:
+    session.execute(
+        update(states)
+        .where(states.c.shop_id == shop_id, states.c.inflight.is_not(None))
+        .values(inflight=None)
+    )
+
+
+# -- the shop's push state, settings and segments -------------------------------------------------
+
+
+def push_state(session: Session, shop_id: int, *, lock: bool = False) -> ShopPushState | None:
+    stmt = select(ShopPushState).where(ShopPushState.shop_id == shop_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def rescored_at(session: Session, shop_id: int) -> datetime | None:
+    return session.scalar(
+        select(ShopMetricsSnapshot.rescored_at).where(ShopMetricsSnapshot.shop_id == shop_id)
+    )
+
+
+def shop(session: Session, shop_id: int) -> Shop | None:
+    return session.get(Shop, shop_id)
+
+
+def synced_segments(session: Session, shop_id: int) -> list[SyncedSegment]:
+    return list(
+        session.scalars(
+            select(SyncedSegment).where(SyncedSegment.shop_id == shop_id).order_by(SyncedSegment.key)
+        )
+    )
+
+
+def save_segment(
+    session: Session, shop_id: int, key: str, gid: str, name: str, query: str, now: datetime
+) -> None:
+    row = {
+        "shop_id": shop_id,
+        "key": key,
+        "segment_gid": gid,
+        "name": name,
+        "query": query,
+        "updated_at": now,
+    }
+    session.execute(
+        upsert(
+            session, segments, keys=("shop_id", "key"), update=("segment_gid", "name", "query", "updated_at")
+        ),
+        row,
+    )
+
+
+def delete_segment(session: Session, shop_id: int, key: str) -> None:
+    session.execute(delete(segments).where(segments.c.shop_id == shop_id, segments.c.key == key))
+
+
+def shops_due(session: Session) -> list[int]:
+    """Installed shops with a token whose scores or settings moved since the sync last looked, or
+    whose segments must go because sync was turned off."""
+    enabled = func.coalesce(ShopSettings.sync_enabled, True)
+    rows = session.execute(
+        select(Shop.shop_id)
+        .select_from(Shop)
+        .join(ShopMetricsSnapshot, ShopMetricsSnapshot.shop_id == Shop.shop_id)
+        .outerjoin(ShopPushState, ShopPushState.shop_id == Shop.shop_id)
+        .outerjoin(ShopSettings, ShopSettings.shop_id == Shop.shop_id)
+        .where(
+            Shop.uninstalled_at.is_(None),
+            Shop.access_token_encrypted.is_not(None),
+            or_(
+                ShopPushState.shop_id.is_(None),
+                ShopPushState.bulk_operation_id.is_not(None),
+                and_(
+                    enabled,
+                    or_(
+                        ShopPushState.scores_seen_at.is_(None),
+                        ShopPushState.scores_seen_at != ShopMetricsSnapshot.rescored_at,
+                    ),
+                ),
+                and_(
+                    ShopSettings.updated_at.is_not(None),
+                    or_(
+                        ShopPushState.settings_seen_at.is_(None),
+                        ShopPushState.settings_seen_at != ShopSettings.updated_at,
+                    ),
+                ),
+            ),
+        )
+        .order_by(Shop.shop_id)
+    ).all()
+    return [int(r[0]) for r in rows]
