@@ -519,12 +519,6 @@ def write_scores(session: Session, shop_id: int, columns: dict[str, Array], sele
     return count
 
 
-def analyze_scores(session: Session) -> None:
-    """Fresh planner statistics after a shop's first scoring added many rows (PostgreSQL)."""
-    if is_postgres(session):
-        session.execute(text("ANALYZE customer_scores"))
-
-
 def _decimal(value: float, places: int) -> Any:
     from decimal import Decimal
 

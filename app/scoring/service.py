@@ -40,6 +40,7 @@ from app.scoring import repository as repo
 from app.scoring import rules
 from app.scoring.pgcopy import NULL_TIME, PG_EPOCH_US
 from app.scoring.settings import ScoringSettings, get_settings, settings_updated_at
+from app.sql import advisory_lock, lock_key
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ BACKTEST_MIN_HISTORY_DAYS: Final = 90
 COHORT_MONTHS: Final = 36
 NEXT_ORDER_CAP_DAYS: Final = 3650
 ALL_CUSTOMERS: Final = "All customers"
-ANALYZE_AFTER_NEW_ROWS: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +261,8 @@ def rescore_shop(
     Call it in a transaction that has not itself written this shop's scores yet: on PostgreSQL the
     stored scores are read on a second connection (the worker runs each job in its own transaction)."""
     started = time.perf_counter()
+    # One rescore of a shop at a time, worker or `rfm-clv rescore` (PostgreSQL; SQLite has one writer).
+    advisory_lock(session, [lock_key("rescore", shop_id)])
     settings = get_settings(session, shop_id)
     tz = repo.shop_timezone(session, shop_id)
     today = repo.day_number(now, tz)
@@ -461,10 +463,12 @@ def rescore_shop(
         )
     del ords, inputs
     written = repo.write_scores(session, shop_id, columns, rows)
-    if np.count_nonzero(~cust["scored"]) > ANALYZE_AFTER_NEW_ROWS:
-        repo.analyze_scores(session)
+    # A customer's first stage is dated by stage_since, not logged as a change: a shop's first
+    # scoring (after the history import) would otherwise show every buyer as having "entered" a
+    # stage that day.
+    logged = moved[previous[moved] != rules.NO_STAGE]
     stage_changes = repo.insert_stage_changes(
-        session, shop_id, cust["customer_id"][moved], previous[moved], stage[moved], now
+        session, shop_id, cust["customer_id"][logged], previous[logged], stage[logged], now
     )
     marked = recompute[cust["pending"][recompute]]
     repo.clear_pending(session, shop_id, cust["customer_id"][marked], cust["aggregates_updated_at"][marked])

@@ -184,18 +184,11 @@ def test_the_thirds_method_stores_thirds_scores_and_groups(session: Session, fiv
 
 
 @pytest.mark.both_dbs
-def test_first_staging_is_recorded_as_a_stage_change_from_nothing(
-    session: Session, five_customer_shop: int
-) -> None:
-    rescore(session, five_customer_shop)
-    changes = session.scalars(select(StageChange).order_by(StageChange.customer_id)).all()
-    assert [(c.customer_id, c.from_stage, c.to_stage, c.changed_at) for c in changes] == [
-        (1, None, "new", NOW),
-        (2, None, "active", NOW),
-        (3, None, "lapsed", NOW),
-        (4, None, "active", NOW),
-        (5, None, "at_risk", NOW),
-    ]
+def test_a_first_stage_is_dated_but_not_logged_as_a_change(session: Session, five_customer_shop: int) -> None:
+    result = rescore(session, five_customer_shop)
+    assert {s.stage_since for s in stored(session, five_customer_shop).values()} == {NOW}
+    assert result.stage_changes == 0
+    assert session.scalars(select(StageChange)).all() == []
 
 
 @pytest.mark.both_dbs
@@ -203,7 +196,10 @@ def test_erasing_a_customer_removes_their_scores_and_stage_history(
     session: Session, five_customer_shop: int
 ) -> None:
     rescore(session, five_customer_shop)
-    repo.erase_customer(session, five_customer_shop, 3)
+    rescore(session, five_customer_shop, "2026-11-01")  # c5, 335 days without an order, lapses
+    logged = select(StageChange.to_stage).where(StageChange.customer_id == 5)
+    assert session.scalars(logged).all() == ["lapsed"]
+    repo.erase_customer(session, five_customer_shop, 5)
     session.commit()
-    assert 3 not in stored(session, five_customer_shop)
-    assert session.scalars(select(StageChange).where(StageChange.customer_id == 3)).all() == []
+    assert 5 not in stored(session, five_customer_shop)
+    assert session.scalars(logged).all() == []

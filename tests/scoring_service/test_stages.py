@@ -44,7 +44,6 @@ def test_lapse_reactivation_and_return_to_active_are_logged_with_their_dates(ses
     session.commit()
 
     assert history(session, shop_id, 1) == [
-        (None, "lapsed", "2026-06-01"),
         ("lapsed", "reactivated", "2026-06-10"),
         ("reactivated", "active", "2026-07-12"),
     ]
