@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import time
@@ -335,7 +336,8 @@ def main() -> None:
         ("status    /app/status", "/app/status?{q}", sql(admin_service.status, _shop(factory, shop_id))),
         ("JSON /api/status", "/api/status", sql(admin_service.status, _shop(factory, shop_id))),
     ]
-    print(f"\n{args.requests} timed requests each (3 warm-up); times in ms\n")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"\n{args.requests} timed requests each (3 warm-up); times in ms; load average {load}\n")
     print(f"{'page':32} {'p50':>8} {'p95':>8}   {'SQL p50':>8} {'ratio':>6}   target p95 < {TARGET_MS:.0f}")
     worst = 0.0
     with TestClient(app, base_url="https://bench.example.com") as client:

@@ -420,3 +420,17 @@ def test_stage_movements_count_this_weeks_changes_only(
 def test_a_fetch_to_reimport_gets_json(page: TestClient, seeded: SeededShop) -> None:
     response = page.post("/app/status/import", headers=bearer())
     assert (response.status_code, response.json()) == (202, {"notice": "import-queued"})
+
+
+@pytest.mark.parametrize("query", ["", "stage=active", "clv=top-25", "segment=Loyal&stage=at_risk"])
+def test_the_customer_total_matches_the_scores(
+    page: TestClient, seeded: SeededShop, session: Session, query: str
+) -> None:
+    stmt = select(func.count()).where(CustomerScore.shop_id == seeded.shop_id)
+    if "stage=active" in query:
+        stmt = stmt.where(CustomerScore.stage == "active")
+    if "clv=top-25" in query:
+        stmt = stmt.where(CustomerScore.clv_tier.in_(["top-10", "top-25"]))
+    if "segment=Loyal" in query:
+        stmt = stmt.where(CustomerScore.segment == "Loyal", CustomerScore.stage == "at_risk")
+    assert page.get(f"/api/customers?{query}", headers=bearer()).json()["total"] == session.scalar(stmt)
