@@ -140,7 +140,10 @@ async def _tx(factory: sessionmaker[Session], fn: Callable[..., T], *args: Any) 
 
 def _no_longer_exists(message: str) -> bool:
     lowered = message.lower()
-    return "does not exist" in lowered or "not found" in lowered
+    return any(
+        lowered.startswith(p)
+        for p in ("resource does not exist", "owner does not exist", "customer not found")
+    )
 
 
 def _plain(message: str, what: str) -> str:
@@ -386,7 +389,7 @@ def _on_metafields(
             plan, item = chunk[index]
             refused.add(index)
             label = LABELS.get(item["key"], item["key"])
-            plan.errors.append(_plain(f"{label} {item['value']!r}: {error.get('message')}", label))
+            plan.errors.append(_plain(str(error.get("message")), f"{label} {item['value']!r}"))
         retry.extend(pair for i, pair in enumerate(chunk) if i not in refused)
 
     return handle

@@ -120,7 +120,7 @@ def test_a_prefix_change_migrates_the_tags_and_segment_queries(world: World) -> 
     world.settings_change(rfm_tag_prefix="seg/", clv_tag_prefix="value/")
     world.sync()
 
-    for i, customer in enumerate(ids):
+    for customer in ids:
         tags = world.tags(customer)
         assert not any(t.startswith(("rfm:", "clv:")) for t in tags), tags
         assert any(t.startswith("seg/") for t in tags)
