@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from starlette.testclient import TestClient
 
 from app.db import write_transaction
@@ -24,7 +24,7 @@ from tests.sync.conftest import SHOP, World, seed
 def _due(world: World) -> list[int]:
     with write_transaction(world.factory) as session:
         due = enqueue_due_syncs(session, world.tick())
-        session.execute(Job.__table__.delete())  # type: ignore[arg-type]
+        session.execute(delete(Job))
     return due
 
 
