@@ -20,17 +20,18 @@ from app.errors import AppError
 from app.imports import service as imports_service
 from app.imports.schemas import ImportProgress
 from app.jobs import registry
-from app.jobs import repository as jobs_repo
 from app.models import Job, Shop
 from app.scoring import repository as scoring_repo
 from app.scoring import service as scoring
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
 from app.scoring.settings import ScoringSettings, get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, Unauthorized
+from app.sync import service as sync_service
+from app.sync.service import SyncStatus
 
 log = logging.getLogger(__name__)
 
-SYNC_KIND = "sync"
+SYNC_KIND = sync_service.SYNC
 NAMES_TIMEOUT_S = 4.0
 STAGE_LABELS = {
     "new": "New",
@@ -243,33 +244,30 @@ class Status:
     progress: ImportProgress | None
     last_webhook_at: datetime | None
     sync_available: bool
-    last_sync: Job | None
+    sync: SyncStatus | None
+    """The sync's own account (issue 7); None where there is no sync in this version."""
     sync_running: Job | None
-    sync_failed: Job | None
     failed_jobs: list[Job]
     rescored_at: datetime | None
 
 
 def sync_registered() -> bool:
-    """Whether a `sync` job kind exists (issue 7); the worker's job modules register kinds."""
+    """Whether a `sync` job kind exists; the worker's job modules register the kinds."""
     from app.worker import load_job_modules
 
-    try:
-        load_job_modules()
-    except ImportError:  # pragma: no cover - a module listed but not importable
-        log.warning("job modules could not all be imported")
+    load_job_modules()
     return registry.kind(SYNC_KIND) is not None
 
 
 def status(session: Session, shop: Shop) -> Status:
     row = repo.metrics_row(session, shop.shop_id)
+    available = sync_registered()
     return Status(
         progress=imports_service.import_progress(session, shop.shop_id),
         last_webhook_at=shop.last_webhook_at,
-        sync_available=sync_registered(),
-        last_sync=repo.last_job(session, shop.shop_id, SYNC_KIND),
+        sync_available=available,
+        sync=sync_service.sync_status(session, shop.shop_id) if available else None,
         sync_running=repo.active_job(session, shop.shop_id, SYNC_KIND),
-        sync_failed=repo.last_job(session, shop.shop_id, SYNC_KIND, ("failed",)),
         failed_jobs=repo.failed_jobs(session, shop.shop_id),
         rescored_at=row.rescored_at if row else None,
     )
@@ -291,19 +289,15 @@ def progress_json(progress: ImportProgress | None) -> dict[str, Any]:
 
 
 def request_import(session: Session, shop_id: int, now: datetime) -> ImportProgress:
-    """The re-import button: queue the history import (joins one under way), and hand it to the
-    worker when an `import` job kind is registered."""
-    progress = imports_service.request_import(session, shop_id, now)
-    sync_registered()  # loads the job modules
-    if registry.kind("import") is not None:
-        jobs_repo.enqueue(session, shop_id, "import", now)
-    return progress
+    """The re-import button: queue the history import and its worker job (joins one under way)."""
+    return imports_service.queue_import(session, shop_id, now)
 
 
 def request_sync(session: Session, shop_id: int, now: datetime) -> bool:
+    """The resync button: queue a sync now (coalesces with a queued one); False without a sync."""
     if not sync_registered():
         return False
-    jobs_repo.enqueue(session, shop_id, SYNC_KIND, now, payload={"full": True})
+    sync_service.enqueue_sync(session, shop_id, now)
     return True
 
 

@@ -417,7 +417,11 @@ def status_json(s: Status, shop: Shop) -> dict[str, Any]:
         "rescored_at": when(s.rescored_at),
         "sync": {
             "available": s.sync_available,
-            "last_synced_at": when(s.last_sync.finished_at) if s.last_sync else None,
+            "enabled": s.sync.enabled if s.sync else None,
+            "last_synced_at": when(s.sync.last_sync_at) if s.sync else None,
+            "customers_pending": s.sync.customers_pending if s.sync else None,
+            "customers_refused": s.sync.customers_refused if s.sync else None,
+            "errors": s.sync.errors if s.sync else [],
             "running": s.sync_running is not None,
         },
         "errors": [f"{j.kind}: {j.last_error}" for j in s.failed_jobs],

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -265,10 +266,14 @@ def test_saving_settings_queues_a_full_rescore(
 
 
 @pytest.mark.both_dbs
-def test_the_reimport_button_queues_an_import(page: TestClient, seeded: SeededShop) -> None:
+def test_the_reimport_button_queues_an_import(page: TestClient, seeded: SeededShop, session: Session) -> None:
     response = page.post(f"/app/status/import?{launch()}")
     assert response.status_code == 303 and "notice=import-queued" in response.headers["location"]
     assert page.get("/api/status", headers=bearer()).json()["import"]["state"] == "queued"
+    kinds = session.scalars(
+        select(Job.kind).where(Job.shop_id == seeded.shop_id, Job.state == "pending")
+    ).all()
+    assert "import" in kinds  # the worker's job that runs it step by step
 
 
 def test_the_reimport_button_needs_a_session_token(page: TestClient, seeded: SeededShop) -> None:
@@ -326,52 +331,43 @@ def test_the_csv_export_reads_through_a_server_side_cursor(seeded: SeededShop, s
 
 
 @contextmanager
-def _sync_kind(handler: Callable[..., None] | None) -> Iterator[None]:
-    """The `sync` job kind registered (or not) for one test; whatever was registered comes back."""
-    from app.jobs import register_kind, registry
+def _without_sync_kind() -> Iterator[None]:
+    """No `sync` job kind for one test (a version without the sync); the registered one comes back."""
+    from app.jobs import register_async_kind, register_kind, registry
     from app.worker import load_job_modules
 
     load_job_modules()
     previous = registry.kind("sync")
     registry.unregister("sync")
-    if handler is not None:
-        register_kind("sync", handler)
     try:
         yield
     finally:
-        registry.unregister("sync")
-        if previous is not None and previous.handler is not None:
-            register_kind(
-                previous.name,
-                previous.handler,
-                max_attempts=previous.max_attempts,
-                backoff_seconds=previous.backoff_seconds,
-                max_backoff_seconds=previous.max_backoff_seconds,
-                lease_seconds=previous.lease_seconds,
-            )
-
-
-@pytest.fixture
-def sync_kind() -> Iterator[None]:
-    with _sync_kind(lambda session, job: None):
-        yield
+        if previous is not None:
+            options: dict[str, Any] = {
+                "max_attempts": previous.max_attempts,
+                "backoff_seconds": previous.backoff_seconds,
+                "max_backoff_seconds": previous.max_backoff_seconds,
+                "lease_seconds": previous.lease_seconds,
+            }
+            if previous.async_handler is not None:
+                register_async_kind(previous.name, previous.async_handler, **options)
+            elif previous.handler is not None:
+                register_kind(previous.name, previous.handler, **options)
 
 
 @pytest.fixture
 def no_sync_kind() -> Iterator[None]:
-    with _sync_kind(None):
+    with _without_sync_kind():
         yield
 
 
-def test_resync_queues_a_sync_job_once_the_kind_exists(
-    page: TestClient, seeded: SeededShop, session: Session, sync_kind: None
-) -> None:
+def test_resync_queues_a_sync_job(page: TestClient, seeded: SeededShop, session: Session) -> None:
     html = page.get(f"/app/status?{launch()}").text
     assert 'id="resync" disabled' not in html and 'id="resync"' in html
     response = page.post(f"/app/status/sync?{launch()}")
     assert response.status_code == 303 and "notice=sync-queued" in response.headers["location"]
     jobs = session.scalars(select(Job).where(Job.shop_id == seeded.shop_id, Job.kind == "sync")).all()
-    assert [(j.state, j.payload) for j in jobs] == [("pending", '{"full": true}')]
+    assert [j.state for j in jobs] == ["pending"]
 
 
 def test_this_week_starts_at_local_midnight_six_days_before_today() -> None:
@@ -434,3 +430,33 @@ def test_the_customer_total_matches_the_scores(
     if "segment=Loyal" in query:
         stmt = stmt.where(CustomerScore.segment == "Loyal", CustomerScore.stage == "at_risk")
     assert page.get(f"/api/customers?{query}", headers=bearer()).json()["total"] == session.scalar(stmt)
+
+
+def test_the_last_sync_comes_from_the_syncs_own_state(
+    page: TestClient, seeded: SeededShop, session: Session
+) -> None:
+    from datetime import UTC, datetime
+
+    from app.models import ShopPushState
+
+    synced = datetime(2026, 7, 1, 16, 5, tzinfo=UTC)
+    session.add(
+        ShopPushState(
+            shop_id=seeded.shop_id,
+            rfm_prefix="rfm:",
+            stage_prefix="stage:",
+            clv_prefix="clv:",
+            prefix_generation=0,
+            former_prefixes="[]",
+            last_sync_at=synced,
+            last_written=12,
+            last_error="Shopify refused the app's access; open the app to reconnect.",
+            updated_at=synced,
+        )
+    )
+    session.commit()
+    html = page.get(f"/app/status?{launch()}").text
+    assert 'id="last-sync">Jul 1, 2026 12:05 EDT<' in html  # the shop's time zone
+    assert "Writing to Shopify: Shopify refused the app&#39;s access; open the app to reconnect." in html
+    data = page.get("/api/status", headers=bearer()).json()["sync"]
+    assert data["last_synced_at"] == "2026-07-01T16:05:00+00:00" and data["enabled"] is True
