@@ -14,11 +14,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rfm-clv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser(
-        "demo", help="build the demo shop on the embedded default and print its summary"
-    )
-    demo.add_argument("--customers", type=int, default=3000, help="customers to generate (default 3000)")
+    demo = commands.add_parser("demo", help="the whole product on a local Shopify double (Ctrl-C stops)")
+    demo.add_argument("--customers", type=int, default=8000, help="customers to generate (default 8000)")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--port", type=int, default=8000, help="port of the app's pages (0: any free port)")
+    demo.add_argument("--orders-per-second", type=float, default=2.0, help="new orders streamed as webhooks")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
 
     commands.add_parser("migrate", help="run the database migrations up to head")
 
@@ -38,8 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     if args.command == "demo":
         from app.demo.run import run_demo
+        from app.observability import configure_logging
 
-        run_demo(settings, customers=args.customers, seed=args.seed)
+        configure_logging("WARNING", json_logs=settings.json_logs)
+        result = run_demo(
+            settings,
+            customers=args.customers,
+            seed=args.seed,
+            port=args.port,
+            orders_per_second=args.orders_per_second,
+            duration=args.duration,
+        )
+        return 1 if result.errors else 0
     elif args.command == "migrate":
         from app.db import migrate
 

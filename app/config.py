@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 API_VERSION = "2026-10"
-DEV_API_SECRET = "dev-secret-not-for-production"
+DEV_API_SECRET = "dev-secret-not-for-production-use-only"
 DEV_API_KEY = "dev-api-key"
 
 
@@ -32,10 +32,14 @@ class Settings(BaseSettings):
     shopify_admin_base_url_template: str = "https://{shop}"
     log_level: str = "INFO"
     json_logs: bool = True
+    # Development-only way into the pages outside the Shopify admin (app/auth/dev.py).
+    dev_login: bool = False
     worker_metrics_port: int | None = None  # the worker serves /metrics on this port when set
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
+        if self.dev_login and self.app_env != "development":
+            raise ValueError("DEV_LOGIN is for APP_ENV=development only")
         if self.app_env == "production":
             if self.shopify_api_secret == DEV_API_SECRET or self.shopify_api_key == DEV_API_KEY:
                 raise ValueError("SHOPIFY_API_KEY and SHOPIFY_API_SECRET must be set in production")

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.admin.router import STATIC_DIR as ADMIN_STATIC_DIR
 from app.admin.router import router as admin_router
+from app.auth.dev import router as dev_router
 from app.auth.router import router as auth_router
 from app.auth.security import FrameAncestorsMiddleware, install_token_redaction
 from app.auth.service import ShopAuth
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     app.include_router(health_router)
     app.include_router(webhooks_router)
     app.include_router(auth_router)
+    if settings.dev_login:
+        app.include_router(dev_router)
     app.include_router(admin_router)
     app.mount("/admin/static", StaticFiles(directory=ADMIN_STATIC_DIR), name="admin-static")
     return app

@@ -33,6 +33,10 @@ BEHAVIOURS = (
 )
 
 
+FIRST_NAMES = ("Ada", "Bo", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena")
+LAST_NAMES = ("Okafor", "Lindqvist", "Moreau", "Tanaka", "Silva", "Novak", "Haddad", "Kowalski", "Reyes")
+
+
 @dataclass
 class History:
     """What was generated, in the order Shopify would have sent it."""
@@ -61,6 +65,10 @@ def generate(
     history = History(customers=customers)
     kinds = rng.choice(len(BEHAVIOURS), size=customers, p=[b.share for b in BEHAVIOURS])
     buyers = store.create_customers(shop_domain, customers)
+    for buyer in buyers:  # a real store's customers have names and emails; the app never stores them
+        buyer.first_name = FIRST_NAMES[buyer.id % len(FIRST_NAMES)]
+        buyer.last_name = LAST_NAMES[(buyer.id // 7) % len(LAST_NAMES)]
+        buyer.email = f"{buyer.first_name}.{buyer.last_name}.{buyer.id}@example.com".lower()
     for buyer, kind in zip(buyers, kinds, strict=True):
         behaviour = BEHAVIOURS[kind]
         discount_prone = rng.random() < 0.3
