@@ -1,7 +1,8 @@
-# One image for the web and the worker processes.
+# One image for the web and the worker processes (docs/deployment.md).
 #   docker build -t rfm-clv .
-#   docker run --rm -e DATABASE_URL=... rfm-clv rfm-clv migrate          # release step
-#   docker run -p 8000:8000 -e DATABASE_URL=... -e SHOPIFY_API_KEY=... rfm-clv
+#   docker run --rm --env-file prod.env rfm-clv rfm-clv migrate            # release step
+#   docker run -p 8000:8000 --env-file prod.env rfm-clv                     # web
+#   docker run --env-file prod.env rfm-clv python -m app.worker             # worker
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
@@ -20,4 +21,7 @@ COPY migrations ./migrations
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 APP_ENV=production RFM_MIGRATIONS_DIR=/srv/migrations
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+# uvicorn stops gracefully on SIGTERM (in-flight requests finish); so does the worker (the job in hand).
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

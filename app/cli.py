@@ -22,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
 
     commands.add_parser("migrate", help="run the database migrations up to head")
+    commands.add_parser(
+        "rotate-token-keys",
+        help="re-encrypt every stored Shopify token with the first TOKEN_ENCRYPTION_KEYS key",
+    )
 
     request = commands.add_parser("data-request", help="print what the app holds about one customer (JSON)")
     request.add_argument("shop", help="the shop's myshopify.com domain")
@@ -56,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         migrate(settings.database_url)
         print("database is at the latest migration")
+    elif args.command == "rotate-token-keys":
+        from app.db import make_engine, make_sessionmaker, write_transaction
+        from app.shops.service import rotate_token_encryption
+        from app.shops.tokens import token_cipher
+
+        engine = make_engine(settings.database_url)
+        with write_transaction(make_sessionmaker(engine)) as session:
+            count = rotate_token_encryption(session, token_cipher(settings))
+        engine.dispose()
+        print(f"re-encrypted the tokens of {count} shop(s)")
     elif args.command == "data-request":
         from app.db import make_engine, make_sessionmaker
         from app.shops.service import customer_data_export

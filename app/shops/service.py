@@ -11,6 +11,7 @@ from app.customers import repository as customers_repo
 from app.models import Customer, DataRequest, Order, Shop
 from app.models.base import table_of
 from app.orders import repository as orders_repo
+from app.shopify.token_crypto import TokenCipher
 from app.shops import repository as repo
 from app.sql import upsert
 from app.sync import service as sync
@@ -111,3 +112,14 @@ def customer_data_export(session: Session, domain: str, customer_id: int) -> dic
         "orders": [{c: getattr(o, c) for c in columns} for o in orders],
         "data_requests": [{"id": r.data_request_id, "received_at": r.received_at} for r in requests],
     }
+
+
+def rotate_token_encryption(session: Session, cipher: TokenCipher) -> int:
+    """Re-encrypt every stored token with the cipher's first key (after adding a new key)."""
+    count = 0
+    for shop in session.scalars(select(Shop).where(Shop.access_token_encrypted.is_not(None))):
+        shop.access_token_encrypted = cipher.rotate(shop.access_token_encrypted)  # type: ignore[arg-type]
+        if shop.refresh_token_encrypted is not None:
+            shop.refresh_token_encrypted = cipher.rotate(shop.refresh_token_encrypted)
+        count += 1
+    return count
