@@ -18,7 +18,12 @@ def test_rotation_leaves_tokens_readable_with_the_new_key_alone(session: Session
     old, new = generate_key(), generate_key()
     shop = create_shop(session, "rotate.myshopify.com")
     token = AccessToken.from_response(
-        {"access_token": "shpat_secret", "scope": "read_orders", "expires_in": 3600, "refresh_token": "shprt_x"},
+        {
+            "access_token": "shpat_secret",
+            "scope": "read_orders",
+            "expires_in": 3600,
+            "refresh_token": "shprt_x",
+        },
         datetime.now(UTC),
     )
     store_token(shop, token, TokenCipher.from_keys([old]))
