@@ -449,8 +449,8 @@ async def _retry_metafields(
     )
     for plan, item in failed:
         plan.errors.append(
-            f"the {LABELS.get(item['key'], item['key'])} changed in Shopify while the app wrote it; "
-            "it is written again with the next change"
+            f"the {LABELS.get(item['key'], item['key'])} could not be written (Shopify's copy kept changing, "
+            "or another value of the same request was refused); the next sync tries again"
         )
 
 
