@@ -124,12 +124,25 @@ LIST_COLUMNS = (
 )
 
 
+def stored_count(f: CustomerFilter) -> bool:
+    """Whether the segments table holds the filter's count (all customers, or one segment)."""
+    return f.stage is None and f.clv_tier is None
+
+
 def customers_page(
     session: Session, shop_id: int, f: CustomerFilter, *, offset: int, limit: int = PAGE_SIZE
-) -> list[dict[str, Any]]:
-    """One page of scored customers, plus each one's last order date (read for the page's ids only)."""
-    stmt = _ordered(_filtered(select(*LIST_COLUMNS), shop_id, f), f).offset(offset).limit(limit)
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of scored customers, each with its last order date (read for the page's ids only),
+    and how many match when the segments table does not say: counted in the same scan (a window
+    count), None then only for a page past the end."""
+    columns: list[Any] = list(LIST_COLUMNS)
+    if not stored_count(f):
+        columns.append(func.count().over().label("matching"))
+    stmt = _ordered(_filtered(select(*columns), shop_id, f), f).offset(offset).limit(limit)
     rows = [dict(r._mapping) for r in session.execute(stmt)]
+    matching = int(rows[0].pop("matching")) if rows and "matching" in rows[0] else None
+    for row in rows:
+        row.pop("matching", None)
     if rows:
         ids = [r["customer_id"] for r in rows]
         stmt_last = select(Customer.customer_id, Customer.last_order_at).where(
@@ -138,13 +151,13 @@ def customers_page(
         last = {customer_id: at for customer_id, at in session.execute(stmt_last)}
         for row in rows:
             row["last_order_at"] = last.get(row["customer_id"])
-    return rows
+    return rows, matching
 
 
 def customers_matching(session: Session, shop_id: int, f: CustomerFilter) -> int:
     """How many customers the filter matches. The segments table the worker writes with the scores
     (same transaction) already holds the count for "all" and for one segment; other filters count."""
-    if f.stage is None and f.clv_tier is None:
+    if stored_count(f):
         stored = session.scalar(
             select(ShopSegment.customers).where(
                 ShopSegment.shop_id == shop_id, ShopSegment.segment == (f.segment or ALL_CUSTOMERS)

@@ -155,9 +155,9 @@ def customers(session: Session, shop_id: int, f: repo.CustomerFilter, page: int)
     offset = (page - 1) * repo.PAGE_SIZE
     if offset > repo.MAX_OFFSET:
         return CustomerPage([], page, repo.customers_matching(session, shop_id, f), False, True, f)
-    rows = repo.customers_page(session, shop_id, f, offset=offset, limit=repo.PAGE_SIZE + 1)
+    rows, matching = repo.customers_page(session, shop_id, f, offset=offset, limit=repo.PAGE_SIZE + 1)
     has_next = len(rows) > repo.PAGE_SIZE and offset + repo.PAGE_SIZE <= repo.MAX_OFFSET
-    total = repo.customers_matching(session, shop_id, f)
+    total = matching if matching is not None else repo.customers_matching(session, shop_id, f)
     return CustomerPage(
         rows[: repo.PAGE_SIZE], page, total, has_next, offset + repo.PAGE_SIZE > repo.MAX_OFFSET, f
     )

@@ -418,7 +418,9 @@ def test_a_fetch_to_reimport_gets_json(page: TestClient, seeded: SeededShop) -> 
     assert (response.status_code, response.json()) == (202, {"notice": "import-queued"})
 
 
-@pytest.mark.parametrize("query", ["", "stage=active", "clv=top-25", "segment=Loyal&stage=at_risk"])
+@pytest.mark.parametrize(
+    "query", ["", "stage=active", "stage=active&page=150", "clv=top-25", "segment=Loyal&stage=at_risk"]
+)
 def test_the_customer_total_matches_the_scores(
     page: TestClient, seeded: SeededShop, session: Session, query: str
 ) -> None:
