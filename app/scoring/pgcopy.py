@@ -84,10 +84,14 @@ def fetch_columns(
     sql = f"SELECT count(*), {aggregates} FROM ({query}) AS q({aliases})"
     with _raw(session).cursor(binary=True) as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    count = int(row[0])
+        fetched = cursor.fetchone()
+    assert fetched is not None
+    count = int(fetched[0])
+    values = list(fetched[1:])
+    del fetched
     result: dict[str, npt.NDArray[Any]] = {}
-    for (name, kind), data in zip(columns, row[1:], strict=True):
+    for i, (name, kind) in enumerate(columns):
+        data, values[i] = values[i], None  # each raw column is freed once converted (peak memory)
         array = np.frombuffer(data or b"", dtype=_WIRE[kind])
         if array.size != count:
             raise ValueError(f"column {name} has NULLs: {array.size} values for {count} rows")
