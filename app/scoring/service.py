@@ -440,8 +440,9 @@ def rescore_shop(
         segment,
         predicted_clv if models is not None else None,
     )
-    top10 = rules.top_share(predicted_clv, 0.10) if n else np.zeros(0, dtype=np.bool_)
-    top25 = rules.top_share(predicted_clv, 0.25) if n else np.zeros(0, dtype=np.bool_)
+    # CLV tiers by top_share's rule (10·worse >= 9·n for the top 10 %), one ranking for both
+    worse = rules.strictly_worse_counts(predicted_clv) if n else np.zeros(0, dtype=np.int64)
+    top10, top25 = worse * 10 >= n * 9, worse * 4 >= n * 3
     clv_tier = np.where(top10, 1, np.where(top25, 2, 0)).astype(np.int16)
     historic = np.round(cust["total_spent"].astype(np.float64), 4)
     average_days = cust["average_days_between_orders"].astype(np.float64)
@@ -606,13 +607,24 @@ def segment_table(
     total_revenue = float(np.sum(total_spent))
     cac = float(settings.cac) if settings.cac is not None else None
     rows = []
+
+    def sums(values: Array) -> Array:
+        by_segment = np.bincount(codes, weights=np.asarray(values, dtype=np.float64), minlength=size)
+        return np.r_[by_segment.sum(), by_segment]
+
+    members = np.r_[codes.size, count]
+    order_sums, revenue_sums = sums(orders_count), sums(total_spent)
+    last_year_orders, last_year_sales, clv_sums = (
+        sums(orders_last_year),
+        sums(spent_last_year),
+        sums(predicted_clv),
+    )
     for position, name in enumerate([ALL_CUSTOMERS, *rules.SEGMENT_NAMES]):
-        member = np.ones(codes.size, dtype=np.bool_) if position == 0 else codes == position - 1
-        customers = int(np.count_nonzero(member)) if position == 0 else int(count[position - 1])
-        orders = int(orders_count[member].sum())
-        revenue = float(total_spent[member].sum())
-        frequency = float(orders_last_year[member].sum()) / customers if customers else None
-        value = float(spent_last_year[member].sum()) / customers if customers else None
+        customers = int(members[position])
+        orders = int(round(order_sums[position]))
+        revenue = float(revenue_sums[position])
+        frequency = float(last_year_orders[position]) / customers if customers else None
+        value = float(last_year_sales[position]) / customers if customers else None
         formula = value * settings.lifespan_years if value is not None else None
         rows.append(
             {
@@ -624,7 +636,7 @@ def segment_table(
                 "revenue": money(revenue, 4),
                 "revenue_share": revenue / total_revenue if total_revenue else 0.0,
                 "average_order_value": money(revenue / orders) if orders else None,
-                "average_predicted_clv": money(float(predicted_clv[member].mean())) if customers else None,
+                "average_predicted_clv": money(float(clv_sums[position]) / customers) if customers else None,
                 "average_historic_clv": money(revenue / customers) if customers else None,
                 "purchase_frequency": frequency,
                 "customer_value": money(value),

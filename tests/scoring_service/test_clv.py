@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.clv.backtest import summarise_transactions
 from app.models import ClvFit, Job, Order
 from app.scoring import service
+from app.scoring.rules import top_share
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import at, bulk_orders
 
@@ -63,7 +64,12 @@ def test_a_fit_on_a_shop_with_history_is_stored_and_drives_the_predictions(sessi
         s.expected_next_order_at is None or s.expected_next_order_at >= NOW.replace(hour=0) for s in scores
     )
     assert sum(s.vip for s in scores) <= 30
-    assert sum(s.clv_tier == "top-10" for s in scores) <= 30
+    clv = [float(s.predicted_clv) for s in scores]
+    top10, top25 = top_share(clv, 0.10), top_share(clv, 0.25)
+    assert [s.clv_tier for s in scores] == [
+        "top-10" if t10 else "top-25" if t25 else None for t10, t25 in zip(top10, top25, strict=True)
+    ]
+    assert 0 < sum(top10) <= 30
 
 
 def test_each_fit_stores_a_backtest_against_the_naive_forecast(session: Session) -> None:
