@@ -10,7 +10,7 @@ import pytest
 
 from app.devstore.state import metafield_digest
 from app.models import Shop
-from app.sync import push
+from app.sync import push, service
 from app.sync.service import sync_status
 from tests.sync.conftest import SHOP, World, seed, variety
 
@@ -47,6 +47,36 @@ def test_a_crash_between_documents_resumes_without_losing_or_repeating_writes(wo
 
     assert set(_written_owners(world).values()) == {1}
     assert all(len(metafields) >= 8 for metafields, _ in _snapshot(world).values())
+    with world.factory() as session:
+        assert sync_status(session, world.shop_id).customers_pending == 0
+
+
+def test_a_crash_before_a_document_is_recorded_writes_only_that_document_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(world, 60)
+    record = service.record_plans
+    documents: list[list[int]] = []
+
+    def crash_on_third(session: Any, shop_id: int, plans: Any, now: Any) -> int:
+        plans = list(plans)
+        if plans and not plans[0].empty:
+            documents.append([p.customer_id for p in plans])
+            if len(documents) == 3:
+                raise push.SyncStopped  # Shopify has the writes, the app never recorded them
+        return record(session, shop_id, plans, now)
+
+    monkeypatch.setattr(service, "record_plans", crash_on_third)
+    with pytest.raises(push.SyncStopped):
+        world.sync(document_fields=4)
+    monkeypatch.setattr(service, "record_plans", record)
+
+    world.sync(document_fields=4)
+
+    twice = {owner for owner, n in _written_owners(world).items() if n == 2}
+    assert twice == {world.gid(c) for c in documents[2]}
+    assert max(_written_owners(world).values()) == 2
+    assert len(_written_owners(world)) == 60
     with world.factory() as session:
         assert sync_status(session, world.shop_id).customers_pending == 0
 
