@@ -176,6 +176,8 @@ async def sync_shop(
     try:
         if not ctx.enabled:
             await delete_segments(factory, admin, ctx, token, now)
+            if ctx.bulk_phase is not None:  # a bulk sync cut short: its customers stay due for later
+                await _tx(factory, _abandon_bulk, shop_id)
             await _tx(factory, _finish, ctx, now(), 0, None, marks)
             return None
         if ctx.bulk_phase is None:
@@ -707,6 +709,11 @@ def _save_inflight(
 ) -> None:
     repo.set_inflight(session, shop_id, {p.customer_id: p.to_json() for p in plans}, now)
     service.set_bulk(session, shop_id, phase, None)
+
+
+def _abandon_bulk(session: Session, shop_id: int) -> None:
+    repo.clear_inflight(session, shop_id)
+    service.set_bulk(session, shop_id, None, None)
 
 
 def _finish_bulk(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
