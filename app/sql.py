@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Table
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Insert, text
+from sqlalchemy.sql import ClauseElement, Insert, text
 
 
 def upsert(
@@ -55,11 +57,10 @@ def advisory_lock(session: Session, keys: Iterable[int]) -> None:
     ordered = sorted(set(keys))
     if not ordered:
         return
-    conn = session.connection()
     if len(ordered) == 1:
-        conn.execute(_LOCK_ONE, {"k": ordered[0]})
+        execute(session, _LOCK_ONE, {"k": ordered[0]})
     else:
-        conn.execute(_LOCK_MANY, {"keys": ordered})
+        execute(session, _LOCK_MANY, {"keys": ordered})
 
 
 _LOCK_ONE = text("SELECT pg_advisory_xact_lock(:k)")
@@ -67,3 +68,49 @@ _LOCK_MANY = text(
     "SELECT pg_advisory_xact_lock(k)"
     " FROM (SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS sorted"
 )
+
+
+# -- the webhook hot path on PostgreSQL ------------------------------------------------------------
+# SQLAlchemy's per-statement overhead is most of a webhook's CPU time. For the few statements of
+# the hot path, run their PostgreSQL text (compiled once) straight on the psycopg cursor of the
+# session's connection: same transaction, server-side prepared after a few uses. PostgreSQL's own
+# types need none of the column types' conversions (aware datetimes, NUMERIC as Decimal).
+_compiled: dict[tuple[int, tuple[str, ...]], tuple[str, dict[str, Any], ClauseElement]] = {}
+
+
+def _pg_sql(conn: Connection, stmt: ClauseElement, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    key = (id(stmt), tuple(params))
+    entry = _compiled.get(key)
+    if entry is None:
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(params))
+        # literal values of the statement itself (e.g. `literal(1)`) are bound parameters too
+        defaults = {k: v for k, v in compiled.params.items() if k not in params and v is not None}
+        entry = _compiled[key] = (str(compiled), defaults, stmt)  # holding `stmt` keeps its id unique
+    sql, defaults = entry[0], entry[1]
+    return sql, ({**defaults, **params} if defaults else params)
+
+
+def execute(session: Session, stmt: Any, params: dict[str, Any]) -> None:
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        conn.execute(stmt, params)
+        return
+    with conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(*_pg_sql(conn, stmt, params), prepare=True)
+
+
+def fetch_one(
+    session: Session, stmt: Any, params: dict[str, Any], *, allow_none: bool = False
+) -> Any:
+    """One row with attribute access (None when there is none and `allow_none`)."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(stmt, params)
+        return result.first() if allow_none else result.one()
+    driver = conn.connection.driver_connection
+    with driver.cursor(row_factory=namedtuple_row) as cur:  # type: ignore[union-attr]
+        cur.execute(*_pg_sql(conn, stmt, params), prepare=True)
+        row = cur.fetchone()
+    if row is None and not allow_none:
+        raise LookupError("expected one row")
+    return row

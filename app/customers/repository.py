@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Customer, Order
 from app.models.base import UTCDateTime, table_of
-from app.sql import advisory_lock, lock_key
+from app.sql import advisory_lock, execute, lock_key
 
 customers = table_of(Customer)
 orders = table_of(Order)
@@ -71,7 +71,7 @@ def recompute(session: Session, shop_id: int, customer_ids: Iterable[int], now: 
         return
     dialect = session.get_bind().dialect.name
     params = {"shop_id": shop_id, "ids": ids if dialect == "postgresql" else json.dumps(ids), "now": now}
-    session.connection().execute(_recompute_statements[dialect], params)
+    execute(session, _recompute_statements[dialect], params)
 
 
 def remove(session: Session, shop_id: int, customer_id: int) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.models import DeletedOrder, Order, OrderRefund
 from app.models.base import table_of
-from app.sql import advisory_lock, lock_key, upsert
+from app.sql import advisory_lock, execute, fetch_one, lock_key, upsert
 
 orders = table_of(Order)
 refunds = table_of(OrderRefund)
@@ -65,7 +65,7 @@ def read_for_delivery(session: Session, shop_id: int, order_id: int, after: date
     """One row: the stored order's columns (all None when there is none), `deleted`, and
     `pending_refunds_after` (refunds newer than `after`, in presentment money)."""
     params = {"shop_id": shop_id, "order_id": order_id, "after": after}
-    return session.connection().execute(_read_for_delivery, params).one()
+    return fetch_one(session, _read_for_delivery, params)
 
 
 def get(session: Session, shop_id: int, order_id: int) -> Row[Any] | None:
@@ -77,9 +77,10 @@ def is_deleted(session: Session, shop_id: int, order_id: int) -> bool:
 
 
 def save(session: Session, row: dict[str, Any]) -> None:
-    session.execute(
-        upsert(session, orders, keys=ORDER_KEYS, update=[c for c in row if c not in ORDER_KEYS]), row
-    )
+    # Never older over newer, even if a bulk import wrote the row after this delivery read it.
+    update_columns = [c for c in row if c not in ORDER_KEYS]
+    stmt = upsert(session, orders, keys=ORDER_KEYS, update=update_columns, only_if_newer="source_updated_at")
+    execute(session, stmt, row)
 
 
 def update_values(session: Session, shop_id: int, order_id: int, **values: Any) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Base, Shop
 from app.models.base import table_of
+from app.sql import fetch_one
 
 shops = table_of(Shop)
 
@@ -38,7 +39,7 @@ _ref_by_domain = select(shops.c.shop_id, shops.c.domain, shops.c.uninstalled_at)
 
 
 def ref_by_domain(session: Session, domain: str) -> ShopRef | None:
-    row = session.connection().execute(_ref_by_domain, {"domain": domain}).first()
+    row = fetch_one(session, _ref_by_domain, {"domain": domain}, allow_none=True)
     return ShopRef(row.shop_id, row.domain, row.uninstalled_at) if row is not None else None
 
 
