@@ -99,9 +99,7 @@ def execute(session: Session, stmt: Any, params: dict[str, Any]) -> None:
         cur.execute(*_pg_sql(conn, stmt, params), prepare=True)
 
 
-def fetch_one(
-    session: Session, stmt: Any, params: dict[str, Any], *, allow_none: bool = False
-) -> Any:
+def fetch_one(session: Session, stmt: Any, params: dict[str, Any], *, allow_none: bool = False) -> Any:
     """One row with attribute access (None when there is none and `allow_none`)."""
     conn = session.connection()
     if conn.dialect.name != "postgresql":
