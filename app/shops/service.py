@@ -11,6 +11,7 @@ from app.customers import repository as customers_repo
 from app.models import Customer, DataRequest, Order, Shop
 from app.models.base import table_of
 from app.orders import repository as orders_repo
+from app.scoring import repository as scoring_repo
 from app.shopify.token_crypto import TokenCipher
 from app.shops import repository as repo
 from app.sql import upsert
@@ -56,6 +57,7 @@ def redact_customer(
     session.execute(
         delete(DataRequest).where(DataRequest.shop_id == shop_id, DataRequest.customer_id == customer_id)
     )
+    scoring_repo.erase_customer(session, shop_id, customer_id)
     sync.forget_customer(session, shop_id, customer_id, now)  # its app metafields and tags leave Shopify
 
 

@@ -65,6 +65,12 @@ def test_customer_redact_leaves_no_row_for_the_customer(client: TestClient, sess
     assert session.scalars(select(Order).where(Order.shop_id == sid, Order.customer_id == 10)).first() is None
     assert session.scalars(select(OrderRefund).where(OrderRefund.shop_id == sid)).first() is None
     assert session.scalars(select(DataRequest).where(DataRequest.shop_id == sid)).first() is None
+    from app.models import Base
+
+    for table in Base.metadata.sorted_tables:
+        if "customer_id" in table.c:
+            leftover = select(table.c.customer_id).where(table.c.shop_id == sid, table.c.customer_id == 10)
+            assert session.execute(leftover).first() is None, table.name
     # the other buyer and the other shop are untouched
     assert session.scalars(select(Order.order_id).where(Order.shop_id == sid)).all() == [3]
     other = shop_id(session, OTHER)
