@@ -40,7 +40,6 @@ from app.devstore.server import create_devstore_app
 from app.devstore.state import DevStore
 from app.devstore.webhooks import WebhookSender, order_payload
 from app.imports.service import import_progress
-from app.jobs import registry
 from app.main import create_app
 from app.models import Customer, CustomerScore, Shop
 from app.shopify.testing import make_session_token
@@ -306,9 +305,6 @@ class Demo:
 
         self._wait(step, timeout=600)
         self.out.write("\n")
-        if registry.kind("sync") is None:
-            self.out.write("  (writing back to Shopify is not available in this build)\n")
-            return
 
         def synced() -> bool:
             self._refresh_store_counts()
