@@ -3,6 +3,11 @@
     .venv/bin/python bench/rescore.py                       # 200,000 customers, ~1,000,000 orders
     .venv/bin/python bench/rescore.py --customers 1000000   # ~5,000,000 orders
     .venv/bin/python bench/rescore.py --url postgresql://postgres@127.0.0.1/rfm_bench_scoring
+    .venv/bin/python bench/rescore.py --reuse-setup   # clone the saved setup of an earlier run
+
+The setup is saved as a database of its own (``<name>_setup_<customers>_<seed>``); with
+``--reuse-setup`` the bench database is cloned from it (CREATE DATABASE … TEMPLATE) instead of
+being built again, so that repeated runs time the same data.
 
 The ledger and the customer aggregates are loaded with binary COPY and set-based SQL (not timed).
 The timed part runs in a fresh child process so that its peak memory (ru_maxrss) is the rescore's
@@ -46,6 +51,25 @@ def _fresh_database(url: str) -> None:
         conn.execute(text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
     migrate(url)
+
+
+def _setup_name(url: str, customers: int, seed: int) -> str:
+    return f"{make_url(normalise_url(url)).database}_setup_{customers}_{seed}"
+
+
+def _clone(url: str, source: str, target: str) -> bool:
+    """CREATE DATABASE target TEMPLATE source (after dropping target); False if source is missing."""
+    admin = create_engine(make_url(normalise_url(url)).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": source}):
+            admin.dispose()
+            return False
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target}"'))
+        # FILE_COPY: the default (WAL_LOG) writes the whole copy to the WAL, and the checkpoints
+        # that follows would land in the timed rescores.
+        conn.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{source}" STRATEGY FILE_COPY'))
+    admin.dispose()
+    return True
 
 
 def _us(days_before_now: np.ndarray) -> np.ndarray:
@@ -120,6 +144,9 @@ def setup(url: str, customers: int, seed: int) -> None:
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     engine.dispose()
+    database = make_url(normalise_url(url)).database
+    assert database is not None
+    _clone(url, database, _setup_name(url, customers, seed))
     print(
         f"setup: {customers:,} customers, {customer_of_order.size:,} orders loaded in "
         f"{time.perf_counter() - started:.1f} s (not timed)"
@@ -173,6 +200,9 @@ def measure_reference(url: str) -> None:
 def measure(url: str, reference: float) -> None:
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
+    with engine.connect() as conn:
+        # Start from a checkpoint: the setup's own writes are not the rescore's to flush.
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("CHECKPOINT"))
     print(f"reference: SELECT customer aggregates into NumPy arrays      {reference:7.3f} s")
 
     def timed(label: str, now: dt.datetime, full: bool | None) -> None:
@@ -202,6 +232,7 @@ def main() -> None:
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--reuse-setup", action="store_true", help="clone the saved setup if there is one")
     parser.add_argument("--measure-only", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -211,7 +242,12 @@ def main() -> None:
     if args.measure_only is not None:
         measure(args.url, args.measure_only)
         return
-    setup(args.url, args.customers, args.seed)
+    database = make_url(normalise_url(args.url)).database
+    assert database is not None
+    if args.reuse_setup and _clone(args.url, _setup_name(args.url, args.customers, args.seed), database):
+        print(f"setup: cloned from {_setup_name(args.url, args.customers, args.seed)} (not timed)")
+    else:
+        setup(args.url, args.customers, args.seed)
     # The reference runs in a process of its own, so that its Python row objects do not count in
     # the rescoring process's peak memory.
     reference = subprocess.run(

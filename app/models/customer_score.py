@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, Money, UTCDateTime
@@ -18,7 +18,8 @@ class CustomerScore(Base):
 
     __tablename__ = "customer_scores"
 
-    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"), primary_key=True)
+    # No foreign key to shops (migration 0008): checked once per rescore, not once per row.
+    shop_id: Mapped[int] = mapped_column(ShopId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     frequency: Mapped[int] = mapped_column(Integer)  # qualifying orders in the window
     monetary: Mapped[Decimal] = mapped_column(Money)  # spent in the window

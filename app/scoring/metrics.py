@@ -57,9 +57,17 @@ def _date(day_number: int) -> dt.date:
     return _EPOCH + dt.timedelta(days=int(day_number))
 
 
-def _month_numbers(days: IntArray) -> IntArray:
-    """Calendar months since January 1970 (0 = 1970-01)."""
-    return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+def _month_numbers(days: IntArray) -> npt.NDArray[np.int32]:
+    """Calendar months since January 1970 (0 = 1970-01), as int32.
+
+    Looked up in a table of the days between the first and the last: millions of orders fall on a
+    few thousand days, and the datetime64 conversions would make three full-size temporaries."""
+    if days.size == 0:
+        return np.zeros(days.shape, dtype=np.int32)
+    low, high = int(days.min()), int(days.max())
+    table = np.arange(low, high + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int32)
+    offset = days - low
+    return table[offset]
 
 
 def _month_start(month_number: int) -> dt.date:
@@ -102,7 +110,10 @@ def _values(order_value: npt.ArrayLike, size: int) -> FloatArray:
 
 def _sorted_unique(keys: IntArray) -> IntArray:
     # np.unique on a million int64 keys is several times slower than sort + mask in NumPy 2.x
-    ordered = np.sort(keys)
+    return _unique_of_sorted(np.sort(keys))
+
+
+def _unique_of_sorted(ordered: IntArray) -> IntArray:
     if ordered.size == 0:
         return ordered
     keep = np.empty(ordered.size, dtype=np.bool_)
@@ -213,7 +224,9 @@ def retention_by_period(
         return RetentionTable([], [], [], [], [], [], [])
     end = int(days.max()) if as_of is None else _day_number(as_of)
     keep = days <= end
-    customers, days = customers[keep], days[keep]
+    if not keep.all():
+        customers, days = customers[keep], days[keep]
+    del keep
     if customers.size == 0:
         return RetentionTable([], [], [], [], [], [], [])
 
@@ -221,7 +234,7 @@ def retention_by_period(
         months = _month_numbers(days)
         first_month = int(months.min())
         last_month = int(_month_numbers(np.asarray([end]))[0])
-        period = months - first_month
+        period: npt.NDArray[np.integer] = months - first_month
         periods = last_month - first_month + 1
         starts = [_month_start(first_month + p) for p in range(periods)]
         ends = [_month_end(first_month + p) for p in range(periods)]
@@ -372,10 +385,13 @@ def cohort_table(
         return CohortTable([], [], [], [], [], [])
     end = int(days.max()) if as_of is None else _day_number(as_of)
     keep = days <= end
-    customers, days, values = customers[keep], days[keep], values[keep]
+    if not keep.all():
+        customers, days, values = customers[keep], days[keep], values[keep]
+    del keep
     if customers.size == 0:
         return CohortTable([], [], [], [], [], [])
 
+    # Millions of orders: one full-size temporary at a time, int32 where the numbers are small.
     months = _month_numbers(days)
     first_month_of = np.full(int(customers.max()) + 1, np.iinfo(np.int64).max)
     np.minimum.at(first_month_of, customers, months)
@@ -384,21 +400,38 @@ def cohort_table(
     rows = last - oldest + 1
     columns = rows if max_months_after is None else min(rows, max_months_after + 1)
 
-    cohort_of_order = first_month_of[customers] - oldest
-    months_after = months - first_month_of[customers]
+    buyer_first_month = np.where(first_month_of == np.iinfo(np.int64).max, 0, first_month_of).astype(np.int32)
+    first_month_of_order = buyer_first_month[customers]
+    del buyer_first_month
+    months_after = months - first_month_of_order
+    del months
     in_table = months_after < columns
-    cell = cohort_of_order * columns + months_after
+    everything = bool(in_table.all())
+    cell = first_month_of_order - oldest
+    del first_month_of_order
+    cell *= columns
+    cell += months_after
+    revenue = np.bincount(
+        cell if everything else cell[in_table],
+        weights=values if everything else values[in_table],
+        minlength=rows * columns,
+    )
+    del cell
+    cumulative = np.cumsum(revenue.reshape(rows, columns), axis=1)
 
     buyers = np.flatnonzero(first_month_of != np.iinfo(np.int64).max)
     sizes = np.bincount(first_month_of[buyers] - oldest, minlength=rows)
     # distinct (customer, month after) pairs, each counted in its cohort's cell
-    pairs = _sorted_unique(customers[in_table] * columns + months_after[in_table])
+    pair_keys = customers * columns if everything else customers[in_table] * columns
+    pair_keys += months_after if everything else months_after[in_table]
+    del months_after, in_table
+    pair_keys.sort()
+    pairs = _unique_of_sorted(pair_keys)
+    del pair_keys
     pair_customers = pairs // columns
     active = np.bincount(
         (first_month_of[pair_customers] - oldest) * columns + pairs % columns, minlength=rows * columns
     ).reshape(rows, columns)
-    revenue = np.bincount(cell[in_table], weights=values[in_table], minlength=rows * columns)
-    cumulative = np.cumsum(revenue.reshape(rows, columns), axis=1)
 
     active_rows: list[list[int | None]] = []
     share_rows: list[list[float | None]] = []

@@ -121,12 +121,16 @@ def copy_in(
     ):
         copy.write(_HEADER)
         for start in range(0, positions.size, COPY_CHUNK):
-            chunk = positions[start : start + COPY_CHUNK]
-            rows = np.empty(chunk.size, dtype=dtype)
+            stop = min(start + COPY_CHUNK, positions.size)
+            # every position, in order (a shop's first scoring): slices, not gathers
+            part: slice | npt.NDArray[np.intp] = (
+                slice(start, stop) if selection is None else positions[start:stop]
+            )
+            rows = np.empty(stop - start, dtype=dtype)
             rows["_count"] = len(columns)
             for i, (name, kind) in enumerate(columns):
                 rows[f"_len{i}"] = np.dtype(_WIRE[kind]).itemsize
-                rows[name] = np.asarray(arrays[name])[chunk]
+                rows[name] = np.asarray(arrays[name])[part]
             copy.write(rows.tobytes())
         copy.write(_TRAILER)
     return int(positions.size)
