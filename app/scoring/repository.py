@@ -335,6 +335,16 @@ def clear_pending(session: Session, shop_id: int, customer_ids: Array, updated_a
 ORDER_COLUMNS: Final[list[pgcopy.Column]] = [("customer_id", "int8"), ("day", "int4"), ("value", "float8")]
 
 
+def _orders_query(tz: str, shop_id: int) -> tuple[str, dict[str, Any]]:
+    query = (
+        "SELECT o.customer_id::int8, "
+        "((o.ordered_at AT TIME ZONE %(tz)s)::date - DATE '1970-01-01')::int4, "
+        "o.value::float8 FROM orders o WHERE o.shop_id = %(shop_id)s AND o.qualifies "
+        "AND o.customer_id IS NOT NULL"
+    )
+    return query, {"shop_id": shop_id, "tz": tz}
+
+
 def load_orders(
     session: Session, shop_id: int, tz: str, customer_ids: Sequence[int] | None = None
 ) -> dict[str, Array]:
@@ -342,13 +352,7 @@ def load_orders(
 
     ``customer_ids`` limits them to those customers (the incremental rescore)."""
     if is_postgres(session):
-        query = (
-            "SELECT o.customer_id::int8, "
-            "((o.ordered_at AT TIME ZONE %(tz)s)::date - DATE '1970-01-01')::int4, "
-            "o.value::float8 FROM orders o WHERE o.shop_id = %(shop_id)s AND o.qualifies "
-            "AND o.customer_id IS NOT NULL"
-        )
-        params: dict[str, Any] = {"shop_id": shop_id, "tz": tz}
+        query, params = _orders_query(tz, shop_id)
         if customer_ids is not None:
             query += " AND o.customer_id = ANY(%(ids)s::int8[])"
             params["ids"] = [int(c) for c in customer_ids]
@@ -365,6 +369,25 @@ def load_orders(
         "day": np.asarray([(r[1].astimezone(zone).date() - _EPOCH).days for r in rows], dtype=np.int32),
         "value": np.asarray([float(r[2]) for r in rows], dtype=np.float64),
     }
+
+
+def load_orders_and_customers(
+    session: Session, shop_id: int, tz: str, *, with_predictions: bool
+) -> tuple[dict[str, Array], LoadedCustomers]:
+    """Every qualifying order and every buyer (``load_orders``, ``load_customers``). On PostgreSQL
+    the orders are read on a connection of their own at the same time: the two reads are separate
+    snapshots either way (a customer whose orders changed in between is marked and comes next)."""
+    if not is_postgres(session):
+        return load_orders(session, shop_id, tz), load_customers(
+            session, shop_id, tz, with_predictions=with_predictions
+        )
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        query, params = _orders_query(tz, shop_id)
+        future = pool.submit(_fetch_on_own_connection, engine, query, params, ORDER_COLUMNS)
+        loaded = load_customers(session, shop_id, tz, with_predictions=with_predictions)
+        return future.result(), loaded
 
 
 def qualifying_orders_count(session: Session, shop_id: int) -> int:
@@ -447,19 +470,52 @@ _STORED: Final = [
     "values_changed_at",
 ]
 
+_MONEY_PLACES: Final = {"monetary": 4, "spent_last_year": 4, "historic_clv": 4, "predicted_clv": 2}
+_NOT_EXACT: Final = np.iinfo(np.int64).min
+_SCORES_COPIED: Final[list[pgcopy.Column]] = [
+    *SCORE_COLUMNS,
+    *((f"{name}_units", "int8") for name in _MONEY_PLACES),
+    ("is_new", "bool"),
+]
 _SCORES_TEMP_DDL: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS score_rows ("
-    + ", ".join(f"{name} {kind}" for name, kind in SCORE_COLUMNS)
-    + ", is_new bool) ON COMMIT DELETE ROWS"
+    + ", ".join(f"{name} {kind}" for name, kind in _SCORES_COPIED)
+    + ") ON COMMIT DELETE ROWS"
 )
-_SCORES_VALUES: Final = f"""t.frequency, round(t.monetary::numeric, 4), t.orders_last_year,
-  round(t.spent_last_year::numeric, 4), t.recency_score, t.frequency_score, t.monetary_score,
+
+
+def _money(name: str) -> str:
+    """The stored numeric: from whole units of 10^-places (an integer to numeric is cheap), else
+    PostgreSQL's own rounding of the float (its float-to-numeric conversion prints the float)."""
+    places = _MONEY_PLACES[name]
+    return (
+        f"CASE WHEN t.{name}_units <> {_NOT_EXACT} THEN t.{name}_units::numeric * 1e-{places} "
+        f"ELSE round(t.{name}::numeric, {places}) END"
+    )
+
+
+def money_units(values: Array, places: int) -> Array:
+    """Each value in whole units of 10^-places where that is exactly what ``round(value::numeric,
+    places)`` stores, else ``_NOT_EXACT``: a value already rounded to ``places`` (the float nearest
+    k·10^-places) below 10^(15 − places) prints with 15 significant digits as exactly k·10^-places."""
+    values = np.asarray(values, dtype=np.float64)
+    scale = 10.0**places
+    with np.errstate(invalid="ignore"):
+        units = np.rint(values * scale)
+        exact = np.isfinite(values) & (np.abs(values) < 10.0 ** (15 - places)) & (units / scale == values)
+    result = np.where(exact, units, 0).astype(np.int64)
+    result[~exact] = _NOT_EXACT
+    return result
+
+
+_SCORES_VALUES: Final = f"""t.frequency, {_money("monetary")}, t.orders_last_year,
+  {_money("spent_last_year")}, t.recency_score, t.frequency_score, t.monetary_score,
   t.recency_score::text || t.frequency_score::text || t.monetary_score::text, t.fm_score,
   ({_array_literal(SEGMENT_NAMES)})[t.segment + 1],
   ({_array_literal(THIRDS_GROUP_NAMES)})[t.thirds_group + 1],
   ({_array_literal(STAGE_NAMES)})[t.stage + 1], t.stage_since,
   {", ".join("t." + f for f in _FLAGS)},
-  round(t.historic_clv::numeric, 4), round(t.predicted_clv::numeric, 2), t.predicted_orders, t.churn_risk,
+  {_money("historic_clv")}, {_money("predicted_clv")}, t.predicted_orders, t.churn_risk,
   NULLIF(t.expected_next_order_at, '-infinity'), NULLIF(t.average_days_between_orders, 'NaN'),
   ({_array_literal(CLV_TIERS)})[NULLIF(t.clv_tier, 0)], ({_array_literal(CLV_SOURCES)})[t.clv_source + 1],
   t.row_hash, t.synced_hash, t.values_changed_at"""
@@ -501,9 +557,11 @@ def write_scores(session: Session, shop_id: int, columns: dict[str, Array], sele
         session.execute(text(_SCORES_TEMP_DDL))
         session.execute(text("TRUNCATE score_rows"))
         every = count == columns["customer_id"].size  # selection is then 0..n-1
-        pgcopy.copy_in(
-            session, "score_rows", [*SCORE_COLUMNS, ("is_new", "bool")], columns, None if every else selection
-        )
+        units = {
+            f"{name}_units": money_units(columns[name], places) for name, places in _MONEY_PLACES.items()
+        }
+        pgcopy.copy_in(session, "score_rows", _SCORES_COPIED, columns | units, None if every else selection)
+        del units
         # Statistics on the temp table let the planner join a few changed rows by index, not by
         # scanning every stored row of the shop (the join columns are enough: sampling all 32
         # columns costs a first scoring a third of a second).

@@ -309,15 +309,15 @@ def rescore_shop(
     if full is None:
         full = _needs_full(session, shop_id, now, last)
 
-    # A full rescore starts with the order-level metrics, while only the orders are in memory: at
-    # 5M orders they are the step that needs the most (peak memory stays under 1 GB at 1M buyers).
+    # A full rescore reads the orders and the customers at the same time, then computes the
+    # order-level metrics (at 5M orders the step that needs the most memory).
     ords: dict[str, Array] | None = None
     shop_level: shop_metrics_rules.ShopMetrics | None = None
     if full:
-        ords = repo.load_orders(session, shop_id, tz)
+        ords, loaded = repo.load_orders_and_customers(session, shop_id, tz, with_predictions=False)
         shop_level = _order_metrics(ords, today)
-
-    loaded = repo.load_customers(session, shop_id, tz, with_predictions=not full)
+    else:
+        loaded = repo.load_customers(session, shop_id, tz, with_predictions=True)
     cust = loaded.columns
     n = int(cust["customer_id"].size)
     new_or_marked = cust["pending"] | ~cust["scored"]
