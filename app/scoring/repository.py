@@ -178,7 +178,10 @@ def load_customers(
             aggregates = pgcopy.fetch_columns(session, _AGGREGATES_PG, params, AGGREGATE_COLUMNS)
             stored = future.result()
         order = np.argsort(aggregates["customer_id"], kind="stable")
-        columns = {name: values[order] for name, values in aggregates.items()}
+        columns = {}
+        for name in list(aggregates):  # one column at a time: the unsorted one goes as it is copied
+            columns[name] = aggregates.pop(name)[order]
+        del order
         ids = columns["customer_id"]
         position = np.searchsorted(ids, stored["customer_id"])
         clipped = np.minimum(position, max(ids.size - 1, 0))
@@ -191,7 +194,7 @@ def load_customers(
             dtype = np.asarray(stored[name]).dtype if name in stored else np.dtype(pgcopy._NATIVE[kind])
             column = np.full(ids.size, _DEFAULTS.get(name, 0), dtype=dtype)
             if name in stored:
-                column[clipped[found]] = stored[name][found]
+                column[clipped[found]] = stored.pop(name)[found]
             columns[name] = column
         return LoadedCustomers(columns, [int(c) for c in stored["customer_id"][~found]])
     rows = session.execute(
@@ -562,12 +565,12 @@ def write_scores(session: Session, shop_id: int, columns: dict[str, Array], sele
         }
         pgcopy.copy_in(session, "score_rows", _SCORES_COPIED, columns | units, None if every else selection)
         del units
-        # Statistics on the temp table let the planner join a few changed rows by index, not by
-        # scanning every stored row of the shop (the join columns are enough: sampling all 32
-        # columns costs a first scoring a third of a second).
-        session.execute(text("ANALYZE score_rows (customer_id, is_new)"))
         new = columns["is_new"][selection]
         if not new.all():
+            # Statistics on the temp table let the planner join a few changed rows by index, not
+            # by scanning every stored row of the shop (the join columns are enough: sampling all
+            # 32 columns costs a first scoring a third of a second). A plain INSERT needs none.
+            session.execute(text("ANALYZE score_rows (customer_id, is_new)"))
             # A few rows: probe the key for each. The shop's row count in the statistics can be far
             # too low (a first scoring just inserted every row, autovacuum has not run yet), and
             # the planner would then hash every stored row of the shop to update a thousand.
