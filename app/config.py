@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Development-only way into the pages outside the Shopify admin (app/auth/dev.py).
     dev_login: bool = False
     worker_metrics_port: int | None = None  # the worker serves /metrics on this port when set
+    # PostgreSQL connections per app process for order webhooks (besides SQLAlchemy's pool).
+    webhook_pool_size: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

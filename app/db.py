@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 from alembic.config import Config
 from fastapi import Depends, Request
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -82,6 +84,27 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     with lock or nullcontext(), factory.begin() as session:
         session.connection(execution_options={WRITE_OPTION: True})
         yield session
+
+
+def libpq_url(url: str) -> str:
+    """The database URL as libpq takes it (psycopg's own connections, outside SQLAlchemy)."""
+    return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def webhook_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
+    """PostgreSQL connections for the order-webhook path, in autocommit: each delivery is one call
+    of a server-side function, its own transaction (app.webhooks.router). Use with `async with`.
+    No check on checkout (that would be a round trip per delivery): a broken connection fails its
+    one delivery with a 503, which Shopify retries, and the pool replaces it."""
+    return AsyncConnectionPool(
+        libpq_url(url),
+        min_size=1,
+        max_size=size,
+        kwargs={"autocommit": True},
+        timeout=5.0,
+        open=False,
+        name="webhooks",
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -32,6 +32,10 @@ class Gone(AppError):
     status_code = 410
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
 class UnprocessablePayload(AppError):
     status_code = 422
 

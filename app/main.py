@@ -10,7 +10,7 @@ set at once (so the app works under a transport that runs no lifespan) and never
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -23,12 +23,12 @@ from app.auth.router import router as auth_router
 from app.auth.security import FrameAncestorsMiddleware, install_token_redaction
 from app.auth.service import ShopAuth
 from app.config import Settings, get_settings
-from app.db import make_engine, make_sessionmaker
+from app.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
 from app.deps import install_session_token_handler
 from app.errors import install_error_handler
 from app.health import router as health_router
 from app.observability import RequestContextMiddleware, configure_logging
-from app.webhooks.router import router as webhooks_router
+from app.webhooks.router import WebhookEndpoint
 
 
 def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient | None = None) -> FastAPI:
@@ -36,12 +36,17 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if http_client is not None:
+        async with AsyncExitStack() as stack:
+            if not is_sqlite(settings.database_url):
+                # order webhooks on PostgreSQL: one function call per delivery (app.webhooks.router)
+                app.state.webhook_pool = await stack.enter_async_context(
+                    webhook_pool(settings.database_url, settings.webhook_pool_size)
+                )
+            if http_client is None:
+                app.state.http = await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+                )
             yield
-        else:
-            async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-                app.state.http = client
-                yield
         app.state.engine.dispose()
 
     app = FastAPI(title="RFM & CLV for Shopify", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -54,10 +59,10 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     install_error_handler(app)
     install_session_token_handler(app)
     install_token_redaction()
+    app.add_middleware(WebhookEndpoint)  # POST /webhooks, inside the request id middleware
     app.add_middleware(FrameAncestorsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
-    app.include_router(webhooks_router)
     app.include_router(auth_router)
     if settings.dev_login:
         app.include_router(dev_router)

@@ -44,8 +44,11 @@ def _upsert(
 
 
 def lock_key(namespace: str, *parts: int) -> int:
-    digest = hashlib.blake2b(f"{namespace}:{':'.join(map(str, parts))}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    """A 64-bit advisory lock key: the first 8 bytes of SHA-256 of `namespace:part:…`, signed.
+    PostgreSQL's `rfm_lock_key(namespace, shop_id, id)` (migration 0009) computes the same key, so
+    the order-delivery function and the Python paths lock each other out."""
+    digest = hashlib.sha256(f"{namespace}:{':'.join(map(str, parts))}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def advisory_lock(session: Session, keys: Iterable[int]) -> None:

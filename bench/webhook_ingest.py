@@ -7,8 +7,9 @@ postgresql://postgres@127.0.0.1:5432/rfm_bench, dropped and migrated), signs rea
 payloads built by the Shopify double, and drives them over keep-alive HTTP/1.1 connections:
 1. throughput: as fast as the server answers (closed loop), webhooks/s and p50/p99;
 2. latency at a fixed 500 webhooks/s (open loop; latency counted from the scheduled send time);
-3. reference, same run: the same ledger transaction called directly in one Python loop (no HTTP,
-   no JSON, no HMAC), webhooks/s. The ratio is HTTP throughput / reference.
+3. reference, same run: the same SQL (one `rfm_ingest_order` call per order, as the server makes
+   on PostgreSQL) called directly in one loop on one connection (no HTTP, no JSON, no HMAC, no
+   concurrency), webhooks/s. The ratio is HTTP throughput / reference.
 Targets (issue #2, this 2-core machine): >= 1,000 webhooks/s sustained, p99 < 50 ms at 500/s.
 """
 
@@ -30,14 +31,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psycopg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from app.db import make_engine, make_sessionmaker, migrate, write_transaction  # noqa: E402
+from app.db import libpq_url, make_engine, make_sessionmaker, migrate, write_transaction  # noqa: E402
 from app.devstore.state import DevStore  # noqa: E402
 from app.devstore.webhooks import order_payload, sign_webhook  # noqa: E402
+from app.orders import service as orders  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
 from app.webhooks.handlers import TOPICS  # noqa: E402
-from app.webhooks.router import _apply_in_transaction  # noqa: E402
 
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rfm_bench")
 SECRET = "bench-secret"
@@ -167,17 +169,20 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def reference_rate(payloads: list[dict]) -> float:
-    """The same ledger transaction per order, called in a plain loop (no HTTP, JSON or HMAC)."""
-    engine = make_engine(DB_URL)
-    factory = make_sessionmaker(engine)
-    topic = TOPICS["orders/create"]
-    applies = [topic.parse(p) for p in payloads]
-    started = time.perf_counter()
-    for apply in applies:
-        _apply_in_transaction(factory, topic, REF_SHOP, apply)
-    elapsed = time.perf_counter() - started
-    engine.dispose()
-    return len(applies) / elapsed
+    """The same SQL per order as the server runs (one `rfm_ingest_order` call, its own transaction),
+    called in a plain loop on one connection: no HTTP, JSON, HMAC or concurrency."""
+    applies = [TOPICS["orders/create"].parse(p) for p in payloads]
+
+    async def run() -> float:
+        async with await psycopg.AsyncConnection.connect(libpq_url(DB_URL), autocommit=True) as conn:
+            started = time.perf_counter()
+            for apply in applies:
+                now = datetime.now(UTC)
+                outcome = await orders.ingest_order(conn, REF_SHOP, apply.facts, now, touch=False)
+                assert outcome is orders.Outcome.applied, outcome
+            return len(applies) / (time.perf_counter() - started)
+
+    return asyncio.run(run())
 
 
 def free_port() -> int:
@@ -250,7 +255,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     reference = reference_rate(payloads[args.orders + at_rate :])
-    print(f"reference (same transaction in a direct Python loop, one connection): {reference:,.0f}/s")
+    print(f"reference (the same SQL per order in a direct loop, one connection): {reference:,.0f}/s")
     print(f"ratio HTTP throughput / reference: {throughput / reference:.2f}")
 
 

@@ -21,17 +21,11 @@ def lock_customers(session: Session, shop_id: int, customer_ids: Iterable[int | 
     advisory_lock(session, [lock_key("customer", shop_id, c) for c in customer_ids if c is not None])
 
 
-_RECOMPUTE = """
+_UPSERT = """
 INSERT INTO customers (shop_id, customer_id, first_order_at, last_order_at, orders_count, total_spent,
                        average_order_value, discounted_orders_count, average_days_between_orders,
                        score_pending, aggregates_updated_at)
-SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
-       COALESCE(SUM(o.value), 0), {aov}, COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
-       {gap}, TRUE, :now
-FROM {ids} AS ids
-LEFT JOIN orders AS o ON o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
-WHERE TRUE
-GROUP BY ids.customer_id
+{select}
 ON CONFLICT (shop_id, customer_id) DO UPDATE SET
     first_order_at = excluded.first_order_at, last_order_at = excluded.last_order_at,
     orders_count = excluded.orders_count, total_spent = excluded.total_spent,
@@ -40,24 +34,37 @@ ON CONFLICT (shop_id, customer_id) DO UPDATE SET
     average_days_between_orders = excluded.average_days_between_orders,
     score_pending = TRUE, aggregates_updated_at = excluded.aggregates_updated_at
 """
-_DIALECT_SQL = {
-    "postgresql": {
-        "ids": "(SELECT unnest(CAST(:ids AS bigint[])) AS customer_id)",
-        "aov": "ROUND(SUM(o.value) / NULLIF(COUNT(o.order_id), 0), 4)",
-        "gap": "EXTRACT(EPOCH FROM MAX(o.ordered_at) - MIN(o.ordered_at)) / 86400.0"
-        " / NULLIF(COUNT(o.order_id) - 1, 0)",
-    },
-    # SQLite keeps money as integer 1/10,000 units and times as naive UTC text (app.models.base).
-    "sqlite": {
-        "ids": "(SELECT CAST(value AS INTEGER) AS customer_id FROM json_each(:ids))",
-        "aov": "CAST(ROUND(CAST(SUM(o.value) AS REAL) / NULLIF(COUNT(o.order_id), 0)) AS INTEGER)",
-        "gap": "(julianday(MAX(o.ordered_at)) - julianday(MIN(o.ordered_at)))"
-        " / NULLIF(COUNT(o.order_id) - 1, 0)",
-    },
-}
+# PostgreSQL: a LATERAL index lookup per buyer, so that a cached generic plan can never turn into a
+# scan of the shop's ledger (a join's generic plan did). `rfm_ingest_order` (migration 0009) runs
+# the same statement.
+_SELECT_POSTGRESQL = """
+SELECT :shop_id, ids.customer_id, a.first_at, a.last_at, a.n, COALESCE(a.total, 0),
+       ROUND(a.total / NULLIF(a.n, 0), 4), a.discounted,
+       EXTRACT(EPOCH FROM a.last_at - a.first_at) / 86400.0 / NULLIF(a.n - 1, 0), TRUE, :now
+FROM unnest(CAST(:ids AS bigint[])) AS ids(customer_id)
+CROSS JOIN LATERAL (
+    SELECT MIN(o.ordered_at) AS first_at, MAX(o.ordered_at) AS last_at, COUNT(*) AS n,
+           SUM(o.value) AS total, COUNT(*) FILTER (WHERE o.discounted) AS discounted
+    FROM orders AS o
+    WHERE o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
+) AS a
+"""
+# SQLite keeps money as integer 1/10,000 units and times as naive UTC text (app.models.base).
+_SELECT_SQLITE = """
+SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
+       COALESCE(SUM(o.value), 0),
+       CAST(ROUND(CAST(SUM(o.value) AS REAL) / NULLIF(COUNT(o.order_id), 0)) AS INTEGER),
+       COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
+       (julianday(MAX(o.ordered_at)) - julianday(MIN(o.ordered_at))) / NULLIF(COUNT(o.order_id) - 1, 0),
+       TRUE, :now
+FROM (SELECT CAST(value AS INTEGER) AS customer_id FROM json_each(:ids)) AS ids
+LEFT JOIN orders AS o ON o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
+WHERE TRUE
+GROUP BY ids.customer_id
+"""
 _recompute_statements = {
-    dialect: text(_RECOMPUTE.format(**parts)).bindparams(bindparam("now", type_=UTCDateTime()))
-    for dialect, parts in _DIALECT_SQL.items()
+    dialect: text(_UPSERT.format(select=select)).bindparams(bindparam("now", type_=UTCDateTime()))
+    for dialect, select in (("postgresql", _SELECT_POSTGRESQL), ("sqlite", _SELECT_SQLITE))
 }
 
 

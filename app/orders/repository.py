@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import Row, bindparam, delete, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
@@ -132,3 +133,22 @@ def reassign_customer(session: Session, shop_id: int, from_customer: int, to_cus
         .where(orders.c.shop_id == shop_id, orders.c.customer_id == from_customer)
         .values(customer_id=to_customer)
     )
+
+
+_INGEST_ORDER = (
+    "SELECT rfm_ingest_order(%(domain)s, %(now)s, %(touch)s, %(order_id)s, %(customer_id)s,"
+    " %(ordered_at)s, %(source_updated_at)s, %(cancelled_at)s, %(test)s, %(financial_status)s,"
+    " %(current_total)s, %(presentment_total)s, %(total_discounts)s, %(discount_codes)s, %(discounted)s,"
+    " %(source_name)s, %(value)s, %(qualifies)s)"
+)
+
+
+async def ingest_order(
+    conn: AsyncConnection[Any], domain: str, row: dict[str, Any], now: datetime, *, touch: bool
+) -> str:
+    """One call of `rfm_ingest_order` (PostgreSQL, migration 0009): its answer, an outcome name."""
+    params = {**row, "domain": domain, "now": now, "touch": touch}
+    cur = await conn.execute(_INGEST_ORDER, params, prepare=True)
+    answer = await cur.fetchone()
+    assert answer is not None  # a function call returns one row
+    return str(answer[0])

@@ -4,9 +4,11 @@ arrive in, however often. Services take the session first and never commit."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy.orm import Session
 
 from app.customers import repository as customers_repo
@@ -46,19 +48,8 @@ def _derived(row: dict[str, Any], pending_presentment: Any) -> dict[str, Any]:
     return {"pending_refunds": pending, "value": max(row["current_total"] - pending, 0), "qualifies": counts}
 
 
-def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime) -> Outcome:
-    """orders/create, /updated, /paid, /cancelled: store the newest state and refresh the buyer(s)."""
-    repo.lock_order(session, shop_id, facts.order_id, (facts.customer_id,))
-    stored = repo.read_for_delivery(session, shop_id, facts.order_id, facts.updated_at)
-    if stored.deleted:
-        return Outcome.deleted
-    exists = stored.order_id is not None
-    if exists and facts.updated_at <= stored.source_updated_at:
-        return Outcome.stale
-    previous_customer = stored.customer_id if exists else None
-    if previous_customer != facts.customer_id:
-        customers_repo.lock_customers(session, shop_id, [previous_customer])
-    row: dict[str, Any] = {
+def _order_row(shop_id: int | None, facts: OrderFacts) -> dict[str, Any]:
+    return {
         "shop_id": shop_id,
         "order_id": facts.order_id,
         "customer_id": facts.customer_id,
@@ -75,12 +66,53 @@ def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime
         "source_name": facts.source_name,
         "stale_since": None,
     }
+
+
+def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime) -> Outcome:
+    """orders/create, /updated, /paid, /cancelled: store the newest state and refresh the buyer(s)."""
+    repo.lock_order(session, shop_id, facts.order_id, (facts.customer_id,))
+    stored = repo.read_for_delivery(session, shop_id, facts.order_id, facts.updated_at)
+    if stored.deleted:
+        return Outcome.deleted
+    exists = stored.order_id is not None
+    if exists and facts.updated_at <= stored.source_updated_at:
+        return Outcome.stale
+    previous_customer = stored.customer_id if exists else None
+    if previous_customer != facts.customer_id:
+        customers_repo.lock_customers(session, shop_id, [previous_customer])
+    row = _order_row(shop_id, facts)
     if exists and stored.stale_since is not None and stored.stale_since > facts.updated_at:
         row["stale_since"] = stored.stale_since
     row |= _derived(row, stored.pending_refunds_after)
     repo.save(session, row)
     _refresh(session, shop_id, {facts.customer_id, previous_customer}, now)
     return Outcome.applied if facts.customer_id is not None else Outcome.guest
+
+
+class Ingested(StrEnum):
+    """What `ingest_order` can answer besides an `Outcome`."""
+
+    unknown_shop = "unknown shop"
+    uninstalled = "uninstalled"
+    # refunds newer than the delivery wait to be netted: run `apply_order` instead
+    needs_full_rules = "full"
+
+
+async def ingest_order(
+    conn: AsyncConnection[Any], domain: str, facts: OrderFacts, now: datetime, *, touch: bool
+) -> Outcome | Ingested:
+    """`apply_order` in one round trip on PostgreSQL, for the shop named by `domain` (the webhook
+    hot path; `conn` is in autocommit, so the call is its own transaction). The delivery's row is
+    derived here, as `apply_order` derives it when no refund is pending; the function
+    (`rfm_ingest_order`, migration 0009) applies the same rules to the stored state and answers
+    `needs_full_rules` for the rare delivery with refunds still to net, having written nothing."""
+    row = _order_row(None, facts)
+    row |= _derived(row, Decimal(0))
+    answer = await repo.ingest_order(conn, domain, row, now, touch=touch)
+    try:
+        return Outcome(answer)
+    except ValueError:
+        return Ingested(answer)
 
 
 def apply_refund(session: Session, shop_id: int, refund: RefundFacts, now: datetime) -> Outcome:

@@ -64,17 +64,24 @@ _touch = (
 )
 
 
-_last_touch: dict[int, float] = {}
+_last_touch: dict[object, float] = {}
+
+
+def touch_due(shop: object) -> bool:
+    """Whether this process should write the shop's `last_webhook_at` now: at most once a minute
+    (a per-delivery write to the shop row would serialise every delivery of a busy shop on that
+    one row lock, and the statement itself is skipped while this process's last write is recent).
+    `shop` is the shop's id or, on the one-round-trip path, its domain."""
+    tick = time.monotonic()
+    if tick - _last_touch.get(shop, -1e9) < 60:
+        return False
+    _last_touch[shop] = tick
+    return True
 
 
 def touch_last_webhook(session: Session, shop_id: int, now: datetime) -> None:
-    # At most once a minute: a per-delivery write to the shop row would serialise every
-    # delivery of a busy shop on that one row lock.
-    # This process skips the statement too while its own last write is recent.
-    tick = time.monotonic()
-    if tick - _last_touch.get(shop_id, -1e9) < 60:
+    if not touch_due(shop_id):
         return
-    _last_touch[shop_id] = tick
     session.connection().execute(
         _touch, {"b_shop_id": shop_id, "now": now, "a_minute_ago": now - timedelta(minutes=1)}
     )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.models import Shop
 from app.orders import service as orders
 from app.orders.schemas import (
+    OrderFacts,
     PayloadError,
     parse_order,
     parse_order_edit,
@@ -40,9 +41,19 @@ def _orm(session: Session, ref: ShopRef) -> Shop:
     return shop
 
 
+@dataclass(frozen=True)
+class OrderDelivery:
+    """orders/create, /updated, /paid, /cancelled. Carries its facts so that the webhook endpoint
+    can hand them to the one-round-trip path on PostgreSQL (`orders.ingest_order`)."""
+
+    facts: OrderFacts
+
+    def __call__(self, session: Session, shop: ShopRef, now: datetime) -> object:
+        return orders.apply_order(session, shop.shop_id, self.facts, now)
+
+
 def _order(payload: Any) -> Apply:
-    facts = parse_order(payload)
-    return lambda s, shop, now: orders.apply_order(s, shop.shop_id, facts, now)
+    return OrderDelivery(parse_order(payload))
 
 
 def _order_delete(payload: Any) -> Apply:
