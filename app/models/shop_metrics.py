@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -20,3 +20,6 @@ class ShopMetricsSnapshot(Base):
     rescored_at: Mapped[datetime] = mapped_column(UTCDateTime)  # any rescore
     customers_scored: Mapped[int] = mapped_column(Integer)
     orders_scored: Mapped[int] = mapped_column(Integer)  # qualifying orders behind the scores
+    # A random number per rescore: a worker that kept the arrays of the rescore it committed knows
+    # by it that no other rescore (or a rollback of its own) came after (migration 0010).
+    rescore_token: Mapped[int | None] = mapped_column(BigInteger)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ _STORED_PREDICTIONS_PG: Final = """,
 AGGREGATE_COLUMNS: Final = CUSTOMER_COLUMNS[:9]
 STORED_COLUMNS: Final = [("customer_id", "int8"), *CUSTOMER_COLUMNS[10:15]]
 PREDICTION_COLUMNS: Final = CUSTOMER_COLUMNS[15:]
-_DEFAULTS: Final[dict[str, Any]] = {
+STORED_DEFAULTS: Final[dict[str, Any]] = {
     "stage": -1,
     "stage_since": NULL_TIME,
     "values_changed_at": NULL_TIME,
@@ -192,7 +193,7 @@ def load_customers(
         columns["scored"][clipped[found]] = True
         for name, kind in CUSTOMER_COLUMNS[10:]:
             dtype = np.asarray(stored[name]).dtype if name in stored else np.dtype(pgcopy._NATIVE[kind])
-            column = np.full(ids.size, _DEFAULTS.get(name, 0), dtype=dtype)
+            column = np.full(ids.size, STORED_DEFAULTS.get(name, 0), dtype=dtype)
             if name in stored:
                 column[clipped[found]] = stored.pop(name)[found]
             columns[name] = column
@@ -271,6 +272,28 @@ def load_customers(
     buyers = set(values["customer_id"])
     stale = session.scalars(select(scores.c.customer_id).where(scores.c.shop_id == shop_id)).all()
     return LoadedCustomers(columns, sorted(int(c) for c in stale if c not in buyers))
+
+
+def load_pending_buyers(session: Session, shop_id: int, tz: str) -> dict[str, Array]:
+    """The aggregates (``AGGREGATE_COLUMNS``) of the buyers marked to score (PostgreSQL), any order."""
+    query = _AGGREGATES_PG + " AND c.score_pending"
+    return pgcopy.fetch_columns(session, query, {"shop_id": shop_id, "tz": tz}, AGGREGATE_COLUMNS)
+
+
+def unmarked_buyers_checksum(session: Session, shop_id: int) -> tuple[int, int, int]:
+    """(count, sum of ids, sum of ``aggregates_updated_at`` in µs since 2000) over the buyers not
+    marked to score: what a webhook, an import, a merge or a redaction would have moved."""
+    row = session.execute(
+        text(
+            "SELECT count(*), COALESCE(sum(c.customer_id), 0), "
+            "COALESCE(sum(c.aggregates_updated_at - TIMESTAMPTZ '2000-01-01 00:00:00+00'), INTERVAL '0') "
+            "FROM customers c WHERE c.shop_id = :shop_id AND c.orders_count > 0 AND NOT c.score_pending"
+        ),
+        {"shop_id": shop_id},
+    ).one()
+    since_2000: dt.timedelta = row[2]  # a sum of intervals: exact, and cheaper than epoch numerics
+    microseconds = (since_2000.days * 86_400 + since_2000.seconds) * 1_000_000 + since_2000.microseconds
+    return int(row[0]), int(row[1]), microseconds
 
 
 def pending_without_orders(session: Session, shop_id: int) -> list[tuple[int, dt.datetime]]:
@@ -474,7 +497,7 @@ _STORED: Final = [
 ]
 
 _MONEY_PLACES: Final = {"monetary": 4, "spent_last_year": 4, "historic_clv": 4, "predicted_clv": 2}
-_NOT_EXACT: Final = np.iinfo(np.int64).min
+NOT_EXACT: Final = np.iinfo(np.int64).min
 _SCORES_COPIED: Final[list[pgcopy.Column]] = [
     *SCORE_COLUMNS,
     *((f"{name}_units", "int8") for name in _MONEY_PLACES),
@@ -492,14 +515,14 @@ def _money(name: str) -> str:
     PostgreSQL's own rounding of the float (its float-to-numeric conversion prints the float)."""
     places = _MONEY_PLACES[name]
     return (
-        f"CASE WHEN t.{name}_units <> {_NOT_EXACT} THEN t.{name}_units::numeric * 1e-{places} "
+        f"CASE WHEN t.{name}_units <> {NOT_EXACT} THEN t.{name}_units::numeric * 1e-{places} "
         f"ELSE round(t.{name}::numeric, {places}) END"
     )
 
 
 def money_units(values: Array, places: int) -> Array:
     """Each value in whole units of 10^-places where that is exactly what ``round(value::numeric,
-    places)`` stores, else ``_NOT_EXACT``: a value already rounded to ``places`` (the float nearest
+    places)`` stores, else ``NOT_EXACT``: a value already rounded to ``places`` (the float nearest
     k·10^-places) below 10^(15 − places) prints with 15 significant digits as exactly k·10^-places."""
     values = np.asarray(values, dtype=np.float64)
     scale = 10.0**places
@@ -507,7 +530,7 @@ def money_units(values: Array, places: int) -> Array:
         units = np.rint(values * scale)
         exact = np.isfinite(values) & (np.abs(values) < 10.0 ** (15 - places)) & (units / scale == values)
     result = np.where(exact, units, 0).astype(np.int64)
-    result[~exact] = _NOT_EXACT
+    result[~exact] = NOT_EXACT
     return result
 
 
@@ -560,11 +583,10 @@ def write_scores(session: Session, shop_id: int, columns: dict[str, Array], sele
         session.execute(text(_SCORES_TEMP_DDL))
         session.execute(text("TRUNCATE score_rows"))
         every = count == columns["customer_id"].size  # selection is then 0..n-1
-        units = {
-            f"{name}_units": money_units(columns[name], places) for name, places in _MONEY_PLACES.items()
-        }
-        pgcopy.copy_in(session, "score_rows", _SCORES_COPIED, columns | units, None if every else selection)
-        del units
+        rows = columns if every else {name: values[selection] for name, values in columns.items()}
+        units = {f"{name}_units": money_units(rows[name], places) for name, places in _MONEY_PLACES.items()}
+        pgcopy.copy_in(session, "score_rows", _SCORES_COPIED, rows | units)
+        del units, rows
         new = columns["is_new"][selection]
         if not new.all():
             # Statistics on the temp table let the planner join a few changed rows by index, not
@@ -720,21 +742,25 @@ def save_metrics(
     customers_scored: int,
     orders_scored: int,
     metrics: dict[str, Any] | None,
-) -> None:
-    """Record a rescore; with ``metrics`` (a full rescore) also the metrics JSON and its time."""
+) -> int:
+    """Record a rescore; with ``metrics`` (a full rescore) also the metrics JSON and its time.
+    Returns the rescore's token (``ShopMetricsSnapshot.rescore_token``)."""
+    token = secrets.randbits(63)
     row: dict[str, Any] = {
         "shop_id": shop_id,
         "rescored_at": now,
         "customers_scored": customers_scored,
         "orders_scored": orders_scored,
+        "rescore_token": token,
     }
-    update_columns = ["rescored_at", "customers_scored", "orders_scored"]
+    update_columns = ["rescored_at", "customers_scored", "orders_scored", "rescore_token"]
     if metrics is not None:
         row |= {"metrics": json.dumps(metrics, separators=(",", ":")), "computed_at": now}
         update_columns += ["metrics", "computed_at"]
     session.execute(
         upsert(session, table_of(ShopMetricsSnapshot), keys=("shop_id",), update=update_columns), row
     )
+    return token
 
 
 def metrics_row(session: Session, shop_id: int) -> ShopMetricsSnapshot | None:

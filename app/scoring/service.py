@@ -185,6 +185,113 @@ def _give_back_freed_memory() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The arrays of the last rescore this process committed (PostgreSQL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    """Every buyer of one shop as ``repo.load_customers`` would read them right after the rescore
+    that stored them (token ``token``): the aggregates it read, the values it stored."""
+
+    shop_id: int
+    tz: str
+    token: int
+    columns: dict[str, Array]
+
+
+_remembered: _Remembered | None = None
+"""One shop's: an incremental rescore of the shop this worker rescored last (webhooks arrive in
+bursts per shop) reads only the marked customers. Dropped before a full rescore reads everything."""
+
+
+def _forget() -> None:
+    global _remembered
+    _remembered = None
+
+
+def _exact_sum(values: Array) -> int:
+    """Sum of int64 values without overflow (ids and µs timestamps of a million customers)."""
+    v = np.asarray(values, dtype=np.int64)
+    return int((v >> 32).sum(dtype=np.int64)) * 2**32 + int((v & 0xFFFFFFFF).sum(dtype=np.int64))
+
+
+def _remembered_customers(session: Session, shop_id: int, tz: str, last: Any) -> repo.LoadedCustomers | None:
+    """The shop's buyers from the remembered arrays and a read of the marked ones, when nothing but
+    marked customers changed since: no other rescore (the token), and the unmarked buyers are the
+    remembered ones with the same ``aggregates_updated_at`` (a count and two sums in one scan: a
+    merge, a redaction, a change that did not mark its customer shows). Else None: read them all."""
+    kept = _remembered
+    if (
+        kept is None
+        or kept.shop_id != shop_id
+        or kept.tz != tz
+        or last is None
+        or last.rescore_token is None
+        or last.rescore_token != kept.token
+    ):
+        return None
+    fresh = repo.load_pending_buyers(session, shop_id, tz)
+    order = np.argsort(fresh["customer_id"], kind="stable")
+    fresh = {name: values[order] for name, values in fresh.items()}
+    cached = kept.columns
+    ids = cached["customer_id"]
+    fresh_ids = fresh["customer_id"]
+    if ids.size:
+        position = np.minimum(np.searchsorted(ids, fresh_ids), ids.size - 1)
+        was_scored = ids[position] == fresh_ids
+    else:
+        position = np.zeros(fresh_ids.size, dtype=np.intp)
+        was_scored = np.zeros(fresh_ids.size, dtype=np.bool_)
+    unmarked = np.ones(ids.size, dtype=np.bool_)
+    unmarked[position[was_scored]] = False
+    expected = (
+        int(np.count_nonzero(unmarked)),
+        _exact_sum(ids[unmarked]),
+        _exact_sum(cached["aggregates_updated_at"][unmarked]),
+    )
+    if repo.unmarked_buyers_checksum(session, shop_id) != expected:
+        return None
+    columns: dict[str, Array] = {}
+    for name, _ in repo.CUSTOMER_COLUMNS:
+        if name in fresh:
+            added = fresh[name].astype(cached[name].dtype, copy=False)
+        elif name == "scored":
+            added = was_scored
+        else:
+            added = np.full(fresh_ids.size, repo.STORED_DEFAULTS.get(name, 0), dtype=cached[name].dtype)
+            added[was_scored] = cached[name][position[was_scored]]
+        columns[name] = np.concatenate([cached[name][unmarked], added])
+    order = np.argsort(columns["customer_id"], kind="stable")
+    return repo.LoadedCustomers({name: values[order] for name, values in columns.items()}, [])
+
+
+def _remember(shop_id: int, tz: str, token: int, cust: dict[str, Array], stored: dict[str, Array]) -> None:
+    """Keep what a read right after this rescore's commit would return. Not when a money value
+    took the float path (``repo.money_units``): only the units path stores exactly the rounded float."""
+    global _remembered
+    for name, places in (("monetary", 4), ("spent_last_year", 4), ("predicted_clv", 2)):
+        if np.any(repo.money_units(stored[name], places) == repo.NOT_EXACT):
+            _remembered = None
+            return
+    columns: dict[str, Array] = {}
+    for name, _ in repo.CUSTOMER_COLUMNS:
+        dtype = cust[name].dtype
+        if name == "pending":
+            columns[name] = np.zeros(cust[name].size, dtype=dtype)
+        elif name == "scored":
+            columns[name] = np.ones(cust[name].size, dtype=dtype)
+        else:
+            columns[name] = np.asarray(stored.get(name, cust[name])).astype(dtype, copy=False)
+    _remembered = _Remembered(shop_id, tz, token, columns)
+
+
+def _remember_as_read(shop_id: int, tz: str, token: int, cust: dict[str, Array]) -> None:
+    """A rescore that stored nothing: what it read is what is stored."""
+    global _remembered
+    _remembered = _Remembered(shop_id, tz, token, cust)
+
+
+# --------------------------------------------------------------------------------------------
 # Rescore
 
 
@@ -366,11 +473,14 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
     # order-level metrics (at 5M orders the step that needs the most memory).
     ords: dict[str, Array] | None = None
     shop_level: shop_metrics_rules.ShopMetrics | None = None
+    postgres = repo.is_postgres(session)
     if full:
+        _forget()  # its memory is better spent on the orders
         ords, loaded = repo.load_orders_and_customers(session, shop_id, tz, with_predictions=False)
         shop_level = _order_metrics(ords, today)
     else:
-        loaded = repo.load_customers(session, shop_id, tz, with_predictions=True)
+        remembered = _remembered_customers(session, shop_id, tz, last) if postgres else None
+        loaded = remembered or repo.load_customers(session, shop_id, tz, with_predictions=True)
     cust = loaded.columns
     n = int(cust["customer_id"].size)
     new_or_marked = cust["pending"] | ~cust["scored"]
@@ -391,7 +501,9 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
     if not full and recompute.size == 0 and not removed:
         # Nothing marked, nobody gone: nothing moved (time is the daily full rescore's business).
         orders_total = int(cust["orders_count"].sum())
-        repo.save_metrics(session, shop_id, now, n, orders_total, None)
+        token = repo.save_metrics(session, shop_id, now, n, orders_total, None)
+        if postgres:
+            _remember_as_read(shop_id, tz, token, cust)
         return RescoreResult(shop_id, False, n, 0, [], removed, 0, "unchanged", time.perf_counter() - started)
 
     if full and ords is None:  # became full: too many customers marked for an incremental one
@@ -592,7 +704,30 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
         ),
     )
     orders_total = int(cust["orders_count"].sum())
-    repo.save_metrics(session, shop_id, now, n, orders_total, metrics)
+    token = repo.save_metrics(session, shop_id, now, n, orders_total, metrics)
+    if postgres:
+        _remember(
+            shop_id,
+            tz,
+            token,
+            cust,
+            {
+                "row_hash": row_hash,
+                "synced_hash": synced_hash,
+                "stage": stage,
+                "stage_since": stage_since_us,
+                "values_changed_at": values_changed_at,
+                "frequency": frequency,
+                "monetary": monetary,
+                "orders_last_year": orders_last_year,
+                "spent_last_year": spent_last_year,
+                "predicted_clv": predicted_clv,
+                "predicted_orders": predicted_orders,
+                "churn_risk": churn_risk,
+                "expected_next_order_at": next_order_us,
+                "clv_source": clv_source,
+            },
+        )
     changed = sorted(set(cust["customer_id"][synced_changed].tolist()) | set(removed))
     seconds = time.perf_counter() - started
     log.info(

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from app.customers import repository as customers_repo
 from app.models import CustomerScore
 from app.scoring import repository as repo
 from app.scoring import service
@@ -84,3 +85,78 @@ def test_scores_are_not_stored_for_a_shop_that_no_longer_exists(session: Session
 
     with pytest.raises(LookupError):
         repo.write_scores(session, shop_id + 1000, columns, np.asarray([0]))
+
+
+def _twin_shops(session: Session) -> tuple[int, int]:
+    return _history(session), _history(session)
+
+
+def _reads_of_every_customer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    load = repo.load_customers
+
+    def counted(session: Session, shop_id: int, *args: Any, **kwargs: Any) -> repo.LoadedCustomers:
+        calls.append(shop_id)
+        return load(session, shop_id, *args, **kwargs)
+
+    monkeypatch.setattr(repo, "load_customers", counted)
+    return calls
+
+
+def _without_shop(scores: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {c: {k: v for k, v in row.items() if k != "shop_id"} for c, row in scores.items()}
+
+
+def test_an_incremental_rescore_from_the_remembered_arrays_stores_what_reading_every_customer_does(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_everyone, remembered = _twin_shops(session)
+    for shop_id in (read_everyone, remembered):  # the second is the one this process remembers
+        service.rescore_shop(session, shop_id, NOW, full=True)
+        session.commit()
+    reads = _reads_of_every_customer(monkeypatch)
+    for shop_id in (remembered, read_everyone):
+        add_order(session, shop_id, 7, "2026-06-01T08:00", "900.00", now=at("2026-06-01T08:00"))
+        add_order(
+            session, shop_id, 61, "2026-06-01T09:00", "45.00", now=at("2026-06-01T09:00")
+        )  # a new buyer
+        result = service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+        session.commit()
+        assert result.full is False
+
+    assert reads == [read_everyone]
+    assert _without_shop(_scores(session, remembered)) == _without_shop(_scores(session, read_everyone))
+    assert 61 in _scores(session, remembered)
+
+
+def test_a_customer_removed_without_a_mark_makes_the_next_rescore_read_every_customer(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop_id = _history(session)
+    service.rescore_shop(session, shop_id, NOW, full=True)
+    session.commit()
+    customers_repo.remove(session, shop_id, 12)  # as a merge leaves the merged-away customer
+    add_order(session, shop_id, 7, "2026-06-01T08:00", "900.00", now=at("2026-06-01T08:00"))
+    reads = _reads_of_every_customer(monkeypatch)
+
+    result = service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+    session.commit()
+
+    assert reads == [shop_id]
+    assert result.removed == [12] and 12 not in _scores(session, shop_id)
+
+
+def test_a_rolled_back_rescore_is_not_remembered(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop_id = _history(session)
+    service.rescore_shop(session, shop_id, NOW, full=True)
+    session.commit()
+    add_order(session, shop_id, 7, "2026-06-01T08:00", "900.00", now=at("2026-06-01T08:00"))
+    service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+    session.rollback()
+    reads = _reads_of_every_customer(monkeypatch)
+
+    service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+    session.commit()
+
+    assert reads == [shop_id]
+    assert _scores(session, shop_id)[7]["frequency"] > 1
