@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -43,33 +42,33 @@ def _upsert(
     return stmt.on_conflict_do_nothing(index_elements=list(keys))
 
 
-def lock_key(namespace: str, *parts: int) -> int:
-    """A 64-bit advisory lock key: the first 8 bytes of SHA-256 of `namespace:part:…`, signed.
-    PostgreSQL's `rfm_lock_key(namespace, shop_id, id)` (migration 0009) computes the same key, so
-    the order-delivery function and the Python paths lock each other out."""
-    digest = hashlib.sha256(f"{namespace}:{':'.join(map(str, parts))}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+def lock_key(namespace: str, *parts: int) -> str:
+    """The name of an advisory lock, `namespace:part:…`. PostgreSQL turns it into the 64-bit key
+    (`hashtextextended(name, 0)`), as `rfm_lock_key(namespace, shop_id, id)` does inside the
+    order-delivery function (migration 0009), so that both paths lock each other out."""
+    return f"{namespace}:{':'.join(map(str, parts))}"
 
 
-def advisory_lock(session: Session, keys: Iterable[int]) -> None:
-    """Transaction-scoped locks, taken in sorted order so that two writers never deadlock.
+def advisory_lock(session: Session, names: Iterable[str]) -> None:
+    """Transaction-scoped locks, taken in the order of their keys so that two writers (and the
+    order-delivery function) never deadlock.
 
     PostgreSQL only: SQLite transactions already hold the whole database's write lock."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    ordered = sorted(set(keys))
-    if not ordered:
+    unique = sorted(set(names))
+    if not unique:
         return
-    if len(ordered) == 1:
-        execute(session, _LOCK_ONE, {"k": ordered[0]})
+    if len(unique) == 1:
+        execute(session, _LOCK_ONE, {"name": unique[0]})
     else:
-        execute(session, _LOCK_MANY, {"keys": ordered})
+        execute(session, _LOCK_MANY, {"names": unique})
 
 
-_LOCK_ONE = text("SELECT pg_advisory_xact_lock(:k)")
+_LOCK_ONE = text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))")
 _LOCK_MANY = text(
-    "SELECT pg_advisory_xact_lock(k)"
-    " FROM (SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS sorted"
+    "SELECT pg_advisory_xact_lock(k) FROM"
+    " (SELECT hashtextextended(n, 0) AS k FROM unnest(CAST(:names AS text[])) AS n ORDER BY k) AS sorted"
 )
 
 

@@ -5,8 +5,10 @@
 find the shop, lock the order and its buyer(s), refuse a deleted or stale delivery, upsert the ledger
 row (never older over newer) and rewrite the buyer(s)' aggregates. It hands back `full` when
 refunds newer than the delivery are waiting to be netted, so that the Python rules convert and
-apply them (a rare path). `rfm_lock_key` is `app.sql.lock_key` in SQL: the same 64-bit key, so the
-function and the Python paths lock each other out.
+apply them (a rare path). `rfm_lock_key` gives the key of the lock named `app.sql.lock_key` (the
+Python paths hash the same name the same way), so the function and the Python paths lock each other
+out; its body is all immutable, so that it is inlined (a non-inlined SQL function is parsed and
+planned again in every transaction).
 
 SQLite has no such functions; the Python rules run there.
 
@@ -28,8 +30,7 @@ depends_on: str | Sequence[str] | None = None
 LOCK_KEY = """
 CREATE OR REPLACE FUNCTION rfm_lock_key(namespace text, shop_id bigint, id bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT ('x' || substr(encode(sha256(convert_to(namespace || ':' || shop_id || ':' || id, 'UTF8')),
-                                 'hex'), 1, 16))::bit(64)::bigint
+    SELECT hashtextextended(namespace || ':' || shop_id::text || ':' || id::text, 0)
 $$
 """
 
@@ -49,7 +50,9 @@ DECLARE
     v_previous bigint;
     v_stored_updated timestamptz;
     v_stale_since timestamptz;
-    v_ids bigint[];
+    v_customer bigint;
+    v_order_key bigint;
+    v_customer_key bigint;
 BEGIN
     SELECT shop_id, uninstalled_at INTO v_shop, v_uninstalled FROM shops WHERE domain = p_domain;
     IF NOT FOUND THEN
@@ -59,12 +62,14 @@ BEGIN
         RETURN 'uninstalled';
     END IF;
     -- the order and its buyer, in sorted order (as app.sql.advisory_lock) so that writers never deadlock
-    PERFORM pg_advisory_xact_lock(k) FROM (
-        SELECT rfm_lock_key('order', v_shop, p_order_id) AS k
-        UNION
-        SELECT rfm_lock_key('customer', v_shop, p_customer_id) WHERE p_customer_id IS NOT NULL
-        ORDER BY k
-    ) AS keys;
+    v_order_key := rfm_lock_key('order', v_shop, p_order_id);
+    IF p_customer_id IS NULL THEN
+        PERFORM pg_advisory_xact_lock(v_order_key);
+    ELSE
+        v_customer_key := rfm_lock_key('customer', v_shop, p_customer_id);
+        PERFORM pg_advisory_xact_lock(LEAST(v_order_key, v_customer_key));
+        PERFORM pg_advisory_xact_lock(GREATEST(v_order_key, v_customer_key));
+    END IF;
     IF EXISTS (SELECT 1 FROM deleted_orders WHERE shop_id = v_shop AND order_id = p_order_id) THEN
         RETURN 'deleted';
     END IF;
@@ -105,24 +110,20 @@ BEGIN
         value = excluded.value, qualifies = excluded.qualifies
     WHERE o.source_updated_at < excluded.source_updated_at;
 
-    v_ids := ARRAY(SELECT DISTINCT c FROM unnest(ARRAY[p_customer_id, v_previous]) AS c
-                   WHERE c IS NOT NULL ORDER BY c);
-    IF cardinality(v_ids) > 0 THEN
+    -- the buyer(s) one at a time, a plain index lookup each: a statement over an array parameter
+    -- is planned anew on every call (its generic plan looks dearer), which costs more than running it
+    FOREACH v_customer IN ARRAY ARRAY[p_customer_id, v_previous] LOOP
+        CONTINUE WHEN v_customer IS NULL;
         -- as app.customers.repository.recompute
         INSERT INTO customers (shop_id, customer_id, first_order_at, last_order_at, orders_count,
                                total_spent, average_order_value, discounted_orders_count,
                                average_days_between_orders, score_pending, aggregates_updated_at)
-        SELECT v_shop, ids.customer_id, a.first_at, a.last_at, a.n, COALESCE(a.total, 0),
-               ROUND(a.total / NULLIF(a.n, 0), 4), a.discounted,
-               EXTRACT(EPOCH FROM a.last_at - a.first_at) / 86400.0 / NULLIF(a.n - 1, 0), TRUE, p_now
-        FROM unnest(v_ids) AS ids(customer_id)
-        -- LATERAL: an index lookup per buyer whatever plan is cached (a join may scan the shop)
-        CROSS JOIN LATERAL (
-            SELECT MIN(o.ordered_at) AS first_at, MAX(o.ordered_at) AS last_at, COUNT(*) AS n,
-                   SUM(o.value) AS total, COUNT(*) FILTER (WHERE o.discounted) AS discounted
-            FROM orders AS o
-            WHERE o.shop_id = v_shop AND o.customer_id = ids.customer_id AND o.qualifies
-        ) AS a
+        SELECT v_shop, v_customer, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(*), COALESCE(SUM(o.value), 0),
+               ROUND(SUM(o.value) / NULLIF(COUNT(*), 0), 4), COUNT(*) FILTER (WHERE o.discounted),
+               EXTRACT(EPOCH FROM MAX(o.ordered_at) - MIN(o.ordered_at)) / 86400.0 / NULLIF(COUNT(*) - 1, 0),
+               TRUE, p_now
+        FROM orders AS o
+        WHERE o.shop_id = v_shop AND o.customer_id = v_customer AND o.qualifies
         ON CONFLICT (shop_id, customer_id) DO UPDATE SET
             first_order_at = excluded.first_order_at, last_order_at = excluded.last_order_at,
             orders_count = excluded.orders_count, total_spent = excluded.total_spent,
@@ -130,7 +131,7 @@ BEGIN
             discounted_orders_count = excluded.discounted_orders_count,
             average_days_between_orders = excluded.average_days_between_orders,
             score_pending = TRUE, aggregates_updated_at = excluded.aggregates_updated_at;
-    END IF;
+    END LOOP;
     IF p_touch THEN
         UPDATE shops SET last_webhook_at = p_now
         WHERE shop_id = v_shop AND (last_webhook_at IS NULL OR last_webhook_at < p_now - interval '1 minute');

@@ -18,7 +18,7 @@ from app.db import libpq_url, write_transaction
 from app.models import Customer, DeletedOrder, Order, Shop
 from app.orders import service as orders
 from app.orders.schemas import OrderFacts, parse_order, parse_order_edit, parse_refund
-from app.sql import lock_key
+from app.sql import advisory_lock, lock_key
 from tests.fixtures.factories import create_shop, order_payload, refund_payload
 
 BASE = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
@@ -40,12 +40,19 @@ def facts(order_id: int, customer_id: int | None, minutes: int, **fields: Any) -
     return parse_order(order_payload(order_id, customer_id, updated_at=when, **fields))
 
 
-def test_lock_keys_are_the_same_in_python_and_in_postgresql(session: Session) -> None:
-    for namespace, shop_id, some_id in [("order", 1, 2), ("customer", 7, 6_012_345_678_901), ("order", 3, 0)]:
-        in_sql = session.scalar(
-            text("SELECT rfm_lock_key(:n, :s, :i)"), {"n": namespace, "s": shop_id, "i": some_id}
-        )
-        assert in_sql == lock_key(namespace, shop_id, some_id)
+def test_the_function_and_the_python_paths_take_the_same_locks(session: Session) -> None:
+    cases = [("order", 1, 2), ("customer", 7, 6_012_345_678_901), ("order", 3, 0)]
+    factory = sessionmaker(session.get_bind())
+    with write_transaction(factory) as holder:
+        advisory_lock(holder, [lock_key(*case) for case in cases])
+        with factory() as other:
+            for case in cases:
+                taken = other.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(rfm_lock_key(:n, :s, :i))"),
+                    dict(zip("nsi", case, strict=True)),
+                )
+                assert taken is False, case
+            assert other.scalar(text("SELECT pg_try_advisory_xact_lock(rfm_lock_key('order', 1, 3))"))
 
 
 def test_outcomes(session: Session, database_url: str) -> None:
