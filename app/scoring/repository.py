@@ -286,14 +286,15 @@ def unmarked_buyers_checksum(session: Session, shop_id: int) -> tuple[int, int, 
     row = session.execute(
         text(
             "SELECT count(*), COALESCE(sum(c.customer_id), 0), "
-            # a sum of intervals (exact, and cheaper than an epoch numeric per row), in µs
-            "COALESCE(EXTRACT(EPOCH FROM sum(c.aggregates_updated_at - TIMESTAMPTZ '2000-01-01 00:00:00+00'))"
-            " * 1000000, 0) "
+            # µs since 1970 per row, exact: the float epoch is within 0.4 µs of it (cheaper than
+            # an EXTRACT numeric per row; a sum of intervals overflows at a million customers)
+            "COALESCE(sum(round(date_part('epoch', c.aggregates_updated_at) * 1000000)::int8), 0) "
             "FROM customers c WHERE c.shop_id = :shop_id AND c.orders_count > 0 AND NOT c.score_pending"
         ),
         {"shop_id": shop_id},
     ).one()
-    return int(row[0]), int(row[1]), int(row[2])
+    count = int(row[0])
+    return count, int(row[1]), int(row[2]) - count * int(pgcopy.PG_EPOCH_US)
 
 
 def pending_without_orders(session: Session, shop_id: int) -> list[tuple[int, dt.datetime]]:

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from app.customers import repository as customers_repo
-from app.models import CustomerScore
+from app.models import Customer, CustomerScore
 from app.scoring import repository as repo
 from app.scoring import service
 from tests.fixtures.factories import create_shop
@@ -160,3 +160,21 @@ def test_a_rolled_back_rescore_is_not_remembered(session: Session, monkeypatch: 
 
     assert reads == [shop_id]
     assert _scores(session, shop_id)[7]["frequency"] > 1
+
+
+def test_the_unmarked_buyers_checksum_sums_their_update_times_to_the_microsecond(session: Session) -> None:
+    shop = create_shop(session)
+    times = {}
+    for customer_id in range(1, 9):
+        moment = NOW - timedelta(days=customer_id * 400, microseconds=123_457 * customer_id)
+        bulk_orders(session, shop.shop_id, [(customer_id, moment, 10.0)], moment)
+        times[customer_id] = moment
+    session.execute(
+        update(Customer)
+        .where(Customer.shop_id == shop.shop_id, Customer.customer_id != 8)
+        .values(score_pending=False)
+    )
+
+    checksum = repo.unmarked_buyers_checksum(session, shop.shop_id)
+
+    assert checksum == (7, sum(range(1, 8)), sum(repo.to_us(times[c]) for c in range(1, 8)))
