@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -81,16 +82,32 @@ class WebhookEndpoint:
             log.info("webhook refused: %s", exc.detail, extra={"status": exc.status_code})
             await _respond(send, exc.status_code, {"detail": exc.detail})
             return
-        WEBHOOKS_RECEIVED.labels(topic_name).inc()
+        _received(topic_name).inc()
         WEBHOOK_SECONDS.observe(timer.seconds)
-        await _respond(send, 200, {"ok": True, "outcome": str(outcome) if outcome is not None else "applied"})
+        data = _accepted_body(str(outcome) if outcome is not None else "applied")
+        await send({"type": "http.response.start", "status": 200, "headers": _head(len(data))})
+        await send({"type": "http.response.body", "body": data})
+
+
+@lru_cache(maxsize=64)
+def _received(topic: str) -> Any:
+    return WEBHOOKS_RECEIVED.labels(topic)
+
+
+@lru_cache(maxsize=64)
+def _accepted_body(outcome: str) -> bytes:
+    return json.dumps({"ok": True, "outcome": outcome}, separators=(",", ":")).encode()
+
+
+def _head(length: int) -> list[tuple[bytes, bytes]]:
+    return [_JSON, (b"content-length", str(length).encode())]
 
 
 async def _respond(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     data = json.dumps(body, separators=(",", ":")).encode()
-    head = [_JSON, (b"content-length", str(len(data)).encode()), *(headers or ())]
+    head = [*_head(len(data)), *(headers or ())]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": data})
 
