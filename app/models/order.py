@@ -39,5 +39,4 @@ class Order(Base):
 
     __table_args__ = (
         Index("ix_orders_shop_id_customer_id", "shop_id", "customer_id"),
-        Index("ix_orders_shop_id_source_updated_at", "shop_id", "source_updated_at"),
     )

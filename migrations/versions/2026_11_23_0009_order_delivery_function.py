@@ -12,6 +12,10 @@ planned again in every transaction).
 
 SQLite has no such functions; the Python rules run there.
 
+Also drops `ix_orders_shop_id_source_updated_at` (both databases): no query reads it, every order
+write paid for it, and a cached generic plan of the buyer-aggregate statement picked it over
+`ix_orders_shop_id_customer_id` and scanned the shop's whole ledger on every delivery.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-23 21:40:00
@@ -143,6 +147,8 @@ $$
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("orders") as batch_op:
+        batch_op.drop_index("ix_orders_shop_id_source_updated_at")
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(LOCK_KEY)
@@ -150,6 +156,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("orders") as batch_op:
+        batch_op.create_index("ix_orders_shop_id_source_updated_at", ["shop_id", "source_updated_at"])
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(
