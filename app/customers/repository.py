@@ -34,9 +34,9 @@ ON CONFLICT (shop_id, customer_id) DO UPDATE SET
     average_days_between_orders = excluded.average_days_between_orders,
     score_pending = TRUE, aggregates_updated_at = excluded.aggregates_updated_at
 """
-# PostgreSQL: a LATERAL index lookup per buyer, so that a cached generic plan can never turn into a
-# scan of the shop's ledger (a join's generic plan did). `rfm_ingest_order` (migration 0009) runs
-# the same statement.
+# PostgreSQL, a few buyers (the deliveries): a LATERAL index lookup per buyer, so that a cached
+# generic plan can never turn into a scan of the shop's ledger (a join's generic plan did).
+# `rfm_ingest_order` (migration 0009) computes the same per buyer.
 _SELECT_POSTGRESQL = """
 SELECT :shop_id, ids.customer_id, a.first_at, a.last_at, a.n, COALESCE(a.total, 0),
        ROUND(a.total / NULLIF(a.n, 0), 4), a.discounted,
@@ -49,6 +49,20 @@ CROSS JOIN LATERAL (
     WHERE o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
 ) AS a
 """
+# PostgreSQL, many buyers (the import's chunks of thousands): one join, where one pass over the
+# shop's ledger is the right plan.
+_SELECT_POSTGRESQL_MANY = """
+SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
+       COALESCE(SUM(o.value), 0), ROUND(SUM(o.value) / NULLIF(COUNT(o.order_id), 0), 4),
+       COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
+       EXTRACT(EPOCH FROM MAX(o.ordered_at) - MIN(o.ordered_at)) / 86400.0 / NULLIF(COUNT(o.order_id) - 1, 0),
+       TRUE, :now
+FROM (SELECT unnest(CAST(:ids AS bigint[])) AS customer_id) AS ids
+LEFT JOIN orders AS o ON o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
+WHERE TRUE
+GROUP BY ids.customer_id
+"""
+_FEW = 32
 # SQLite keeps money as integer 1/10,000 units and times as naive UTC text (app.models.base).
 _SELECT_SQLITE = """
 SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
@@ -64,7 +78,11 @@ GROUP BY ids.customer_id
 """
 _recompute_statements = {
     dialect: text(_UPSERT.format(select=select)).bindparams(bindparam("now", type_=UTCDateTime()))
-    for dialect, select in (("postgresql", _SELECT_POSTGRESQL), ("sqlite", _SELECT_SQLITE))
+    for dialect, select in (
+        ("postgresql", _SELECT_POSTGRESQL),
+        ("postgresql_many", _SELECT_POSTGRESQL_MANY),
+        ("sqlite", _SELECT_SQLITE),
+    )
 }
 
 
@@ -78,6 +96,8 @@ def recompute(session: Session, shop_id: int, customer_ids: Iterable[int], now: 
         return
     dialect = session.get_bind().dialect.name
     params = {"shop_id": shop_id, "ids": ids if dialect == "postgresql" else json.dumps(ids), "now": now}
+    if dialect == "postgresql" and len(ids) > _FEW:
+        dialect = "postgresql_many"
     execute(session, _recompute_statements[dialect], params)
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.customers import repository as customers_repo
 from app.db import libpq_url, write_transaction
 from app.models import Customer, DeletedOrder, Order, Shop
 from app.orders import service as orders
@@ -209,3 +210,36 @@ def test_the_function_and_the_python_rules_leave_the_same_state(
         else:
             _apply(factory, by_function.shop_id, e, refund_id=10_000 + i + 1)
     assert _state(session, by_function.shop_id) == _state(session, by_python.shop_id)
+
+
+def test_aggregates_are_the_same_for_a_few_buyers_and_for_many(session: Session) -> None:
+    """`recompute` runs one statement per shape on PostgreSQL (a LATERAL lookup per buyer for a
+    delivery's one or two, a join for an import's chunk): both write the same rows."""
+    shop = create_shop(session, "fn-many.myshopify.com")
+    factory = sessionmaker(session.get_bind(), expire_on_commit=False)
+    buyers = list(range(500, 540))
+    with write_transaction(factory) as s:
+        for n, buyer in enumerate(buyers):
+            for k in range(n % 4):  # 0 to 3 orders each, some discounted, one cancelled
+                e = (
+                    "order",
+                    1000 * buyer + k,
+                    buyer,
+                    k,
+                    f"{10 + n}.{k}5",
+                    "paid",
+                    n % 7 == 0,
+                    False,
+                    k == 1,
+                    None,
+                    n,
+                )
+                orders.apply_order(s, shop.shop_id, _order_facts(e), NOW)
+    with write_transaction(factory) as s:
+        customers_repo.recompute(s, shop.shop_id, buyers, NOW)  # many: the join
+    many = _state(session, shop.shop_id)[1]
+    with write_transaction(factory) as s:
+        for buyer in buyers:
+            customers_repo.recompute(s, shop.shop_id, [buyer], NOW)  # few: per buyer
+    assert _state(session, shop.shop_id)[1] == many
+    assert len(many) == len(buyers)
