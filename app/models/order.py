@@ -37,6 +37,4 @@ class Order(Base):
     # Set by orders/edited when the edit is newer than the stored state; reconciliation refetches.
     stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (
-        Index("ix_orders_shop_id_customer_id", "shop_id", "customer_id"),
-    )
+    __table_args__ = (Index("ix_orders_shop_id_customer_id", "shop_id", "customer_id"),)
