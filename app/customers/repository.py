@@ -37,7 +37,7 @@ ON CONFLICT (shop_id, customer_id) DO UPDATE SET
 # PostgreSQL, a few buyers (the deliveries): a LATERAL index lookup per buyer, so that a cached
 # generic plan can never turn into a scan of the shop's ledger (a join's generic plan did).
 # `rfm_ingest_order` (migration 0009) computes the same per buyer.
-_SELECT_POSTGRESQL = """
+_SELECT_FEW_POSTGRESQL = """
 SELECT :shop_id, ids.customer_id, a.first_at, a.last_at, a.n, COALESCE(a.total, 0),
        ROUND(a.total / NULLIF(a.n, 0), 4), a.discounted,
        EXTRACT(EPOCH FROM a.last_at - a.first_at) / 86400.0 / NULLIF(a.n - 1, 0), TRUE, :now
@@ -49,39 +49,39 @@ CROSS JOIN LATERAL (
     WHERE o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
 ) AS a
 """
-# PostgreSQL, many buyers (the import's chunks of thousands): one join, where one pass over the
-# shop's ledger is the right plan.
-_SELECT_POSTGRESQL_MANY = """
+# Many buyers (the import's chunks of thousands; every call on SQLite): one join, where one pass
+# over the shop's ledger is the right plan.
+_SELECT_JOIN = """
 SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
-       COALESCE(SUM(o.value), 0), ROUND(SUM(o.value) / NULLIF(COUNT(o.order_id), 0), 4),
-       COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
-       EXTRACT(EPOCH FROM MAX(o.ordered_at) - MIN(o.ordered_at)) / 86400.0 / NULLIF(COUNT(o.order_id) - 1, 0),
-       TRUE, :now
-FROM (SELECT unnest(CAST(:ids AS bigint[])) AS customer_id) AS ids
+       COALESCE(SUM(o.value), 0), {aov}, COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
+       {gap}, TRUE, :now
+FROM {ids} AS ids
 LEFT JOIN orders AS o ON o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
 WHERE TRUE
 GROUP BY ids.customer_id
 """
+_JOIN_PARTS = {
+    "postgresql": {
+        "ids": "(SELECT unnest(CAST(:ids AS bigint[])) AS customer_id)",
+        "aov": "ROUND(SUM(o.value) / NULLIF(COUNT(o.order_id), 0), 4)",
+        "gap": "EXTRACT(EPOCH FROM MAX(o.ordered_at) - MIN(o.ordered_at)) / 86400.0"
+        " / NULLIF(COUNT(o.order_id) - 1, 0)",
+    },
+    # SQLite keeps money as integer 1/10,000 units and times as naive UTC text (app.models.base).
+    "sqlite": {
+        "ids": "(SELECT CAST(value AS INTEGER) AS customer_id FROM json_each(:ids))",
+        "aov": "CAST(ROUND(CAST(SUM(o.value) AS REAL) / NULLIF(COUNT(o.order_id), 0)) AS INTEGER)",
+        "gap": "(julianday(MAX(o.ordered_at)) - julianday(MIN(o.ordered_at)))"
+        " / NULLIF(COUNT(o.order_id) - 1, 0)",
+    },
+}
 _FEW = 32
-# SQLite keeps money as integer 1/10,000 units and times as naive UTC text (app.models.base).
-_SELECT_SQLITE = """
-SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
-       COALESCE(SUM(o.value), 0),
-       CAST(ROUND(CAST(SUM(o.value) AS REAL) / NULLIF(COUNT(o.order_id), 0)) AS INTEGER),
-       COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
-       (julianday(MAX(o.ordered_at)) - julianday(MIN(o.ordered_at))) / NULLIF(COUNT(o.order_id) - 1, 0),
-       TRUE, :now
-FROM (SELECT CAST(value AS INTEGER) AS customer_id FROM json_each(:ids)) AS ids
-LEFT JOIN orders AS o ON o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
-WHERE TRUE
-GROUP BY ids.customer_id
-"""
 _recompute_statements = {
     dialect: text(_UPSERT.format(select=select)).bindparams(bindparam("now", type_=UTCDateTime()))
     for dialect, select in (
-        ("postgresql", _SELECT_POSTGRESQL),
-        ("postgresql_many", _SELECT_POSTGRESQL_MANY),
-        ("sqlite", _SELECT_SQLITE),
+        ("postgresql_few", _SELECT_FEW_POSTGRESQL),
+        ("postgresql", _SELECT_JOIN.format(**_JOIN_PARTS["postgresql"])),
+        ("sqlite", _SELECT_JOIN.format(**_JOIN_PARTS["sqlite"])),
     )
 }
 
@@ -96,9 +96,8 @@ def recompute(session: Session, shop_id: int, customer_ids: Iterable[int], now: 
         return
     dialect = session.get_bind().dialect.name
     params = {"shop_id": shop_id, "ids": ids if dialect == "postgresql" else json.dumps(ids), "now": now}
-    if dialect == "postgresql" and len(ids) > _FEW:
-        dialect = "postgresql_many"
-    execute(session, _recompute_statements[dialect], params)
+    shape = "postgresql_few" if dialect == "postgresql" and len(ids) <= _FEW else dialect
+    execute(session, _recompute_statements[shape], params)
 
 
 def remove(session: Session, shop_id: int, customer_id: int) -> None:

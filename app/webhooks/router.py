@@ -38,7 +38,6 @@ from app.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
     Unauthorized,
-    UnprocessablePayload,
 )
 from app.observability import WEBHOOK_SECONDS, WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED, Timer
 from app.orders import service as orders
@@ -72,7 +71,7 @@ class WebhookEndpoint:
             await self.app(scope, receive, send)
             return
         if scope["method"] != "POST":
-            await _respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"POST")])
+            await _respond(send, 405, _json({"detail": "Method Not Allowed"}), (b"allow", b"POST"))
             return
         timer = Timer()
         try:
@@ -80,13 +79,11 @@ class WebhookEndpoint:
         except AppError as exc:
             WEBHOOKS_REJECTED.labels(str(exc.status_code)).inc()
             log.info("webhook refused: %s", exc.detail, extra={"status": exc.status_code})
-            await _respond(send, exc.status_code, {"detail": exc.detail})
+            await _respond(send, exc.status_code, _json({"detail": exc.detail}))
             return
         _received(topic_name).inc()
         WEBHOOK_SECONDS.observe(timer.seconds)
-        data = _accepted_body(str(outcome) if outcome is not None else "applied")
-        await send({"type": "http.response.start", "status": 200, "headers": _head(len(data))})
-        await send({"type": "http.response.body", "body": data})
+        await _respond(send, 200, _accepted_body(str(outcome) if outcome is not None else "applied"))
 
 
 @lru_cache(maxsize=64)
@@ -96,18 +93,15 @@ def _received(topic: str) -> Any:
 
 @lru_cache(maxsize=64)
 def _accepted_body(outcome: str) -> bytes:
-    return json.dumps({"ok": True, "outcome": outcome}, separators=(",", ":")).encode()
+    return _json({"ok": True, "outcome": outcome})
 
 
-def _head(length: int) -> list[tuple[bytes, bytes]]:
-    return [_JSON, (b"content-length", str(length).encode())]
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
-async def _respond(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    data = json.dumps(body, separators=(",", ":")).encode()
-    head = [*_head(len(data)), *(headers or ())]
+async def _respond(send: Send, status: int, data: bytes, *headers: tuple[bytes, bytes]) -> None:
+    head = [_JSON, (b"content-length", str(len(data)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": data})
 
@@ -167,12 +161,11 @@ async def _ingest_order(pool: AsyncConnectionPool[Any], domain: str, delivery: O
                 conn, domain, delivery.facts, now, touch=shops_repo.touch_due(domain)
             )
     except (psycopg.OperationalError, PoolTimeout) as exc:
-        log.warning("database unavailable while handling a webhook: %s", type(exc).__name__)
-        raise ServiceUnavailable("database unavailable; Shopify will retry") from None
+        raise _database_unavailable(exc) from None
     if outcome is orders.Ingested.unknown_shop:
-        raise NotFound(f"shop {domain} is not installed")
+        raise _not_installed(domain)
     if outcome is orders.Ingested.uninstalled:
-        raise Gone(f"shop {domain} has uninstalled the app")
+        raise _uninstalled(domain)
     return outcome
 
 
@@ -184,9 +177,9 @@ def _apply_in_transaction(factory: sessionmaker[Session], topic: Topic, domain: 
             if shop is None:
                 if topic.accepts_unknown_shop:
                     return "unknown shop"
-                raise NotFound(f"shop {domain} is not installed")
+                raise _not_installed(domain)
             if not shop.is_installed and not topic.accepts_uninstalled:
-                raise Gone(f"shop {domain} has uninstalled the app")
+                raise _uninstalled(domain)
             outcome = apply(session, shop, now)
             if shop.is_installed:
                 shops_repo.touch_last_webhook(session, shop.shop_id, now)
@@ -196,8 +189,17 @@ def _apply_in_transaction(factory: sessionmaker[Session], topic: Topic, domain: 
             isinstance(exc, OperationalError) or exc.connection_invalidated
         ):
             raise
-        log.warning("database unavailable while handling a webhook: %s", type(exc).__name__)
-        raise ServiceUnavailable("database unavailable; Shopify will retry") from None
+        raise _database_unavailable(exc) from None
 
 
-__all__ = ["WebhookEndpoint", "UnprocessablePayload"]
+def _not_installed(domain: str) -> NotFound:
+    return NotFound(f"shop {domain} is not installed")
+
+
+def _uninstalled(domain: str) -> Gone:
+    return Gone(f"shop {domain} has uninstalled the app")
+
+
+def _database_unavailable(exc: Exception) -> ServiceUnavailable:
+    log.warning("database unavailable while handling a webhook: %s", type(exc).__name__)
+    return ServiceUnavailable("database unavailable; Shopify will retry")
