@@ -245,11 +245,14 @@ def recompute_customers(session: Session, shop_id: int, customer_ids: Sequence[i
     """Rewrite the aggregates of `customer_ids` from the ledger with the webhook path's own
     set-based statement (one statement per chunk, so the numbers are the same by construction),
     under the same per-customer locks: a delivery for one of them waits for this transaction and
-    then recomputes from what it wrote. Keep `customer_ids` to a few thousand (one lock each)."""
+    then recomputes from what it wrote. Keep `customer_ids` to a few thousand (one lock each).
+
+    Only customers with scores are marked to score: the others are scored by the full rescore the
+    import asks for when it is done (``app.customers.repository.recompute``)."""
     if not customer_ids:
         return
     customers_repo.lock_customers(session, shop_id, customer_ids)
-    customers_repo.recompute(session, shop_id, customer_ids, now)
+    customers_repo.recompute(session, shop_id, customer_ids, now, mark_unscored=False)
 
 
 # -- import and reconciliation state ----------------------------------------------------------------

@@ -41,6 +41,7 @@ from app.imports.service import POLL_INTERVAL_S, next_step_delay, progress_of, r
 from app.models import OrderImport, Shop
 from app.orders import service as orders_service
 from app.orders.schemas import PayloadError
+from app.scoring import service as scoring
 from app.shopify.admin_client import AdminClient, UserErrors
 from app.shopify.admin_client import Unauthorized as TokenRejected
 from app.shops.tokens import access_token, token_cipher
@@ -614,6 +615,8 @@ def _recompute_aggregates(
         mark = start - SEARCH_LAG
         if sync.reconciled_through is None or sync.reconciled_through < mark:
             sync.reconciled_through = mark
+        # Every customer's aggregates were rewritten, and the ones never scored are not marked.
+        scoring.enqueue_rescore(s, shop_id, t, full=True)
     return True
 
 

@@ -56,3 +56,25 @@ def test_an_import_of_an_empty_store_is_done_with_nothing(world: World) -> None:
 
     assert progress.state == ImportState.done
     assert progress.orders_done == 0 and progress.orders_expected == 0
+
+
+@pytest.mark.both_dbs
+def test_an_import_marks_no_unscored_customer_and_asks_for_a_full_rescore(world: World) -> None:
+    import json
+
+    from sqlalchemy import select
+
+    from app.models import Customer, Job
+    from app.scoring import service as scoring
+
+    seed_history(world.store, 200)
+
+    _run_to_end(world)
+
+    with world.factory() as s:
+        assert s.scalars(select(Customer.customer_id).where(Customer.score_pending)).all() == []
+        job = s.scalars(select(Job).where(Job.shop_id == world.shop_id, Job.kind == scoring.RESCORE)).one()
+        assert job.state == "pending" and json.loads(job.payload or "{}") == {"full": True}
+    with world.factory.begin() as s:
+        result = scoring.rescore_shop(s, world.shop_id, world.store.now())
+    assert result.full and result.customers == len(world.aggregates()) == result.written
