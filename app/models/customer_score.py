@@ -30,7 +30,8 @@ class CustomerScore(Base):
     monetary_score: Mapped[int] = mapped_column(SmallInteger)
     rfm_code: Mapped[str] = mapped_column(String(3))
     fm_score: Mapped[int] = mapped_column(SmallInteger)  # of the quintile scores
-    segment: Mapped[str] = mapped_column(String(32))
+    # Bytewise on PostgreSQL (migration 0011): fixed ASCII names, and a cheaper index per row written.
+    segment: Mapped[str] = mapped_column(String(32).with_variant(String(32, collation="C"), "postgresql"))
     thirds_group: Mapped[str] = mapped_column(String(8))
     stage: Mapped[str] = mapped_column(String(16))
     stage_since: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -53,10 +54,11 @@ class CustomerScore(Base):
     synced_hash: Mapped[int] = mapped_column(BigInteger)  # of the values Shopify holds
     values_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when synced_hash last changed
 
-    # Most rows are rewritten daily (predictions move with time): free room on each page lets
-    # PostgreSQL update in place (HOT), which needs that no indexed column changes, hence the one
-    # index beyond the key is on the segment, which rarely moves.
+    # Most rows are rewritten daily (predictions move with time): free room on each page (more than
+    # half: every row's new version must fit next to the old one) lets PostgreSQL update in place
+    # (HOT), which needs that no indexed column changes, hence the one index beyond the key is on
+    # the segment, which rarely moves.
     __table_args__ = (
         Index("ix_customer_scores_shop_id_segment", "shop_id", "segment"),
-        {"postgresql_with": {"fillfactor": 70}},
+        {"postgresql_with": {"fillfactor": 45}},
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -28,6 +28,9 @@ class Shop(Base):
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Customer rows removed so far (redactions, merges): a rescore that read a removed customer
+    # learns of it when it writes (app.scoring.repository.lock_scores).
+    customers_removed: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     @property
     def is_installed(self) -> bool:

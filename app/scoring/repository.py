@@ -33,7 +33,7 @@ from app.models.base import UTCDateTime, table_of
 from app.scoring import pgcopy
 from app.scoring.pgcopy import NULL_TIME
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
-from app.sql import upsert
+from app.sql import advisory_lock, lock_key, upsert
 
 Array = npt.NDArray[Any]
 customers = table_of(Customer)
@@ -168,36 +168,46 @@ def load_customers(
     and predictions at their defaults and skips reading them."""
     if is_postgres(session):
         params = {"shop_id": shop_id, "tz": tz}
-        # Two scans aligned in NumPy: a join (and an ORDER BY) costs PostgreSQL more than both.
-        wanted = STORED_COLUMNS + (PREDICTION_COLUMNS if with_predictions else [])
-        query = _STORED_PG.format(predictions=_STORED_PREDICTIONS_PG if with_predictions else "")
         # What the last rescore stored is read on a second connection at the same time: only the
         # rescore of this shop (one at a time) writes it, so it needs no shared snapshot.
-        bind = session.get_bind()
         with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(_fetch_on_own_connection, bind, query, params, wanted)
+            future = pool.submit(_fetch_stored, session.get_bind(), shop_id, with_predictions)
             aggregates = pgcopy.fetch_columns(session, _AGGREGATES_PG, params, AGGREGATE_COLUMNS)
-            stored = future.result()
-        order = np.argsort(aggregates["customer_id"], kind="stable")
-        columns = {}
-        for name in list(aggregates):  # one column at a time: the unsorted one goes as it is copied
-            columns[name] = aggregates.pop(name)[order]
-        del order
-        ids = columns["customer_id"]
-        position = np.searchsorted(ids, stored["customer_id"])
-        clipped = np.minimum(position, max(ids.size - 1, 0))
-        found = (
-            (ids[clipped] == stored["customer_id"]) if ids.size else np.zeros(position.size, dtype=np.bool_)
-        )
-        columns["scored"] = np.zeros(ids.size, dtype=np.bool_)
-        columns["scored"][clipped[found]] = True
-        for name, kind in CUSTOMER_COLUMNS[10:]:
-            dtype = np.asarray(stored[name]).dtype if name in stored else np.dtype(pgcopy._NATIVE[kind])
-            column = np.full(ids.size, STORED_DEFAULTS.get(name, 0), dtype=dtype)
-            if name in stored:
-                column[clipped[found]] = stored.pop(name)[found]
-            columns[name] = column
-        return LoadedCustomers(columns, [int(c) for c in stored["customer_id"][~found]])
+            return _aligned(aggregates, future.result())
+    return _load_customers_sqlite(session, shop_id, tz)
+
+
+def _fetch_stored(bind: Any, shop_id: int, with_predictions: bool) -> dict[str, Array]:
+    """What the last rescore stored (PostgreSQL), on a connection of its own."""
+    # Two scans aligned in NumPy: a join (and an ORDER BY) costs PostgreSQL more than both.
+    wanted = STORED_COLUMNS + (PREDICTION_COLUMNS if with_predictions else [])
+    query = _STORED_PG.format(predictions=_STORED_PREDICTIONS_PG if with_predictions else "")
+    return _fetch_on_own_connection(bind, query, {"shop_id": shop_id}, wanted)
+
+
+def _aligned(aggregates: dict[str, Array], stored: dict[str, Array]) -> LoadedCustomers:
+    """The buyers' aggregates sorted by id, with what was stored for each (defaults elsewhere)."""
+    order = np.argsort(aggregates["customer_id"], kind="stable")
+    columns: dict[str, Array] = {}
+    for name in list(aggregates):  # one column at a time: the unsorted one goes as it is copied
+        columns[name] = aggregates.pop(name)[order]
+    del order
+    ids = columns["customer_id"]
+    position = np.searchsorted(ids, stored["customer_id"])
+    clipped = np.minimum(position, max(ids.size - 1, 0))
+    found = (ids[clipped] == stored["customer_id"]) if ids.size else np.zeros(position.size, dtype=np.bool_)
+    columns["scored"] = np.zeros(ids.size, dtype=np.bool_)
+    columns["scored"][clipped[found]] = True
+    for name, kind in CUSTOMER_COLUMNS[10:]:
+        dtype = np.asarray(stored[name]).dtype if name in stored else np.dtype(pgcopy._NATIVE[kind])
+        column = np.full(ids.size, STORED_DEFAULTS.get(name, 0), dtype=dtype)
+        if name in stored:
+            column[clipped[found]] = stored.pop(name)[found]
+        columns[name] = column
+    return LoadedCustomers(columns, [int(c) for c in stored["customer_id"][~found]])
+
+
+def _load_customers_sqlite(session: Session, shop_id: int, tz: str) -> LoadedCustomers:
     rows = session.execute(
         select(
             customers.c.customer_id,
@@ -268,7 +278,9 @@ def load_customers(
             values[name].append(value)
     native = {"int2": np.int16, "int4": np.int32, "int8": np.int64, "float8": np.float64, "bool": np.bool_}
     native["timestamptz"] = np.int64
-    columns = {name: np.asarray(values[name], dtype=native[kind]) for name, kind in CUSTOMER_COLUMNS}
+    columns: dict[str, Array] = {
+        name: np.asarray(values[name], dtype=native[kind]) for name, kind in CUSTOMER_COLUMNS
+    }
     buyers = set(values["customer_id"])
     stale = session.scalars(select(scores.c.customer_id).where(scores.c.shop_id == shop_id)).all()
     return LoadedCustomers(columns, sorted(int(c) for c in stale if c not in buyers))
@@ -377,12 +389,16 @@ def load_orders(
 ) -> dict[str, Array]:
     """The shop's qualifying orders as arrays: customer id, day number in the shop's time zone, value.
 
-    ``customer_ids`` limits them to those customers (the incremental rescore)."""
+    ``customer_ids`` limits them to those customers (the incremental rescore). All of them, on
+    PostgreSQL: :func:`_read_in_snapshot` of the two halves of the table at once."""
     if is_postgres(session):
+        if customer_ids is None:
+            snapshot = _export_snapshot(session)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                return _ledger(pool, session, snapshot, shop_id, tz)
         query, params = _orders_query(tz, shop_id)
-        if customer_ids is not None:
-            query += " AND o.customer_id = ANY(%(ids)s::int8[])"
-            params["ids"] = [int(c) for c in customer_ids]
+        query += " AND o.customer_id = ANY(%(ids)s::int8[])"
+        params["ids"] = [int(c) for c in customer_ids]
         return pgcopy.fetch_columns(session, query, params, ORDER_COLUMNS)
     stmt = select(orders.c.customer_id, orders.c.ordered_at, orders.c.value).where(
         orders.c.shop_id == shop_id, orders.c.qualifies, orders.c.customer_id.is_not(None)
@@ -401,20 +417,79 @@ def load_orders(
 def load_orders_and_customers(
     session: Session, shop_id: int, tz: str, *, with_predictions: bool
 ) -> tuple[dict[str, Array], LoadedCustomers]:
-    """Every qualifying order and every buyer (``load_orders``, ``load_customers``). On PostgreSQL
-    the orders are read on a connection of their own at the same time: the two reads are separate
-    snapshots either way (a customer whose orders changed in between is marked and comes next)."""
+    """Every qualifying order and every buyer (``load_orders``, ``load_customers``).
+
+    PostgreSQL: the orders (in two halves of the table) and the buyers' aggregates are read at
+    the same time on connections of their own, in one snapshot (:func:`_read_in_snapshot`), so
+    that they agree: a change committed after it leaves its customer marked for the next rescore.
+    What the last rescore stored is read on the rescore's own connection meanwhile."""
     if not is_postgres(session):
         return load_orders(session, shop_id, tz), load_customers(
             session, shop_id, tz, with_predictions=with_predictions
         )
+    snapshot = _export_snapshot(session)
+    engine = _engine(session)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        aggregates = pool.submit(
+            _read_in_snapshot,
+            engine,
+            snapshot,
+            _AGGREGATES_PG,
+            {"shop_id": shop_id, "tz": tz},
+            AGGREGATE_COLUMNS,
+        )
+        ledger = pool.submit(_ledger, pool, session, snapshot, shop_id, tz)
+        wanted = STORED_COLUMNS + (PREDICTION_COLUMNS if with_predictions else [])
+        query = _STORED_PG.format(predictions=_STORED_PREDICTIONS_PG if with_predictions else "")
+        stored = pgcopy.fetch_columns(session, query, {"shop_id": shop_id}, wanted)
+        loaded = _aligned(aggregates.result(), stored)
+        return ledger.result(), loaded
+
+
+def _engine(session: Session) -> Any:
     bind = session.get_bind()
-    engine = bind.engine if isinstance(bind, Connection) else bind
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        query, params = _orders_query(tz, shop_id)
-        future = pool.submit(_fetch_on_own_connection, engine, query, params, ORDER_COLUMNS)
-        loaded = load_customers(session, shop_id, tz, with_predictions=with_predictions)
-        return future.result(), loaded
+    return bind.engine if isinstance(bind, Connection) else bind
+
+
+def _export_snapshot(session: Session) -> str:
+    """The snapshot of the session's transaction, for other connections to read in (it stays
+    importable while that transaction is open; the rescore's is, until it commits)."""
+    return str(session.scalar(text("SELECT pg_export_snapshot()")))
+
+
+def _read_in_snapshot(
+    engine: Any, snapshot: str, query: str, params: dict[str, Any], columns: list[pgcopy.Column]
+) -> dict[str, Array]:
+    """``fetch_columns`` on a connection of its own that sees exactly ``snapshot``."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            connection.exec_driver_sql("SET TRANSACTION SNAPSHOT '" + snapshot.replace("'", "''") + "'")
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            return pgcopy.fetch_columns(connection, query, params, columns)
+
+
+def _ledger(
+    pool: ThreadPoolExecutor, session: Session, snapshot: str, shop_id: int, tz: str
+) -> dict[str, Array]:
+    """Every qualifying order of the shop, read as the two halves of the orders table (by block)
+    at once, in one snapshot, and put back in table order. A shop's ledger is most of a big
+    table's rows; one scan of it is a single core's work (PostgreSQL 15 has no parallel
+    ``string_agg``). A small shop's orders come from the index either way."""
+    engine = _engine(session)
+    with engine.connect() as connection:
+        blocks = int(
+            connection.scalar(text("SELECT pg_relation_size('orders') / current_setting('block_size')::int8"))
+            or 0
+        )
+    query, params = _orders_query(tz, shop_id)
+    middle = f"'({blocks // 2},0)'::tid"
+    first = pool.submit(
+        _read_in_snapshot, engine, snapshot, f"{query} AND o.ctid < {middle}", params, ORDER_COLUMNS
+    )
+    second = _read_in_snapshot(engine, snapshot, f"{query} AND o.ctid >= {middle}", params, ORDER_COLUMNS)
+    earlier = first.result()
+    return {name: np.concatenate([earlier[name], second[name]]) for name, _ in ORDER_COLUMNS}
 
 
 def qualifying_orders_count(session: Session, shop_id: int) -> int:
@@ -498,119 +573,155 @@ _STORED: Final = [
 ]
 
 _MONEY_PLACES: Final = {"monetary": 4, "spent_last_year": 4, "historic_clv": 4, "predicted_clv": 2}
-NOT_EXACT: Final = np.iinfo(np.int64).min
-_SCORES_COPIED: Final[list[pgcopy.Column]] = [
-    *SCORE_COLUMNS,
-    *((f"{name}_units", "int8") for name in _MONEY_PLACES),
-    ("is_new", "bool"),
+NOT_EXACT: Final = pgcopy.NOT_EXACT
+money_units = pgcopy.money_units
+RFM_CODES: Final = tuple(f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6))
+_LABELS: Final[dict[str, tuple[str | None, ...]]] = {
+    "segment": SEGMENT_NAMES,
+    "thirds_group": THIRDS_GROUP_NAMES,
+    "stage": STAGE_NAMES,
+    "clv_tier": (None, *CLV_TIERS),
+    "clv_source": CLV_SOURCES,
+}
+_NULLABLE: Final = {"expected_next_order_at": "timestamptz?", "average_days_between_orders": "float8?"}
+_SCORES_WIRE: Final[list[pgcopy.Column]] = [
+    ("shop_id", "int8"),
+    *(
+        (
+            name,
+            "numeric" if name in _MONEY_PLACES else "text" if name in _LABELS else _NULLABLE.get(name, kind),
+        )
+        for name, kind in SCORE_COLUMNS
+    ),
+    ("rfm_code", "text"),
 ]
-_SCORES_TEMP_DDL: Final = (
-    "CREATE TEMP TABLE IF NOT EXISTS score_rows ("
-    + ", ".join(f"{name} {kind}" for name, kind in _SCORES_COPIED)
-    + ") ON COMMIT DELETE ROWS"
-)
 
 
-def _money(name: str) -> str:
-    """The stored numeric: from whole units of 10^-places (an integer to numeric is cheap), else
-    PostgreSQL's own rounding of the float (its float-to-numeric conversion prints the float)."""
-    places = _MONEY_PLACES[name]
-    return (
-        f"CASE WHEN t.{name}_units <> {NOT_EXACT} THEN t.{name}_units::numeric * 1e-{places} "
-        f"ELSE round(t.{name}::numeric, {places}) END"
+def _scores_wire(shop_id: int, rows: dict[str, Array]) -> dict[str, Any]:
+    """The arrays ``copy_in`` sends as customer_scores rows: codes become their names, money exact
+    NUMERICs (what ``round(value::numeric, places)`` would store)."""
+    wire: dict[str, Any] = {"shop_id": np.full(rows["customer_id"].size, shop_id, dtype=np.int64)}
+    for name, _ in SCORE_COLUMNS:
+        if name in _MONEY_PLACES:
+            wire[name] = pgcopy.numeric(rows[name], _MONEY_PLACES[name])
+        elif name in _LABELS:
+            wire[name] = pgcopy.Labels(rows[name], _LABELS[name])
+        else:
+            wire[name] = rows[name]
+    r, f, m = (rows[f"{name}_score"].astype(np.intp) - 1 for name in ("recency", "frequency", "monetary"))
+    wire["rfm_code"] = pgcopy.Labels(r * 25 + f * 5 + m, RFM_CODES)
+    return wire
+
+
+def customers_removed(session: Session, shop_id: int) -> int:
+    """How many customer rows the shop lost (redactions, merges): read before a rescore reads its
+    buyers, compared with :func:`lock_scores`'s answer when it writes."""
+    return int(session.scalar(select(Shop.customers_removed).where(Shop.shop_id == shop_id)) or 0)
+
+
+def lock_scores(session: Session, shop_id: int) -> int:
+    """Take the shop's scores lock until the transaction ends, and return ``customers_removed``.
+
+    A rescore takes it before it writes scores, a redaction before it erases them: a rescore
+    copies in the rows of customers scored for the first time, and a redaction's delete must not
+    run while copied rows it cannot see yet are on their way (it would miss them; a row updated in
+    place makes it wait on its own, but not a row inserted). A redaction that committed
+    before the lock shows in the count, and the rescore then drops what it wrote for that customer
+    (:func:`drop_removed_customers`). The shop's row is locked as a foreign key check would (there
+    is none on customer_scores: migration 0008), so the shop cannot be erased under the rescore."""
+    query = select(Shop.customers_removed).where(Shop.shop_id == shop_id)
+    advisory_lock(session, [lock_key("scores", shop_id)])
+    if is_postgres(session):
+        query = query.with_for_update(key_share=True)
+    removed = session.scalar(query)
+    if removed is None:
+        raise LookupError(f"shop {shop_id} does not exist: no scores to store")
+    return int(removed)
+
+
+def count_removed_customer(session: Session, shop_id: int) -> None:
+    """Called with every removal of a customer row (see :func:`lock_scores`)."""
+    session.execute(
+        update(Shop).where(Shop.shop_id == shop_id).values(customers_removed=Shop.customers_removed + 1)
     )
 
 
-def money_units(values: Array, places: int) -> Array:
-    """Each value in whole units of 10^-places where that is exactly what ``round(value::numeric,
-    places)`` stores, else ``NOT_EXACT``: a value already rounded to ``places`` (the float nearest
-    k·10^-places) below 10^(15 − places) prints with 15 significant digits as exactly k·10^-places."""
-    values = np.asarray(values, dtype=np.float64)
-    scale = 10.0**places
-    with np.errstate(invalid="ignore"):
-        units = np.rint(values * scale)
-        exact = np.isfinite(values) & (np.abs(values) < 10.0 ** (15 - places)) & (units / scale == values)
-    result = np.where(exact, units, 0).astype(np.int64)
-    result[~exact] = NOT_EXACT
-    return result
-
-
-_SCORES_VALUES: Final = f"""t.frequency, {_money("monetary")}, t.orders_last_year,
-  {_money("spent_last_year")}, t.recency_score, t.frequency_score, t.monetary_score,
-  t.recency_score::text || t.frequency_score::text || t.monetary_score::text, t.fm_score,
-  ({_array_literal(SEGMENT_NAMES)})[t.segment + 1],
-  ({_array_literal(THIRDS_GROUP_NAMES)})[t.thirds_group + 1],
-  ({_array_literal(STAGE_NAMES)})[t.stage + 1], t.stage_since,
-  {", ".join("t." + f for f in _FLAGS)},
-  {_money("historic_clv")}, {_money("predicted_clv")}, t.predicted_orders, t.churn_risk,
-  NULLIF(t.expected_next_order_at, '-infinity'), NULLIF(t.average_days_between_orders, 'NaN'),
-  ({_array_literal(CLV_TIERS)})[NULLIF(t.clv_tier, 0)], ({_array_literal(CLV_SOURCES)})[t.clv_source + 1],
-  t.row_hash, t.synced_hash, t.values_changed_at"""
-# UPDATE … FROM for the customers already scored and INSERT for the new ones: PostgreSQL does both
-# faster than one INSERT … ON CONFLICT DO UPDATE, which tries (and fails) an insert per row first.
-# One rescore per shop runs at a time (an advisory lock), so no row marked new can exist already:
-# a plain INSERT, without ON CONFLICT's speculative insertion per row.
-_SCORES_UPDATE: Final = f"""
-UPDATE customer_scores AS s SET ({", ".join(_STORED)}) = ({_SCORES_VALUES})
-FROM score_rows t WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id AND t.is_new = false
-"""
-_SCORES_INSERT: Final = f"""
-INSERT INTO customer_scores (shop_id, customer_id, {", ".join(_STORED)})
-SELECT :shop_id, t.customer_id, {_SCORES_VALUES} FROM score_rows t WHERE t.is_new
-"""
-
-
-def _lock_shop_key(session: Session, shop_id: int) -> None:
-    """The check customer_scores' foreign key to shops made per row (dropped in migration 0008),
-    made once: the shop exists, and cannot be deleted before this transaction ends."""
-    query = select(Shop.shop_id).where(Shop.shop_id == shop_id)
-    if is_postgres(session):
-        query = query.with_for_update(key_share=True)
-    if session.scalar(query) is None:
-        raise LookupError(f"shop {shop_id} does not exist: no scores to store")
+def drop_removed_customers(session: Session, shop_id: int) -> list[int]:
+    """Delete the scores (and stage history) of customers whose row is gone: removed after the
+    rescore read them. Returns their ids."""
+    gone = (
+        delete(scores)
+        .where(
+            scores.c.shop_id == shop_id,
+            ~exists().where(customers.c.shop_id == shop_id, customers.c.customer_id == scores.c.customer_id),
+        )
+        .returning(scores.c.customer_id)
+    )
+    removed = [int(c) for c in session.execute(gone).scalars()]
+    _forget_stage_history(session, shop_id, removed)
+    return removed
 
 
 def write_scores(session: Session, shop_id: int, columns: dict[str, Array], selection: Array) -> int:
-    """Upsert the scores of the customers at positions ``selection`` of ``columns`` (the rows that
-    changed; codes become names here). ``columns["is_new"]`` marks customers without a stored row."""
+    """Store the scores of the customers at positions ``selection`` of ``columns`` (the rows that
+    changed; codes become names here; ``columns["is_new"]`` marks customers without a stored row),
+    under :func:`lock_scores`. Returns the rows written.
+
+    PostgreSQL, by binary COPY of the exact stored values: new rows straight into the table; rows
+    already stored into a temp table of the same shape, then one UPDATE copies them over, column
+    for column. Most rows are rewritten daily, so the table keeps room on its pages (fillfactor,
+    migration 0011) for each new version next to the old one: an in-place (HOT) update that
+    touches no index. Deleting and copying the rows in again costs more: each copied row checks
+    the primary key against the deleted one."""
     count = int(selection.size)
     if count == 0:
         return 0
-    if columns["is_new"][selection].any():
-        _lock_shop_key(session, shop_id)
-    if is_postgres(session):
-        # The join with the stored rows fits in memory (instead of spilling in batches).
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
-        session.execute(text(_SCORES_TEMP_DDL))
-        session.execute(text("TRUNCATE score_rows"))
-        every = count == columns["customer_id"].size  # selection is then 0..n-1
-        rows = columns if every else {name: values[selection] for name, values in columns.items()}
-        units = {f"{name}_units": money_units(rows[name], places) for name, places in _MONEY_PLACES.items()}
-        pgcopy.copy_in(session, "score_rows", _SCORES_COPIED, rows | units)
-        del units, rows
-        new = columns["is_new"][selection]
-        if not new.all():
-            # Statistics on the temp table let the planner join a few changed rows by index, not
-            # by scanning every stored row of the shop (the join columns are enough: sampling all
-            # 32 columns costs a first scoring a third of a second). A plain INSERT needs none.
-            session.execute(text("ANALYZE score_rows (customer_id, is_new)"))
-            # A few rows: probe the key for each. The shop's row count in the statistics can be far
-            # too low (a first scoring just inserted every row, autovacuum has not run yet), and
-            # the planner would then hash every stored row of the shop to update a thousand.
-            few = 4 * count <= columns["customer_id"].size
-            if few:
-                session.execute(text("SET LOCAL enable_hashjoin = off"))
-                session.execute(text("SET LOCAL enable_mergejoin = off"))
-            session.execute(text(_SCORES_UPDATE), {"shop_id": shop_id})
-            if few:
-                session.execute(text("RESET enable_hashjoin"))
-                session.execute(text("RESET enable_mergejoin"))
-        if new.any():
-            session.execute(text(_SCORES_INSERT), {"shop_id": shop_id})
-        return count
-    rows = {name: values[selection] for name, values in columns.items()}
+    if not is_postgres(session):
+        return _upsert_scores(session, shop_id, {name: values[selection] for name, values in columns.items()})
+    size = columns["customer_id"].size
+    new = columns["is_new"][selection]
+    for rows, stored in ((selection[~new], True), (selection[new], False)):
+        if rows.size == 0:
+            continue
+        part = columns if rows.size == size else {name: values[rows] for name, values in columns.items()}
+        wire = _scores_wire(shop_id, part)
+        del part
+        if stored:
+            _update_scores(session, shop_id, wire, few=4 * rows.size <= size)
+        else:
+            pgcopy.copy_in(session, "customer_scores", _SCORES_WIRE, wire)
+        del wire
+    return count
+
+
+_SCORES_UPDATE: Final = (
+    f"UPDATE customer_scores AS s SET ({', '.join(_STORED)}) = ({', '.join('t.' + c for c in _STORED)}) "
+    "FROM score_rows AS t WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id"
+)
+
+
+def _update_scores(session: Session, shop_id: int, wire: dict[str, Any], *, few: bool) -> None:
+    session.execute(
+        text("CREATE TEMP TABLE IF NOT EXISTS score_rows (LIKE customer_scores) ON COMMIT DELETE ROWS")
+    )
+    session.execute(text("TRUNCATE score_rows"))
+    pgcopy.copy_in(session, "score_rows", _SCORES_WIRE, wire)
+    if few:
+        # A probe of the key for each. The shop's row count in the statistics can be far too low
+        # (autovacuum has not analyzed a first scoring's rows yet), and the planner would then hash
+        # every stored row of the shop to update a thousand.
+        session.execute(text("SET LOCAL enable_hashjoin = off"))
+        session.execute(text("SET LOCAL enable_mergejoin = off"))
+    session.execute(text(_SCORES_UPDATE), {"shop_id": shop_id})
+    if few:
+        session.execute(text("RESET enable_hashjoin"))
+        session.execute(text("RESET enable_mergejoin"))
+
+
+def _upsert_scores(session: Session, shop_id: int, rows: dict[str, Array]) -> int:
+    """SQLite (one writer at a time): the changed rows upserted through SQLAlchemy."""
     records = []
-    for i in range(count):
+    for i in range(int(rows["customer_id"].size)):
         record: dict[str, Any] = {"shop_id": shop_id}
         for name, kind in SCORE_COLUMNS:
             value = rows[name][i]
@@ -623,23 +734,15 @@ def write_scores(session: Session, shop_id: int, columns: dict[str, Array], sele
             else:
                 record[name] = float(value)
         record["rfm_code"] = f"{record['recency_score']}{record['frequency_score']}{record['monetary_score']}"
-        record["segment"] = SEGMENT_NAMES[record["segment"]]
-        record["thirds_group"] = THIRDS_GROUP_NAMES[record["thirds_group"]]
-        record["stage"] = STAGE_NAMES[record["stage"]]
-        record["clv_tier"] = CLV_TIERS[record["clv_tier"] - 1] if record["clv_tier"] else None
-        record["clv_source"] = CLV_SOURCES[record["clv_source"]]
-        for money, places in (
-            ("monetary", 4),
-            ("spent_last_year", 4),
-            ("historic_clv", 4),
-            ("predicted_clv", 2),
-        ):
+        for name, labels in _LABELS.items():
+            record[name] = labels[record[name]]
+        for money, places in _MONEY_PLACES.items():
             record[money] = _decimal(record[money], places)
         if np.isnan(record["average_days_between_orders"]):
             record["average_days_between_orders"] = None
         records.append(record)
     session.execute(upsert(session, scores, keys=("shop_id", "customer_id"), update=_STORED), records)
-    return count
+    return len(records)
 
 
 def _decimal(value: float, places: int) -> Any:
@@ -676,7 +779,9 @@ def _forget_stage_history(session: Session, shop_id: int, customer_ids: Sequence
 
 
 def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
-    """Everything scoring holds about one customer (for ``customers/redact``)."""
+    """Everything scoring holds about one customer (for ``customers/redact``), under
+    :func:`lock_scores`."""
+    lock_scores(session, shop_id)
     session.execute(delete(scores).where(scores.c.shop_id == shop_id, scores.c.customer_id == customer_id))
     changes = table_of(StageChange)
     session.execute(delete(changes).where(changes.c.shop_id == shop_id, changes.c.customer_id == customer_id))

@@ -484,6 +484,7 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
     last = repo.metrics_row(session, shop_id)
     if full is None:
         full = _needs_full(session, shop_id, now, last)
+    removed_seen = repo.customers_removed(session, shop_id)  # before the buyers are read
 
     # A full rescore reads the orders and the customers at the same time, then computes the
     # order-level metrics (at 5M orders the step that needs the most memory).
@@ -694,6 +695,7 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
             shop_level, today, segment, quintile, stage, behaviour, predicted_clv, interval, models, fit
         )
     del inputs
+    removed_meanwhile = repo.lock_scores(session, shop_id) != removed_seen
     written = repo.write_scores(session, shop_id, columns, rows)
     # A customer's first stage is dated by stage_since, not logged as a change: a shop's first
     # scoring (after the history import) would otherwise show every buyer as having "entered" a
@@ -702,6 +704,8 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
     stage_changes = repo.insert_stage_changes(
         session, shop_id, cust["customer_id"][logged], previous[logged], stage[logged], now
     )
+    if removed_meanwhile:  # a redaction or a merge committed after the buyers were read
+        removed = sorted(set(removed) | set(repo.drop_removed_customers(session, shop_id)))
     marked = recompute[cust["pending"][recompute]]
     repo.clear_pending(session, shop_id, cust["customer_id"][marked], cust["aggregates_updated_at"][marked])
 
@@ -721,7 +725,7 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
     )
     orders_total = int(cust["orders_count"].sum())
     token = repo.save_metrics(session, shop_id, now, n, orders_total, metrics)
-    if postgres:
+    if postgres and not removed_meanwhile:
         _remember(
             shop_id,
             tz,
@@ -744,6 +748,8 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
                 "clv_source": clv_source,
             },
         )
+    elif postgres:
+        _forget()
     changed = sorted(set(cust["customer_id"][synced_changed].tolist()) | set(removed))
     seconds = time.perf_counter() - started
     log.info(

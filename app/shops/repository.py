@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Base, Shop
 from app.models.base import table_of
-from app.sql import fetch_one
+from app.sql import advisory_lock, fetch_one, lock_key
 
 shops = table_of(Shop)
 
@@ -88,7 +88,9 @@ def touch_last_webhook(session: Session, shop_id: int, now: datetime) -> None:
 
 
 def erase_shop(session: Session, shop_id: int) -> None:
-    """Every row of every table that belongs to the shop, then the shop itself."""
+    """Every row of every table that belongs to the shop, then the shop itself. First the scores
+    lock: a rescore writing the shop's scores finishes before they are deleted."""
+    advisory_lock(session, [lock_key("scores", shop_id)])
     for table in reversed(Base.metadata.sorted_tables):
         if table.name != "shops" and "shop_id" in table.c:
             session.execute(delete(table).where(table.c.shop_id == shop_id))

@@ -51,6 +51,7 @@ def redact_customer(
 ) -> None:
     """customers/redact: nothing of the customer remains, and their orders cannot come back."""
     customers_repo.lock_customers(session, shop_id, [customer_id])
+    scoring_repo.lock_scores(session, shop_id)  # first: it can wait for a rescore's writes
     ids = sorted(set(order_ids) | set(orders_repo.order_ids_of_customer(session, shop_id, customer_id)))
     orders_repo.remove(session, shop_id, ids, now)
     customers_repo.remove(session, shop_id, customer_id)
