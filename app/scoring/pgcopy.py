@@ -4,7 +4,7 @@ A rescore moves a few columns of every customer (and of every order) between the
 NumPy. Row-by-row fetching costs about a microsecond per value in Python. Out: one bytea per column
 (:func:`fetch_columns`; fixed-width types, no NULLs: queries COALESCE to a sentinel). In: binary
 COPY rows that NumPy writes as a structured array (:func:`copy_in`), straight into the stored
-table: fixed-width values, exact NUMERICs (:func:`numeric`), text from a few labels
+table: fixed-width values, exact NUMERICs from floats (:func:`numeric`), text from a few labels
 (:class:`Labels`) and NULLs (``float8?``: NaN, ``timestamptz?``: ``NULL_TIME``).
 """
 
@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 Column = tuple[str, str]
 """(name, PostgreSQL type): int2, int4, int8, float8, bool, timestamptz (µs since 2000-01-01);
-for :func:`copy_in` also numeric (an array made by :func:`numeric`), text (:class:`Labels`) and
+for :func:`copy_in` also numeric(N) (floats stored as :func:`numeric` rounds them to N places),
+text (:class:`Labels`) and
 the nullable float8? (NaN is NULL) and timestamptz? (``NULL_TIME`` is NULL)."""
 
 _WIRE: Final[dict[str, str]] = {
@@ -277,12 +278,13 @@ def copy_in(
     A chunk is one structured array, a record per row: the fixed-width fields first, then a slot as
     wide as the widest value for each variable one (text, or a value that may be NULL). Rows are
     contiguous on the wire, so the unused end of each slot is dropped with one boolean mask."""
-    fixed = [(name, kind) for name, kind in columns if kind in _WIRE or kind == "numeric"]
+    places = {name: int(kind[8:-1]) for name, kind in columns if kind.startswith("numeric(")}
+    fixed = [(name, kind) for name, kind in columns if kind in _WIRE or name in places]
     variable = [(name, kind) for name, kind in columns if (name, kind) not in fixed]
     labels = {name: _label_table(arrays[name]) for name, kind in variable if kind == "text"}
     fields: list[tuple[Any, ...]] = [("_count", ">i2")]
     for i, (name, kind) in enumerate(fixed):
-        fields += [(f"_len{i}", ">i4"), (name, NUMERIC_WIRE if kind == "numeric" else _WIRE[kind])]
+        fields += [(f"_len{i}", ">i4"), (name, NUMERIC_WIRE if name in places else _WIRE[kind])]
     for name, kind in variable:
         width = labels[name][0].shape[1] if kind == "text" else 4 + np.dtype(_NULLABLE[kind]).itemsize
         fields.append((name, np.uint8, (width,)))
@@ -310,10 +312,12 @@ def copy_in(
             rows = np.empty(stop - start, dtype=dtype)
             rows["_count"] = len(columns)
             for i, (name, kind) in enumerate(fixed):
-                rows[f"_len{i}"] = (
-                    NUMERIC_WIRE.itemsize if kind == "numeric" else np.dtype(_WIRE[kind]).itemsize
-                )
-                rows[name] = values(name, part)
+                if name in places:  # built chunk by chunk: while the previous one is sent
+                    rows[f"_len{i}"] = NUMERIC_WIRE.itemsize
+                    rows[name] = numeric(values(name, part), places[name])
+                else:
+                    rows[f"_len{i}"] = np.dtype(_WIRE[kind]).itemsize
+                    rows[name] = values(name, part)
             if not variable:
                 copy.write(rows.tobytes())
                 continue

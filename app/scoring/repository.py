@@ -589,7 +589,11 @@ _SCORES_WIRE: Final[list[pgcopy.Column]] = [
     *(
         (
             name,
-            "numeric" if name in _MONEY_PLACES else "text" if name in _LABELS else _NULLABLE.get(name, kind),
+            f"numeric({_MONEY_PLACES[name]})"
+            if name in _MONEY_PLACES
+            else "text"
+            if name in _LABELS
+            else _NULLABLE.get(name, kind),
         )
         for name, kind in SCORE_COLUMNS
     ),
@@ -602,9 +606,7 @@ def _scores_wire(shop_id: int, rows: dict[str, Array]) -> dict[str, Any]:
     NUMERICs (what ``round(value::numeric, places)`` would store)."""
     wire: dict[str, Any] = {"shop_id": np.full(rows["customer_id"].size, shop_id, dtype=np.int64)}
     for name, _ in SCORE_COLUMNS:
-        if name in _MONEY_PLACES:
-            wire[name] = pgcopy.numeric(rows[name], _MONEY_PLACES[name])
-        elif name in _LABELS:
+        if name in _LABELS:
             wire[name] = pgcopy.Labels(rows[name], _LABELS[name])
         else:
             wire[name] = rows[name]

@@ -38,8 +38,8 @@ def test_money_copied_in_is_what_rounding_the_float_stores(session: Session, pla
     pgcopy.copy_in(
         session,
         "money",
-        [("x", "float8"), ("n", "numeric")],
-        {"x": values, "n": pgcopy.numeric(values, places)},
+        [("x", "float8"), ("n", f"numeric({places})")],
+        {"x": values, "n": values},
     )
     differing = session.execute(
         text(
@@ -87,13 +87,13 @@ def test_copy_in_writes_text_nulls_and_fixed_values_row_by_row(session: Session)
     pgcopy.copy_in(
         session,
         "mixed",
-        [("label", "text"), ("i", "int8"), ("at", "timestamptz?"), ("f", "float8?"), ("m", "numeric")],
+        [("label", "text"), ("i", "int8"), ("at", "timestamptz?"), ("f", "float8?"), ("m", "numeric(2)")],
         {
             "i": i,
             "label": pgcopy.Labels(i % len(names), names),
             "at": at,
             "f": f,
-            "m": pgcopy.numeric(-i / 100, 2),
+            "m": -i / 100,
         },
         selection=np.arange(1, size, 2),
     )
