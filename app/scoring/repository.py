@@ -708,6 +708,9 @@ def _update_scores(session: Session, shop_id: int, wire: dict[str, Any], *, few:
     )
     session.execute(text("TRUNCATE score_rows"))
     pgcopy.copy_in(session, "score_rows", _SCORES_WIRE, wire)
+    # The join with the stored rows fits in memory (the default 4 MB splits a 200,000-row hash
+    # in batches written to disk: 2.2 s instead of 1.1 s).
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
     if few:
         # A probe of the key for each. The shop's row count in the statistics can be far too low
         # (autovacuum has not analyzed a first scoring's rows yet), and the planner would then hash
