@@ -171,18 +171,20 @@ def load_customers(
         # What the last rescore stored is read on a second connection at the same time: only the
         # rescore of this shop (one at a time) writes it, so it needs no shared snapshot.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(_fetch_stored, session.get_bind(), shop_id, with_predictions)
+            query, wanted = _stored_query(with_predictions)
+            future = pool.submit(
+                _fetch_on_own_connection, session.get_bind(), query, {"shop_id": shop_id}, wanted
+            )
             aggregates = pgcopy.fetch_columns(session, _AGGREGATES_PG, params, AGGREGATE_COLUMNS)
             return _aligned(aggregates, future.result())
     return _load_customers_sqlite(session, shop_id, tz)
 
 
-def _fetch_stored(bind: Any, shop_id: int, with_predictions: bool) -> dict[str, Array]:
-    """What the last rescore stored (PostgreSQL), on a connection of its own."""
-    # Two scans aligned in NumPy: a join (and an ORDER BY) costs PostgreSQL more than both.
-    wanted = STORED_COLUMNS + (PREDICTION_COLUMNS if with_predictions else [])
+def _stored_query(with_predictions: bool) -> tuple[str, list[pgcopy.Column]]:
+    """What the last rescore stored (PostgreSQL): read apart from the aggregates and aligned in
+    NumPy (:func:`_aligned`); a join (and an ORDER BY) costs PostgreSQL more than both scans."""
     query = _STORED_PG.format(predictions=_STORED_PREDICTIONS_PG if with_predictions else "")
-    return _fetch_on_own_connection(bind, query, {"shop_id": shop_id}, wanted)
+    return query, STORED_COLUMNS + (PREDICTION_COLUMNS if with_predictions else [])
 
 
 def _aligned(aggregates: dict[str, Array], stored: dict[str, Array]) -> LoadedCustomers:
@@ -439,8 +441,7 @@ def load_orders_and_customers(
             AGGREGATE_COLUMNS,
         )
         ledger = pool.submit(_ledger, pool, session, snapshot, shop_id, tz)
-        wanted = STORED_COLUMNS + (PREDICTION_COLUMNS if with_predictions else [])
-        query = _STORED_PG.format(predictions=_STORED_PREDICTIONS_PG if with_predictions else "")
+        query, wanted = _stored_query(with_predictions)
         stored = pgcopy.fetch_columns(session, query, {"shop_id": shop_id}, wanted)
         loaded = _aligned(aggregates.result(), stored)
         return ledger.result(), loaded
@@ -639,13 +640,6 @@ def lock_scores(session: Session, shop_id: int) -> int:
     if removed is None:
         raise LookupError(f"shop {shop_id} does not exist: no scores to store")
     return int(removed)
-
-
-def count_removed_customer(session: Session, shop_id: int) -> None:
-    """Called with every removal of a customer row (see :func:`lock_scores`)."""
-    session.execute(
-        update(Shop).where(Shop.shop_id == shop_id).values(customers_removed=Shop.customers_removed + 1)
-    )
 
 
 def drop_removed_customers(session: Session, shop_id: int) -> list[int]:

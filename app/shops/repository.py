@@ -89,7 +89,8 @@ def touch_last_webhook(session: Session, shop_id: int, now: datetime) -> None:
 
 def erase_shop(session: Session, shop_id: int) -> None:
     """Every row of every table that belongs to the shop, then the shop itself. First the scores
-    lock: a rescore writing the shop's scores finishes before they are deleted."""
+    lock: a rescore writing the shop's scores finishes before they are deleted (the lock alone:
+    ``app.scoring.repository.lock_scores`` also wants the shop, and a retried erasure finds none)."""
     advisory_lock(session, [lock_key("scores", shop_id)])
     for table in reversed(Base.metadata.sorted_tables):
         if table.name != "shops" and "shop_id" in table.c:
