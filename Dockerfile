@@ -8,9 +8,15 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Dependencies come from uv.lock, pinned and hash-checked (docs/deployment.md: updating the lock);
+# `--frozen` installs the lock as it is, never re-resolving. The app itself goes in without deps.
+COPY pyproject.toml uv.lock README.md ./
+RUN pip install 'uv==0.13.9' \
+ && uv export --frozen --no-dev --no-emit-project --format requirements.txt -o /tmp/requirements.txt \
+ && pip install --require-hashes -r /tmp/requirements.txt \
+ && pip uninstall --yes uv
 COPY app ./app
-RUN pip install .
+RUN pip install --no-deps . && pip check
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 app

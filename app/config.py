@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     # During a client-secret rotation Shopify may still sign with the old secret for up to an hour.
     shopify_api_secret_old: str | None = None
     app_url: str = "http://localhost:8000"
-    scopes: str = "read_orders,read_all_orders,read_customers,write_customers,read_customer_merge"
+    scopes: str = "read_orders,read_all_orders,write_customers,read_customer_merge"  # as shopify.app.toml
     # Fernet keys, newest first (`rfm-clv` docs/operations.md: rotating the key). Outside
     # production a key derived from the API secret is used when none is set.
     token_encryption_keys: list[str] = Field(default_factory=list)

@@ -1,4 +1,5 @@
-"""`shopify.app.toml` and `shopify.web.toml` agree with the code (PLATFORM.md §9, §11; PRODUCT §6)."""
+"""`shopify.app.toml` and `shopify.web.toml` agree with the code and with what `shopify app deploy`
+accepts (https://shopify.dev/docs/apps/build/cli-for-apps/app-configuration)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 import app.main
 from app.auth.service import CALLBACK_PATH
 from app.config import API_VERSION, Settings
+from app.devstore.grants import DEFAULT_APP_SCOPES
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
 from app.webhooks.handlers import TOPICS
 
@@ -24,11 +26,13 @@ COMPLIANCE_TOPICS = {"customers/data_request", "customers/redact", "shop/redact"
 
 # Topics with a handler but deliberately not subscribed (or the other way round), with the reason.
 # Whoever adds the subscription removes the entry (the test then insists on both sides).
-NOT_SUBSCRIBED: dict[str, str] = {
-    "bulk_operations/finish": "subscription is added to shopify.app.toml by the history-import work",
-}
+NOT_SUBSCRIBED: dict[str, str] = {}
 
-# PRODUCT §6: the app-owned customer metafields and their types.
+# The scopes the app declares; write_customers implies read_customers, which is therefore not listed
+# (Shopify's own libraries compress it away: shopify-app-js lib/auth/scopes).
+SCOPES = "read_orders,read_all_orders,write_customers,read_customer_merge"
+
+# The app-owned customer metafields (docs/architecture.md) and their types.
 METAFIELDS = {
     "rfm_recency": "number_integer",
     "rfm_frequency": "number_integer",
@@ -100,9 +104,31 @@ def test_webhooks_use_the_pinned_api_version_and_the_webhook_route(
     assert client.get("/webhooks").status_code == 405  # exists, POST only
 
 
+def _listed(scopes: str) -> set[str]:
+    return {s.strip() for s in scopes.split(",") if s.strip()}
+
+
+def _implied(scopes: str) -> set[str]:
+    return {"read_" + s.removeprefix("write_") for s in _listed(scopes) if s.startswith("write_")}
+
+
+def test_scopes_list_nothing_that_another_scope_implies(config: dict[str, Any]) -> None:
+    scopes = config["access_scopes"]["scopes"]
+    assert scopes == SCOPES
+    assert not _listed(scopes) & _implied(scopes)
+
+
 def test_scopes_are_the_ones_the_app_asks_for(config: dict[str, Any]) -> None:
     assert config["access_scopes"]["scopes"] == Settings(app_env="test").scopes
     assert config["embedded"] is True
+
+
+def test_the_shopify_double_grants_the_declared_scopes(config: dict[str, Any]) -> None:
+    assert config["access_scopes"]["scopes"] == DEFAULT_APP_SCOPES
+
+
+def test_bulk_operations_finish_is_subscribed(config: dict[str, Any]) -> None:
+    assert "bulk_operations/finish" in subscribed(config)
 
 
 def test_redirect_urls_contain_the_callback_route(config: dict[str, Any], client: TestClient) -> None:
@@ -117,7 +143,13 @@ def test_every_product_metafield_is_declared_with_its_type(config: dict[str, Any
     for key, definition in declared.items():
         assert definition["name"] and definition["description"], key
         assert definition["access"]["admin"] == "merchant_read", key
-        assert definition["capabilities"]["admin_filterable"] is True, key
+
+
+def test_admin_filterable_only_on_text_definitions(config: dict[str, Any]) -> None:
+    # Number and date definitions are not eligible: a deploy would answer INVALID_CAPABILITY.
+    declared = config["customer"]["metafields"]["app"]
+    filterable = {k for k, d in declared.items() if d.get("capabilities", {}).get("admin_filterable")}
+    assert filterable == {k for k, t in METAFIELDS.items() if t == "single_line_text_field"}
 
 
 def test_choice_metafields_list_the_names_the_scoring_uses(config: dict[str, Any]) -> None:

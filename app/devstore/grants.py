@@ -27,7 +27,8 @@ CODE_TTL = timedelta(minutes=10)
 ACCESS_TOKEN_TTL = timedelta(hours=1)
 ONLINE_TOKEN_TTL = timedelta(hours=24) - timedelta(seconds=1)
 REFRESH_TOKEN_TTL = timedelta(days=90)
-DEFAULT_APP_SCOPES = "read_orders,read_all_orders,read_customers,write_customers,read_customer_merge"
+# The `[access_scopes]` of shopify.app.toml (tests/test_shopify_toml.py keeps them equal).
+DEFAULT_APP_SCOPES = "read_orders,read_all_orders,write_customers,read_customer_merge"
 
 
 @dataclass
