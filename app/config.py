@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = None  # the worker serves /metrics on this port when set
     # PostgreSQL connections per app process for order webhooks (besides SQLAlchemy's pool).
     webhook_pool_size: int = Field(default=10, ge=1)
+    # POST /webhooks transport limits (app/webhooks/router.py, docs/deployment.md). Shopify staff
+    # report order bodies "upwards of a megabyte" and document no upper bound for HTTPS delivery;
+    # the 1,000,000-byte cap of its EventBridge delivery
+    # (https://shopify.dev/changelog/amazon-eventbridge-webhook-payload-size-limit-increased-to-1-mb)
+    # is the nearest published figure. 4 MiB leaves room for the largest orders while at most
+    # `webhook_max_concurrency` bodies are held at once.
+    webhook_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Shopify abandons a delivery after 5 s in all (https://shopify.dev/docs/apps/webhooks/best-practices):
+    # a body still arriving after that is no delivery it will count.
+    webhook_body_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Deliveries handled at once per process; None = twice the webhook connection pool.
+    webhook_max_concurrency: int | None = Field(default=None, ge=1)
+    # How long a delivery may wait for its turn before a 503 (Shopify retries it later).
+    webhook_slot_wait_seconds: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
@@ -53,6 +67,10 @@ class Settings(BaseSettings):
 
     def admin_base_url(self, shop: str) -> str:
         return self.shopify_admin_base_url_template.format(shop=shop)
+
+    @property
+    def webhook_concurrency(self) -> int:
+        return self.webhook_max_concurrency or 2 * self.webhook_pool_size
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:

@@ -28,8 +28,16 @@ class NotFound(AppError):
     status_code = 404
 
 
+class RequestTimeout(AppError):
+    status_code = 408
+
+
 class Gone(AppError):
     status_code = 410
+
+
+class LengthRequired(AppError):
+    status_code = 411
 
 
 class PayloadTooLarge(AppError):

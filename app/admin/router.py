@@ -38,11 +38,15 @@ from app.deps import CurrentShop, install_for, session_claims
 from app.errors import BadRequest
 from app.jobs import repository as jobs_repo
 from app.models import Shop
+from app.request_body import declared_length, read_body
 from app.scoring import service as scoring
 from app.scoring.settings import SettingsError, get_settings, update_settings
 from app.shopify.shop_domain import decode_host, sanitize_shop_domain
 
 router = APIRouter()
+# The settings form is a dozen short fields (well under 2 KB); nothing legitimate comes near this.
+SETTINGS_MAX_BODY_BYTES = 64 * 1024
+SETTINGS_BODY_TIMEOUT_SECONDS = 10.0
 STATIC_DIR = Path(__file__).parent / "static"
 T = TypeVar("T")
 
@@ -322,7 +326,13 @@ async def settings_page(request: Request, shop: CurrentShop) -> Response:
 @router.post("/app/settings", response_class=HTMLResponse)
 async def save_settings(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+    raw = await read_body(
+        request.receive,
+        limit=SETTINGS_MAX_BODY_BYTES,
+        declared=declared_length(request.scope["headers"], SETTINGS_MAX_BODY_BYTES),
+        timeout=SETTINGS_BODY_TIMEOUT_SECONDS,
+    )
+    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     changes, errors = views.settings_changes(form)
     if not errors:
         try:
