@@ -338,7 +338,7 @@ async def save_settings(request: Request, shop: CurrentShop) -> Response:
         try:
             await _write(request, update_settings, shop.shop_id, changes, _now())
         except SettingsError as exc:
-            errors.append(exc.detail[:1].upper() + exc.detail[1:] + ".")
+            errors.append(views.FieldError.of(exc))
     if errors:
         return _page(
             request,

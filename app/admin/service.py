@@ -294,10 +294,11 @@ def request_import(session: Session, shop_id: int, now: datetime) -> ImportProgr
 
 
 def request_sync(session: Session, shop_id: int, now: datetime) -> bool:
-    """The resync button: queue a sync now (coalesces with a queued one); False without a sync."""
+    """The resync button: queue a sync that first compares the app's record with what Shopify holds
+    (coalesces with a queued one); False without a sync."""
     if not sync_registered():
         return False
-    sync_service.enqueue_sync(session, shop_id, now)
+    sync_service.request_repair(session, shop_id, now)
     return True
 
 

@@ -22,7 +22,7 @@ from app.admin.service import (
 from app.admin.service import progress_json as _progress_json
 from app.models import Shop
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
-from app.scoring.settings import METHODS, ScoringSettings, SettingsError, validate
+from app.scoring.settings import METHODS, PREFIX_FIELDS, ScoringSettings, SettingsError, validate
 
 COHORT_ROWS = 12
 COHORT_COLUMNS = 13
@@ -386,6 +386,20 @@ def settings_form_echo(form: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+class FieldError(str):
+    """A problem in plain words, shown in the banner and next to the field it names."""
+
+    field: str | None = None
+
+    @staticmethod
+    def of(exc: SettingsError, key: str | None = None) -> FieldError:
+        field = exc.field or key
+        detail = exc.detail if field else exc.detail[:1].upper() + exc.detail[1:]
+        error = FieldError(f"{FIELD_LABELS.get(field, field)}: {detail}." if field else f"{detail}.")
+        error.field = field
+        return error
+
+
 def settings_changes(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     """The settings service's changes from the form, and every field's problem in plain words
     (each field is checked on its own so that the merchant sees all the problems at once)."""
@@ -394,12 +408,15 @@ def settings_changes(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     grid_fields = {f"{r},{fm}": form.get(f"grid_{r}_{fm}", "") for r in GRID_ROWS for fm in GRID_COLUMNS}
     if any(f"grid_{r}_{fm}" in form for r in GRID_ROWS for fm in GRID_COLUMNS):
         changes["segment_grid"] = grid_fields
-    errors = []
+    # the prefixes are checked together: none may begin another
+    prefixes: dict[str, Any] = {k: changes[k] for k in PREFIX_FIELDS if k in changes}
+    errors: list[str] = []
     for key, value in changes.items():
         try:
-            validate({key: value})
+            validate(prefixes if key in PREFIX_FIELDS else {key: value})
         except SettingsError as exc:
-            errors.append(f"{FIELD_LABELS.get(key, key)}: {exc.detail}.")
+            if exc.field in (None, key):
+                errors.append(FieldError.of(exc, key))
     return changes, errors
 
 

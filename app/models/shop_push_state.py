@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -10,8 +10,9 @@ from app.models.shop import ShopId
 
 
 class ShopPushState(Base):
-    """Per shop, the sync of scores back into Shopify: the tag prefixes applied, former prefixes kept
-    until every customer is migrated, what the last run saw and did, and a running bulk mutation."""
+    """Per shop, the sync of scores back into Shopify: the tag prefixes applied, every former prefix
+    the app applied, what the last run saw and did, a running bulk mutation, and how far a manual
+    sync has compared the app's record with what Shopify holds."""
 
     __tablename__ = "shop_push_state"
 
@@ -28,4 +29,5 @@ class ShopPushState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     bulk_phase: Mapped[str | None] = mapped_column(String(16))  # metafields | tags_add | tags_remove
     bulk_operation_id: Mapped[str | None] = mapped_column(String(128))
+    repair_after: Mapped[int | None] = mapped_column(BigInteger)  # customer id compared so far; NULL: none
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -26,12 +27,23 @@ MAX_WINDOW_DAYS: Final = 3660
 MAX_HORIZON_DAYS: Final = 3660
 MAX_LIFESPAN_YEARS: Final = 50.0
 TAG_PREFIX_MAX: Final = 32
+"""The stored column's width; with the longest tag the app writes after it ("previously-loyal"),
+far under Shopify's 255 characters a tag."""
+TAG_SEPARATORS: Final = (":", "-", "_")
+_TAG_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+PREFIX_FIELDS: Final = ("rfm_tag_prefix", "stage_tag_prefix", "clv_tag_prefix")
+PREFIX_NAMES: Final = {k: k.replace("_", " ") for k in PREFIX_FIELDS}
 
 
 class SettingsError(AppError):
-    """Settings the merchant entered that cannot be saved; the message says which and why."""
+    """Settings the merchant entered that cannot be saved; the message says which and why, and
+    ``field`` names the form field when there is one."""
 
     status_code = 422
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +137,46 @@ def _number(value: Any, name: str, low: float, high: float, *, low_open: bool = 
     return number
 
 
-def _prefix(value: Any, name: str) -> str:
+def _prefix(value: Any, key: str) -> str:
+    """A tag prefix: it ends in a separator, so that the app's tags can be told from a merchant's
+    own ones sharing their first letters ("v-new" is the app's, "vip" never is)."""
+    name = PREFIX_NAMES[key]
     if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"{name} must not be empty")
+        raise SettingsError(f"{name} must not be empty", field=key)
     value = value.strip()
-    if len(value) > TAG_PREFIX_MAX or "," in value:
-        raise SettingsError(f"{name} must be at most {TAG_PREFIX_MAX} characters and contain no comma")
+    if len(value) > TAG_PREFIX_MAX:
+        raise SettingsError(f"{name} must be at most {TAG_PREFIX_MAX} characters", field=key)
+    if not _TAG_PREFIX.fullmatch(value):
+        raise SettingsError(
+            f"{name} may contain only letters, digits, '.', ':', '-' and '_', and must start with a "
+            "letter or digit",
+            field=key,
+        )
+    if not value.endswith(TAG_SEPARATORS) or len(value) < 2:
+        raise SettingsError(
+            f"{name} must be a word followed by ':', '-' or '_' (for example 'rfm:'), so that the app's "
+            "tags cannot be confused with your own",
+            field=key,
+        )
     return value
+
+
+def _check_prefixes(result: ScoringSettings, changed: set[str]) -> None:
+    """No prefix may equal or begin another one: the app could not tell its tags apart. The problem
+    is told at a prefix the merchant changed."""
+    for key in sorted(PREFIX_FIELDS, key=lambda k: (k not in changed, PREFIX_FIELDS.index(k))):
+        mine = getattr(result, key).lower()
+        for other in PREFIX_FIELDS:
+            theirs = getattr(result, other).lower()
+            if other == key or not (mine.startswith(theirs) or theirs.startswith(mine)):
+                continue
+            how = "is the same as" if mine == theirs else "overlaps"
+            raise SettingsError(
+                f"{PREFIX_NAMES[key]} '{getattr(result, key)}' {how} the {PREFIX_NAMES[other]} "
+                f"'{getattr(result, other)}': the three tag prefixes must differ and none may begin "
+                "another, or the app could not tell its tags apart",
+                field=key,
+            )
 
 
 def validate(changes: Mapping[str, Any], current: ScoringSettings = DEFAULTS) -> ScoringSettings:
@@ -165,15 +210,13 @@ def validate(changes: Mapping[str, Any], current: ScoringSettings = DEFAULTS) ->
                 None if value in (None, "") else _number(value, "conversion rate", 0.0, 1.0, low_open=True)
             )
         elif key in ("rfm_tag_prefix", "stage_tag_prefix", "clv_tag_prefix"):
-            clean[key] = _prefix(value, key.replace("_", " "))
+            clean[key] = _prefix(value, key)
         elif key == "sync_enabled":
             if not isinstance(value, bool):
                 raise SettingsError("sync on/off must be true or false")
             clean[key] = value
     result = replace(current, **clean)
-    prefixes = [result.rfm_tag_prefix, result.stage_tag_prefix, result.clv_tag_prefix]
-    if len({p.lower() for p in prefixes}) < 3:
-        raise SettingsError("the three tag prefixes must differ, or the app could not tell its tags apart")
+    _check_prefixes(result, {k for k in PREFIX_FIELDS if k in clean and clean[k] != getattr(current, k)})
     return result
 
 

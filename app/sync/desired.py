@@ -120,21 +120,31 @@ def desired_state(values: CustomerValues, prefixes: TagPrefixes) -> DesiredState
     return DesiredState(metafields, frozenset(tags))
 
 
-def is_app_tag(tag: str, prefixes: Iterable[str]) -> bool:
-    lowered = tag.lower()
-    return any(lowered.startswith(p.lower()) for p in prefixes if p)
+def tag_vocabulary(prefixes: Iterable[str]) -> frozenset[str]:
+    """Every tag the app can write under ``prefixes``, lowercased: a prefix followed by a segment,
+    stage or CLV tier slug. Nothing else can be an app tag, whatever its first letters."""
+    suffixes = {slug(n) for n in SEGMENT_NAMES} | set(STAGE_TAGS.values()) | set(CLV_TIERS)
+    return frozenset(p.lower() + s for p in prefixes if p for s in suffixes)
+
+
+def removable(tags: Iterable[str], written: Iterable[str], prefixes: Iterable[str]) -> list[str]:
+    """Of ``tags``, those the app may remove: recorded as written by the app (``written``) and, as
+    a second guard, in the app's vocabulary under a current or former prefix. Compared without case,
+    as Shopify treats tags."""
+    record = {t.lower() for t in written}
+    vocabulary = tag_vocabulary(prefixes)
+    return sorted({t for t in tags if t.lower() in record and t.lower() in vocabulary})
 
 
 def tag_changes(
-    current: Iterable[str], desired: frozenset[str], prefixes: Iterable[str]
+    written: Iterable[str], desired: frozenset[str], prefixes: Iterable[str]
 ) -> tuple[list[str], list[str]]:
-    """(to add, to remove). Only tags with one of the app's prefixes (current or former) are ever
-    removed; a merchant's own tags are never touched. Shopify compares tags case-insensitively."""
-    prefixes = tuple(prefixes)
-    have = {t.lower(): t for t in current}
+    """(to add, to remove), from the tags the app recorded as written. Only those are ever
+    removed; a merchant's own tags are never touched."""
+    have = {t.lower(): t for t in written}
     want = {t.lower(): t for t in desired}
     add = sorted(t for k, t in want.items() if k not in have)
-    remove = sorted(t for k, t in have.items() if k not in want and is_app_tag(t, prefixes))
+    remove = removable((t for k, t in have.items() if k not in want), have.values(), prefixes)
     return add, remove
 
 

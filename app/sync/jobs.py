@@ -40,7 +40,15 @@ async def run_sync(services: WorkerServices, job: JobContext) -> float | None:
         return None
     redact = job.payload.get("redact_customer")
     if redact is not None:
-        await push.redact_customer(services.factory, services.admin, job.shop_id, domain, token, int(redact))
+        await push.redact_customer(
+            services.factory,
+            services.admin,
+            job.shop_id,
+            domain,
+            token,
+            int(redact),
+            job.payload.get("app_tags"),
+        )
         return None
     return await push.sync_shop(services.factory, services.admin, job.shop_id, token, _now)
 

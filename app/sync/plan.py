@@ -1,5 +1,6 @@
 """What to send for one customer: the difference between what Shopify should hold
-(``desired.desired_state``) and what the app last wrote there (its sync state). Pure."""
+(``desired.desired_state``) and what the app last wrote there (its sync state, the record of the
+tags it wrote: the only tags it ever removes). Pure."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sync.desired import METAFIELD_TYPES, TagPrefixes, desired_state, tag_changes
+from app.sync.desired import METAFIELD_TYPES, TagPrefixes, desired_state, removable, tag_changes
 from app.sync.repository import Due, Written
 
 
@@ -149,6 +150,7 @@ class Plan:
 
 def plan_for(due: Due, prefixes: TagPrefixes, former: tuple[str, ...], generation: int) -> Plan:
     written = due.written
+    app_prefixes = (*prefixes.all(), *former)
     if due.values is None:
         return Plan(
             due.customer_id,
@@ -158,14 +160,14 @@ def plan_for(due: Due, prefixes: TagPrefixes, former: tuple[str, ...], generatio
             {},
             sorted(written.metafields),
             [],
-            sorted(written.tags),
+            removable(written.tags, written.tags, app_prefixes),
             {},
             frozenset(),
         )
     desired = desired_state(due.values, prefixes)
     to_set = {k: v for k, v in desired.metafields.items() if written.metafields.get(k) != v}
     to_delete = sorted(k for k in written.metafields if k not in desired.metafields)
-    add, remove = tag_changes(written.tags, desired.tags, (*prefixes.all(), *former))
+    add, remove = tag_changes(written.tags, desired.tags, app_prefixes)
     return Plan(
         due.customer_id,
         due.score_hash,

@@ -35,7 +35,7 @@ from app.scoring.settings import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
 from app.sync import repository as repo
 from app.sync import service
-from app.sync.desired import TagPrefixes, is_app_tag, segment_specs
+from app.sync.desired import TagPrefixes, removable, segment_specs
 from app.sync.plan import Plan, customer_gid, plan_for
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,16 @@ query SyncDigests($ids: [ID!]!) {
     ... on Customer { id metafields(first: 20, namespace: "$app") { nodes { key value compareDigest } } }
   }
 }"""
+REPAIR_READ: Final = """
+query SyncRepairRead($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Customer { id tags metafields(first: 10, namespace: "$app") { nodes { key value compareDigest } } }
+  }
+}"""
+REPAIR_NODE_COST: Final = 13
+"""A customer (1) and its ``metafields(first: 10)`` connection (2 + 10): ids per read stay under the
+1000-point cap of one query (https://shopify.dev/docs/api/usage/rate-limits)."""
+REPAIR_PAGE: Final = 75
 REDACT_READ: Final = """
 query SyncRedactRead($id: ID!) {
   customer(id: $id) { id tags metafields(first: 20, namespace: "$app") { nodes { key } } }
@@ -180,6 +190,12 @@ async def sync_shop(
                 await _tx(factory, _abandon_bulk, shop_id)
             await _tx(factory, _finish, ctx, now(), 0, None, marks)
             return None
+        if (
+            ctx.bulk_phase is None
+            and ctx.repair_after is not None
+            and not await _repair(factory, admin, ctx, token, now, started, budget_s)
+        ):
+            return 0.0  # the comparison goes on in the next step
         if ctx.bulk_phase is None:
             await ensure_segments(factory, admin, ctx, token, now)
             if await _tx(factory, repo.count_due, shop_id, ctx.generation) > bulk_threshold:
@@ -221,6 +237,43 @@ async def sync_shop(
     except AdminApiError as exc:
         await _tx(factory, service.record_shop_error, shop_id, _shop_error(exc), now())
         raise
+
+
+async def _repair(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    ctx: service.RunContext,
+    token: str,
+    now: Clock,
+    started: float,
+    budget_s: float,
+) -> bool:
+    """Read what Shopify holds for the customers the app wrote to, a page of ids per query, and make
+    those whose app tags or metafields drifted due (``service.record_drift``). False when the step's
+    time is up (the cursor is kept, the next step goes on)."""
+    after = ctx.repair_after or 0
+    while True:
+        records = await _tx(factory, repo.records_after, ctx.shop_id, after, REPAIR_PAGE)
+        if not records:
+            await _tx(factory, service.record_drift, ctx.shop_id, {}, {}, None, now())
+            return True
+        ids = [customer_gid(c) for c, _ in records]
+        result = await admin.execute(
+            ctx.domain, token, REPAIR_READ, {"ids": ids}, expected_cost=float(REPAIR_NODE_COST * len(ids))
+        )
+        held: dict[int, tuple[frozenset[str], dict[str, tuple[str, str]]]] = {}
+        for node in result.data.get("nodes") or []:
+            if not node:
+                continue  # gone from Shopify
+            metafields = {
+                m["key"]: (m["value"], m.get("compareDigest") or "")
+                for m in (node.get("metafields") or {}).get("nodes") or []
+            }
+            held[int(str(node["id"]).rsplit("/", 1)[-1])] = (frozenset(node.get("tags") or []), metafields)
+        after = records[-1][0]
+        await _tx(factory, service.record_drift, ctx.shop_id, held, dict(records), after, now())
+        if time.monotonic() - started > budget_s:
+            return False
 
 
 def _finish(
@@ -577,9 +630,11 @@ async def redact_customer(
     domain: str,
     token: str,
     customer_id: int,
+    app_tags: Sequence[str] | None,
 ) -> None:
-    """Remove the app's metafields and tags (current and former prefixes) from one customer, where
-    Shopify still holds them. Reads the customer first: nothing is sent when nothing is left."""
+    """Remove the app's metafields and the tags the app recorded as written (``app_tags``, under a
+    current or former prefix) from one customer, where Shopify still holds them; no record, no tag
+    is removed. Reads the customer first: nothing is sent when nothing is left."""
 
     def prefixes(session: Session) -> tuple[str, ...]:
         settings = get_settings(session, shop_id)
@@ -596,7 +651,7 @@ async def redact_customer(
     if customer is None:
         return
     keys = [m["key"] for m in (customer.get("metafields") or {}).get("nodes") or []]
-    tags = [t for t in customer.get("tags") or [] if is_app_tag(t, app_prefixes)]
+    tags = removable(customer.get("tags") or [], app_tags or (), app_prefixes)
     doc = _Document()
     if keys:
         doc.add(

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import (
     CustomerScore,
     CustomerSyncState,
+    Job,
     Shop,
     ShopMetricsSnapshot,
     ShopPushState,
@@ -266,6 +267,72 @@ def delete_states(session: Session, shop_id: int, customer_ids: Sequence[int]) -
         )
 
 
+def recorded_tags(session: Session, shop_id: int, customer_id: int) -> list[str]:
+    """The tags the app recorded as written to one customer, with those a running bulk mutation
+    may already have added."""
+    row = session.execute(
+        select(states.c.tags, states.c.inflight).where(
+            states.c.shop_id == shop_id, states.c.customer_id == customer_id
+        )
+    ).first()
+    if row is None:
+        return []
+    tags = set(json.loads(row.tags))
+    if row.inflight is not None:
+        tags |= set(json.loads(row.inflight).get("add") or [])
+    return sorted(tags)
+
+
+def pending_payload(session: Session, shop_id: int, kind: str, key: str) -> dict[str, Any] | None:
+    text = session.scalar(
+        select(Job.payload).where(
+            Job.shop_id == shop_id, Job.kind == kind, Job.key == key, Job.state == "pending"
+        )
+    )
+    return None if text is None else dict(json.loads(text))
+
+
+def records_after(session: Session, shop_id: int, after: int, limit: int) -> list[tuple[int, Written]]:
+    """Up to ``limit`` customers after ``after`` (by id) the app wrote to and no bulk mutation holds."""
+    rows = session.execute(
+        select(*_STATE_COLUMNS)
+        .where(states.c.shop_id == shop_id, states.c.customer_id > after, states.c.inflight.is_(None))
+        .order_by(states.c.customer_id)
+        .limit(limit)
+    ).all()
+    return [(int(row.state_customer_id), _written(row)) for row in rows]
+
+
+def record_drift(session: Session, shop_id: int, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Replace the record of customers whose Shopify copy drifted by what Shopify holds, and make
+    them due (``synced_hash`` NULL), refusals forgotten: the merchant asked for a sync."""
+    if not rows:
+        return
+    session.execute(
+        update(states)
+        .where(states.c.shop_id == shop_id, states.c.customer_id == bindparam("b_customer_id"))
+        .values(
+            metafields=bindparam("b_metafields"),
+            digests=bindparam("b_digests"),
+            tags=bindparam("b_tags"),
+            synced_hash=None,
+            error=None,
+            error_hash=None,
+            error_attempts=0,
+            updated_at=now,
+        ),
+        [
+            {
+                "b_customer_id": r["customer_id"],
+                "b_metafields": json.dumps(r["metafields"], sort_keys=True, separators=(",", ":")),
+                "b_digests": json.dumps(r["digests"], sort_keys=True, separators=(",", ":")),
+                "b_tags": json.dumps(sorted(r["tags"]), separators=(",", ":")),
+            }
+            for r in rows
+        ],
+    )
+
+
 def inflight(session: Session, shop_id: int) -> list[tuple[int, str]]:
     """Customers handed to the running bulk mutation, with their plan, by id."""
     rows = session.execute(
@@ -366,6 +433,7 @@ def shops_due(session: Session) -> list[int]:
             or_(
                 ShopPushState.shop_id.is_(None),
                 ShopPushState.bulk_operation_id.is_not(None),
+                and_(enabled, ShopPushState.repair_after.is_not(None)),
                 and_(
                     enabled,
                     or_(

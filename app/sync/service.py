@@ -36,6 +36,13 @@ class RunContext:
     generation: int
     bulk_phase: str | None
     bulk_operation_id: str | None
+    repair_after: int | None = None
+    """Set while a manual sync compares the app's record with what Shopify holds."""
+
+    @property
+    def tag_prefixes(self) -> tuple[str, ...]:
+        """Every prefix the app's tags may carry: the current ones and every former one."""
+        return (*self.prefixes.all(), *self.former)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +78,24 @@ def enqueue_due_syncs(session: Session, now: datetime) -> list[int]:
     return due
 
 
+def request_repair(session: Session, shop_id: int, now: datetime) -> None:
+    """ "Sync to Shopify now": the next run first compares what Shopify holds for every customer the
+    app wrote to with the app's record, so that app tags or metafields removed in Shopify are
+    written again, then syncs as usual."""
+    push = repo.push_state(session, shop_id, lock=True)
+    if push is not None:
+        push.repair_after, push.updated_at = 0, now
+    enqueue_sync(session, shop_id, now)
+
+
 def forget_customer(session: Session, shop_id: int, customer_id: int, now: datetime) -> None:
     """customers/redact: drop what the app recorded about the customer's Shopify copy and queue the
-    removal of the app's metafields and tags from Shopify (a sync job with a payload)."""
+    removal of the app's metafields and tags from Shopify (a sync job with a payload). The job
+    carries the tags the app recorded as written, the only ones it may remove."""
+    key = REDACT_KEY.format(customer_id=customer_id)
+    tags = set(repo.recorded_tags(session, shop_id, customer_id))
+    queued = repo.pending_payload(session, shop_id, SYNC, key) or {}
+    tags |= set(queued.get("app_tags") or [])  # a redaction still queued keeps its record
     repo.delete_states(session, shop_id, [customer_id])
     shop = repo.shop(session, shop_id)
     if shop is not None and shop.is_installed:
@@ -82,8 +104,8 @@ def forget_customer(session: Session, shop_id: int, customer_id: int, now: datet
             shop_id,
             SYNC,
             now,
-            key=REDACT_KEY.format(customer_id=customer_id),
-            payload={"redact_customer": customer_id},
+            key=key,
+            payload={"redact_customer": customer_id, "app_tags": sorted(tags)},
         )
 
 
@@ -96,8 +118,9 @@ def _prefixes_of(push: ShopPushState) -> TagPrefixes:
 
 def begin_run(session: Session, shop_id: int, now: datetime) -> RunContext | None:
     """Settle the shop's push state for a run: a prefix change in settings starts a migration (the
-    old prefixes are remembered, every customer is due again); former prefixes are forgotten once
-    no customer is left under them. None when the shop is gone or uninstalled."""
+    old prefixes are remembered, every customer is due again). Former prefixes are kept: they only
+    bound which recorded tags may be removed (``desired.removable``), and a customer Shopify refused
+    may still carry tags under them. None when the shop is gone or uninstalled."""
     shop = repo.shop(session, shop_id)
     if shop is None or not shop.is_installed:
         return None
@@ -137,6 +160,7 @@ def begin_run(session: Session, shop_id: int, now: datetime) -> RunContext | Non
         push.prefix_generation,
         push.bulk_phase,
         push.bulk_operation_id,
+        push.repair_after,
     )
 
 
@@ -162,8 +186,44 @@ def finish_run(session: Session, ctx: RunContext, now: datetime, written: int, e
     push.last_written = written
     push.last_error = error
     push.updated_at = now
-    if push.former_prefixes != "[]" and repo.count_due(session, ctx.shop_id, push.prefix_generation) == 0:
-        push.former_prefixes = "[]"  # every customer carries the new prefixes now
+
+
+def record_drift(
+    session: Session,
+    shop_id: int,
+    held: dict[int, tuple[frozenset[str], dict[str, tuple[str, str]]]],
+    records: dict[int, repo.Written],
+    after: int | None,
+    now: datetime,
+) -> int:
+    """Compare what Shopify holds (``held``: customer → (tags, {key: (value, digest)}) of the
+    customers that still exist there) with the app's record: where an app tag the record names or
+    an app metafield differs, the record becomes what Shopify holds (the tags the record names that
+    Shopify still has) and the customer is due, so the sync writes exactly the difference. Moves the
+    repair cursor to ``after`` (None: done). Returns how many customers drifted."""
+    rows = []
+    for customer_id, (tags, metafields) in held.items():
+        written = records.get(customer_id)
+        if written is None:
+            continue
+        present = {t.lower() for t in tags}
+        kept = [t for t in written.tags if t.lower() in present]
+        values = {k: v for k, (v, _) in metafields.items()}
+        if len(kept) == len(written.tags) and values == written.metafields:
+            continue
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "metafields": values,
+                "digests": {k: d for k, (_, d) in metafields.items() if d},
+                "tags": kept,
+            }
+        )
+    repo.record_drift(session, shop_id, rows, now)
+    push = repo.push_state(session, shop_id)
+    if push is not None:
+        push.repair_after = after
+    return len(rows)
 
 
 def record_shop_error(session: Session, shop_id: int, error: str, now: datetime) -> None:
@@ -268,6 +328,8 @@ __all__ = [
     "enqueue_due_syncs",
     "enqueue_sync",
     "forget_customer",
+    "record_drift",
     "record_plans",
+    "request_repair",
     "sync_status",
 ]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import make_sessionmaker, write_transaction
 from app.devstore import DevStore, FakeClock, create_devstore_app
-from app.models import CustomerScore, CustomerSyncState, ShopMetricsSnapshot
+from app.models import CustomerScore, CustomerSyncState, Shop, ShopMetricsSnapshot
 from app.models.base import table_of
 from app.scoring.settings import update_settings
 from app.shopify.admin_client import AdminClient
@@ -140,6 +140,25 @@ class World:
     def settings_change(self, **changes: Any) -> None:
         with write_transaction(self.factory) as session:
             update_settings(session, self.shop_id, changes, self.tick())
+
+    def run_sync_jobs(self) -> int:
+        """Run the pending sync jobs (customers/redact's among them) the way the worker does."""
+        from app.worker import Worker, load_job_modules
+        from app.worker.services import services_factory
+
+        with write_transaction(self.factory) as session:
+            shop = session.get(Shop, self.shop_id)
+            assert shop is not None
+            shop.access_token_expires_at = datetime.now(UTC) + timedelta(days=1)  # no refresh needed
+        load_job_modules()
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_devstore_app(self.store)), base_url="http://devstore"
+        )
+        worker = Worker(self.factory, kinds=["sync"], services=services_factory(self.settings, http=http))
+        try:
+            return worker.run_pending()
+        finally:
+            worker.close()
 
     def states(self) -> dict[int, CustomerSyncState]:
         with self.factory() as session:

@@ -123,3 +123,9 @@ def test_segment_specs_are_unique_single_clause_tag_queries() -> None:
     champions = next(s for s in specs if s.key == "rfm:champions")
     assert (champions.name, champions.query) == ("RFM · Champions", "customer_tags CONTAINS 'rfm:champions'")
     assert all(s.query.count("CONTAINS") == 1 for s in specs)
+
+
+def test_only_tags_of_the_apps_vocabulary_are_removed_whatever_their_first_letters() -> None:
+    # a record that somehow names a merchant tag ("vip") still cannot remove it: the app never writes it
+    add, remove = tag_changes(["vip", "vegan", "vnew", "v-merchant-own"], frozenset({"vactive"}), ("v", "v-"))
+    assert (add, remove) == (["vactive"], ["vnew"])

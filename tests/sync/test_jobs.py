@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -99,10 +100,14 @@ def test_customers_redact_removes_the_apps_metafields_and_tags_from_shopify(
     with world.factory() as session:
         job = session.scalar(select(Job).where(Job.key == REDACT_KEY.format(customer_id=first)))
         assert job is not None and job.kind == SYNC and '"redact_customer"' in (job.payload or "")
+        recorded = json.loads(job.payload or "{}")["app_tags"]
     assert first not in world.states()
+    assert any(t.startswith("rfm:") for t in recorded)
 
     world.run(
-        lambda admin: push.redact_customer(world.factory, admin, world.shop_id, SHOP, world.token, first)
+        lambda admin: push.redact_customer(
+            world.factory, admin, world.shop_id, SHOP, world.token, first, recorded
+        )
     )
 
     assert world.metafields(first) == {}

@@ -117,18 +117,18 @@ def test_a_prefix_change_migrates_the_tags_and_segment_queries(world: World) -> 
     ids = seed(world, 6)
     world.sync()
 
-    world.settings_change(rfm_tag_prefix="seg/", clv_tag_prefix="value/")
+    world.settings_change(rfm_tag_prefix="seg-", clv_tag_prefix="value_")
     world.sync()
 
     for customer in ids:
         tags = world.tags(customer)
         assert not any(t.startswith(("rfm:", "clv:")) for t in tags), tags
-        assert any(t.startswith("seg/") for t in tags)
+        assert any(t.startswith("seg-") for t in tags)
         assert "wholesale" in tags
         assert any(t.startswith("stage:") for t in tags)
     queries = {s.name: s.query for s in world.store.shop(SHOP).segments.values()}
-    assert queries["RFM · Champions"] == "customer_tags CONTAINS 'seg/champions'"
-    assert queries["CLV · Top 10%"] == "customer_tags CONTAINS 'value/top-10'"
+    assert queries["RFM · Champions"] == "customer_tags CONTAINS 'seg-champions'"
+    assert queries["CLV · Top 10%"] == "customer_tags CONTAINS 'value_top-10'"
     assert len(queries) == 17
     with world.factory() as session:
         assert sync_status(session, world.shop_id).customers_pending == 0
