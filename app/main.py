@@ -27,7 +27,7 @@ from app.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
 from app.deps import install_session_token_handler
 from app.errors import install_error_handler
 from app.health import router as health_router
-from app.observability import RequestContextMiddleware, configure_logging
+from app.observability import QueueDepthCollector, RequestContextMiddleware, configure_logging
 from app.webhooks.router import WebhookEndpoint
 
 
@@ -49,10 +49,18 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
             yield
         app.state.engine.dispose()
 
-    app = FastAPI(title="RFM & CLV for Shopify", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="RFM & CLV for Shopify",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # the schema maps every route for whoever asks; only a developer needs it
+        openapi_url="/openapi.json" if settings.app_env == "development" else None,
+    )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.queue_depth = QueueDepthCollector(app.state.sessionmaker)
     if http_client is not None:
         app.state.http = http_client
     app.state.auth = ShopAuth(settings, app.state.sessionmaker, lambda: app.state.http)

@@ -1,0 +1,83 @@
+"""What the app shows to whoever asks: no API schema, no metrics without the token, no redirect
+to a host taken from an unsigned parameter, and the same response headers everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from app.shopify.token_crypto import generate_key
+
+METRICS_TOKEN = "scrape-token-0123456789abcdef"
+
+
+@pytest.fixture
+def production(settings: Settings) -> Settings:
+    return Settings(
+        app_env="production",
+        database_url=settings.database_url,
+        shopify_api_key=settings.shopify_api_key,
+        shopify_api_secret=settings.shopify_api_secret,
+        token_encryption_keys=[generate_key()],
+    )
+
+
+def serve(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), base_url="https://app.example.com") as client:
+        yield client
+
+
+@pytest.fixture
+def prod_client(production: Settings) -> Iterator[TestClient]:
+    yield from serve(production)
+
+
+@pytest.fixture
+def token_client(production: Settings) -> Iterator[TestClient]:
+    yield from serve(production.model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)}))
+
+
+@pytest.mark.parametrize("env", ["production", "settings"])
+def test_the_openapi_schema_is_not_served_outside_development(
+    request: pytest.FixtureRequest, backend: str, env: str
+) -> None:
+    with TestClient(create_app(request.getfixturevalue(env))) as client:
+        assert client.get("/openapi.json").status_code == 404
+
+
+def test_metrics_are_off_in_production_without_a_token(prod_client: TestClient) -> None:
+    response = prod_client.get("/metrics")
+    assert response.status_code == 404
+    assert "rfm_" not in response.text
+
+
+def test_metrics_without_the_token_are_refused(token_client: TestClient) -> None:
+    response = token_client.get("/metrics")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "METRICS_TOKEN" in response.json()["detail"] and "rfm_" not in response.text
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        f"Bearer {METRICS_TOKEN}x",
+        f"Bearer {METRICS_TOKEN[:-1]}",
+        "Bearer ",
+        f"Basic {METRICS_TOKEN}",
+        METRICS_TOKEN,
+    ],
+)
+def test_metrics_with_a_wrong_token_are_refused(token_client: TestClient, authorization: str) -> None:
+    response = token_client.get("/metrics", headers={"Authorization": authorization})
+    assert response.status_code == 401 and "rfm_" not in response.text
+
+
+def test_metrics_with_the_token_are_served(token_client: TestClient) -> None:
+    response = token_client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200 and "# TYPE rfm_jobs gauge" in response.text
