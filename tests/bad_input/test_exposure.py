@@ -7,12 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
 from app.shopify.token_crypto import generate_key
+from tests.fixtures.factories import create_shop, order_payload
+from tests.fixtures.webhooks import post_webhook
 
+SHOP = "exposed.myshopify.com"
 METRICS_TOKEN = "scrape-token-0123456789abcdef"
 
 
@@ -81,3 +85,64 @@ def test_metrics_with_a_wrong_token_are_refused(token_client: TestClient, author
 def test_metrics_with_the_token_are_served(token_client: TestClient) -> None:
     response = token_client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 200 and "# TYPE rfm_jobs gauge" in response.text
+
+
+# -- response headers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/healthz"),
+        ("GET", "/"),
+        ("GET", "/admin/static/admin.css"),
+        ("GET", "/no-such-page"),
+        ("POST", "/webhooks"),  # no HMAC: refused by the webhook layer, which is not a route
+        ("GET", "/webhooks"),
+        ("GET", "/api/shop"),  # no session token: 401
+    ],
+)
+def test_every_response_carries_nosniff_and_the_referrer_policy(
+    prod_client: TestClient, method: str, path: str
+) -> None:
+    response = prod_client.request(method, path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_an_accepted_webhook_carries_the_headers(client: TestClient, session: Session) -> None:
+    create_shop(session, SHOP)
+    response = post_webhook(client, "orders/create", order_payload(1, 2), SHOP)
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+
+
+def test_hsts_is_sent_only_over_https(settings: Settings) -> None:
+    app = create_app(settings)
+    with TestClient(app, base_url="http://app.example.com") as plain:
+        assert "strict-transport-security" not in plain.get("/healthz").headers
+    with TestClient(app, base_url="https://app.example.com") as tls:
+        assert tls.get("/healthz").headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_forwarded_proto_from_the_client_does_not_turn_hsts_on(settings: Settings) -> None:
+    # Only uvicorn's proxy-headers layer, for a proxy it trusts, may turn the scheme into https.
+    with TestClient(create_app(settings), base_url="http://app.example.com") as client:
+        response = client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert "strict-transport-security" not in response.headers
+
+
+def test_an_unhandled_error_still_carries_the_headers(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, base_url="https://app.example.com", raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
