@@ -53,7 +53,7 @@ from app.shopify.oauth import (
 )
 from app.shopify.query_hmac import verify_query_hmac
 from app.shopify.session_token import SessionTokenClaims
-from app.shopify.shop_domain import decode_host, sanitize_shop_domain
+from app.shopify.shop_domain import sanitize_shop_domain
 from app.shops import repository as shops_repo
 from app.shops.service import register_shop
 from app.shops.tokens import store_token, token_cipher
@@ -132,12 +132,11 @@ class UsedNonces:
             return True
 
 
-def embedded_app_url(settings: Settings, shop: str, host: str | None) -> str:
-    """Where the merchant sees the app inside the admin (the JS library's `getEmbeddedAppUrl`)."""
-    decoded = decode_host(host)
-    if decoded is not None:
-        return f"https://{decoded}/apps/{settings.shopify_api_key}"
-    return f"https://{shop}/admin/apps/{settings.shopify_api_key}"
+def embedded_app_url(settings: Settings, shop: str) -> str:
+    """Where the merchant sees the app inside the admin, built from the validated shop alone: the
+    launch URL's `host` is unsigned on a plain visit, so it never chooses where a redirect goes."""
+    handle = shop.removesuffix(".myshopify.com")
+    return f"https://admin.shopify.com/store/{handle}/apps/{settings.shopify_api_key}"
 
 
 # -- the service -------------------------------------------------------------------------------
@@ -385,9 +384,9 @@ class ShopAuth:
 
     async def complete_code_grant(
         self, raw_query: str, state_cookie: str | None, now: float | None = None
-    ) -> tuple[Shop, str | None]:
+    ) -> Shop:
         """Verify the callback (HMAC within 90 s, shop, state in constant time, not replayed),
-        trade the code for an expiring offline token and store it. Returns the shop and `host`."""
+        trade the code for an expiring offline token and store it."""
         now = time.time() if now is None else now
         if not verify_query_hmac(raw_query, self.settings.webhook_secrets, now):
             raise OAuthCallbackRejected("callback signature (hmac) is invalid or too old")
@@ -420,4 +419,4 @@ class ShopAuth:
         async with self._shop_lock(shop):
             saved = await run_in_threadpool(self._save_install, shop, token)
         log.info("shop %s: offline token obtained by authorization code grant", shop)
-        return saved, params.get("host")
+        return saved

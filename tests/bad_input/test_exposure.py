@@ -3,6 +3,7 @@ to a host taken from an unsigned parameter, and the same response headers everyw
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import pytest
@@ -146,3 +147,28 @@ def test_an_unhandled_error_still_carries_the_headers(settings: Settings) -> Non
     assert response.status_code == 500
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
+# -- the `host` parameter ----------------------------------------------------------------------
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "evil.example",
+        "attacker.myshopify.com",  # another store: its /apps/ path is a storefront app proxy
+        "admin.shopify.com/store/attacker",
+        "evil.shop.dev",
+        "evil.spin.dev/admin",
+    ],
+)
+def test_a_forged_host_does_not_choose_the_redirect(client: TestClient, forged: str) -> None:
+    response = client.get(
+        "/", params={"shop": "demo.myshopify.com", "host": b64(forged)}, follow_redirects=False
+    )
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://admin.shopify.com/store/demo/apps/test-key"
