@@ -71,9 +71,15 @@ class OAuthCallbackRejected(BadRequest):
 
 
 class ShopifyTokenError(AppError):
-    """Shopify did not issue a token for a reason other than an invalid session token."""
+    """Shopify did not issue a token for a reason other than an invalid session token. The detail
+    is what the merchant reads; Shopify's own words go to the log only."""
 
     status_code = 502
+
+
+TOKEN_UNAVAILABLE = (
+    "Shopify did not give the app access to this store just now. Please try again in a minute."
+)
 
 
 class ReauthorizationRequired(AppError):
@@ -269,7 +275,8 @@ class ShopAuth:
                 log.warning("shop %s: Shopify refused the refresh token (%s)", shop.domain, exc.error)
                 await run_in_threadpool(self._forget, shop)
                 return None
-            raise ShopifyTokenError(f"could not refresh the token of {shop.domain}: {exc}") from None
+            log.warning("shop %s: token refresh failed: %s", shop.domain, exc)
+            raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
         return await run_in_threadpool(self._save_rotation, shop, token)
 
     async def _migrate(self, shop: Shop) -> Shop:
@@ -324,7 +331,8 @@ class ShopAuth:
                     admin_base_url=self.settings.admin_base_url,
                 )
             except OAuthError as exc:
-                raise ShopifyTokenError(f"token exchange failed for {domain}: {exc}") from None
+                log.warning("shop %s: token exchange failed: %s", domain, exc)
+                raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
             shop = await run_in_threadpool(self._save_install, domain, token)
             log.info("shop %s: offline token obtained by token exchange", domain)
             return shop
@@ -413,9 +421,12 @@ class ShopAuth:
                 admin_base_url=self.settings.admin_base_url,
             )
         except OAuthError as exc:
+            log.warning("shop %s: code exchange failed: %s", shop, exc)
             if exc.status is not None and exc.status < 500:
-                raise OAuthCallbackRejected(f"Shopify refused the authorization code ({exc.error})") from None
-            raise ShopifyTokenError(f"code exchange failed for {shop}: {exc}") from None
+                raise OAuthCallbackRejected(
+                    "Shopify refused the authorization code; start the installation again"
+                ) from None
+            raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
         async with self._shop_lock(shop):
             saved = await run_in_threadpool(self._save_install, shop, token)
         log.info("shop %s: offline token obtained by authorization code grant", shop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -231,3 +232,43 @@ def test_a_refresh_that_lost_the_race_keeps_the_winners_pair(
     after = auth._save_rotation(before, late)  # noqa: SLF001 - the write step of a refresh
     assert access_token(after, cipher) == "shpat_winner"
     assert refresh_token(after, cipher) == "shprt_winner"
+
+
+SHOPIFY_WORDS = "internal shard db-7 timed out (request 8f2c)"
+
+
+@pytest.fixture
+def failing_shopify(app_settings: Settings) -> Iterator[TestClient]:
+    """Shopify answers every token request with an error of its own words."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/admin/oauth/access_token")
+        return httpx.Response(500, json={"error": "server_error", "error_description": SHOPIFY_WORDS})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    with TestClient(
+        create_app(app_settings, http_client=http), base_url=APP_URL, follow_redirects=False
+    ) as client:
+        yield client
+    asyncio.run(http.aclose())
+
+
+def test_a_failed_token_exchange_shows_the_page_a_plain_message(
+    failing_shopify: TestClient, store: DevStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.auth.service"):
+        response = failing_shopify.get(f"/?{launch_query(store)}", headers={"Accept": "text/html"})
+    assert response.status_code == 502 and response.headers["content-type"].startswith("text/html")
+    assert "Please try again in a minute" in response.text
+    assert SHOPIFY_WORDS not in response.text and "server_error" not in response.text
+    assert SHOPIFY_WORDS in caplog.text and SHOP in caplog.text
+
+
+def test_a_failed_token_exchange_on_a_fetch_answers_plain_json(
+    failing_shopify: TestClient, store: DevStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.auth.service"):
+        response = failing_shopify.get("/api/shop", headers=bearer(store))
+    assert response.status_code == 502
+    assert "Please try again in a minute" in response.json()["detail"]
+    assert SHOPIFY_WORDS not in response.text and SHOPIFY_WORDS in caplog.text
