@@ -54,6 +54,7 @@ from app.shopify.oauth import (
 from app.shopify.query_hmac import verify_query_hmac
 from app.shopify.session_token import SessionTokenClaims
 from app.shopify.shop_domain import sanitize_shop_domain
+from app.shopify.token_crypto import TokenDecryptError
 from app.shops import repository as shops_repo
 from app.shops.service import register_shop
 from app.shops.tokens import store_token, token_cipher
@@ -297,6 +298,20 @@ class ShopAuth:
             return shop
         return await run_in_threadpool(self._save_migration, shop, token)
 
+    async def _keep_usable(self, shop: Shop, now: datetime) -> Shop | None:
+        """The shop with a current token (migrated or refreshed when due), or None when only a
+        token exchange can give it one."""
+        if shop.access_token_expires_at is None:
+            return await self._migrate(shop)
+        if not self._needs_refresh(shop, now):
+            return shop
+        try:
+            return await self._refresh(shop, now)
+        except ShopifyTokenError:
+            if now < shop.access_token_expires_at:
+                return shop  # still valid; try again on the next request
+            raise
+
     # -- public API ------------------------------------------------------------------------------
     async def ensure_installed(self, session_token: str, claims: SessionTokenClaims) -> Shop:
         """The installed shop of a *validated* session token, with a usable offline token.
@@ -308,19 +323,15 @@ class ShopAuth:
         async with self._shop_lock(domain):
             shop = await run_in_threadpool(self._load, domain)
             if shop is not None and self._usable(shop):
-                now = datetime.now(UTC)
-                if shop.access_token_expires_at is None:
-                    return await self._migrate(shop)
-                if not self._needs_refresh(shop, now):
-                    return shop
                 try:
-                    refreshed = await self._refresh(shop, now)
-                except ShopifyTokenError:
-                    if now < shop.access_token_expires_at:
-                        return shop  # still valid; try again on the next request
-                    raise
-                if refreshed is not None:
-                    return refreshed
+                    kept = await self._keep_usable(shop, datetime.now(UTC))
+                except TokenDecryptError:
+                    # The key that encrypted the stored pair is gone from TOKEN_ENCRYPTION_KEYS: a
+                    # fresh token, stored under the current key, is the way back.
+                    log.warning("shop %s: stored token unreadable with the configured keys", domain)
+                    kept = None
+                if kept is not None:
+                    return kept
             try:
                 token = await token_exchange(
                     self.http,

@@ -21,8 +21,10 @@ from app.main import create_app
 from app.models import Shop
 from app.shopify.oauth import AccessToken
 from app.shopify.testing import make_session_token
+from app.shopify.token_crypto import generate_key
 from app.shops.repository import get_by_domain
 from app.shops.tokens import access_token, refresh_token, store_token, token_cipher
+from tests.fixtures.factories import create_shop
 
 from .conftest import API_KEY, APP_URL, SHOP, bearer, launch_query
 
@@ -138,7 +140,6 @@ def test_non_expiring_token_is_migrated_on_open(
     browser: TestClient, store: DevStore, session: Session, app_settings: Settings
 ) -> None:
     legacy = store.issue_access_token(SHOP, "read_orders,read_customers")
-    from tests.fixtures.factories import create_shop
 
     shop = create_shop(session, SHOP)
     store_token(
@@ -272,3 +273,24 @@ def test_a_failed_token_exchange_on_a_fetch_answers_plain_json(
     assert response.status_code == 502
     assert "Please try again in a minute" in response.json()["detail"]
     assert SHOPIFY_WORDS not in response.text and SHOPIFY_WORDS in caplog.text
+
+
+def test_a_stored_token_the_keys_cannot_read_is_exchanged_anew_when_due(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    dropped_key = app_settings.model_copy(update={"token_encryption_keys": [generate_key()]})
+    shop = create_shop(session, SHOP)
+    store_token(
+        shop,
+        AccessToken(
+            access_token=store.issue_access_token(SHOP, "read_orders"),
+            scope=["read_orders"],
+            expires_at=datetime.now(UTC) + timedelta(minutes=2),  # within the refresh margin
+            refresh_token="shprt_unreadable",
+        ),
+        token_cipher(dropped_key),
+    )
+    session.commit()
+    assert browser.get("/api/shop", headers=bearer(store)).status_code == 200
+    _, token, refresh = stored(session, app_settings)  # readable with the configured keys again
+    assert store.token_scopes(SHOP, token) is not None and refresh is not None
