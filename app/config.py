@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 API_VERSION = "2026-10"
@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Development-only way into the pages outside the Shopify admin (app/auth/dev.py).
     dev_login: bool = False
     worker_metrics_port: int | None = None  # the worker serves /metrics on this port when set
+    # Prometheus scrapes the web process's /metrics with `Authorization: Bearer <token>`; without
+    # a token /metrics answers only in development (docs/operations.md).
+    metrics_token: SecretStr | None = None
     # PostgreSQL connections per app process for order webhooks (besides SQLAlchemy's pool).
     webhook_pool_size: int = Field(default=10, ge=1)
     # POST /webhooks transport limits (app/webhooks/router.py, docs/deployment.md). Shopify staff

@@ -1,6 +1,9 @@
-"""/healthz (the process answers), /readyz (database reachable, migrations at head), /metrics."""
+"""/healthz (the process answers), /readyz (database reachable, migrations at head), /metrics
+(behind a bearer token; without one, development only)."""
 
 from __future__ import annotations
+
+import hmac
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -9,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 
+from app.config import Settings
 from app.db import alembic_config
 from app.observability import metrics_payload
 
@@ -49,6 +53,24 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
+def _metrics_allowed(request: Request, settings: Settings) -> bool | None:
+    """True: serve; False: wrong or missing token (401); None: metrics are off here (404)."""
+    expected = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    if not expected:
+        return True if settings.app_env == "development" else None
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
-    return Response(metrics_payload(request.app.state.sessionmaker), media_type=CONTENT_TYPE_LATEST)
+    allowed = _metrics_allowed(request, request.app.state.settings)
+    if allowed is None:
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+    if not allowed:
+        return JSONResponse(
+            {"detail": "metrics need Authorization: Bearer <METRICS_TOKEN>"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Response(metrics_payload(request.app.state.queue_depth), media_type=CONTENT_TYPE_LATEST)

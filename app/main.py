@@ -15,20 +15,27 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from app.admin.router import STATIC_DIR as ADMIN_STATIC_DIR
 from app.admin.router import router as admin_router
 from app.auth.dev import router as dev_router
 from app.auth.router import router as auth_router
-from app.auth.security import FrameAncestorsMiddleware, install_token_redaction
+from app.auth.security import FrameAncestorsMiddleware, SecurityHeadersMiddleware, install_token_redaction
 from app.auth.service import ShopAuth
 from app.config import Settings, get_settings
 from app.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
 from app.deps import install_session_token_handler
 from app.errors import install_error_handler
 from app.health import router as health_router
-from app.observability import RequestContextMiddleware, configure_logging
+from app.observability import QueueDepthCollector, RequestContextMiddleware, configure_logging
 from app.webhooks.router import WebhookEndpoint
+
+
+class RfmApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's own error middleware too, so that even a bare 500 carries the headers.
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient | None = None) -> FastAPI:
@@ -49,10 +56,18 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
             yield
         app.state.engine.dispose()
 
-    app = FastAPI(title="RFM & CLV for Shopify", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = RfmApp(
+        title="RFM & CLV for Shopify",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # the schema maps every route for whoever asks; only a developer needs it
+        openapi_url="/openapi.json" if settings.app_env == "development" else None,
+    )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.queue_depth = QueueDepthCollector(app.state.sessionmaker)
     if http_client is not None:
         app.state.http = http_client
     app.state.auth = ShopAuth(settings, app.state.sessionmaker, lambda: app.state.http)

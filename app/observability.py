@@ -8,9 +8,10 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -142,31 +143,57 @@ STARTED = Gauge("rfm_process_started_seconds", "Unix time the process started")
 STARTED.set_to_current_time()
 
 
+QUEUE_DEPTH_TTL_S = 10.0
+
+
 class QueueDepthCollector(Collector):
-    """Jobs by kind and state, read from the database at scrape time."""
+    """Jobs by kind and state, read from the database at most once per `ttl` seconds: scrapes
+    (several Prometheus replicas, or anyone holding the token) share one query, and a database
+    that is away is not asked again on every scrape."""
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        ttl: float = QUEUE_DEPTH_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.factory = factory
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()  # one query at a time; concurrent scrapes wait for its rows
+        self._rows: list[tuple[str, str, int]] = []
+        self._read_at: float | None = None
 
-    def collect(self) -> Any:
+    def _read(self) -> list[tuple[str, str, int]]:
         from app.models import Job
 
-        family = GaugeMetricFamily(
-            "rfm_jobs", "Jobs in the queue by kind and state", labels=["kind", "state"]
-        )
         try:
             with self.factory() as session:
                 rows = session.execute(
                     select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
                 ).all()
         except Exception:  # a scrape must not fail because the database is away; /readyz says so
-            rows = []
-        for kind, state, count in rows:
+            return []
+        return [(kind, state, count) for kind, state, count in rows]
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        with self._lock:
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self.ttl:
+                self._rows = self._read()
+                self._read_at = now
+            return self._rows
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "rfm_jobs", "Jobs in the queue by kind and state", labels=["kind", "state"]
+        )
+        for kind, state, count in self.rows():
             family.add_metric([kind, state], count)
         yield family
 
 
-def metrics_payload(factory: sessionmaker[Session] | None) -> bytes:
+def metrics_payload(queue_depth: QueueDepthCollector | None) -> bytes:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
@@ -175,9 +202,9 @@ def metrics_payload(factory: sessionmaker[Session] | None) -> bytes:
 
         registry = REGISTRY
     output = generate_latest(registry)
-    if factory is not None:
+    if queue_depth is not None:
         depth = CollectorRegistry()
-        depth.register(QueueDepthCollector(factory))
+        depth.register(queue_depth)
         output += generate_latest(depth)
     return output
 

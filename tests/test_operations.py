@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -47,16 +50,46 @@ def test_readyz_is_not_ready_before_the_migrations_ran(settings: Settings, tmp_p
     assert response.json()["reason"] == "migrations not at head"
 
 
-def test_metrics_count_webhooks_and_show_queue_depth(client: TestClient, session: Session) -> None:
+METRICS_TOKEN = "scrape-token-0123456789abcdef"
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+@pytest.fixture
+def scraped(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)}))) as c:
+        yield c
+
+
+def test_metrics_count_webhooks_and_show_queue_depth(scraped: TestClient, session: Session) -> None:
     create_shop(session, SHOP)
-    before = _sample(client.get("/metrics").text, 'rfm_webhooks_received_total{topic="orders/create"}')
-    assert post_webhook(client, "orders/create", order_payload(1, 2), SHOP).status_code == 200
-    assert post_webhook(client, "orders/create", order_payload(1, 2), SHOP, secret="wrong").status_code == 401
-    text = client.get("/metrics").text
+    before = _sample(
+        scraped.get("/metrics", headers=SCRAPE).text, 'rfm_webhooks_received_total{topic="orders/create"}'
+    )
+    assert post_webhook(scraped, "orders/create", order_payload(1, 2), SHOP).status_code == 200
+    assert (
+        post_webhook(scraped, "orders/create", order_payload(1, 2), SHOP, secret="wrong").status_code == 401
+    )
+    text = scraped.get("/metrics", headers=SCRAPE).text
     assert _sample(text, 'rfm_webhooks_received_total{topic="orders/create"}') == before + 1
     assert _sample(text, 'rfm_webhooks_rejected_total{status="401"}') >= 1
     assert "rfm_webhook_ingest_seconds_bucket" in text
     assert "# TYPE rfm_jobs gauge" in text
+
+
+def test_scrapes_in_quick_succession_query_the_queue_depth_once(scraped: TestClient) -> None:
+    engine = scraped.app.state.engine
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(3):
+            assert "# TYPE rfm_jobs gauge" in scraped.get("/metrics", headers=SCRAPE).text
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len([s for s in statements if "FROM jobs" in s]) == 1
 
 
 def _sample(text: str, name: str) -> float:

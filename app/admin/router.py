@@ -119,7 +119,7 @@ async def embedded_entry(request: Request) -> Response:
     if query.get("embedded") != "1" and "id_token" not in query:
         if shop_param is None:
             return _page(request, "landing.html", None)
-        return RedirectResponse(embedded_app_url(settings, shop_param, query.get("host")), status_code=302)
+        return RedirectResponse(embedded_app_url(settings, shop_param), status_code=302)
     if shop_param is None or decode_host(query.get("host")) is None:
         response = templates.TemplateResponse(
             request, "session_token_bounce.html", {"api_key": settings.shopify_api_key}

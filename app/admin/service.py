@@ -26,6 +26,7 @@ from app.scoring import service as scoring
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
 from app.scoring.settings import ScoringSettings, get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, Unauthorized
+from app.shopify.token_crypto import TokenDecryptError
 from app.sync import service as sync_service
 from app.sync.service import SyncStatus
 
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 
 SYNC_KIND = sync_service.SYNC
 NAMES_TIMEOUT_S = 4.0
+NAMES_TOKEN_UNREADABLE = (
+    "Names are not shown: the app cannot read the access token it stored for this store "
+    "(it was encrypted with a key that is not in TOKEN_ENCRYPTION_KEYS). "
+    "Put that key back in TOKEN_ENCRYPTION_KEYS, or reinstall the app."
+)
 STAGE_LABELS = {
     "new": "New",
     "active": "Active",
@@ -194,6 +200,9 @@ async def customer_names(
     except (AppError, httpx.HTTPError):  # not installed, refresh refused or failed: ids only
         log.info("shop %s: no access token for customer names", shop.domain)
         return {}, "Names are not shown: the app has no access to this store right now."
+    except TokenDecryptError:
+        log.warning("shop %s: stored token unreadable with the configured keys", shop.domain)
+        return {}, NAMES_TOKEN_UNREADABLE
     try:
         result = await asyncio.wait_for(
             client.execute(

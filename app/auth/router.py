@@ -52,10 +52,8 @@ async def begin_install(request: Request, shop: str | None = None) -> Response:
 @router.get(CALLBACK_PATH)
 async def install_callback(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    shop, host = await _auth(request).complete_code_grant(
-        request.url.query, request.cookies.get(STATE_COOKIE)
-    )
-    response = RedirectResponse(embedded_app_url(settings, shop.domain, host), status_code=302)
+    shop = await _auth(request).complete_code_grant(request.url.query, request.cookies.get(STATE_COOKIE))
+    response = RedirectResponse(embedded_app_url(settings, shop.domain), status_code=302)
     response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH, secure=True, httponly=True, samesite="lax")
     return response
 

@@ -3,6 +3,8 @@
 - `Content-Security-Policy: frame-ancestors …` on every HTML response (PLATFORM §7): the shop's
   admin and admin.shopify.com on embedded pages, `'none'` on everything else (the middleware
   fills in `'none'` wherever a route did not name a shop).
+- `X-Content-Type-Options`, `Referrer-Policy` and, on https, `Strict-Transport-Security` on every
+  response (`SecurityHeadersMiddleware`, the outermost layer, so webhooks and errors carry them).
 - A logging filter that masks what must never sit in a log line: access, refresh and session
   tokens (e.g. `id_token=` in an access-log URL, which Shopify puts in the App URL).
 """
@@ -54,6 +56,40 @@ class FrameAncestorsMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_csp)
+
+
+# strict-origin-when-cross-origin rather than no-referrer: Shopify's admin and CDN still see which
+# app origin a request or link comes from, while the path and query, where the launch URL carries
+# `id_token`, `hmac` and `host`, never leave the app's origin (and nothing at all goes to plain http).
+REFERRER_POLICY = "strict-origin-when-cross-origin"
+HSTS = "max-age=31536000"
+
+
+class SecurityHeadersMiddleware:
+    """Headers every response gets. HSTS only when the request arrived over https: uvicorn sets
+    the scheme from its own TLS, or from `X-Forwarded-Proto` when the proxy is one it trusts
+    (`--proxy-headers`, `FORWARDED_ALLOW_IPS`; docs/deployment.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", REFERRER_POLICY)
+                if https:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 _SECRET_PARAMS = re.compile(

@@ -53,7 +53,8 @@ from app.shopify.oauth import (
 )
 from app.shopify.query_hmac import verify_query_hmac
 from app.shopify.session_token import SessionTokenClaims
-from app.shopify.shop_domain import decode_host, sanitize_shop_domain
+from app.shopify.shop_domain import sanitize_shop_domain
+from app.shopify.token_crypto import TokenDecryptError
 from app.shops import repository as shops_repo
 from app.shops.service import register_shop
 from app.shops.tokens import store_token, token_cipher
@@ -71,9 +72,15 @@ class OAuthCallbackRejected(BadRequest):
 
 
 class ShopifyTokenError(AppError):
-    """Shopify did not issue a token for a reason other than an invalid session token."""
+    """Shopify did not issue a token for a reason other than an invalid session token. The detail
+    is what the merchant reads; Shopify's own words go to the log only."""
 
     status_code = 502
+
+
+TOKEN_UNAVAILABLE = (
+    "Shopify did not give the app access to this store just now. Please try again in a minute."
+)
 
 
 class ReauthorizationRequired(AppError):
@@ -132,12 +139,11 @@ class UsedNonces:
             return True
 
 
-def embedded_app_url(settings: Settings, shop: str, host: str | None) -> str:
-    """Where the merchant sees the app inside the admin (the JS library's `getEmbeddedAppUrl`)."""
-    decoded = decode_host(host)
-    if decoded is not None:
-        return f"https://{decoded}/apps/{settings.shopify_api_key}"
-    return f"https://{shop}/admin/apps/{settings.shopify_api_key}"
+def embedded_app_url(settings: Settings, shop: str) -> str:
+    """Where the merchant sees the app inside the admin, built from the validated shop alone: the
+    launch URL's `host` is unsigned on a plain visit, so it never chooses where a redirect goes."""
+    handle = shop.removesuffix(".myshopify.com")
+    return f"https://admin.shopify.com/store/{handle}/apps/{settings.shopify_api_key}"
 
 
 # -- the service -------------------------------------------------------------------------------
@@ -270,7 +276,8 @@ class ShopAuth:
                 log.warning("shop %s: Shopify refused the refresh token (%s)", shop.domain, exc.error)
                 await run_in_threadpool(self._forget, shop)
                 return None
-            raise ShopifyTokenError(f"could not refresh the token of {shop.domain}: {exc}") from None
+            log.warning("shop %s: token refresh failed: %s", shop.domain, exc)
+            raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
         return await run_in_threadpool(self._save_rotation, shop, token)
 
     async def _migrate(self, shop: Shop) -> Shop:
@@ -291,6 +298,20 @@ class ShopAuth:
             return shop
         return await run_in_threadpool(self._save_migration, shop, token)
 
+    async def _keep_usable(self, shop: Shop, now: datetime) -> Shop | None:
+        """The shop with a current token (migrated or refreshed when due), or None when only a
+        token exchange can give it one."""
+        if shop.access_token_expires_at is None:
+            return await self._migrate(shop)
+        if not self._needs_refresh(shop, now):
+            return shop
+        try:
+            return await self._refresh(shop, now)
+        except ShopifyTokenError:
+            if now < shop.access_token_expires_at:
+                return shop  # still valid; try again on the next request
+            raise
+
     # -- public API ------------------------------------------------------------------------------
     async def ensure_installed(self, session_token: str, claims: SessionTokenClaims) -> Shop:
         """The installed shop of a *validated* session token, with a usable offline token.
@@ -302,19 +323,15 @@ class ShopAuth:
         async with self._shop_lock(domain):
             shop = await run_in_threadpool(self._load, domain)
             if shop is not None and self._usable(shop):
-                now = datetime.now(UTC)
-                if shop.access_token_expires_at is None:
-                    return await self._migrate(shop)
-                if not self._needs_refresh(shop, now):
-                    return shop
                 try:
-                    refreshed = await self._refresh(shop, now)
-                except ShopifyTokenError:
-                    if now < shop.access_token_expires_at:
-                        return shop  # still valid; try again on the next request
-                    raise
-                if refreshed is not None:
-                    return refreshed
+                    kept = await self._keep_usable(shop, datetime.now(UTC))
+                except TokenDecryptError:
+                    # The key that encrypted the stored pair is gone from TOKEN_ENCRYPTION_KEYS: a
+                    # fresh token, stored under the current key, is the way back.
+                    log.warning("shop %s: stored token unreadable with the configured keys", domain)
+                    kept = None
+                if kept is not None:
+                    return kept
             try:
                 token = await token_exchange(
                     self.http,
@@ -325,7 +342,8 @@ class ShopAuth:
                     admin_base_url=self.settings.admin_base_url,
                 )
             except OAuthError as exc:
-                raise ShopifyTokenError(f"token exchange failed for {domain}: {exc}") from None
+                log.warning("shop %s: token exchange failed: %s", domain, exc)
+                raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
             shop = await run_in_threadpool(self._save_install, domain, token)
             log.info("shop %s: offline token obtained by token exchange", domain)
             return shop
@@ -385,9 +403,9 @@ class ShopAuth:
 
     async def complete_code_grant(
         self, raw_query: str, state_cookie: str | None, now: float | None = None
-    ) -> tuple[Shop, str | None]:
+    ) -> Shop:
         """Verify the callback (HMAC within 90 s, shop, state in constant time, not replayed),
-        trade the code for an expiring offline token and store it. Returns the shop and `host`."""
+        trade the code for an expiring offline token and store it."""
         now = time.time() if now is None else now
         if not verify_query_hmac(raw_query, self.settings.webhook_secrets, now):
             raise OAuthCallbackRejected("callback signature (hmac) is invalid or too old")
@@ -414,10 +432,13 @@ class ShopAuth:
                 admin_base_url=self.settings.admin_base_url,
             )
         except OAuthError as exc:
+            log.warning("shop %s: code exchange failed: %s", shop, exc)
             if exc.status is not None and exc.status < 500:
-                raise OAuthCallbackRejected(f"Shopify refused the authorization code ({exc.error})") from None
-            raise ShopifyTokenError(f"code exchange failed for {shop}: {exc}") from None
+                raise OAuthCallbackRejected(
+                    "Shopify refused the authorization code; start the installation again"
+                ) from None
+            raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
         async with self._shop_lock(shop):
             saved = await run_in_threadpool(self._save_install, shop, token)
         log.info("shop %s: offline token obtained by authorization code grant", shop)
-        return saved, params.get("host")
+        return saved

@@ -43,6 +43,16 @@ def test_each_screen_renders_for_the_shop_framed_by_its_admin(
     assert '<s-link href="/app?' in html and 'rel="home"' in html
 
 
+def test_a_screen_carries_the_security_headers_beside_its_frame_ancestors(
+    page: TestClient, seeded: SeededShop
+) -> None:
+    response = page.get(f"/app/customers?{launch()}")
+    assert response.headers["content-security-policy"].startswith(f"frame-ancestors https://{SHOP} ")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert response.headers["strict-transport-security"] == "max-age=31536000"  # the app URL is https
+
+
 def test_links_between_pages_keep_the_launch_query(page: TestClient, seeded: SeededShop) -> None:
     token = session_token()
     html = page.get(f"/app?{launch(id_token=token)}").text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlsplit
@@ -215,6 +216,21 @@ def test_reused_code_is_refused(browser: TestClient, shopify: TestClient, sessio
     params.update(state=state, timestamp=str(int(time.time())))
     response = callback(browser, sign_query(params, SECRET))
     assert response.status_code == 400 and "refused the authorization code" in response.json()["detail"]
+
+
+def test_shopifys_words_on_a_refused_code_go_to_the_log_only(
+    browser: TestClient, shopify: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, query = install(browser, shopify)
+    state = dict(parse_qsl(urlsplit(begin(browser).headers["location"]).query))["state"]
+    params = dict(parse_qsl(query))
+    params.pop("hmac")
+    params.update(state=state, timestamp=str(int(time.time())))
+    with caplog.at_level(logging.WARNING, logger="app.auth.service"):
+        response = callback(browser, sign_query(params, SECRET))
+    assert response.status_code == 400
+    assert "invalid_grant" not in response.text
+    assert "invalid_grant" in caplog.text
 
 
 def test_callback_with_a_bad_shop_domain_is_refused(browser: TestClient) -> None:

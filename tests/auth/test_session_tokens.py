@@ -190,7 +190,7 @@ def test_embedded_page_loads_app_bridge_and_polaris_in_head(browser: TestClient,
 def test_direct_visit_with_a_shop_is_sent_into_the_admin(browser: TestClient) -> None:
     response = browser.get("/", params={"shop": SHOP})
     assert response.status_code == 302
-    assert response.headers["location"] == f"https://{SHOP}/admin/apps/{API_KEY}"
+    assert response.headers["location"] == f"https://admin.shopify.com/store/demo/apps/{API_KEY}"
 
 
 def test_launch_timestamp_is_not_what_authenticates(browser: TestClient, store: DevStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,8 +21,10 @@ from app.main import create_app
 from app.models import Shop
 from app.shopify.oauth import AccessToken
 from app.shopify.testing import make_session_token
+from app.shopify.token_crypto import generate_key
 from app.shops.repository import get_by_domain
 from app.shops.tokens import access_token, refresh_token, store_token, token_cipher
+from tests.fixtures.factories import create_shop
 
 from .conftest import API_KEY, APP_URL, SHOP, bearer, launch_query
 
@@ -137,7 +140,6 @@ def test_non_expiring_token_is_migrated_on_open(
     browser: TestClient, store: DevStore, session: Session, app_settings: Settings
 ) -> None:
     legacy = store.issue_access_token(SHOP, "read_orders,read_customers")
-    from tests.fixtures.factories import create_shop
 
     shop = create_shop(session, SHOP)
     store_token(
@@ -231,3 +233,64 @@ def test_a_refresh_that_lost_the_race_keeps_the_winners_pair(
     after = auth._save_rotation(before, late)  # noqa: SLF001 - the write step of a refresh
     assert access_token(after, cipher) == "shpat_winner"
     assert refresh_token(after, cipher) == "shprt_winner"
+
+
+SHOPIFY_WORDS = "internal shard db-7 timed out (request 8f2c)"
+
+
+@pytest.fixture
+def failing_shopify(app_settings: Settings) -> Iterator[TestClient]:
+    """Shopify answers every token request with an error of its own words."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/admin/oauth/access_token")
+        return httpx.Response(500, json={"error": "server_error", "error_description": SHOPIFY_WORDS})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    with TestClient(
+        create_app(app_settings, http_client=http), base_url=APP_URL, follow_redirects=False
+    ) as client:
+        yield client
+    asyncio.run(http.aclose())
+
+
+def test_a_failed_token_exchange_shows_the_page_a_plain_message(
+    failing_shopify: TestClient, store: DevStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.auth.service"):
+        response = failing_shopify.get(f"/?{launch_query(store)}", headers={"Accept": "text/html"})
+    assert response.status_code == 502 and response.headers["content-type"].startswith("text/html")
+    assert "Please try again in a minute" in response.text
+    assert SHOPIFY_WORDS not in response.text and "server_error" not in response.text
+    assert SHOPIFY_WORDS in caplog.text and SHOP in caplog.text
+
+
+def test_a_failed_token_exchange_on_a_fetch_answers_plain_json(
+    failing_shopify: TestClient, store: DevStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.auth.service"):
+        response = failing_shopify.get("/api/shop", headers=bearer(store))
+    assert response.status_code == 502
+    assert "Please try again in a minute" in response.json()["detail"]
+    assert SHOPIFY_WORDS not in response.text and SHOPIFY_WORDS in caplog.text
+
+
+def test_a_stored_token_the_keys_cannot_read_is_exchanged_anew_when_due(
+    browser: TestClient, store: DevStore, session: Session, app_settings: Settings
+) -> None:
+    dropped_key = app_settings.model_copy(update={"token_encryption_keys": [generate_key()]})
+    shop = create_shop(session, SHOP)
+    store_token(
+        shop,
+        AccessToken(
+            access_token=store.issue_access_token(SHOP, "read_orders"),
+            scope=["read_orders"],
+            expires_at=datetime.now(UTC) + timedelta(minutes=2),  # within the refresh margin
+            refresh_token="shprt_unreadable",
+        ),
+        token_cipher(dropped_key),
+    )
+    session.commit()
+    assert browser.get("/api/shop", headers=bearer(store)).status_code == 200
+    _, token, refresh = stored(session, app_settings)  # readable with the configured keys again
+    assert store.token_scopes(SHOP, token) is not None and refresh is not None
