@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Development-only way into the pages outside the Shopify admin (app/auth/dev.py).
     dev_login: bool = False
     worker_metrics_port: int | None = None  # the worker serves /metrics on this port when set
+    # The worker's metrics have no token: they listen on loopback unless the operator names the
+    # address of the monitoring network (docs/security.md).
+    worker_metrics_addr: str = "127.0.0.1"
     # Prometheus scrapes the web process's /metrics with `Authorization: Bearer <token>`; without
     # a token /metrics answers only in development (docs/operations.md).
     metrics_token: SecretStr | None = None

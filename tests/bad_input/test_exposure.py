@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.shopify.token_crypto import generate_key
+from app.worker.__main__ import serve_metrics
 from tests.fixtures.factories import create_shop, order_payload
 from tests.fixtures.webhooks import post_webhook
 
@@ -172,3 +173,13 @@ def test_a_forged_host_does_not_choose_the_redirect(client: TestClient, forged: 
     )
     assert response.status_code == 302
     assert response.headers["location"] == "https://admin.shopify.com/store/demo/apps/test-key"
+
+
+def test_the_workers_metrics_listen_on_loopback_unless_told_otherwise(production: Settings) -> None:
+    server = serve_metrics(production.model_copy(update={"worker_metrics_port": 0}))
+    assert server is not None
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()
