@@ -44,7 +44,7 @@ from app.orders.schemas import PayloadError
 from app.scoring import service as scoring
 from app.shopify.admin_client import AdminClient, UserErrors
 from app.shopify.admin_client import Unauthorized as TokenRejected
-from app.shops.tokens import access_token, token_cipher
+from app.shops.tokens import access_token, forget_refused_token, token_cipher
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ async def advance_import(
         else:
             await asyncio.to_thread(_recompute_aggregates, factory, shop_id, row.run_id, now, budget_s)
     except TokenRejected:
-        await _in_tx(factory, lambda s: _forget_token(s, shop_id))
+        await _in_tx(factory, lambda s: forget_refused_token(s, shop_id, token, token_cipher(admin.settings)))
         return await _fail(
             factory,
             shop_id,
@@ -244,13 +244,6 @@ def _load(session: Session, shop_id: int, settings: Settings) -> tuple[OrderImpo
         return None
     token = access_token(shop, token_cipher(settings)) if shop.is_installed else None
     return row, shop.domain, token
-
-
-def _forget_token(session: Session, shop_id: int) -> None:
-    shop = session.get(Shop, shop_id)
-    if shop is not None:  # PLATFORM §6: a 401 for our token → delete the stored token
-        shop.access_token_encrypted = None
-        shop.access_token_expires_at = None
 
 
 async def _fail(factory: Factory, shop_id: int, run_id: str, reason: str, now: datetime) -> ImportProgress:
@@ -689,7 +682,7 @@ async def reconcile(
             gone = set(ids) - {int(n["id"].rsplit("/", 1)[1]) for n in found}
             repaired += await _delete_gone(factory, shop_id, gone, started)
     except TokenRejected:
-        await _in_tx(factory, lambda s: _forget_token(s, shop_id))
+        await _in_tx(factory, lambda s: forget_refused_token(s, shop_id, token, token_cipher(admin.settings)))
         raise
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"[:500]
