@@ -9,6 +9,11 @@ in one sorted step (`app.orders.repository.lock_orders`); this replaces only the
 (and declares `v_previous_key`): a deleted, stale or `full` delivery now returns having locked the
 order alone.
 
+Also `jobs.heartbeat_at` and `jobs.claim_token`: a running job's worker renews `heartbeat_at`
+every few seconds, so that a job whose worker died is taken over within a minute and a half
+instead of after its kind's whole lease; `claim_token` names the claim, so that a worker whose
+job was taken over can neither renew nor finish it.
+
 Revision ID: 0013
 Revises: 0011
 Create Date: 2026-12-04 10:00:00
@@ -16,7 +21,10 @@ Create Date: 2026-12-04 10:00:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
+
+import app.models.base
 
 revision: str = "0013"
 down_revision: str | Sequence[str] | None = "0011"
@@ -246,8 +254,14 @@ $$
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(INGEST_ORDER)
+    with op.batch_alter_table("jobs") as batch_op:
+        batch_op.add_column(sa.Column("heartbeat_at", app.models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("claim_token", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch_op:
+        batch_op.drop_column("claim_token")
+        batch_op.drop_column("heartbeat_at")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(INGEST_ORDER_0009)
