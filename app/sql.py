@@ -45,13 +45,15 @@ def _upsert(
 def lock_key(namespace: str, *parts: int) -> str:
     """The name of an advisory lock, `namespace:part:…`. PostgreSQL turns it into the 64-bit key
     (`hashtextextended(name, 0)`), as `rfm_lock_key(namespace, shop_id, id)` does inside the
-    order-delivery function (migration 0009), so that both paths lock each other out."""
+    order-delivery function (migrations 0009, 0013), so that both paths lock each other out."""
     return f"{namespace}:{':'.join(map(str, parts))}"
 
 
 def advisory_lock(session: Session, names: Iterable[str]) -> None:
-    """Transaction-scoped locks, taken in the order of their keys so that two writers (and the
-    order-delivery function) never deadlock.
+    """Transaction-scoped locks, taken in the order of their keys. With several namespaces, the
+    order all writers (and the order-delivery function, migration 0013) follow is: orders, then
+    customers, then the shop's scores; one call per namespace, none after a later one, so that no
+    two writers wait on each other in a circle (app.orders.repository.lock_orders).
 
     PostgreSQL only: SQLite transactions already hold the whole database's write lock."""
     if session.get_bind().dialect.name != "postgresql":

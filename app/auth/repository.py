@@ -42,18 +42,3 @@ def replace_rotated_tokens(
         )
     )
     return bool(getattr(result, "rowcount", 0))
-
-
-def forget_access_token(session: Session, shop_id: int, expected_access_encrypted: str) -> None:
-    """Drop a token Shopify refused, unless it was replaced meanwhile; the next time the merchant
-    opens the app, token exchange gets a new one (PLATFORM §5–§6)."""
-    session.execute(
-        update(shops)
-        .where(shops.c.shop_id == shop_id, shops.c.access_token_encrypted == expected_access_encrypted)
-        .values(
-            access_token_encrypted=None,
-            access_token_expires_at=None,
-            refresh_token_encrypted=None,
-            refresh_token_expires_at=None,
-        )
-    )

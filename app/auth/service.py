@@ -57,7 +57,7 @@ from app.shopify.shop_domain import sanitize_shop_domain
 from app.shopify.token_crypto import TokenDecryptError
 from app.shops import repository as shops_repo
 from app.shops.service import register_shop
-from app.shops.tokens import store_token, token_cipher
+from app.shops.tokens import forget_refused_token, store_token, token_cipher
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class ShopAuth:
         if shop.access_token_encrypted is None:
             return
         with write_transaction(self.factory) as session:
-            auth_repo.forget_access_token(session, shop.shop_id, shop.access_token_encrypted)
+            shops_repo.forget_tokens(session, shop.shop_id, shop.access_token_encrypted)
 
     # -- Shopify calls ---------------------------------------------------------------------------
     async def _refresh(self, shop: Shop, now: datetime) -> Shop | None:
@@ -378,10 +378,12 @@ class ShopAuth:
         page load exchanges a new one (PLATFORM §6)."""
         async with self._shop_lock(domain):
             shop = await run_in_threadpool(self._load, domain)
-            if shop is None or shop.access_token_encrypted is None:
-                return
-            if hmac.compare_digest(self.cipher.decrypt(shop.access_token_encrypted).encode(), token.encode()):
-                await run_in_threadpool(self._forget, shop)
+            if shop is not None:
+                await run_in_threadpool(self._forget_refused, shop.shop_id, token)
+
+    def _forget_refused(self, shop_id: int, token: str) -> None:
+        with write_transaction(self.factory) as session:
+            forget_refused_token(session, shop_id, token, self.cipher)
 
     # -- legacy: authorization code grant ------------------------------------------------------
     def begin_code_grant(self, shop_param: str | None, now: float | None = None) -> tuple[str, str]:

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -44,7 +44,7 @@ from app.orders.schemas import PayloadError
 from app.scoring import service as scoring
 from app.shopify.admin_client import AdminClient, UserErrors
 from app.shopify.admin_client import Unauthorized as TokenRejected
-from app.shops.tokens import access_token, token_cipher
+from app.shops.tokens import access_token, forget_refused_token, token_cipher
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ query OrdersById($ids: [ID!]!) {
 
 Factory = sessionmaker[Session]
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class ImportSuperseded(Exception):
@@ -217,7 +218,7 @@ async def advance_import(
         else:
             await asyncio.to_thread(_recompute_aggregates, factory, shop_id, row.run_id, now, budget_s)
     except TokenRejected:
-        await _in_tx(factory, lambda s: _forget_token(s, shop_id))
+        await _in_tx(factory, lambda s: forget_refused_token(s, shop_id, token, token_cipher(admin.settings)))
         return await _fail(
             factory,
             shop_id,
@@ -243,13 +244,6 @@ def _load(session: Session, shop_id: int, settings: Settings) -> tuple[OrderImpo
         return None
     token = access_token(shop, token_cipher(settings)) if shop.is_installed else None
     return row, shop.domain, token
-
-
-def _forget_token(session: Session, shop_id: int) -> None:
-    shop = session.get(Shop, shop_id)
-    if shop is not None:  # PLATFORM §6: a 401 for our token → delete the stored token
-        shop.access_token_encrypted = None
-        shop.access_token_expires_at = None
 
 
 async def _fail(factory: Factory, shop_id: int, run_id: str, reason: str, now: datetime) -> ImportProgress:
@@ -686,9 +680,9 @@ async def reconcile(
             examined += len(ids)
             repaired += await _apply_nodes(factory, shop_id, found, started)
             gone = set(ids) - {int(n["id"].rsplit("/", 1)[1]) for n in found}
-            repaired += await _in_tx(factory, lambda s, gone=gone: _delete_gone(s, shop_id, gone, started))  # type: ignore[misc]
+            repaired += await _delete_gone(factory, shop_id, gone, started)
     except TokenRejected:
-        await _in_tx(factory, lambda s: _forget_token(s, shop_id))
+        await _in_tx(factory, lambda s: forget_refused_token(s, shop_id, token, token_cipher(admin.settings)))
         raise
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"[:500]
@@ -723,17 +717,28 @@ async def _apply_nodes(factory: Factory, shop_id: int, nodes: list[dict[str, Any
     if not facts:
         return 0
 
-    def apply(s: Session) -> int:
-        outcomes = [orders_service.apply_order(s, shop_id, f, now) for f in facts]
-        return sum(o in (orders_service.Outcome.applied, orders_service.Outcome.guest) for o in outcomes)
-
-    return await _in_tx(factory, apply)
+    outcomes = await _each_in_tx(factory, facts, lambda s, f: orders_service.apply_order(s, shop_id, f, now))
+    return sum(o in (orders_service.Outcome.applied, orders_service.Outcome.guest) for o in outcomes)
 
 
-def _delete_gone(session: Session, shop_id: int, order_ids: set[int], now: datetime) -> int:
-    for order_id in sorted(order_ids):
-        orders_service.delete_order(session, shop_id, order_id, now)
-    return len(order_ids)
+async def _delete_gone(factory: Factory, shop_id: int, order_ids: set[int], now: datetime) -> int:
+    ids = sorted(order_ids)
+    await _each_in_tx(factory, ids, lambda s, o: orders_service.delete_order(s, shop_id, o, now))
+    return len(ids)
+
+
+async def _each_in_tx(factory: Factory, items: Sequence[U], fn: Callable[[Session, U], T]) -> list[T]:
+    """One transaction per order, as a webhook: one holding a customer's lock must not then wait
+    for another order's (the lock order of app.orders.repository.lock_orders)."""
+
+    def run() -> list[T]:
+        results = []
+        for item in items:
+            with write_transaction(factory) as session:
+                results.append(fn(session, item))
+        return results
+
+    return await asyncio.to_thread(run)
 
 
 def _record_reconcile(

@@ -71,7 +71,8 @@ class JobKind:
     """First retry after this long, then doubling: 10 s, 20 s, 40 s, ... up to ``max_backoff_seconds``."""
     max_backoff_seconds: float = 3600.0
     lease_seconds: float = 900.0
-    """A running job whose worker vanished (killed, machine lost) is run again after this long."""
+    """A running job whose worker vanished is run again after this long, when that worker wrote no
+    heartbeat (an older version); otherwise a missed heartbeat decides (``app.jobs.repository``)."""
     async_handler: AsyncHandler | None = None
 
     def backoff(self, attempt: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,10 @@ from app.models.job import DONE, FAILED, PENDING, RUNNING
 jobs = table_of(Job)
 _pending_where = text("state = 'pending'")
 DEFAULT_MAX_ATTEMPTS = 5
+# A running job's worker renews its heartbeat this often (app.worker); one not renewed for
+# HEARTBEAT_EXPIRY_S is taken over: its worker died or lost the database.
+HEARTBEAT_S = 20.0
+HEARTBEAT_EXPIRY_S = 90.0
 
 
 def enqueue(
@@ -104,7 +109,14 @@ def claim(session: Session, worker: str, now: datetime, kinds: Collection[str]) 
     job_id = session.execute(
         update(jobs)
         .where(jobs.c.id == candidate)
-        .values(state=RUNNING, locked_by=worker, locked_at=now, attempts=jobs.c.attempts + 1)
+        .values(
+            state=RUNNING,
+            locked_by=worker,
+            locked_at=now,
+            heartbeat_at=now,
+            claim_token=secrets.token_hex(16),
+            attempts=jobs.c.attempts + 1,
+        )
         .returning(jobs.c.id)
     ).scalar()
     if job_id is None:
@@ -112,18 +124,46 @@ def claim(session: Session, worker: str, now: datetime, kinds: Collection[str]) 
     return session.get(Job, job_id)
 
 
-def complete(session: Session, job_id: int, now: datetime) -> None:
-    session.execute(
+def _claimed(job_id: int, claim_token: str) -> Any:
+    return (jobs.c.id == job_id) & (jobs.c.state == RUNNING) & (jobs.c.claim_token == claim_token)
+
+
+def heartbeat(session: Session, job_id: int, claim_token: str, now: datetime) -> bool:
+    """Renew the claim's heartbeat; False when the job is no longer this claim's (taken over)."""
+    result = session.execute(update(jobs).where(_claimed(job_id, claim_token)).values(heartbeat_at=now))
+    return bool(getattr(result, "rowcount", 0))
+
+
+_RELEASED = {"locked_by": None, "locked_at": None, "heartbeat_at": None, "claim_token": None}
+
+
+def complete(session: Session, job_id: int, claim_token: str, now: datetime) -> bool:
+    """Mark the claim's job done; False when another worker took it over meanwhile."""
+    result = session.execute(
         update(jobs)
-        .where(jobs.c.id == job_id)
-        .values(state=DONE, finished_at=now, locked_by=None, locked_at=None, last_error=None)
+        .where(_claimed(job_id, claim_token))
+        .values(state=DONE, finished_at=now, last_error=None, **_RELEASED)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
-def requeue(session: Session, job_id: int, run_after: datetime) -> None:
+def _held(session: Session, job_id: int, claim_token: str) -> Job | None:
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None or job.state != RUNNING or job.claim_token != claim_token:
+        return None
+    return job
+
+
+def _release(job: Job) -> None:
+    for column, value in _RELEASED.items():
+        setattr(job, column, value)
+
+
+def requeue(session: Session, job_id: int, claim_token: str, run_after: datetime) -> None:
     """A resumable job asked to run again later: back to pending, and this run was no failed
-    attempt. Folds into a pending job of the same (shop, kind, key) enqueued meanwhile."""
-    job = session.get(Job, job_id, with_for_update=True)
+    attempt. Folds into a pending job of the same (shop, kind, key) enqueued meanwhile. Nothing
+    when the claim was taken over."""
+    job = _held(session, job_id, claim_token)
     if job is None:
         return
     other = session.scalar(
@@ -137,19 +177,24 @@ def requeue(session: Session, job_id: int, run_after: datetime) -> None:
         return
     job.state, job.run_after, job.last_error = PENDING, run_after, None
     job.attempts = max(job.attempts - 1, 0)
-    job.locked_by = job.locked_at = None
+    _release(job)
 
 
-def fail(session: Session, job_id: int, error: str, now: datetime) -> str:
+def fail(session: Session, job_id: int, claim_token: str, error: str, now: datetime) -> str | None:
     """Record a failed attempt: back to pending after the kind's backoff, or, out of attempts,
-    ``failed`` for good (reported, never dropped). Returns the new state."""
-    job = session.get(Job, job_id, with_for_update=True)
+    ``failed`` for good (reported, never dropped). Returns the new state, None when the claim was
+    taken over (the job is another worker's now)."""
+    job = _held(session, job_id, claim_token)
     if job is None:
-        return FAILED
+        return None
+    return _fail(session, job, error, now)
+
+
+def _fail(session: Session, job: Job, error: str, now: datetime) -> str:
     registered = registry.kind(job.kind)
     if job.attempts >= job.max_attempts:
         job.state, job.finished_at, job.last_error = FAILED, now, error
-        job.locked_by = job.locked_at = None
+        _release(job)
         return FAILED
     delay = registered.backoff(job.attempts) if registered else 60.0 * job.attempts
     retry_at = now + timedelta(seconds=delay)
@@ -166,21 +211,32 @@ def fail(session: Session, job_id: int, error: str, now: datetime) -> str:
         session.delete(job)
         return PENDING
     job.state, job.run_after, job.last_error = PENDING, retry_at, error
-    job.locked_by = job.locked_at = None
+    _release(job)
     return PENDING
 
 
 def reclaim_expired(session: Session, now: datetime) -> int:
-    """Running jobs whose lease ran out (the worker died) count as a failed attempt."""
-    expired = []
-    for job in session.scalars(select(Job).where(Job.state == RUNNING)).all():
-        registered = registry.kind(job.kind)
-        lease = registered.lease_seconds if registered else 900.0
-        if job.locked_at is not None and job.locked_at <= now - timedelta(seconds=lease):
-            expired.append(job.id)
-    for job_id in expired:
-        fail(session, job_id, "the worker running this job stopped before it finished", now)
+    """Running jobs whose worker stopped renewing the heartbeat (it died) count as a failed
+    attempt. A job claimed by a worker that does not beat (an older version) keeps its kind's
+    lease. A live worker's long job is never taken: its heartbeat is recent."""
+    running = session.scalars(
+        select(Job)
+        .where(Job.state == RUNNING)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    expired = [job for job in running if _expired(job, now)]
+    for job in expired:
+        _fail(session, job, "the worker running this job stopped before it finished", now)
     return len(expired)
+
+
+def _expired(job: Job, now: datetime) -> bool:
+    if job.heartbeat_at is not None:
+        return job.heartbeat_at <= now - timedelta(seconds=HEARTBEAT_EXPIRY_S)
+    registered = registry.kind(job.kind)
+    lease = registered.lease_seconds if registered else 900.0
+    return job.locked_at is not None and job.locked_at <= now - timedelta(seconds=lease)
 
 
 def prune(session: Session, before: datetime) -> None:

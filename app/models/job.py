@@ -35,6 +35,10 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     locked_by: Mapped[str | None] = mapped_column(String(128))
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # renewed while the job runs (app.worker): a job whose worker stopped renewing it is taken over
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # names one claim: only that claim's worker may renew or finish the job
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -3,6 +3,7 @@ hot path."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -53,13 +54,11 @@ _refunds_after = select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
 )
 
 
-def lock_order(
-    session: Session, shop_id: int, order_id: int, customer_ids: tuple[int | None, ...] = ()
-) -> None:
-    """Lock the order and (when known up front) its customer(s) in one round trip."""
-    keys = [lock_key("order", shop_id, order_id)]
-    keys += [lock_key("customer", shop_id, c) for c in customer_ids if c is not None]
-    advisory_lock(session, keys)
+def lock_orders(session: Session, shop_id: int, order_ids: Iterable[int]) -> None:
+    """Lock orders. Every path takes its order locks before any customer lock (and the customer
+    locks in one statement): one order for all, so no two writers wait on each other in a circle.
+    Whoever changes an order row holds its lock, so what is read under it stays true."""
+    advisory_lock(session, [lock_key("order", shop_id, o) for o in order_ids])
 
 
 def read_for_delivery(session: Session, shop_id: int, order_id: int, after: datetime) -> Row[Any]:
@@ -101,9 +100,11 @@ def remove(session: Session, shop_id: int, order_ids: list[int], now: datetime) 
     )
 
 
-def order_ids_of_customer(session: Session, shop_id: int, customer_id: int) -> list[int]:
-    stmt = select(orders.c.order_id).where(orders.c.shop_id == shop_id, orders.c.customer_id == customer_id)
-    return list(session.scalars(stmt))
+def order_ids_of_customers(session: Session, shop_id: int, customer_ids: Iterable[int]) -> set[int]:
+    stmt = select(orders.c.order_id).where(
+        orders.c.shop_id == shop_id, orders.c.customer_id.in_(sorted(set(customer_ids)))
+    )
+    return set(session.scalars(stmt))
 
 
 def add_refund(

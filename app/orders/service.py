@@ -3,6 +3,7 @@ arrive in, however often. Services take the session first and never commit."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -70,7 +71,7 @@ def _order_row(shop_id: int | None, facts: OrderFacts) -> dict[str, Any]:
 
 def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime) -> Outcome:
     """orders/create, /updated, /paid, /cancelled: store the newest state and refresh the buyer(s)."""
-    repo.lock_order(session, shop_id, facts.order_id, (facts.customer_id,))
+    repo.lock_orders(session, shop_id, [facts.order_id])
     stored = repo.read_for_delivery(session, shop_id, facts.order_id, facts.updated_at)
     if stored.deleted:
         return Outcome.deleted
@@ -78,8 +79,7 @@ def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime
     if exists and facts.updated_at <= stored.source_updated_at:
         return Outcome.stale
     previous_customer = stored.customer_id if exists else None
-    if previous_customer != facts.customer_id:
-        customers_repo.lock_customers(session, shop_id, [previous_customer])
+    customers_repo.lock_customers(session, shop_id, [facts.customer_id, previous_customer])
     row = _order_row(shop_id, facts)
     if exists and stored.stale_since is not None and stored.stale_since > facts.updated_at:
         row["stale_since"] = stored.stale_since
@@ -118,7 +118,7 @@ async def ingest_order(
 def apply_refund(session: Session, shop_id: int, refund: RefundFacts, now: datetime) -> Outcome:
     """refunds/create: a refund newer than the stored order lowers its value at once; the order
     delivery Shopify sends next already nets it, and from then on it is no longer subtracted."""
-    repo.lock_order(session, shop_id, refund.order_id)
+    repo.lock_orders(session, shop_id, [refund.order_id])
     if repo.is_deleted(session, shop_id, refund.order_id):
         return Outcome.deleted
     if not repo.add_refund(
@@ -142,7 +142,7 @@ def apply_refund(session: Session, shop_id: int, refund: RefundFacts, now: datet
 def flag_order_edit(session: Session, shop_id: int, edit: OrderEditFacts) -> Outcome:
     """orders/edited carries no new totals; Shopify follows it with orders/updated. Until that
     arrives, the order is marked for the reconciliation job to refetch."""
-    repo.lock_order(session, shop_id, edit.order_id)
+    repo.lock_orders(session, shop_id, [edit.order_id])
     existing = repo.get(session, shop_id, edit.order_id)
     if existing is None:
         return Outcome.unknown
@@ -154,7 +154,7 @@ def flag_order_edit(session: Session, shop_id: int, edit: OrderEditFacts) -> Out
 
 
 def delete_order(session: Session, shop_id: int, order_id: int, now: datetime) -> Outcome:
-    repo.lock_order(session, shop_id, order_id)
+    repo.lock_orders(session, shop_id, [order_id])
     existing = repo.get(session, shop_id, order_id)
     customer_id = existing.customer_id if existing is not None else None
     customers_repo.lock_customers(session, shop_id, [customer_id])
@@ -165,11 +165,36 @@ def delete_order(session: Session, shop_id: int, order_id: int, now: datetime) -
 
 def merge_customers(session: Session, shop_id: int, kept_id: int, deleted_id: int, now: datetime) -> Outcome:
     """customers/merge: the deleted customer's orders now belong to the kept one."""
-    customers_repo.lock_customers(session, shop_id, [kept_id, deleted_id])
+    lock_customers_and_orders(session, shop_id, [kept_id, deleted_id])
     repo.reassign_customer(session, shop_id, deleted_id, kept_id)
     customers_repo.remove(session, shop_id, deleted_id)
     _refresh(session, shop_id, {kept_id}, now)
     return Outcome.applied
+
+
+def lock_customers_and_orders(
+    session: Session, shop_id: int, customer_ids: list[int], order_ids: Iterable[int] = ()
+) -> set[int]:
+    """Lock the customers, their orders and `order_ids`, orders first as on every path; returns
+    the order ids, which stay the customers' until the transaction ends.
+
+    Which orders a customer has is known only by reading, before its lock is held. If a delivery
+    gave the customer another order meanwhile, the locks are given back (a savepoint) and taken
+    again with it: waiting for an order's lock while holding a customer's could deadlock."""
+    wanted = set(order_ids) | repo.order_ids_of_customers(session, shop_id, customer_ids)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    while True:
+        attempt = session.begin_nested() if postgres else None
+        repo.lock_orders(session, shop_id, wanted)
+        customers_repo.lock_customers(session, shop_id, customer_ids)
+        held = repo.order_ids_of_customers(session, shop_id, customer_ids)
+        if held <= wanted:
+            if attempt is not None:
+                attempt.commit()
+            return wanted
+        if attempt is not None:
+            attempt.rollback()
+        wanted |= held
 
 
 def _refresh(session: Session, shop_id: int, customer_ids: set[int | None], now: datetime) -> None:

@@ -96,3 +96,24 @@ def erase_shop(session: Session, shop_id: int) -> None:
         if table.name != "shops" and "shop_id" in table.c:
             session.execute(delete(table).where(table.c.shop_id == shop_id))
     session.execute(delete(shops).where(shops.c.shop_id == shop_id))
+
+
+def stored_access_token(session: Session, shop_id: int) -> str | None:
+    """The shop's access token as stored (encrypted), or None."""
+    return session.scalar(select(shops.c.access_token_encrypted).where(shops.c.shop_id == shop_id))
+
+
+def forget_tokens(session: Session, shop_id: int, expected_access_encrypted: str) -> bool:
+    """Drop the shop's tokens in one statement, only if the row still holds `expected` (another
+    path may have stored a new token meanwhile). False: it had been replaced, and is kept."""
+    result = session.execute(
+        update(shops)
+        .where(shops.c.shop_id == shop_id, shops.c.access_token_encrypted == expected_access_encrypted)
+        .values(
+            access_token_encrypted=None,
+            access_token_expires_at=None,
+            refresh_token_encrypted=None,
+            refresh_token_expires_at=None,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -11,6 +11,7 @@ from app.customers import repository as customers_repo
 from app.models import Customer, DataRequest, Order, Shop
 from app.models.base import table_of
 from app.orders import repository as orders_repo
+from app.orders import service as orders_service
 from app.scoring import repository as scoring_repo
 from app.shopify.token_crypto import TokenCipher
 from app.shops import repository as repo
@@ -50,9 +51,8 @@ def redact_customer(
     session: Session, shop_id: int, customer_id: int, order_ids: list[int], now: datetime
 ) -> None:
     """customers/redact: nothing of the customer remains, and their orders cannot come back."""
-    customers_repo.lock_customers(session, shop_id, [customer_id])
-    scoring_repo.lock_scores(session, shop_id)  # first: it can wait for a rescore's writes
-    ids = sorted(set(order_ids) | set(orders_repo.order_ids_of_customer(session, shop_id, customer_id)))
+    ids = sorted(orders_service.lock_customers_and_orders(session, shop_id, [customer_id], order_ids))
+    scoring_repo.lock_scores(session, shop_id)  # before the deletes: it can wait for a rescore's writes
     orders_repo.remove(session, shop_id, ids, now)
     customers_repo.remove(session, shop_id, customer_id)
     session.execute(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from datetime import datetime
 from functools import lru_cache
+
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models import Shop
 from app.shopify.oauth import AccessToken
 from app.shopify.token_crypto import TokenCipher
+from app.shops import repository as repo
 
 
 def token_cipher(settings: Settings) -> TokenCipher:
@@ -49,3 +53,14 @@ def refresh_token(shop: Shop, cipher: TokenCipher) -> str | None:
 
 def token_expired(shop: Shop, now: datetime) -> bool:
     return shop.access_token_expires_at is not None and shop.access_token_expires_at <= now
+
+
+def forget_refused_token(session: Session, shop_id: int, refused: str, cipher: TokenCipher) -> bool:
+    """The Admin API answered 401 for `refused`: drop the shop's tokens, so that the next page load
+    exchanges new ones (docs/architecture.md, install paths), but only while the stored token is
+    still that one. Web, worker and CLI all clear through here: a 401 for an old token must not
+    wipe the one another path has just refreshed. True when the tokens were dropped."""
+    stored = repo.stored_access_token(session, shop_id)
+    if stored is None or not hmac.compare_digest(cipher.decrypt(stored).encode(), refused.encode()):
+        return False
+    return repo.forget_tokens(session, shop_id, stored)

@@ -30,9 +30,10 @@ from typing import Any, Final, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import write_transaction
-from app.models import Shop
 from app.scoring.settings import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
+from app.shopify.token_crypto import TokenCipher
+from app.shops.tokens import forget_refused_token, token_cipher
 from app.sync import repository as repo
 from app.sync import service
 from app.sync.desired import TagPrefixes, removable, segment_specs
@@ -232,7 +233,7 @@ async def sync_shop(
         await _tx(factory, _finish, ctx, now(), written, None, marks)
         return None
     except Unauthorized:
-        await _tx(factory, _forget_token, shop_id, now())
+        await _tx(factory, _forget_token, shop_id, token, token_cipher(admin.settings), now())
         return None
     except AdminApiError as exc:
         await _tx(factory, service.record_shop_error, shop_id, _shop_error(exc), now())
@@ -292,11 +293,8 @@ def _shop_error(exc: AdminApiError) -> str:
     return f"Writing to Shopify failed and will be retried: {exc}"
 
 
-def _forget_token(session: Session, shop_id: int, now: datetime) -> None:
-    shop = session.get(Shop, shop_id)
-    if shop is not None:  # PLATFORM §6: a 401 for our token → delete the stored token
-        shop.access_token_encrypted = None
-        shop.access_token_expires_at = None
+def _forget_token(session: Session, shop_id: int, refused: str, cipher: TokenCipher, now: datetime) -> None:
+    forget_refused_token(session, shop_id, refused, cipher)
     service.record_shop_error(session, shop_id, NO_TOKEN, now)
 
 

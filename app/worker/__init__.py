@@ -1,7 +1,9 @@
 """The worker: `python -m app.worker` (or `rfm-clv worker`).
 
 One loop: run the registered schedules that are due (they enqueue level-triggered work), reclaim
-jobs whose worker vanished, claim the next due job and run its handler in one transaction. Many
+jobs whose worker vanished, claim the next due job and run its handler in one transaction. While a
+job runs, a thread renews its heartbeat (``jobs.heartbeat_at``) on its own connection, so a job
+whose worker died is taken over within ``HEARTBEAT_EXPIRY_S`` (``app.jobs.repository``). Many
 workers may run against PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``, and one (shop, kind) never
 runs twice at once); on SQLite run one. SIGTERM / SIGINT finish the job in hand, then exit.
 A failing job is retried with exponential backoff and, out of attempts, kept as ``failed`` with its
@@ -55,6 +57,7 @@ class Worker:
         kinds: Iterable[str] | None = None,
         run_schedules: bool = True,
         services: ServicesFactory | None = None,
+        heartbeat_seconds: float = jobs_repo.HEARTBEAT_S,
     ) -> None:
         self.factory = factory
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -67,6 +70,7 @@ class Worker:
         self._services_factory = services
         self._services: WorkerServices | None = None
         self._loop: asyncio.Runner | None = None
+        self.heartbeat_seconds = heartbeat_seconds
 
     # -- control ---------------------------------------------------------------------------
 
@@ -113,6 +117,9 @@ class Worker:
             job = jobs_repo.claim(session, self.name, now, self.kinds())
             if job is None:
                 return False
+            assert job.claim_token is not None
+            claim = job.claim_token
+            heartbeat = _Heartbeat(self, job.id, claim)
             context = registry.JobContext(
                 id=job.id,
                 shop_id=job.shop_id,
@@ -122,8 +129,13 @@ class Worker:
                 attempt=job.attempts,
                 now=now,
                 worker=self.name,
-                stopping=lambda: self.stopping,
+                stopping=lambda: self.stopping or heartbeat.lost.is_set(),
             )
+        with heartbeat:
+            self._run_claimed(context, claim)
+        return True
+
+    def _run_claimed(self, context: registry.JobContext, claim: str) -> None:
         kind = registry.kind(context.kind)
         try:
             if kind is None:
@@ -132,21 +144,25 @@ class Worker:
                 again = self._run_async(kind.async_handler, context)
                 with write_transaction(self.factory) as session:
                     if again is None:
-                        jobs_repo.complete(session, context.id, self.clock())
+                        jobs_repo.complete(session, context.id, claim, self.clock())
                     else:
                         run_after = self.clock() + dt.timedelta(seconds=max(again, 0.0))
-                        jobs_repo.requeue(session, context.id, run_after)
+                        jobs_repo.requeue(session, context.id, claim, run_after)
             else:
                 assert kind.handler is not None
                 with write_transaction(self.factory) as session:
                     kind.handler(session, context)
-                    jobs_repo.complete(session, context.id, self.clock())
+                    if not jobs_repo.complete(session, context.id, claim, self.clock()):
+                        raise ClaimLost(f"job {context.id} was taken over by another worker")
             JOB_RUNS.labels(context.kind, "ok").inc()
+        except ClaimLost:
+            # the job is another worker's now: what this run wrote is rolled back, it redoes it
+            log.warning("job %s (%s, shop %s) was taken over", context.id, context.kind, context.shop_id)
         except Exception as exc:
             JOB_RUNS.labels(context.kind, "error").inc()
             error = f"{type(exc).__name__}: {exc}"
             with write_transaction(self.factory) as session:
-                state = jobs_repo.fail(session, context.id, error, self.clock())
+                state = jobs_repo.fail(session, context.id, claim, error, self.clock())
             if state == FAILED:
                 log.error(
                     "job %s (%s, shop %s) failed after %d attempts: %s\n%s",
@@ -165,7 +181,6 @@ class Worker:
                     context.shop_id,
                     error,
                 )
-        return True
 
     def _run_async(self, handler: registry.AsyncHandler, context: registry.JobContext) -> float | None:
         if self._loop is None:
@@ -209,4 +224,39 @@ class Worker:
         log.info("worker %s stopped", self.name)
 
 
-__all__ = ["Worker", "load_job_modules", "utcnow"]
+class ClaimLost(Exception):
+    """The job was taken over by another worker while this one ran it."""
+
+
+class _Heartbeat:
+    """Renews a claimed job's heartbeat every ``worker.heartbeat_seconds`` from a thread with its
+    own connection, while the job runs; sets ``lost`` once the job is no longer this claim's."""
+
+    def __init__(self, worker: Worker, job_id: int, claim: str) -> None:
+        self.worker, self.job_id, self.claim = worker, job_id, claim
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.worker.heartbeat_seconds):
+            try:
+                with write_transaction(self.worker.factory) as session:
+                    held = jobs_repo.heartbeat(session, self.job_id, self.claim, self.worker.clock())
+            except Exception:
+                log.warning("job %s: heartbeat failed; trying again", self.job_id, exc_info=True)
+                continue
+            if not held:
+                self.lost.set()
+                return
+
+
+__all__ = ["ClaimLost", "Worker", "load_job_modules", "utcnow"]

@@ -193,19 +193,20 @@ def test_a_shop_kind_already_running_is_not_claimed_twice(session: Session) -> N
 
 
 @pytest.mark.both_dbs
-def test_a_job_whose_worker_vanished_runs_again_after_its_lease(
+def test_a_job_whose_worker_vanished_runs_again_once_its_heartbeat_is_missed(
     session: Session, factory: sessionmaker[Session]
 ) -> None:
     shop_id = create_shop(session).shop_id
-    enqueue(session, shop_id, "fit", NOW)
+    enqueue(session, shop_id, "fit", NOW)  # a kind with a 30-minute lease
     session.commit()
     assert jobs_repo.claim(session, "lost-worker", NOW, {"fit"}) is not None
     session.commit()
-    assert jobs_repo.reclaim_expired(session, NOW + timedelta(minutes=29)) == 0
-    assert jobs_repo.reclaim_expired(session, NOW + timedelta(minutes=31)) == 1
+    expiry = timedelta(seconds=jobs_repo.HEARTBEAT_EXPIRY_S)
+    assert jobs_repo.reclaim_expired(session, NOW + expiry - timedelta(seconds=1)) == 0
+    assert jobs_repo.reclaim_expired(session, NOW + expiry) == 1
     session.commit()
     [job] = jobs(session)
-    assert (job.state, job.locked_by, job.attempts) == ("pending", None, 1)
+    assert (job.state, job.locked_by, job.claim_token, job.attempts) == ("pending", None, None, 1)
     assert job.last_error == "the worker running this job stopped before it finished"
 
 
