@@ -54,24 +54,29 @@ CROSS JOIN LATERAL (
 # over the shop's ledger is the right plan.
 _SELECT_JOIN = """
 SELECT :shop_id, ids.customer_id, MIN(o.ordered_at), MAX(o.ordered_at), COUNT(o.order_id),
-       COALESCE(SUM(o.value), 0), {aov}, COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
+       COALESCE({total}, 0), {aov}, COALESCE(SUM(CASE WHEN o.discounted THEN 1 ELSE 0 END), 0),
        {gap}, {mark}, :now
 FROM {ids} AS ids
 LEFT JOIN orders AS o ON o.shop_id = :shop_id AND o.customer_id = ids.customer_id AND o.qualifies
 WHERE TRUE
 GROUP BY ids.customer_id
 """
+_SQLITE_EXACT_TOTAL = "(SUM(o.value / 100000000) * 100000000 + SUM(o.value % 100000000))"
 _JOIN_PARTS = {
     "postgresql": {
         "ids": "(SELECT unnest(CAST(:ids AS bigint[])) AS customer_id)",
+        "total": "SUM(o.value)",
         "aov": "ROUND(SUM(o.value) / NULLIF(COUNT(o.order_id), 0), 4)",
         "gap": "EXTRACT(EPOCH FROM MAX(o.ordered_at) - MIN(o.ordered_at)) / 86400.0"
         " / NULLIF(COUNT(o.order_id) - 1, 0)",
     },
     # SQLite keeps money as integer 1/10,000 units and times as naive UTC text (app.models.base).
+    # Its SUM of integers fails past int64 (a thousand orders at the amount limit): summed in two
+    # parts that cannot overflow, added up by arithmetic that turns to REAL where SUM would fail.
     "sqlite": {
         "ids": "(SELECT CAST(value AS INTEGER) AS customer_id FROM json_each(:ids))",
-        "aov": "CAST(ROUND(CAST(SUM(o.value) AS REAL) / NULLIF(COUNT(o.order_id), 0)) AS INTEGER)",
+        "total": _SQLITE_EXACT_TOTAL,
+        "aov": f"CAST(ROUND(CAST({_SQLITE_EXACT_TOTAL} AS REAL) / NULLIF(COUNT(o.order_id), 0)) AS INTEGER)",
         "gap": "(julianday(MAX(o.ordered_at)) - julianday(MIN(o.ordered_at)))"
         " / NULLIF(COUNT(o.order_id) - 1, 0)",
     },

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from app.money import AmountError, parse_amount
 from app.orders.schemas import OrderFacts, PayloadError
 
 
@@ -87,14 +88,10 @@ def _amount(bag: Any, money: str, field: str) -> Decimal | None:
     inner = bag.get(money)
     if not isinstance(inner, dict) or inner.get("amount") is None:
         return None
-    raw = inner["amount"]
     try:
-        amount = Decimal(raw) if isinstance(raw, str) else Decimal(str(raw))
-    except InvalidOperation:
-        raise PayloadError(f"{field}.{money}.amount", f"is not a decimal amount: {str(raw)[:40]!r}") from None
-    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e15"):
-        raise PayloadError(f"{field}.{money}.amount", "is not a plausible amount")
-    return amount
+        return parse_amount(inner["amount"])
+    except AmountError as error:
+        raise PayloadError(f"{field}.{money}.amount", str(error)) from None
 
 
 def order_facts_from_node(node: dict[str, Any]) -> OrderFacts:

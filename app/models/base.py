@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Numeric, Table
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from app.money import AMOUNT_PRECISION, MONEY_PLACES, MONEY_QUANTUM, SUM_PRECISION
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -56,32 +58,50 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-MONEY_SCALE = 10_000  # 4 decimal places: every ISO 4217 currency fits (at most 3).
+MONEY_SCALE = 10**MONEY_PLACES
+_INT64_LIMIT = 2**63
+_WIDE = Context(prec=2 * SUM_PRECISION)
 
 
 class Money(TypeDecorator[Decimal]):
-    """Exact money. NUMERIC on PostgreSQL; on SQLite, whose NUMERIC is a float, an integer count
-    of 1/10,000 units so that sums stay exact there too."""
+    """Exact money. numeric(precision, 4) on PostgreSQL: ``AMOUNT_PRECISION`` for one amount,
+    ``SUM_PRECISION`` for sums (app/money.py says why each holds its values). On SQLite, whose
+    NUMERIC is a float, an integer count of 1/10,000 units so that sums stay exact there too; a
+    count past int64 is stored as a REAL instead of failing."""
 
-    impl = Numeric(20, 4)
+    impl = Numeric(AMOUNT_PRECISION, MONEY_PLACES)
     cache_ok = True
+
+    def __init__(self, precision: int = AMOUNT_PRECISION, scale: int = MONEY_PLACES) -> None:
+        super().__init__()
+        if scale != MONEY_PLACES:
+            raise ValueError(f"money keeps {MONEY_PLACES} decimal places")
+        self.precision = precision
+        self.scale = scale
+        self.impl = Numeric(precision, scale)
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(Numeric(20, 4))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
 
     def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         value = Decimal(value)
         if dialect.name == "sqlite":
-            return int((value * MONEY_SCALE).to_integral_value())
+            units = int(_WIDE.multiply(value, MONEY_SCALE).to_integral_value(context=_WIDE))
+            return units if -_INT64_LIMIT <= units < _INT64_LIMIT else float(units)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / MONEY_SCALE).quantize(Decimal("0.0001"))
-        return Decimal(value).quantize(Decimal("0.0001"))
+            units = Decimal(int(value))
+            return _WIDE.divide(units, MONEY_SCALE).quantize(MONEY_QUANTUM, context=_WIDE)
+        return Decimal(value).quantize(MONEY_QUANTUM, context=_WIDE)
+
+
+SumOfMoney = Money(SUM_PRECISION)
+"""A sum of amounts (app/money.py)."""

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Money, UTCDateTime
+from app.models.base import Base, Money, SumOfMoney, UTCDateTime
 
 
 class Customer(Base):
@@ -19,7 +19,7 @@ class Customer(Base):
     first_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     orders_count: Mapped[int] = mapped_column(Integer)
-    total_spent: Mapped[Decimal] = mapped_column(Money)
+    total_spent: Mapped[Decimal] = mapped_column(SumOfMoney)
     average_order_value: Mapped[Decimal | None] = mapped_column(Money)
     discounted_orders_count: Mapped[int] = mapped_column(Integer)
     average_days_between_orders: Mapped[float | None] = mapped_column(Float)

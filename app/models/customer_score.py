@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Money, UTCDateTime
+from app.models.base import Base, Money, SumOfMoney, UTCDateTime
 from app.models.shop import ShopId
 
 
@@ -22,9 +22,9 @@ class CustomerScore(Base):
     shop_id: Mapped[int] = mapped_column(ShopId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     frequency: Mapped[int] = mapped_column(Integer)  # qualifying orders in the window
-    monetary: Mapped[Decimal] = mapped_column(Money)  # spent in the window
+    monetary: Mapped[Decimal] = mapped_column(SumOfMoney)  # spent in the window
     orders_last_year: Mapped[int] = mapped_column(Integer)
-    spent_last_year: Mapped[Decimal] = mapped_column(Money)
+    spent_last_year: Mapped[Decimal] = mapped_column(SumOfMoney)
     recency_score: Mapped[int] = mapped_column(SmallInteger)
     frequency_score: Mapped[int] = mapped_column(SmallInteger)
     monetary_score: Mapped[int] = mapped_column(SmallInteger)
@@ -42,7 +42,7 @@ class CustomerScore(Base):
     discount_shopper: Mapped[bool] = mapped_column(Boolean)
     full_price_buyer: Mapped[bool] = mapped_column(Boolean)
     vip: Mapped[bool] = mapped_column(Boolean)
-    historic_clv: Mapped[Decimal] = mapped_column(Money)
+    historic_clv: Mapped[Decimal] = mapped_column(SumOfMoney)
     predicted_clv: Mapped[Decimal] = mapped_column(Money)
     predicted_orders: Mapped[float] = mapped_column(Float)
     churn_risk: Mapped[float] = mapped_column(Float)

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, Money, UTCDateTime
+from app.models.base import Base, SumOfMoney, UTCDateTime
 from app.models.shop import ShopId
 
 
@@ -22,14 +22,14 @@ class ShopSegment(Base):
     customers: Mapped[int] = mapped_column(Integer)
     customer_share: Mapped[float] = mapped_column(Float)
     orders: Mapped[int] = mapped_column(Integer)
-    revenue: Mapped[Decimal] = mapped_column(Money)
+    revenue: Mapped[Decimal] = mapped_column(SumOfMoney)
     revenue_share: Mapped[float] = mapped_column(Float)
-    average_order_value: Mapped[Decimal | None] = mapped_column(Money)
-    average_predicted_clv: Mapped[Decimal | None] = mapped_column(Money)
-    average_historic_clv: Mapped[Decimal | None] = mapped_column(Money)
+    average_order_value: Mapped[Decimal | None] = mapped_column(SumOfMoney)
+    average_predicted_clv: Mapped[Decimal | None] = mapped_column(SumOfMoney)
+    average_historic_clv: Mapped[Decimal | None] = mapped_column(SumOfMoney)
     purchase_frequency: Mapped[float | None] = mapped_column(Float)  # orders per customer per year
-    customer_value: Mapped[Decimal | None] = mapped_column(Money)  # per year
-    formula_clv: Mapped[Decimal | None] = mapped_column(Money)  # customer value × lifespan
+    customer_value: Mapped[Decimal | None] = mapped_column(SumOfMoney)  # per year
+    formula_clv: Mapped[Decimal | None] = mapped_column(SumOfMoney)  # customer value × lifespan
     ltv_to_cac: Mapped[float | None] = mapped_column(Float)
-    max_cpc: Mapped[Decimal | None] = mapped_column(Money)
+    max_cpc: Mapped[Decimal | None] = mapped_column(SumOfMoney)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from app.errors import UnprocessablePayload
+from app.money import AMOUNT_LIMIT, AmountError, parse_amount
 
 # Orders that count for nothing whatever else they say (PRODUCT §1).
 NON_QUALIFYING_FINANCIAL_STATUSES = frozenset({"refunded", "voided"})
@@ -110,19 +111,10 @@ def _required_timestamp(value: Any, field: str) -> datetime:
 
 
 def _money(value: Any, field: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise PayloadError(field, "must be a decimal amount")
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise PayloadError(field, f"is not a decimal amount: {str(value)[:40]!r}") from None
-    if not amount.is_finite():
-        raise PayloadError(field, "must be a finite amount")
-    if amount < 0:
-        raise PayloadError(field, "must not be negative")
-    if amount >= Decimal("1e15"):
-        raise PayloadError(field, "is implausibly large")
-    return amount
+        return parse_amount(value)
+    except AmountError as error:
+        raise PayloadError(field, str(error)) from None
 
 
 def _set_amount(payload: dict[str, Any], key: str, money: str) -> Decimal | None:
@@ -229,6 +221,8 @@ def parse_refund(payload: Any) -> RefundFacts:
         tx = _object(tx, f"transactions[{i}]")
         if tx.get("kind") == "refund" and tx.get("status") == "success":
             amount += _money(tx.get("amount"), f"transactions[{i}].amount")
+    if amount >= AMOUNT_LIMIT:
+        raise PayloadError("transactions", f"must together refund less than {AMOUNT_LIMIT:,}")
     return RefundFacts(
         refund_id=refund_id, order_id=order_id, refunded_at=refunded_at, presentment_amount=amount
     )
@@ -264,7 +258,12 @@ def order_counts(
 def refunds_in_shop_money(
     presentment_amount: Decimal, current_total: Decimal, presentment_total: Decimal | None
 ) -> Decimal:
-    """Refund transactions are in the buyer's (presentment) currency; convert at the order's own rate."""
+    """Refund transactions are in the buyer's (presentment) currency; convert at the order's own rate.
+
+    At most ``AMOUNT_LIMIT``: an order's refunds can add up past any column, and past its total
+    they change nothing (it is wholly refunded; see :func:`order_counts`)."""
     if presentment_total is None or presentment_total == 0 or presentment_total == current_total:
-        return presentment_amount
+        return min(presentment_amount, AMOUNT_LIMIT)
+    if presentment_amount >= presentment_total:
+        return current_total  # all of it; the product below could exceed Decimal's 28 digits
     return (presentment_amount * current_total / presentment_total).quantize(Decimal("0.01"))

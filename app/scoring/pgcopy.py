@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Final
 
 import numpy as np
@@ -23,6 +23,8 @@ import numpy.typing as npt
 from psycopg.copy import LibpqWriter
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
+
+from app.money import SUM_LIMIT
 
 Column = tuple[str, str]
 """(name, PostgreSQL type): int2, int4, int8, float8, bool, timestamptz (µs since 2000-01-01);
@@ -110,9 +112,10 @@ def fetch_columns(
     return result
 
 
-NUMERIC_DIGITS: Final = 5
-"""Base-10,000 digits of every NUMERIC sent, the first worth 10,000^3 and the last 10^-4: all of
-numeric(20, 4). PostgreSQL strips the leading and trailing zero digits on receipt."""
+NUMERIC_DIGITS: Final = 7
+"""Base-10,000 digits of every NUMERIC sent, the first worth 10,000^5 and the last 10^-4: all of
+numeric(28, 4), the widest money column (app/money.py). PostgreSQL strips the leading and trailing
+zero digits on receipt."""
 NUMERIC_WIRE: Final = np.dtype(
     [
         ("ndigits", ">i2"),
@@ -122,8 +125,9 @@ NUMERIC_WIRE: Final = np.dtype(
         ("digits", ">i2", (NUMERIC_DIGITS,)),
     ]
 )
-NUMERIC_LIMIT: Final = 10**16
-"""numeric(20, 4) holds less than this."""
+NUMERIC_LIMIT: Final = int(SUM_LIMIT)
+"""numeric(28, 4) holds less than this."""
+_WIDE: Final = Context(prec=40)
 NOT_EXACT: Final = np.iinfo(np.int64).min
 
 
@@ -148,23 +152,21 @@ def _rounded_units(value: float, places: int) -> int:
     if not math.isfinite(value):
         raise ValueError(f"{value!r} is not an amount of money")
     printed = Decimal(format(value, ".15g"))
-    rounded = (
-        printed.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-        if abs(printed) < 2 * NUMERIC_LIMIT
-        else printed
-    )
+    if abs(printed) >= NUMERIC_LIMIT:
+        raise ValueError(f"{value!r} does not fit numeric(28, 4)")
+    rounded = printed.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=_WIDE)
     if abs(rounded) >= NUMERIC_LIMIT:
-        raise ValueError(f"{value!r} does not fit numeric(20, 4)")
-    return int(rounded.scaleb(4))
+        raise ValueError(f"{value!r} does not fit numeric(28, 4)")
+    return int(rounded.scaleb(4, context=_WIDE))
 
 
 def numeric(values: npt.ArrayLike, places: int) -> npt.NDArray[Any]:
     """The binary NUMERIC of each float rounded to ``places`` (at most 4) as PostgreSQL would store
-    ``round(value::numeric, places)`` in a numeric(20, 4): exact integer arithmetic for the usual
+    ``round(value::numeric, places)`` in a numeric(28, 4): exact integer arithmetic for the usual
     values (:func:`money_units`), PostgreSQL's own rules one by one for the rest. ValueError for a
     value that is not finite or does not fit (PostgreSQL would refuse it too)."""
     if not 0 <= places <= 4:
-        raise ValueError(f"numeric(20, 4) keeps at most 4 decimal places, not {places}")
+        raise ValueError(f"money keeps at most 4 decimal places, not {places}")
     floats = np.asarray(values, dtype=np.float64)
     units = money_units(floats, places)
     rare = np.flatnonzero(units == NOT_EXACT)

@@ -745,9 +745,9 @@ def _upsert_scores(session: Session, shop_id: int, rows: dict[str, Array]) -> in
 
 
 def _decimal(value: float, places: int) -> Any:
-    from decimal import Decimal
+    from decimal import Context, Decimal
 
-    return Decimal(repr(round(value, places))).quantize(Decimal(1).scaleb(-places))
+    return Decimal(repr(round(value, places))).quantize(Decimal(1).scaleb(-places), context=Context(prec=40))
 
 
 def delete_scores(session: Session, shop_id: int, customer_ids: Sequence[int]) -> list[int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime as dt
+import decimal
 import functools
 import logging
 import time
@@ -38,6 +39,7 @@ from app.clv.bgnbd import BetaGeoParams
 from app.clv.gamma_gamma import GammaGammaParams
 from app.jobs import repository as jobs_repo
 from app.models import Backtest, ClvFit, CustomerScore, ShopSegment, StageChange
+from app.money import SUM_LIMIT
 from app.scoring import metrics as shop_metrics_rules
 from app.scoring import repository as repo
 from app.scoring import rules
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 Array = npt.NDArray[Any]
 US_PER_DAY: Final = 86_400_000_000
+_WIDE: Final = decimal.Context(prec=40)
 RESCORE: Final = "rescore"
 FIT: Final = "fit"
 INCREMENTAL_LIMIT: Final = 0.25
@@ -61,6 +64,9 @@ BACKTEST_MIN_HISTORY_DAYS: Final = 90
 COHORT_MONTHS: Final = 36
 NEXT_ORDER_CAP_DAYS: Final = 3650
 ALL_CUSTOMERS: Final = "All customers"
+MONEY_CAP: Final = float(SUM_LIMIT - SUM_LIMIT.scaleb(-14))
+"""The largest money value a rescore stores: below SUM_LIMIT also as PostgreSQL reads the float
+(15 significant digits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +117,23 @@ def _hash(*columns: npt.ArrayLike) -> Array:
 
 
 def _cents(values: Array, places: int = 2) -> Array:
-    return np.round(np.nan_to_num(values, nan=-1.0) * 10**places).astype(np.int64)
+    """Values in units of 10^-places for hashing; past int64, the float's own bits (still unique)."""
+    scaled = np.round(np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-1.0) * 10**places)
+    small = np.abs(scaled) < 2.0**63
+    return np.where(small, np.where(small, scaled, 0).astype(np.int64), scaled.view(np.int64))
+
+
+def _storable_money(shop_id: int, name: str, values: Array) -> Array:
+    """``values`` within what their column holds: the limits (app/money.py) make a value past it
+    impossible, but were one there, this buyer's value is capped (and logged), not the rescore
+    of every buyer of the shop failed."""
+    bad = ~(np.abs(values) < MONEY_CAP)
+    if not bad.any():
+        return values
+    log.warning(
+        "rescore of shop %s: %s of %d customers capped at %s", shop_id, name, int(bad.sum()), MONEY_CAP
+    )
+    return np.clip(np.nan_to_num(values, nan=0.0), -MONEY_CAP, MONEY_CAP)
 
 
 def _segment_sums(codes: Array, weights: Array | None, size: int) -> Array:
@@ -542,8 +564,8 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
     orders_last_year[recompute], spent_last_year[recompute] = inputs.orders_last_year, inputs.spent_last_year
     if settings.window_days is None:
         frequency, monetary = cust["orders_count"].astype(np.int64), cust["total_spent"].astype(np.float64)
-    monetary = np.round(monetary, 4)
-    spent_last_year = np.round(spent_last_year, 4)
+    monetary = _storable_money(shop_id, "monetary", np.round(monetary, 4))
+    spent_last_year = _storable_money(shop_id, "spent_last_year", np.round(spent_last_year, 4))
 
     days_since = np.maximum(today - cust["last_day"].astype(np.int64), 0)
     quintile = rules.score_quintile(days_since, frequency, monetary, settings.segment_grid)
@@ -626,7 +648,7 @@ def _rescore_shop(session: Session, shop_id: int, now: dt.datetime, *, full: boo
     worse = rules.strictly_worse_counts(predicted_clv) if n else np.zeros(0, dtype=np.int64)
     top10, top25 = worse * 10 >= n * 9, worse * 4 >= n * 3
     clv_tier = np.where(top10, 1, np.where(top25, 2, 0)).astype(np.int16)
-    historic = np.round(cust["total_spent"].astype(np.float64), 4)
+    historic = _storable_money(shop_id, "historic_clv", np.round(cust["total_spent"].astype(np.float64), 4))
     average_days = cust["average_days_between_orders"].astype(np.float64)
 
     flags = [getattr(behaviour, name) for name in rules.BEHAVIOUR_SEGMENT_NAMES]
@@ -808,7 +830,8 @@ def segment_table(
     def money(value: float | None, places: int = 2) -> Decimal | None:
         if value is None or not np.isfinite(value):
             return None
-        return Decimal(repr(round(float(value), places))).quantize(Decimal(1).scaleb(-places))
+        value = min(max(float(value), -MONEY_CAP), MONEY_CAP)  # as _storable_money
+        return Decimal(repr(round(value, places))).quantize(Decimal(1).scaleb(-places), context=_WIDE)
 
     size = len(rules.SEGMENT_NAMES)
     codes = segment.astype(np.intp)

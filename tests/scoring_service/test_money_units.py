@@ -1,5 +1,5 @@
 """Money columns are copied in as binary NUMERICs built from the floats (``pgcopy.numeric``): each
-must be exactly what PostgreSQL's ``round(value::numeric, places)`` stores in a numeric(20, 4),
+must be exactly what PostgreSQL's ``round(value::numeric, places)`` stores in a numeric(28, 4),
 checked on PostgreSQL over values of every size, rounded and not, and the ties."""
 
 from __future__ import annotations
@@ -17,15 +17,18 @@ from app.scoring import repository as repo
 
 def _values(places: int) -> np.ndarray:
     rng = np.random.default_rng(11)
-    magnitudes = 10.0 ** rng.uniform(-5, 16, 20_000)
+    # mostly amounts below 10^16, and some sums up to the widest column's 10^24 (app/money.py)
+    magnitudes = np.r_[10.0 ** rng.uniform(-5, 16, 20_000), 10.0 ** rng.uniform(16, 24, 2_000)]
     raw = magnitudes * rng.choice([-1.0, 1.0], magnitudes.size)
     halves = (np.arange(-500, 500) + 0.5) / 10.0**places  # ties: PostgreSQL rounds them away from zero
-    special = np.asarray([0.0, -0.0, 1e-9, 99_999_999_999.9999, 1e11, 1e12, 1e13, 9.9e15, -9.99e15])
+    special = np.asarray(
+        [0.0, -0.0, 1e-9, 99_999_999_999.9999, 1e11, 1e12, 1e13, 9.9e15, -9.99e15, 1e16, 9.9999999999999e23]
+    )
     return np.concatenate([raw, np.round(raw, places), halves, np.round(halves, places), special])
 
 
 def _fits(value: float, places: int) -> bool:
-    return abs(round(Decimal(format(value, ".15g")), places)) < 10**16
+    return abs(Decimal(format(value, ".15g"))) < 10**24
 
 
 @pytest.mark.parametrize("places", [2, 4])
@@ -34,7 +37,7 @@ def test_money_copied_in_is_what_rounding_the_float_stores(session: Session, pla
         pytest.skip("binary COPY is PostgreSQL's")
     values = _values(places)
     values = values[[_fits(float(v), places) for v in values]]
-    session.execute(text("CREATE TEMP TABLE money (x float8, n numeric(20, 4))"))
+    session.execute(text("CREATE TEMP TABLE money (x float8, n numeric(28, 4))"))
     pgcopy.copy_in(
         session,
         "money",
@@ -43,8 +46,8 @@ def test_money_copied_in_is_what_rounding_the_float_stores(session: Session, pla
     )
     differing = session.execute(
         text(
-            "SELECT x, n::text, round(x::numeric, :places)::numeric(20, 4)::text FROM money "
-            "WHERE n::text IS DISTINCT FROM round(x::numeric, :places)::numeric(20, 4)::text LIMIT 5"
+            "SELECT x, n::text, round(x::numeric, :places)::numeric(28, 4)::text FROM money "
+            "WHERE n::text IS DISTINCT FROM round(x::numeric, :places)::numeric(28, 4)::text LIMIT 5"
         ),
         {"places": places},
     ).all()
@@ -55,8 +58,8 @@ def test_money_copied_in_is_what_rounding_the_float_stores(session: Session, pla
     assert exact > values.size // 3  # the rounded values below the limit take the integer path
 
 
-@pytest.mark.parametrize("value", [1e16, -2e17, float("nan"), float("inf")])
-def test_money_that_numeric_20_4_cannot_hold_is_refused(value: float) -> None:
+@pytest.mark.parametrize("value", [1e24, -2e25, 9.999999999999999e23, float("nan"), float("inf")])
+def test_money_that_numeric_28_4_cannot_hold_is_refused(value: float) -> None:
     with pytest.raises(ValueError):
         pgcopy.numeric(np.asarray([12.5, value]), 4)
 
