@@ -15,7 +15,7 @@ instead of after its kind's whole lease; `claim_token` names the claim, so that 
 job was taken over can neither renew nor finish it.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-04 10:00:00
 """
 
@@ -27,7 +27,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0011"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
