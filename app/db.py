@@ -139,8 +139,9 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str, revision: str = "heads") -> None:
-    """Run the Alembic migrations up to `revision` (what the release step and the demo do)."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations up to `revision` (what the release step and the demo do). "head",
+    not "heads": a second head is an error here, not a silent branch."""
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
