@@ -21,7 +21,7 @@ from app.admin.router import STATIC_DIR as ADMIN_STATIC_DIR
 from app.admin.router import router as admin_router
 from app.auth.dev import router as dev_router
 from app.auth.router import router as auth_router
-from app.auth.security import FrameAncestorsMiddleware, SecurityHeadersMiddleware, install_token_redaction
+from app.auth.security import SecurityHeadersMiddleware, install_token_redaction
 from app.auth.service import ShopAuth
 from app.config import Settings, get_settings
 from app.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
@@ -75,7 +75,6 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     install_session_token_handler(app)
     install_token_redaction()
     app.add_middleware(WebhookEndpoint)  # POST /webhooks, inside the request id middleware
-    app.add_middleware(FrameAncestorsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)

@@ -37,27 +37,6 @@ def set_frame_ancestors(response: Response, shop: str | None) -> Response:
     return response
 
 
-class FrameAncestorsMiddleware:
-    """Adds `frame-ancestors 'none';` to HTML responses that carry no CSP of their own."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_csp(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if headers.get("content-type", "").startswith("text/html") and CSP not in headers:
-                    headers[CSP] = NO_FRAMING
-            await send(message)
-
-        await self.app(scope, receive, send_with_csp)
-
-
 # strict-origin-when-cross-origin rather than no-referrer: Shopify's admin and CDN still see which
 # app origin a request or link comes from, while the path and query, where the launch URL carries
 # `id_token`, `hmac` and `host`, never leave the app's origin (and nothing at all goes to plain http).
@@ -66,9 +45,11 @@ HSTS = "max-age=31536000"
 
 
 class SecurityHeadersMiddleware:
-    """Headers every response gets. HSTS only when the request arrived over https: uvicorn sets
-    the scheme from its own TLS, or from `X-Forwarded-Proto` when the proxy is one it trusts
-    (`--proxy-headers`, `FORWARDED_ALLOW_IPS`; docs/deployment.md)."""
+    """Headers every response gets: `frame-ancestors 'none';` on HTML that carries no CSP of its
+    own (a page framed by the admin sets its shop's), nosniff, the referrer policy, and HSTS only
+    when the request arrived over https: uvicorn sets the scheme from its own TLS, or from
+    `X-Forwarded-Proto` when the proxy is one it trusts (`--proxy-headers`, `FORWARDED_ALLOW_IPS`;
+    docs/deployment.md)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -83,6 +64,8 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault(CSP, NO_FRAMING)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", REFERRER_POLICY)
                 if https:
