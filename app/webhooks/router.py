@@ -142,8 +142,10 @@ async def _receive(state: Any, scope: Scope, receive: Receive) -> tuple[str, obj
         payload = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("body is not JSON") from None
-    apply = topic.parse(payload)
+    except RecursionError:
+        raise BadRequest("body is JSON nested too deeply") from None
     domain = wanted[b"x-shopify-shop-domain"].strip().lower()
+    apply = topic.parse(payload, domain)
     pool: AsyncConnectionPool[Any] | None = getattr(state, "webhook_pool", None)
     if isinstance(apply, OrderDelivery) and pool is not None:
         outcome = await _ingest_order(pool, domain, apply)
