@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import AppError
@@ -95,7 +94,7 @@ def _for_shop(shopify_shop_id: int, field: str, apply: Apply) -> Apply:
     """`apply`, once the body's Shopify shop id is the installed shop's (when we know it)."""
 
     def checked(session: Session, shop: ShopRef, now: datetime) -> object:
-        stored = session.scalar(select(Shop.shopify_shop_id).where(Shop.shop_id == shop.shop_id))
+        stored = _orm(session, shop).shopify_shop_id
         if stored is not None and stored != shopify_shop_id:
             raise ShopMismatch(field, f"{shopify_shop_id} is not the id of the installed shop {shop.domain}")
         return apply(session, shop, now)
