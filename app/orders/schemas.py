@@ -16,7 +16,10 @@ from app.money import AMOUNT_LIMIT, AmountError, parse_amount
 
 # Orders that count for nothing whatever else they say (PRODUCT §1).
 NON_QUALIFYING_FINANCIAL_STATUSES = frozenset({"refunded", "voided"})
-_GID = re.compile(r"^gid://shopify/(?P<type>[A-Za-z]+)/(?P<id>\d+)(?:\?.*)?$")
+# `[0-9]`, not `\d`: in a str pattern `\d` matches every Unicode decimal digit
+_GID = re.compile(r"gid://shopify/(?P<type>[A-Za-z]+)/(?P<id>[0-9]+)(?:\?[^\n]*)?", re.ASCII)
+_ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+MAX_ID = 2**63  # ids are stored as BIGINT
 
 
 class PayloadError(UnprocessablePayload):
@@ -56,30 +59,50 @@ class OrderEditFacts:
     committed_at: datetime
 
 
+def parse_id(value: Any, field: str) -> int:
+    """Every Shopify id the app reads: a positive integer below 2^63 (PostgreSQL BIGINT), given as a
+    JSON integer or a string of ASCII digits (`str.isdigit` would take "²" and "٣٤")."""
+    if isinstance(value, bool):
+        raise PayloadError(field, "must be an integer id")
+    if isinstance(value, str):
+        if not _ASCII_DIGITS.fullmatch(value):
+            raise PayloadError(field, f"must be an integer id of ASCII digits, got {value[:40]!r}")
+        if len(value) > len(str(MAX_ID)):
+            raise PayloadError(field, "must be a positive id below 2^63")
+        value = int(value)
+    elif value is None:
+        raise PayloadError(field, "is missing")
+    elif not isinstance(value, int):
+        raise PayloadError(field, f"must be an integer id, got {type(value).__name__}")
+    if not 0 < value < MAX_ID:
+        raise PayloadError(field, "must be a positive id below 2^63")
+    return value
+
+
+def parse_gid(value: Any, field: str, gid_type: str) -> int:
+    """The numeric id of a `gid://shopify/<gid_type>/<id>`; another resource type is refused."""
+    if not isinstance(value, str):
+        raise PayloadError(field, f"must be a gid://shopify/{gid_type}/… string")
+    m = _GID.fullmatch(value)
+    if m is None or m.group("type") != gid_type:
+        raise PayloadError(field, f"must be a gid://shopify/{gid_type}/… id, got {value[:60]!r}")
+    return parse_id(m.group("id"), field)
+
+
 def shopify_id(
     obj: dict[str, Any], field: str, gid_type: str, *, gid_key: str = "admin_graphql_api_id"
 ) -> int:
-    """The numeric id of a resource. The GID wins over `id`: some JSON tooling rounds large ints."""
+    """The numeric id of a resource. The GID wins over `id`: some JSON tooling rounds large ints.
+    Both are checked when both are there, so a body of another resource type is refused."""
+    prefix = field.rpartition(".")[0]
     gid = obj.get(gid_key)
-    if isinstance(gid, str):
-        m = _GID.match(gid)
-        if m and m.group("type") == gid_type:
-            return int(m.group("id"))
-    return _int(obj.get("id"), field)
-
-
-def _int(value: Any, field: str) -> int:
-    if isinstance(value, bool):
-        raise PayloadError(field, "must be an integer id")
-    if isinstance(value, int):
-        if value <= 0:
-            raise PayloadError(field, "must be a positive id")
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if value is None:
-        raise PayloadError(field, "is missing")
-    raise PayloadError(field, f"must be an integer id, got {type(value).__name__}")
+    numeric = obj.get("id")
+    if gid is not None:
+        exact = parse_gid(gid, f"{prefix}.{gid_key}" if prefix else gid_key, gid_type)
+        if numeric is not None:
+            parse_id(numeric, field)
+        return exact
+    return parse_id(numeric, field)
 
 
 def _object(payload: Any, field: str) -> dict[str, Any]:
@@ -101,7 +124,10 @@ def parse_timestamp(value: Any, field: str, *, required: bool = True) -> datetim
         raise PayloadError(field, f"is not an ISO 8601 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         raise PayloadError(field, "has no UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, 9999 with a negative one
+        raise PayloadError(field, f"is out of range in UTC: {value[:40]!r}") from None
 
 
 def _required_timestamp(value: Any, field: str) -> datetime:
@@ -176,7 +202,9 @@ def parse_order(payload: Any) -> OrderFacts:
             else "total_discounts"
         )
         discounts = _money(order[key], key) if order.get(key) is not None else Decimal(0)
-    codes_raw = order.get("discount_codes") or []
+    codes_raw = order.get("discount_codes")
+    if codes_raw is None:
+        codes_raw = []
     if not isinstance(codes_raw, list):
         raise PayloadError("discount_codes", "must be a list")
     codes = []
@@ -209,11 +237,13 @@ def parse_order_id(payload: Any) -> int:
 def parse_refund(payload: Any) -> RefundFacts:
     refund = _object(payload, "refund")
     refund_id = shopify_id(refund, "id", "Refund")
-    order_id = _int(refund.get("order_id"), "order_id")
+    order_id = parse_id(refund.get("order_id"), "order_id")
     # `created_at`, not `processed_at`: an imported refund may be backdated, but the order's
     # `updated_at` moves when the refund is created.
     refunded_at = _required_timestamp(refund.get("created_at"), "created_at")
-    transactions = refund.get("transactions") or []
+    transactions = refund.get("transactions")
+    if transactions is None:
+        transactions = []
     if not isinstance(transactions, list):
         raise PayloadError("transactions", "must be a list")
     amount = Decimal(0)
@@ -231,7 +261,7 @@ def parse_refund(payload: Any) -> RefundFacts:
 def parse_order_edit(payload: Any) -> OrderEditFacts:
     body = _object(payload, "body")
     edit = _object(body.get("order_edit"), "order_edit")
-    order_id = _int(edit.get("order_id"), "order_edit.order_id")
+    order_id = parse_id(edit.get("order_id"), "order_edit.order_id")
     committed = parse_timestamp(edit.get("committed_at"), "order_edit.committed_at", required=False)
     committed = committed or _required_timestamp(edit.get("created_at"), "order_edit.created_at")
     return OrderEditFacts(order_id=order_id, committed_at=committed)

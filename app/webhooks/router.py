@@ -201,8 +201,10 @@ async def _apply(state: Any, settings: Settings, delivery: _Delivery, raw: bytes
         payload = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("body is not JSON") from None
-    apply = delivery.topic.parse(payload)
+    except RecursionError:
+        raise BadRequest("body is JSON nested too deeply") from None
     domain = delivery.domain
+    apply = delivery.topic.parse(payload, domain)
     pool: AsyncConnectionPool[Any] | None = getattr(state, "webhook_pool", None)
     if isinstance(apply, OrderDelivery) and pool is not None:
         outcome = await _ingest_order(pool, domain, apply)

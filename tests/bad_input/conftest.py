@@ -1,2 +1,88 @@
-# The embedded app wired to the Shopify double, for the settings form's body limits.
+"""The bad-input suite: every body here is correctly signed and posted through the real endpoint,
+each must be refused with a 4xx naming the field, and no table may change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from app.models import Base
+# the embedded app wired to the Shopify double, for the settings form's body limits
 from tests.admin.conftest import admin_app, admin_settings, shopify_http, store  # noqa: F401
+from tests.bad_input.bodies import (
+    CUSTOMER_ID,
+    MERGED_CUSTOMER_ID,
+    ORDER_ID,
+    OTHER,
+    OTHER_SHOPIFY_ID,
+    SHOP,
+    SHOP_SHOPIFY_ID,
+    body,
+)
+from tests.fixtures.factories import create_shop, order_payload
+from tests.fixtures.webhooks import post_webhook
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+def snapshot(session: Session) -> Snapshot:
+    """Every row of every table: a refused delivery changes none of them."""
+    session.rollback()  # a new snapshot: SQLite readers otherwise keep seeing the old one
+    return {
+        table.name: sorted((tuple(map(repr, row)) for row in session.execute(select(table))), key=repr)
+        for table in Base.metadata.sorted_tables
+    }
+
+
+@pytest.fixture
+def seeded(client: TestClient, session: Session) -> Snapshot:
+    """Two installed shops whose Shopify ids we know, each with orders, and a data request."""
+    create_shop(session, SHOP, shopify_shop_id=SHOP_SHOPIFY_ID)
+    create_shop(session, OTHER, shopify_shop_id=OTHER_SHOPIFY_ID)
+    for shop in (SHOP, OTHER):
+        for payload in (
+            order_payload(ORDER_ID, CUSTOMER_ID),
+            order_payload(ORDER_ID + 1, MERGED_CUSTOMER_ID),
+        ):
+            assert post_webhook(client, "orders/create", payload, shop).status_code == 200
+    request = body("customers/data_request")
+    assert post_webhook(client, "customers/data_request", request, SHOP).status_code == 200
+    return snapshot(session)
+
+
+Refuse = Callable[..., str]
+
+
+@pytest.fixture
+def refused(client: TestClient, session: Session, seeded: Snapshot) -> Refuse:
+    """Post a signed delivery; assert its status and that nothing was written; return the detail."""
+
+    def send(
+        topic: str, payload: Any, *, status: int = 422, field: str | None = None, shop: str = SHOP
+    ) -> str:
+        response = post_webhook(client, topic, payload, shop)
+        assert response.status_code == status, response.text
+        detail = str(response.json()["detail"])
+        if field is not None:
+            assert detail.startswith(f"{field}: "), detail
+        assert snapshot(session) == seeded
+        return detail
+
+    return send
+
+
+def refuse_each(refused: Refuse, topic: str, payloads: dict[str, Any], **expected: Any) -> None:
+    """`refused` for each payload (one test per field, not per value: each test seeds the
+    database), reporting every payload that was not refused."""
+    failures = []
+    for label, payload in payloads.items():
+        try:
+            refused(topic, payload, **expected)
+        except AssertionError as exc:
+            failures.append(f"{label}: {str(exc).splitlines()[0]}")
+    assert not failures, "\n".join(failures)

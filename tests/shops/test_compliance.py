@@ -80,7 +80,11 @@ def test_customer_redact_leaves_no_row_for_the_customer(client: TestClient, sess
 def test_redacted_orders_cannot_come_back_through_a_late_delivery(
     client: TestClient, session: Session
 ) -> None:
-    ok(client, "customers/redact", {"shop_domain": SHOP, "customer": {"id": 10}, "orders_to_redact": [1, 2]})
+    ok(
+        client,
+        "customers/redact",
+        {"shop_id": 1, "shop_domain": SHOP, "customer": {"id": 10}, "orders_to_redact": [1, 2]},
+    )
     late = order_payload(1, 10, updated_at="2026-06-01T00:00:00Z")
     assert post_webhook(client, "orders/updated", late, SHOP).json()["outcome"] == "deleted"
     session.rollback()
@@ -112,6 +116,7 @@ def test_shop_redact_for_an_erased_shop_is_still_answered(client: TestClient) ->
 
 def test_data_request_is_recorded_for_the_store_owner(client: TestClient, session: Session) -> None:
     request = {
+        "shop_id": 1,
         "shop_domain": SHOP,
         "customer": {"id": 11},
         "orders_requested": [3],

@@ -20,11 +20,31 @@ pytestmark = pytest.mark.both_dbs
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "data" / "shopify_payloads"
 SHOP = "payload-shop.myshopify.com"
+ORDER_TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled")
 
 
 def load(name: str) -> Any:
+    """A documented body with its placeholders made real: Shopify's examples name the shop
+    `{shop}.myshopify.com` (and the Shop resource's `myshopify_domain` is null), Gadget's
+    anonymised exemplars replaced every GID with a URL. A real delivery names its shop and its
+    resources, and the webhook endpoint checks both."""
     data = json.loads((PAYLOADS / name).read_text())
-    return data["response"] if name.startswith("gadget_2026-04") else data
+    body = data["response"] if name.startswith("gadget_2026-04") else data
+    if isinstance(body, dict):
+        if body.get("shop_domain") == "{shop}.myshopify.com":
+            body["shop_domain"] = SHOP
+        if "myshopify_domain" in body and body["myshopify_domain"] is None:
+            body["myshopify_domain"] = SHOP
+        if name.startswith("gadget_exemplar"):
+            resource = "Refund" if "refund" in name else "Order"
+            _real_gid(body, resource)
+            _real_gid(body.get("customer"), "Customer")
+    return body
+
+
+def _real_gid(obj: Any, resource: str) -> None:
+    if isinstance(obj, dict) and obj.get("admin_graphql_api_id") == "https://www.example.com/":
+        obj["admin_graphql_api_id"] = f"gid://shopify/{resource}/{obj['id']}"
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +65,7 @@ def accept(client: TestClient, session: Session):  # type: ignore[no-untyped-def
 
 def test_shopify_order_example_is_stored_under_its_exact_gid(accept, session: Session) -> None:
     body = load("gadget_2026-04_orders_create.json")
-    for topic in ("orders/create", "orders/updated", "orders/paid", "orders/cancelled"):
+    for topic in ORDER_TOPICS:
         accept(topic, body)
     order = session.scalars(select(Order)).one()
     # the file's "id" was rounded by JavaScript; the GID keeps the exact value (PLATFORM §0)
@@ -137,3 +157,42 @@ def test_app_lifecycle_examples_are_answered(accept, session: Session, shop: Sho
     accept("shop/redact", load("gadget_2026-04_shop_redact.json"))
     session.rollback()
     assert session.scalars(select(Shop)).first() is None
+
+
+# Each documented body, for its own topic, and the Shopify shop id it carries (if any).
+OWN_TOPIC = [
+    *[("gadget_2026-04_orders_create.json", t, None) for t in ORDER_TOPICS],
+    ("gadget_2026-04_orders_delete.json", "orders/delete", None),
+    ("gadget_2026-04_orders_edited.json", "orders/edited", None),
+    ("gadget_2026-04_refunds_create.json", "refunds/create", None),
+    ("gadget_exemplar_2025-04_refund.json", "refunds/create", None),
+    ("python_api_refund.json", "refunds/create", None),
+    ("python_api_order.json", "orders/create", None),
+    ("gadget_2026-04_customers_merge.json", "customers/merge", None),
+    ("gadget_2026-04_customers_data_request.json", "customers/data_request", 954889),
+    ("gadget_2026-04_customers_redact.json", "customers/redact", 954889),
+    ("gadget_2026-04_shop_redact.json", "shop/redact", 954889),
+    ("gadget_2026-04_app_uninstalled.json", "app/uninstalled", 548380009),
+    ("gadget_2026-04_app_scopes_update.json", "app/scopes_update", 548380009),
+    ("gadget_2026-04_bulk_operations_finish.json", "bulk_operations/finish", None),
+]
+
+
+@pytest.mark.parametrize("known_shop_id", [False, True], ids=["shop id unknown", "shop id stored"])
+@pytest.mark.parametrize("name, topic, shopify_shop_id", OWN_TOPIC)
+def test_each_documented_body_is_accepted_for_its_own_topic(
+    client: TestClient,
+    session: Session,
+    shop: Shop,
+    name: str,
+    topic: str,
+    shopify_shop_id: int | None,
+    known_shop_id: bool,
+) -> None:
+    if known_shop_id:
+        shop.shopify_shop_id = shopify_shop_id
+        session.commit()
+    body = load(name)
+    body = body.get(name.removeprefix("python_api_").removesuffix(".json"), body)
+    response = post_webhook(client, topic, body, SHOP)
+    assert response.status_code == 200, response.text
