@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.models import Base
+
 # the embedded app wired to the Shopify double, for the settings form's body limits
 from tests.admin.conftest import admin_app, admin_settings, shopify_http, store  # noqa: F401
 from tests.bad_input.bodies import (
