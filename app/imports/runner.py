@@ -40,7 +40,7 @@ from app.imports.schemas import (
 from app.imports.service import POLL_INTERVAL_S, next_step_delay, progress_of, request_import
 from app.models import OrderImport, Shop
 from app.orders import service as orders_service
-from app.orders.schemas import PayloadError
+from app.orders.schemas import PayloadError, parse_gid
 from app.scoring import service as scoring
 from app.shopify.admin_client import AdminClient, UserErrors
 from app.shopify.admin_client import Unauthorized as TokenRejected
@@ -105,8 +105,10 @@ query RunningExports {
 }
 """
 
+# The shop's own id comes along: webhooks that name a shop (`shop_id`) must name this one.
 ORDERS_COUNT = """
 query OrdersToImport {
+  shop { id }
   ordersCount(limit: null) { count precision }
 }
 """
@@ -275,6 +277,14 @@ async def _start_bulk(
 ) -> None:
     count = await admin.execute(domain, token, ORDERS_COUNT)
     expected = (count.data.get("ordersCount") or {}).get("count")
+    shopify_shop_id = parse_gid(count.data["shop"]["id"], "shop.id", "Shop")
+
+    def remember_shop_id(s: Session) -> None:
+        shop = s.get(Shop, shop_id)
+        if shop is not None and shop.shopify_shop_id is None:
+            shop.shopify_shop_id = shopify_shop_id
+
+    await _in_tx(factory, remember_shop_id)
     # A crash between starting the operation and recording it leaves ours running: adopt it
     # rather than start a second one.
     running = await admin.execute(domain, token, RUNNING_BULK_OPERATIONS)

@@ -78,3 +78,15 @@ def test_an_import_marks_no_unscored_customer_and_asks_for_a_full_rescore(world:
     with world.factory.begin() as s:
         result = scoring.rescore_shop(s, world.shop_id, world.store.now())
     assert result.full and result.customers == len(world.aggregates()) == result.written
+
+
+def test_the_import_remembers_the_shops_shopify_id(world: World) -> None:
+    """Compliance and uninstall webhooks name the shop by id; the stored id is what they must match."""
+    from app.models import Shop
+
+    _run_to_end(world)
+
+    with world.factory() as s:
+        shop = s.get(Shop, world.shop_id)
+        assert shop is not None
+        assert shop.shopify_shop_id == world.store.shop(SHOP).id
