@@ -5,13 +5,13 @@ merchant."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from app.money import AmountError, parse_amount
-from app.orders.schemas import OrderFacts, PayloadError
+from app.orders.schemas import OrderFacts, PayloadError, parse_gid, parse_timestamp
 
 
 class ImportState(StrEnum):
@@ -57,31 +57,6 @@ class ImportProgress:
         return min(100.0, 100.0 * self.orders_done / self.orders_expected)
 
 
-def numeric_id(gid: Any, kind: str, field: str) -> int:
-    """``gid://shopify/Order/123`` → 123 (never through float: ids exceed 2^53)."""
-    prefix = f"gid://shopify/{kind}/"
-    if not isinstance(gid, str) or not gid.startswith(prefix):
-        raise PayloadError(field, f"must be a {kind} GID")
-    tail = gid[len(prefix) :].split("?", 1)[0]
-    if not tail.isdigit():
-        raise PayloadError(field, f"must be a {kind} GID")
-    return int(tail)
-
-
-def _time(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PayloadError(field, "must be an ISO 8601 timestamp")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise PayloadError(field, f"is not an ISO 8601 timestamp: {value[:40]!r}") from None
-    if parsed.tzinfo is None:
-        raise PayloadError(field, "has no UTC offset")
-    return parsed.astimezone(UTC)
-
-
 def _amount(bag: Any, money: str, field: str) -> Decimal | None:
     if not isinstance(bag, dict):
         return None
@@ -97,13 +72,15 @@ def _amount(bag: Any, money: str, field: str) -> Decimal | None:
 def order_facts_from_node(node: dict[str, Any]) -> OrderFacts:
     """One GraphQL ``Order`` node (bulk line or page item) → the ledger's facts; same rules as
     :func:`app.orders.schemas.parse_order` for webhooks (PLATFORM §12 field names)."""
-    order_id = numeric_id(node.get("id"), "Order", "id")
+    order_id = parse_gid(node.get("id"), "id", "Order")
     customer = node.get("customer")
-    customer_id = numeric_id(customer.get("id"), "Customer", "customer.id") if customer else None
-    ordered_at = _time(node.get("processedAt"), "processedAt") or _time(node.get("createdAt"), "createdAt")
+    customer_id = parse_gid(customer.get("id"), "customer.id", "Customer") if customer else None
+    ordered_at = parse_timestamp(node.get("processedAt"), "processedAt", required=False) or parse_timestamp(
+        node.get("createdAt"), "createdAt", required=False
+    )
     if ordered_at is None:
         raise PayloadError("processedAt", "is missing, and so is createdAt")
-    updated_at = _time(node.get("updatedAt"), "updatedAt") or ordered_at
+    updated_at = parse_timestamp(node.get("updatedAt"), "updatedAt", required=False) or ordered_at
     test = node.get("test", False)
     if not isinstance(test, bool):
         raise PayloadError("test", "must be true or false")
@@ -127,7 +104,7 @@ def order_facts_from_node(node: dict[str, Any]) -> OrderFacts:
         customer_id=customer_id,
         ordered_at=ordered_at,
         updated_at=updated_at,
-        cancelled_at=_time(node.get("cancelledAt"), "cancelledAt"),
+        cancelled_at=parse_timestamp(node.get("cancelledAt"), "cancelledAt", required=False),
         test=test,
         financial_status=status.lower()[:32] if status else None,
         current_total=total,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,8 @@ NON_QUALIFYING_FINANCIAL_STATUSES = frozenset({"refunded", "voided"})
 _GID = re.compile(r"gid://shopify/(?P<type>[A-Za-z]+)/(?P<id>[0-9]+)(?:\?[^\n]*)?", re.ASCII)
 _ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 MAX_ID = 2**63  # ids are stored as BIGINT
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_LEEWAY = timedelta(days=1)  # clocks disagree, but not by a day
 
 
 class PayloadError(UnprocessablePayload):
@@ -125,9 +127,17 @@ def parse_timestamp(value: Any, field: str, *, required: bool = True) -> datetim
     if parsed.tzinfo is None:
         raise PayloadError(field, "has no UTC offset")
     try:
-        return parsed.astimezone(UTC)
+        parsed = parsed.astimezone(UTC)
     except OverflowError:  # year 1 with a positive offset, 9999 with a negative one
         raise PayloadError(field, f"is out of range in UTC: {value[:40]!r}") from None
+    # A date far in the future would make every later delivery of the order look stale (the ledger
+    # keeps the newest `updated_at`), and one far in the past would stretch the shop's model fit
+    # (customer ages) for every buyer: neither comes from a real store.
+    if parsed < EARLIEST_TIMESTAMP:
+        raise PayloadError(field, f"is before {EARLIEST_TIMESTAMP:%Y-%m-%d}: {value[:40]!r}")
+    if parsed > datetime.now(UTC) + FUTURE_LEEWAY:
+        raise PayloadError(field, f"is in the future: {value[:40]!r}")
+    return parsed
 
 
 def _required_timestamp(value: Any, field: str) -> datetime:

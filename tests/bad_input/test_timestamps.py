@@ -1,5 +1,7 @@
-"""A timestamp the app reads is ISO 8601 with a UTC offset and converts to UTC; one that does
-not (year 1 with a positive offset, 9999 with a negative one overflow) is a 422 naming the field."""
+"""A timestamp the app reads is ISO 8601 with a UTC offset, converts to UTC, and lies between 1970
+and a day from now; one that does not (year 1 with a positive offset, 9999 with a negative one
+overflow; 9999 would freeze the order, year 1 would stretch the shop's model fit) is a 422 naming
+the field."""
 
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ TIMESTAMP_FIELDS: list[tuple[str, tuple[str, ...], str, tuple[str, ...] | None]]
 OVERFLOWING = ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+00:01"]
 BAD_TIMESTAMPS: list[Any] = [
     *OVERFLOWING,
+    "9999-12-31T23:59:59+00:00",  # would make every later delivery of the order look stale
+    "2200-01-01T00:00:00Z",
+    "1969-12-31T23:59:59Z",  # would stretch the shop's model fit
+    "0001-01-01T00:00:00Z",
     "2026-01-10T12:00:00",
     "yesterday",
     "2026-02-30T00:00:00Z",
