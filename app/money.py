@@ -29,7 +29,8 @@ from typing import Any, Final
 MONEY_PLACES: Final = 4
 MONEY_QUANTUM: Final = Decimal(1).scaleb(-MONEY_PLACES)
 AMOUNT_LIMIT: Final = Decimal(10**12)
-"""Every amount is below this (about a billion US dollars of today's weakest currency units)."""
+"""Every amount is below this, in the shop's currency: far above any real order, even in the
+currencies whose units are worth least."""
 AMOUNT_PRECISION: Final = 20
 SUM_PRECISION: Final = 28
 SUM_LIMIT: Final = Decimal(10 ** (SUM_PRECISION - MONEY_PLACES))

@@ -179,7 +179,7 @@ def percentile(values: list[float], p: float) -> float:
 def reference_rate(payloads: list[dict]) -> float:
     """The same SQL per order as the server runs (one `rfm_ingest_order` call, its own transaction),
     called in a plain loop on one connection: no HTTP, JSON, HMAC or concurrency."""
-    applies = [TOPICS["orders/create"].parse(p) for p in payloads]
+    applies = [TOPICS["orders/create"].parse(p, REF_SHOP) for p in payloads]
 
     async def run() -> float:
         async with await psycopg.AsyncConnection.connect(libpq_url(DB_URL), autocommit=True) as conn:
