@@ -42,8 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "demo":
-        from app.demo.run import run_demo
-        from app.observability import configure_logging
+        try:
+            from app.demo.run import run_demo
+        except ModuleNotFoundError as missing:  # the Shopify double ships with the dev extra only
+            if (missing.name or "").split(".")[0] not in ("shopify_double", "graphql"):
+                raise
+            print("the demo needs the development extra: pip install '.[dev]'", file=sys.stderr)
+            return 2
+        from app.kit.observability import configure_logging
 
         configure_logging("WARNING", json_logs=settings.json_logs)
         result = run_demo(
@@ -56,12 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1 if result.errors else 0
     elif args.command == "migrate":
-        from app.db import migrate
+        from app.kit.db import migrate
 
         migrate(settings.database_url)
         print("database is at the latest migration")
     elif args.command == "rotate-token-keys":
-        from app.db import make_engine, make_sessionmaker, write_transaction
+        from app.kit.db import make_engine, make_sessionmaker, write_transaction
         from app.shops.service import rotate_token_encryption
         from app.shops.tokens import token_cipher
 
@@ -71,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.dispose()
         print(f"re-encrypted the tokens of {count} shop(s)")
     elif args.command == "data-request":
-        from app.db import make_engine, make_sessionmaker
+        from app.kit.db import make_engine, make_sessionmaker
         from app.shops.service import customer_data_export
 
         engine = make_engine(settings.database_url)

@@ -1,4 +1,4 @@
-"""Request dependencies that read as types: `SessionDep` (from app.db) and `CurrentShop`.
+"""Request dependencies that read as types: `SessionDep` (from app.kit.db) and `CurrentShop`.
 
 `CurrentShop` authenticates a request by its App Bridge session token (PLATFORM.md §6):
 `Authorization: Bearer <token>` on fetch requests, the `id_token` query parameter on the document
@@ -25,9 +25,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from app.auth.dev import dev_session_token
 from app.auth.service import ShopAuth
 from app.config import Settings
-from app.db import SessionDep
+from app.kit.db import SessionDep
+from app.kit.observability import shop_var
 from app.models import Shop
-from app.observability import shop_var
 from app.shopify.session_token import InvalidSessionToken, SessionTokenClaims, decode_session_token
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.db import alembic_config
-from app.observability import metrics_payload
+from app.kit.db import alembic_config
+from app.kit.observability import metrics_payload
 
 router = APIRouter(include_in_schema=False)
 

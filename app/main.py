@@ -21,14 +21,15 @@ from app.admin.router import STATIC_DIR as ADMIN_STATIC_DIR
 from app.admin.router import router as admin_router
 from app.auth.dev import router as dev_router
 from app.auth.router import router as auth_router
-from app.auth.security import SecurityHeadersMiddleware, install_token_redaction
+from app.auth.security import SecurityHeadersMiddleware, set_frame_ancestors
 from app.auth.service import ShopAuth
 from app.config import Settings, get_settings
-from app.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
 from app.deps import install_session_token_handler
-from app.errors import install_error_handler
 from app.health import router as health_router
-from app.observability import QueueDepthCollector, RequestContextMiddleware, configure_logging
+from app.jobs.metrics import QueueDepthCollector
+from app.kit.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
+from app.kit.errors import install_error_handler
+from app.kit.observability import RequestContextMiddleware, configure_logging, install_token_redaction
 from app.webhooks.router import WebhookEndpoint
 
 
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     if http_client is not None:
         app.state.http = http_client
     app.state.auth = ShopAuth(settings, app.state.sessionmaker, lambda: app.state.http)
-    install_error_handler(app)
+    install_error_handler(app, set_frame_ancestors)
     install_session_token_handler(app)
     install_token_redaction()
     app.add_middleware(WebhookEndpoint)  # POST /webhooks, inside the request id middleware

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from app.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
 from app.imports import runner  # noqa: E402
 from app.imports.repository import LEDGER_COLUMNS  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
 from app.models import Customer, Order, OrderImport  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
 

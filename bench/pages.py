@@ -39,15 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.admin import repository as admin_repo  # noqa: E402
 from app.admin import service as admin_service  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import make_engine, make_sessionmaker, migrate, normalise_url  # noqa: E402
-from app.devstore import DevStore, create_devstore_app  # noqa: E402
-from app.devstore.server import IN_PROCESS_BASE_URL_TEMPLATE  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.scoring import metrics as shop_metrics_rules  # noqa: E402
 from app.scoring import service as scoring  # noqa: E402
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES  # noqa: E402
-from app.shopify.testing import make_session_token  # noqa: E402
 from app.shops.tokens import token_cipher  # noqa: E402
+from shopify_double import DevStore, create_devstore_app  # noqa: E402
+from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE  # noqa: E402
+from shopify_double.signing import make_session_token  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_pages"
 SHOP = "bench.myshopify.com"

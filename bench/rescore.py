@@ -35,8 +35,9 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.customers import repository as customers_repo  # noqa: E402
-from app.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
-from app.scoring import pgcopy, service  # noqa: E402
+from app.kit import pgcopy
+from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
+from app.scoring import service  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_scoring"
 NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)

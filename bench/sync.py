@@ -35,13 +35,13 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from app.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
-from app.devstore import DevStore, FakeClock, create_devstore_app  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
 from app.models import CustomerScore, ShopMetricsSnapshot  # noqa: E402
 from app.models.base import table_of  # noqa: E402
 from app.shopify.admin_client import AdminClient  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
 from app.sync import push  # noqa: E402
+from shopify_double import DevStore, FakeClock, create_devstore_app  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_sync"
 SHOP = "bench-sync.myshopify.com"

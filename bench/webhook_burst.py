@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import webhook_ingest as ingest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from app.db import make_engine  # noqa: E402
+from app.kit.db import make_engine  # noqa: E402
 
 SHOPIFY_LIMIT_SECONDS = 5.0
 

@@ -34,12 +34,12 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from app.db import libpq_url, make_engine, make_sessionmaker, migrate, write_transaction  # noqa: E402
-from app.devstore.state import DevStore  # noqa: E402
-from app.devstore.webhooks import order_payload, sign_webhook  # noqa: E402
+from app.kit.db import libpq_url, make_engine, make_sessionmaker, migrate, write_transaction  # noqa: E402
 from app.orders import service as orders  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
 from app.webhooks.handlers import TOPICS  # noqa: E402
+from shopify_double.state import DevStore  # noqa: E402
+from shopify_double.webhooks import order_payload, sign_webhook  # noqa: E402
 
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rfm_bench")
 SECRET = "bench-secret"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from app.config import get_settings
-from app.db import make_engine, normalise_url
+from app.kit.db import make_engine, normalise_url
 from app.models import Base
 
 config = context.config

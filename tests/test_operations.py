@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
+from app.kit.observability import JsonFormatter, request_id_var, shop_var
 from app.main import create_app
-from app.observability import JsonFormatter, request_id_var, shop_var
 from tests.fixtures.factories import create_shop, order_payload
 from tests.fixtures.webhooks import post_webhook
 

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 import app.main
 from app.auth.service import CALLBACK_PATH
 from app.config import API_VERSION, Settings
-from app.devstore.grants import DEFAULT_APP_SCOPES
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
 from app.webhooks.handlers import TOPICS
+from shopify_double.grants import DEFAULT_APP_SCOPES
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TOML = ROOT / "shopify.app.toml"

@@ -33,12 +33,12 @@ from app.admin.rendering import Formatter, launch_query, templates
 from app.auth.security import set_frame_ancestors
 from app.auth.service import embedded_app_url
 from app.config import Settings
-from app.db import SessionDep, write_transaction
 from app.deps import CurrentShop, install_for, session_claims
-from app.errors import BadRequest
 from app.jobs import repository as jobs_repo
+from app.kit.db import SessionDep, write_transaction
+from app.kit.errors import BadRequest
+from app.kit.request_body import declared_length, read_body
 from app.models import Shop
-from app.request_body import declared_length, read_body
 from app.scoring import service as scoring
 from app.scoring.settings import SettingsError, get_settings, update_settings
 from app.shopify.shop_domain import decode_host, sanitize_shop_domain

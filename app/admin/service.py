@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from app.admin import repository as repo
 from app.config import Settings
-from app.errors import AppError
 from app.imports import service as imports_service
 from app.imports.schemas import ImportProgress
 from app.jobs import registry
+from app.kit.errors import AppError
 from app.models import Job, Shop
 from app.scoring import repository as scoring_repo
 from app.scoring import service as scoring

@@ -13,15 +13,16 @@ import base64
 import hashlib
 import hmac
 import time
+import uuid
 from urllib.parse import urlencode
 
+import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from app.config import Settings
-from app.errors import BadRequest, NotFound
+from app.kit.errors import BadRequest, NotFound
 from app.shopify.shop_domain import sanitize_shop_domain
-from app.shopify.testing import make_session_token
 
 COOKIE = "rfm_dev_shop"
 MAX_AGE_S = 8 * 3600
@@ -57,7 +58,25 @@ def dev_session_token(request: Request) -> str | None:
     if shop is None:
         return None
     settings: Settings = request.app.state.settings
-    return make_session_token(shop, settings.shopify_api_key, settings.shopify_api_secret)
+    return _session_token(shop, settings.shopify_api_key, settings.shopify_api_secret, time.time())
+
+
+def _session_token(shop: str, api_key: str, secret: str, now: float) -> str:
+    """What App Bridge would send for `shop`: the claims of
+    https://shopify.dev/docs/apps/build/authentication-authorization/session-tokens, one minute."""
+    issued = int(now)
+    claims = {
+        "iss": f"https://{shop}/admin",
+        "dest": f"https://{shop}",
+        "aud": api_key,
+        "sub": "1",
+        "exp": issued + 60,
+        "nbf": issued,
+        "iat": issued,
+        "jti": str(uuid.uuid4()),
+        "sid": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 @router.get("/login")

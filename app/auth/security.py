@@ -5,14 +5,9 @@
   fills in `'none'` wherever a route did not name a shop).
 - `X-Content-Type-Options`, `Referrer-Policy` and, on https, `Strict-Transport-Security` on every
   response (`SecurityHeadersMiddleware`, the outermost layer, so webhooks and errors carry them).
-- A logging filter that masks what must never sit in a log line: access, refresh and session
-  tokens (e.g. `id_token=` in an access-log URL, which Shopify puts in the App URL).
 """
 
 from __future__ import annotations
-
-import logging
-import re
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
@@ -73,39 +68,3 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-_SECRET_PARAMS = re.compile(
-    r"(?i)\b(id_token|code|access_token|refresh_token|subject_token|client_secret)=([^&\s\"']+)"
-)
-_SHOPIFY_TOKEN = re.compile(r"\bshp(?:at|ua|ca|pa|ss|rt)_[A-Za-z0-9]+")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-
-
-def redact(text: str) -> str:
-    text = _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=[redacted]", text)
-    text = _SHOPIFY_TOKEN.sub("[redacted]", text)
-    return _JWT.sub("[redacted]", text)
-
-
-class RedactTokensFilter(logging.Filter):
-    """Masks tokens in a record's final message (URLs logged by httpx and uvicorn included)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        return True
-
-
-# Loggers that print request URLs; the app's own code never passes a token to a logger.
-REDACTED_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "uvicorn.error", "fastapi")
-
-
-def install_token_redaction(names: tuple[str, ...] = REDACTED_LOGGERS) -> None:
-    for name in names:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokensFilter) for f in logger.filters):
-            logger.addFilter(RedactTokensFilter())

@@ -37,9 +37,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth import repository as auth_repo
 from app.config import Settings
-from app.db import write_transaction
-from app.errors import AppError, BadRequest
 from app.imports.service import queue_import
+from app.kit.db import write_transaction
+from app.kit.errors import AppError, BadRequest
 from app.models import Shop
 from app.shopify.oauth import (
     REFRESH_MARGIN,

@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, text, update
 from sqlalchemy.orm import Session
 
+from app.kit.sql import advisory_lock, execute, lock_key
 from app.models import Customer, Order, Shop
 from app.models.base import UTCDateTime, table_of
-from app.sql import advisory_lock, execute, lock_key
 
 customers = table_of(Customer)
 orders = table_of(Order)

@@ -1,7 +1,7 @@
 """A seeded, realistic store history: several kinds of buyer, two years of orders, and the
 refunds, cancellations, deletions, guest and test orders a real store has.
 
-The history is put into the local Shopify double (`app.devstore`), which then sends it to the
+The history is put into the local Shopify double (`shopify_double`), which then sends it to the
 app exactly as Shopify would."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from app.devstore.state import DevStore, DiscountCode, Order, Refund
+from shopify_double.state import DevStore, DiscountCode, Order, Refund
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """`rfm-clv demo`: the whole product on one machine, with nothing else installed or configured.
 
-1. The Shopify double (`app.devstore`) starts as a local store server, filled with a seeded
+1. The Shopify double (`shopify_double`) starts as a local store server, filled with a seeded
    realistic history (`app.demo.history`), with the app's metafield definitions from
    `shopify.app.toml` (what `shopify app deploy` does).
 2. The app starts as a local server and is installed the way the Shopify admin does it (managed
@@ -33,18 +33,18 @@ import uvicorn
 from sqlalchemy import func, select
 
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker, migrate
 from app.demo.history import generate
-from app.devstore.oauth import install_app
-from app.devstore.server import create_devstore_app
-from app.devstore.state import DevStore
-from app.devstore.webhooks import WebhookSender, order_payload
 from app.imports.service import import_progress
+from app.kit.db import make_engine, make_sessionmaker, migrate
 from app.main import create_app
 from app.models import Customer, CustomerScore, Shop
-from app.shopify.testing import make_session_token
 from app.worker import Worker, load_job_modules
 from app.worker.services import services_factory
+from shopify_double.oauth import install_app
+from shopify_double.server import create_devstore_app
+from shopify_double.signing import make_session_token
+from shopify_double.state import DevStore
+from shopify_double.webhooks import WebhookSender, order_payload
 
 DEMO_SHOP = "demo-shop.myshopify.com"
 TOML = Path(__file__).resolve().parents[2] / "shopify.app.toml"

@@ -10,9 +10,9 @@ import httpx
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker
 from app.imports import runner
 from app.imports.schemas import ImportProgress, ImportState
+from app.kit.db import make_engine, make_sessionmaker
 from app.shopify.admin_client import AdminClient
 from app.shops import repository as shops_repo
 

@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
 from app.customers import repository as customers_repo
+from app.kit.sql import upsert
 from app.models import Order, OrderImport, ShopSyncState
 from app.models.base import Money, UTCDateTime, table_of
 from app.orders.schemas import OrderFacts, order_counts, refunds_in_shop_money
-from app.sql import upsert
 
 orders = table_of(Order)
 

@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import write_transaction
 from app.imports import repository as repo
 from app.imports.schemas import (
     ACTIVE_STATES,
@@ -38,6 +37,7 @@ from app.imports.schemas import (
     order_facts_from_node,
 )
 from app.imports.service import POLL_INTERVAL_S, next_step_delay, progress_of, request_import
+from app.kit.db import write_transaction
 from app.models import OrderImport, Shop
 from app.orders import service as orders_service
 from app.orders.schemas import PayloadError, parse_gid

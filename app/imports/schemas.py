@@ -10,7 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from app.money import AmountError, parse_amount
+from app.kit.money import AmountError, parse_amount
 from app.orders.schemas import OrderFacts, PayloadError, parse_gid, parse_timestamp
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Numeric, Table
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from app.money import AMOUNT_PRECISION, MONEY_PLACES, MONEY_QUANTUM, SUM_PRECISION
+from app.kit.money import AMOUNT_PRECISION, MONEY_PLACES, MONEY_QUANTUM, SUM_PRECISION
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -65,7 +65,7 @@ _WIDE = Context(prec=2 * SUM_PRECISION)
 
 class Money(TypeDecorator[Decimal]):
     """Exact money. numeric(precision, 4) on PostgreSQL: ``AMOUNT_PRECISION`` for one amount,
-    ``SUM_PRECISION`` for sums (app/money.py says why each holds its values). On SQLite, whose
+    ``SUM_PRECISION`` for sums (app/kit/money.py says why each holds its values). On SQLite, whose
     NUMERIC is a float, an integer count of 1/10,000 units so that sums stay exact there too; a
     count past int64 is stored as a REAL instead of failing."""
 
@@ -104,4 +104,4 @@ class Money(TypeDecorator[Decimal]):
 
 
 SumOfMoney = Money(SUM_PRECISION)
-"""A sum of amounts (app/money.py)."""
+"""A sum of amounts (app/kit/money.py)."""

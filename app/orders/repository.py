@@ -12,9 +12,9 @@ from psycopg import AsyncConnection
 from sqlalchemy import Row, bindparam, delete, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from app.kit.sql import advisory_lock, execute, fetch_one, lock_key, upsert
 from app.models import DeletedOrder, Order, OrderRefund
 from app.models.base import table_of
-from app.sql import advisory_lock, execute, fetch_one, lock_key, upsert
 
 orders = table_of(Order)
 refunds = table_of(OrderRefund)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.errors import UnprocessablePayload
-from app.money import AMOUNT_LIMIT, AmountError, parse_amount
+from app.kit.errors import UnprocessablePayload
+from app.kit.money import AMOUNT_LIMIT, AmountError, parse_amount
 
 # Orders that count for nothing whatever else they say (PRODUCT §1).
 NON_QUALIFYING_FINANCIAL_STATUSES = frozenset({"refunded", "voided"})

@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker, write_transaction
+from app.kit.db import make_engine, make_sessionmaker, write_transaction
 from app.shops.repository import get_by_domain
 
 

@@ -1,5 +1,5 @@
 """SQL for scoring: customer and order arrays in, scores, stage changes, segments, metrics, CLV
-fits and backtests out. PostgreSQL moves arrays by binary COPY (``app.scoring.pgcopy``); SQLite,
+fits and backtests out. PostgreSQL moves arrays by binary COPY (``app.kit.pgcopy``); SQLite,
 the embedded default for small shops, goes row by row through SQLAlchemy."""
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Integer, bindparam, delete, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
+from app.kit import pgcopy
+from app.kit.pgcopy import NULL_TIME
+from app.kit.sql import advisory_lock, lock_key, upsert
 from app.models import (
     Backtest,
     ClvFit,
@@ -30,10 +33,7 @@ from app.models import (
     StageChange,
 )
 from app.models.base import UTCDateTime, table_of
-from app.scoring import pgcopy
-from app.scoring.pgcopy import NULL_TIME
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
-from app.sql import advisory_lock, lock_key, upsert
 
 Array = npt.NDArray[Any]
 customers = table_of(Customer)

@@ -38,14 +38,14 @@ from app.clv import clv
 from app.clv.bgnbd import BetaGeoParams
 from app.clv.gamma_gamma import GammaGammaParams
 from app.jobs import repository as jobs_repo
+from app.kit.money import SUM_LIMIT
+from app.kit.pgcopy import NULL_TIME, PG_EPOCH_US
+from app.kit.sql import advisory_lock, lock_key
 from app.models import Backtest, ClvFit, CustomerScore, ShopSegment, StageChange
-from app.money import SUM_LIMIT
 from app.scoring import metrics as shop_metrics_rules
 from app.scoring import repository as repo
 from app.scoring import rules
-from app.scoring.pgcopy import NULL_TIME, PG_EPOCH_US
 from app.scoring.settings import ScoringSettings, get_settings, settings_updated_at
-from app.sql import advisory_lock, lock_key
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _cents(values: Array, places: int = 2) -> Array:
 
 
 def _storable_money(shop_id: int, name: str, values: Array) -> Array:
-    """``values`` within what their column holds: the limits (app/money.py) make a value past it
+    """``values`` within what their column holds: the limits (app/kit/money.py) make a value past it
     impossible, but were one there, this buyer's value is capped (and logged), not the rescore
     of every buyer of the shop failed."""
     bad = ~(np.abs(values) < MONEY_CAP)

@@ -16,11 +16,11 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import AppError
+from app.kit.errors import AppError
+from app.kit.sql import upsert
 from app.models import ShopSettings
 from app.models.base import table_of
 from app.scoring.rules import DEFAULT_GRID, Grid, GridError, validate_grid
-from app.sql import upsert
 
 METHODS: Final = ("quintile", "thirds")
 MAX_WINDOW_DAYS: Final = 3660

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from app.config import Settings
-from app.observability import SHOPIFY_CALLS, SHOPIFY_COST, SHOPIFY_THROTTLE_WAIT
+from app.kit.observability import SHOPIFY_CALLS, SHOPIFY_COST, SHOPIFY_THROTTLE_WAIT
 
 API_VERSION = "2026-10"
 DEFAULT_EXPECTED_COST = 50.0

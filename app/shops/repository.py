@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.kit.sql import advisory_lock, fetch_one, lock_key
 from app.models import Base, Shop
 from app.models.base import table_of
-from app.sql import advisory_lock, fetch_one, lock_key
 
 shops = table_of(Shop)
 

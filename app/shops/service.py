@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.customers import repository as customers_repo
+from app.kit.sql import upsert
 from app.models import Customer, DataRequest, Order, Shop
 from app.models.base import table_of
 from app.orders import repository as orders_repo
@@ -15,7 +16,6 @@ from app.orders import service as orders_service
 from app.scoring import repository as scoring_repo
 from app.shopify.token_crypto import TokenCipher
 from app.shops import repository as repo
-from app.sql import upsert
 from app.sync import service as sync
 
 

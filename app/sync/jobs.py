@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from app.auth.service import ReauthorizationRequired
-from app.db import write_transaction
 from app.jobs import JobContext, register_async_kind, register_schedule
+from app.kit.db import write_transaction
 from app.models import Shop
 from app.sync import push, service
 from app.worker.services import WorkerServices

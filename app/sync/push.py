@@ -29,7 +29,7 @@ from typing import Any, Final, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import write_transaction
+from app.kit.db import write_transaction
 from app.scoring.settings import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
 from app.shopify.token_crypto import TokenCipher

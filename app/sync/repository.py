@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.kit.sql import upsert
 from app.models import (
     CustomerScore,
     CustomerSyncState,
@@ -22,7 +23,6 @@ from app.models import (
     SyncedSegment,
 )
 from app.models.base import table_of
-from app.sql import upsert
 from app.sync.desired import CustomerValues
 
 scores = table_of(CustomerScore)

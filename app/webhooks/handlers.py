@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.errors import AppError
+from app.kit.errors import AppError
 from app.models import Shop
 from app.orders import service as orders
 from app.orders.schemas import (

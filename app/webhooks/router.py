@@ -32,8 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
-from app.db import write_transaction
-from app.errors import (
+from app.kit.db import write_transaction
+from app.kit.errors import (
     AppError,
     BadRequest,
     Gone,
@@ -42,9 +42,9 @@ from app.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
-from app.observability import WEBHOOK_SECONDS, WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED, Timer
+from app.kit.observability import WEBHOOK_SECONDS, WEBHOOKS_RECEIVED, WEBHOOKS_REJECTED, Timer
+from app.kit.request_body import declared_length, is_chunked, read_body
 from app.orders import service as orders
-from app.request_body import declared_length, is_chunked, read_body
 from app.shopify.shop_domain import sanitize_shop_domain
 from app.shopify.webhook_hmac import verify_webhook_hmac
 from app.shops import repository as shops_repo

@@ -26,11 +26,11 @@ from types import FrameType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import write_transaction
 from app.jobs import registry
 from app.jobs import repository as jobs_repo
+from app.kit.db import write_transaction
+from app.kit.observability import JOB_RUNS
 from app.models.job import FAILED
-from app.observability import JOB_RUNS
 from app.worker.services import ServicesFactory, WorkerServices
 
 log = logging.getLogger("app.worker")

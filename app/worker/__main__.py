@@ -8,8 +8,8 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 
 from app.config import Settings, get_settings
-from app.db import make_engine, make_sessionmaker
-from app.observability import configure_logging
+from app.kit.db import make_engine, make_sessionmaker
+from app.kit.observability import configure_logging
 from app.worker import Worker, load_job_modules
 from app.worker.services import services_factory
 

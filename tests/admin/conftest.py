@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.devstore import DevStore, create_devstore_app
-from app.devstore.server import IN_PROCESS_BASE_URL_TEMPLATE
 from app.main import create_app
-from app.shopify.testing import make_session_token
+from shopify_double import DevStore, create_devstore_app
+from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE
+from shopify_double.signing import make_session_token
 from tests.admin.seed import SeededShop, seed_shop
 from tests.fixtures.webhooks import SECRET
 

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_sessionmaker
+from app.kit.db import make_sessionmaker
 from app.models import CustomerScore, ShopMetricsSnapshot, ShopSegment
 from app.worker import Worker, load_job_modules
 from tests.admin.conftest import launch

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.devstore import DevStore
 from app.main import create_app
 from app.shopify.token_crypto import generate_key
 from app.shops.repository import get_by_domain
+from shopify_double import DevStore
 from tests.admin.conftest import APP_URL, SCOPES, SHOP, bearer, launch
 from tests.admin.seed import SeededShop, give_token
 

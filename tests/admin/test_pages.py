@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.deps import RETRY_HEADER
-from app.devstore import DevStore
 from app.models import CustomerScore, Job, ShopMetricsSnapshot, ShopSegment
 from app.shops.repository import get_by_domain
+from shopify_double import DevStore
 from tests.admin.conftest import OTHER_SHOP, SHOP, bearer, launch, session_token
 from tests.admin.seed import SeededShop, give_token, seed_shop
 

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.devstore import DevStore, create_devstore_app
-from app.devstore.server import IN_PROCESS_BASE_URL_TEMPLATE
 from app.main import create_app
 from app.shopify.query_hmac import sign_query
+from shopify_double import DevStore, create_devstore_app
+from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE
 from tests.fixtures.webhooks import SECRET
 
 SHOP = "demo.myshopify.com"

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.devstore import DevStore
 from app.shopify.query_hmac import sign_query
 from app.shops.repository import get_by_domain
 from app.shops.tokens import access_token, token_cipher
+from shopify_double import DevStore
 from tests.fixtures.webhooks import SECRET
 
 from .conftest import API_KEY, APP_URL, SHOP, host_param

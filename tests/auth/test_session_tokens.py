@@ -9,8 +9,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from app.devstore import DevStore
-from app.shopify.testing import make_session_token
+from shopify_double import DevStore
+from shopify_double.signing import make_session_token
 from tests.fixtures.factories import order_payload
 from tests.fixtures.webhooks import SECRET, post_webhook
 

@@ -16,14 +16,14 @@ from starlette.testclient import TestClient
 
 from app.auth.service import ReauthorizationRequired, ShopAuth
 from app.config import Settings
-from app.devstore import DevStore
 from app.main import create_app
 from app.models import Shop
 from app.shopify.oauth import AccessToken
-from app.shopify.testing import make_session_token
 from app.shopify.token_crypto import generate_key
 from app.shops.repository import get_by_domain
 from app.shops.tokens import access_token, refresh_token, store_token, token_cipher
+from shopify_double import DevStore
+from shopify_double.signing import make_session_token
 from tests.fixtures.factories import create_shop
 
 from .conftest import API_KEY, APP_URL, SHOP, bearer, launch_query

@@ -12,12 +12,12 @@ from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.auth.security import redact
 from app.config import Settings
-from app.devstore import DevStore
+from app.kit.observability import redact
 from app.models import Shop
 from app.shopify.token_crypto import generate_key
 from app.shops.tokens import access_token, token_cipher
+from shopify_double import DevStore
 from tests.fixtures.factories import order_payload
 from tests.fixtures.webhooks import post_webhook
 

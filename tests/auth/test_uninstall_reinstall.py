@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.devstore import DevStore, WebhookSender
-from app.devstore.oauth import install_app, uninstall_app
 from app.models import Shop
 from app.shops.repository import get_by_domain
 from app.shops.tokens import access_token, token_cipher
+from shopify_double import DevStore, WebhookSender
+from shopify_double.oauth import install_app, uninstall_app
 from tests.fixtures.webhooks import SECRET
 
 from .conftest import SHOP, bearer, launch_query

@@ -1,4 +1,4 @@
-"""Amounts outside the value limits (app/money.py, docs/operations.md "Value limits") are refused
+"""Amounts outside the value limits (app/kit/money.py, docs/operations.md "Value limits") are refused
 through the real webhook endpoint: a 422 naming the field, nothing written, never a 500."""
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 
 from app.admin.router import SETTINGS_MAX_BODY_BYTES
 from app.config import Settings
-from app.devstore import DevStore
 from app.main import create_app
 from app.shops.service import register_shop
+from shopify_double import DevStore
 from tests.admin.conftest import SCOPES, launch
 from tests.admin.conftest import SHOP as ADMIN_SHOP
 from tests.admin.seed import give_token

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.demo.run import DEMO_SHOP, Demo
+from app.kit.observability import JsonFormatter
 from app.models import Customer
-from app.observability import JsonFormatter
 
 pytestmark = pytest.mark.both_dbs
 

@@ -23,11 +23,11 @@ from sqlalchemy import update
 
 from app.auth.service import ShopAuth
 from app.config import Settings
-from app.devstore import DevStore, WebhookSender, create_devstore_app, graphql_url, order_payload
-from app.devstore.server import IN_PROCESS_BASE_URL_TEMPLATE
 from app.main import create_app
 from app.models import Shop
 from app.shopify.query_hmac import sign_query
+from shopify_double import DevStore, WebhookSender, create_devstore_app, graphql_url, order_payload
+from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE
 
 pytestmark = [
     pytest.mark.both_dbs,

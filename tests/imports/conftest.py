@@ -17,11 +17,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import make_sessionmaker
-from app.devstore import DevStore, DiscountCode, Refund, create_devstore_app
+from app.kit.db import make_sessionmaker
 from app.models import Customer, OrderImport
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import token_cipher
+from shopify_double import DevStore, DiscountCode, Refund, create_devstore_app
 from tests.fixtures.factories import create_shop
 
 SHOP = "history.myshopify.com"

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from app.devstore import order_payload
 from app.imports import runner
 from app.models import Customer
+from shopify_double import order_payload
 from tests.fixtures.factories import create_shop
 from tests.fixtures.webhooks import post_webhook
 from tests.imports.conftest import SHOP, World, no_sleep, seed_history

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from app.devstore import order_payload
 from app.imports import runner
 from app.imports.schemas import ImportState
+from shopify_double import order_payload
 from tests.fixtures.webhooks import post_webhook
 from tests.imports.conftest import SHOP, World, expected_aggregates, no_sleep, seed_history
 

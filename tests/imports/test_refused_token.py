@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 
-from app.db import write_transaction
-from app.devstore import create_devstore_app
 from app.imports import runner
 from app.imports.service import request_import
+from app.kit.db import write_transaction
 from app.models import Shop
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import access_token, token_cipher
+from shopify_double import create_devstore_app
 from tests.imports.conftest import SCOPES, SHOP, World, no_sleep
 
 

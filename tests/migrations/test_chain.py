@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from app.db import alembic_config, normalise_url
+from app.kit.db import alembic_config, normalise_url
 from app.models import Base
 from tests.fixtures.database import POSTGRES_URL, ensure_postgres_database
 

@@ -15,11 +15,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.customers import repository as customers_repo
-from app.db import libpq_url, write_transaction
+from app.kit.db import libpq_url, write_transaction
+from app.kit.sql import advisory_lock, lock_key
 from app.models import Customer, DeletedOrder, Order, Shop
 from app.orders import service as orders
 from app.orders.schemas import OrderFacts, parse_order, parse_order_edit, parse_refund
-from app.sql import advisory_lock, lock_key
 from tests.fixtures.factories import create_shop, order_payload, refund_payload
 
 BASE = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)

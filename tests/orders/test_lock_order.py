@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.sql import lock_key
+from app.kit.sql import lock_key
 from tests.fixtures.factories import create_shop, order_payload, refund_payload
 from tests.fixtures.webhooks import post_webhook
 

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.scoring import pgcopy
+from app.kit import pgcopy
 from app.scoring import repository as repo
 
 
 def _values(places: int) -> np.ndarray:
     rng = np.random.default_rng(11)
-    # mostly amounts below 10^16, and some sums up to the widest column's 10^24 (app/money.py)
+    # mostly amounts below 10^16, and some sums up to the widest column's 10^24 (app/kit/money.py)
     magnitudes = np.r_[10.0 ** rng.uniform(-5, 16, 20_000), 10.0 ** rng.uniform(16, 24, 2_000)]
     raw = magnitudes * rng.choice([-1.0, 1.0], magnitudes.size)
     halves = (np.arange(-500, 500) + 0.5) / 10.0**places  # ties: PostgreSQL rounds them away from zero

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_sessionmaker
+from app.kit.db import make_sessionmaker
 from app.models import Job
 from app.scoring import service
 from app.scoring.rules import DEFAULT_GRID

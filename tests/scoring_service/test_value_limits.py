@@ -1,4 +1,4 @@
-"""Buyers at the value limits (app/money.py) are stored and scored, and never stop the rescore of
+"""Buyers at the value limits (app/kit/money.py) are stored and scored, and never stop the rescore of
 the rest of their shop: segments, metrics and the other buyers' scores come out as without them."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_ten_thousand_orders_at_the_limit_for_one_buyer_leave_the_others_scored_
 def test_a_buyer_past_what_a_score_column_holds_is_capped_and_the_shop_still_rescores(
     session: Session, five_customer_shop: int
 ) -> None:
-    """Not reachable through the parser (app/money.py); a stored total of the widest column's
+    """Not reachable through the parser (app/kit/money.py); a stored total of the widest column's
     largest value reads back as a float that rounds up past it."""
     add_order(session, five_customer_shop, BIG, "2026-05-30", "10.00")
     widest = Decimal("999999999999999999999999.9999")

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.devstore import DevStore, FakeClock, create_devstore_app
 from app.shopify.admin_client import (
     AdminClient,
     GraphQLError,
@@ -19,6 +18,7 @@ from app.shopify.admin_client import (
     Unauthorized,
     UserErrors,
 )
+from shopify_double import DevStore, FakeClock, create_devstore_app
 
 SHOP = "client.myshopify.com"
 T = TypeVar("T")

@@ -24,7 +24,7 @@ from app.shopify.oauth import (
     token_exchange,
 )
 from app.shopify.session_token import InvalidSessionToken
-from app.shopify.testing import make_session_token
+from shopify_double.signing import make_session_token
 
 SHOP = "demo.myshopify.com"
 API_KEY = "4b7c2f0e9d1a3c5e7f9b2d4a6c8e0f13"

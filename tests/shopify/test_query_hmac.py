@@ -6,7 +6,7 @@ import hmac
 import pytest
 
 from app.shopify.query_hmac import verify_query_hmac
-from app.shopify.testing import sign_query
+from shopify_double.signing import sign_query
 
 SECRET = "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"
 OLD_SECRET = "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"

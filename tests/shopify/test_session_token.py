@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from app.shopify.session_token import InvalidSessionToken, SessionTokenClaims, decode_session_token
-from app.shopify.testing import make_session_token
+from shopify_double.signing import make_session_token
 
 SHOP = "demo.myshopify.com"
 API_KEY = "4b7c2f0e9d1a3c5e7f9b2d4a6c8e0f13"

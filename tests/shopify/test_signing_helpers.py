@@ -6,7 +6,7 @@ import hmac
 
 import jwt
 
-from app.shopify.testing import make_session_token, sign_webhook_body
+from shopify_double.signing import make_session_token, sign_webhook_body
 
 SHOP = "demo.myshopify.com"
 API_KEY = "4b7c2f0e9d1a3c5e7f9b2d4a6c8e0f13"

@@ -19,14 +19,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import make_sessionmaker, write_transaction
-from app.devstore import DevStore, FakeClock, create_devstore_app
+from app.kit.db import make_sessionmaker, write_transaction
 from app.models import CustomerScore, CustomerSyncState, Shop, ShopMetricsSnapshot
 from app.models.base import table_of
 from app.scoring.settings import update_settings
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import token_cipher
 from app.sync import push
+from shopify_double import DevStore, FakeClock, create_devstore_app
 from tests.fixtures.factories import create_shop
 
 SHOP = "synced.myshopify.com"

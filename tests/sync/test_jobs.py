@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import delete, select
 from starlette.testclient import TestClient
 
-from app.db import write_transaction
-from app.devstore import create_devstore_app
+from app.kit.db import write_transaction
 from app.models import Job, Shop
 from app.shops import service as shops
 from app.sync import push
 from app.sync.service import REDACT_KEY, SYNC, enqueue_due_syncs
 from app.worker import Worker, load_job_modules
 from app.worker.services import services_factory
+from shopify_double import create_devstore_app
 from tests.fixtures.webhooks import post_webhook
 from tests.sync.conftest import SHOP, World, seed
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
-from app.db import write_transaction
+from app.kit.db import write_transaction
 from app.models import ShopSettings
 from tests.fixtures.webhooks import post_webhook
 from tests.sync.conftest import SHOP, World, seed

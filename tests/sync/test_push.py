@@ -94,7 +94,7 @@ def test_segments_are_created_once_on_the_app_tags(world: World) -> None:
 def test_a_segment_name_the_merchant_took_gets_the_app_name(world: World) -> None:
     seed(world, 1)
     world.store.shop(SHOP).segments.clear()
-    from app.devstore.state import Segment
+    from shopify_double.state import Segment
 
     shop = world.store.shop(SHOP)
     mine = Segment(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.db import write_transaction
+from app.kit.db import write_transaction
 from app.models import Shop
 from app.shops.tokens import access_token, token_cipher
 from tests.sync.conftest import SCOPES, SHOP, World, seed

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.admin.service import request_sync
-from app.db import write_transaction
+from app.kit.db import write_transaction
 from tests.sync.conftest import SHOP, World, seed
 
 pytestmark = pytest.mark.both_dbs

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.devstore.state import metafield_digest
 from app.models import Shop
 from app.sync import push, service
 from app.sync.service import sync_status
+from shopify_double.state import metafield_digest
 from tests.sync.conftest import SHOP, World, seed, variety
 
 

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
+from app.kit.sql import lock_key
 from app.main import create_app
 from app.models import Customer
-from app.sql import lock_key
 from tests.fixtures.factories import create_shop, order_payload, row_counts
 from tests.fixtures.webhooks import webhook_headers
 

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_sessionmaker, write_transaction
 from app.jobs import JobContext, enqueue, register_kind
 from app.jobs import repository as jobs_repo
 from app.jobs.registry import unregister
+from app.kit.db import make_sessionmaker, write_transaction
 from app.models import Job
 from app.worker import Worker
 from tests.fixtures.factories import create_shop

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_sessionmaker
 from app.jobs import JobContext, enqueue, register_kind
 from app.jobs import repository as jobs_repo
 from app.jobs.registry import unregister
+from app.kit.db import make_sessionmaker
 from app.models import Customer, Job
 from app.scoring import service
 from app.worker import Worker, load_job_modules
