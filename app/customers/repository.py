@@ -37,7 +37,7 @@ ON CONFLICT (shop_id, customer_id) DO UPDATE SET
 """
 # PostgreSQL, a few buyers (the deliveries): a LATERAL index lookup per buyer, so that a cached
 # generic plan can never turn into a scan of the shop's ledger (a join's generic plan did).
-# `rfm_ingest_order` (migration 0009) computes the same per buyer.
+# `rfm_ingest_order` (app/orders/ingest_order.sql) computes the same per buyer.
 _SELECT_FEW_POSTGRESQL = """
 SELECT :shop_id, ids.customer_id, a.first_at, a.last_at, a.n, COALESCE(a.total, 0),
        ROUND(a.total / NULLIF(a.n, 0), 4), a.discounted,

@@ -45,7 +45,8 @@ def _upsert(
 def lock_key(namespace: str, *parts: int) -> str:
     """The name of an advisory lock, `namespace:part:…`. PostgreSQL turns it into the 64-bit key
     (`hashtextextended(name, 0)`), as `rfm_lock_key(namespace, shop_id, id)` does inside the
-    order-delivery function (migrations 0009, 0013), so that both paths lock each other out."""
+    order-delivery function (app/kit/lock_key.sql, app/orders/ingest_order.sql), so that both paths
+    lock each other out."""
     return f"{namespace}:{':'.join(map(str, parts))}"
 
 

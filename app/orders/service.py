@@ -104,7 +104,7 @@ async def ingest_order(
     """`apply_order` in one round trip on PostgreSQL, for the shop named by `domain` (the webhook
     hot path; `conn` is in autocommit, so the call is its own transaction). The delivery's row is
     derived here, as `apply_order` derives it when no refund is pending; the function
-    (`rfm_ingest_order`, migration 0009) applies the same rules to the stored state and answers
+    (`rfm_ingest_order`, app/orders/ingest_order.sql) applies the same rules to the stored state and answers
     `needs_full_rules` for the rare delivery with refunds still to net, having written nothing."""
     row = _order_row(None, facts)
     row |= _derived(row, Decimal(0))
