@@ -147,7 +147,8 @@ _INGEST_ORDER = (
 async def ingest_order(
     conn: AsyncConnection[Any], domain: str, row: dict[str, Any], now: datetime, *, touch: bool
 ) -> str:
-    """One call of `rfm_ingest_order` (PostgreSQL, app/orders/ingest_order.sql): its answer, an outcome name."""
+    """One call of `rfm_ingest_order` (PostgreSQL, app/orders/ingest_order.sql): its answer, an
+    outcome name."""
     params = {**row, "domain": domain, "now": now, "touch": touch}
     cur = await conn.execute(_INGEST_ORDER, params, prepare=True)
     answer = await cur.fetchone()
