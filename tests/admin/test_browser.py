@@ -39,7 +39,6 @@ ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),  # one process, one Chromium launch (`--dist loadgroup`)
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (browser tests need it)"
     ),
