@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,15 +15,18 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from app.models import Shop
 from shopify_double import DevStore, create_devstore_app
 from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE
 from shopify_double.signing import make_session_token
-from tests.admin.seed import SeededShop, seed_shop
+from tests.admin.seed import SeededShop, give_token, seed_shop
+from tests.fixtures.database import restore, snapshot
 from tests.fixtures.webhooks import SECRET
 
 SHOP = "demo.myshopify.com"
@@ -77,15 +81,37 @@ def admin_settings(settings: Settings) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def seeds() -> dict[str, SeededShop]:
+    """The seeded shops of this session whose database state `restore` puts back."""
+    return {}
+
+
 @pytest.fixture
-def seeded(session: Session, store: DevStore, admin_settings: Settings) -> SeededShop:
-    """The demo shop: CUSTOMERS buyers known to the double by name, two years of orders, scored."""
+def seeded(
+    session: Session, engine: Engine, store: DevStore, admin_settings: Settings, seeds: dict[str, SeededShop]
+) -> SeededShop:
+    """The demo shop: CUSTOMERS buyers known to the double by name, two years of orders, scored.
+
+    Seeding (scoring, a fit, a backtest) costs seconds, so on PostgreSQL it runs once per session
+    and each test gets a copy of its rows (`restore`), holding this test's token for the double."""
     people = [
         store.create_customer(SHOP, first_name=f"Ada{i}", last_name="Lovelace", email=f"ada{i}@example.com")
         for i in range(CUSTOMERS)
     ]
     token = store.issue_access_token(SHOP, SCOPES)
-    return seed_shop(session, SHOP, [p.id for p in people], settings=admin_settings, access_token=token)
+    customer_ids = [p.id for p in people]
+    kept = seeds.get("admin") if engine.dialect.name == "postgresql" else None
+    if kept is None or kept.customer_ids != customer_ids:
+        shop = seed_shop(session, SHOP, customer_ids, settings=admin_settings, access_token=token)
+        if engine.dialect.name == "postgresql":
+            snapshot(engine, "admin")
+            seeds["admin"] = shop
+        return shop
+    restore(engine, "admin")
+    give_token(session, session.get_one(Shop, kept.shop_id), admin_settings, token)
+    session.commit()
+    return kept
 
 
 @pytest.fixture
@@ -94,7 +120,10 @@ def shopify_http(store: DevStore) -> Iterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=create_devstore_app(store)), base_url="http://devstore"
     )
     yield client
-    asyncio.run(client.aclose())
+    # on a thread of its own: the browser tests keep Playwright's event loop running in this one
+    closing = threading.Thread(target=asyncio.run, args=(client.aclose(),))
+    closing.start()
+    closing.join()
 
 
 @pytest.fixture

@@ -67,18 +67,24 @@ def server(admin_app: FastAPI) -> Iterator[str]:
     thread.join(5)
 
 
-@pytest.fixture
-def browser_page(server: str) -> Iterator[object]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """One browser for the module (a launch costs about a second); each test has its own context."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        # nothing leaves the machine: Shopify's CDN is unreachable here, fail it at once
-        context.route("https://**/*", lambda route: route.abort())
-        yield context.new_page()
-        context.close()
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: object, server: str) -> Iterator[object]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
+    # nothing leaves the machine: Shopify's CDN is unreachable here, fail it at once
+    context.route("https://**/*", lambda route: route.abort())
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture

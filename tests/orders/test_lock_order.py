@@ -50,7 +50,11 @@ def _customer_below(conn: Connection, shop_id: int, name: str, start: int) -> in
 
 
 def _waiting(conn: Connection) -> int:
-    sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    # this database only: the other test databases (pytest-xdist workers) share the lock table
+    sql = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     return int(conn.execute(text(sql)).scalar_one())
 
 

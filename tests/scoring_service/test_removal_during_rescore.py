@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.customers import repository as customers_repo
@@ -82,7 +82,7 @@ def test_a_redaction_during_the_rescore_writes_waits_and_then_erases(
 
     def start_redaction_then_go_on(*args: Any, **kwargs: Any) -> int:
         redaction.start()  # the scores are written, not committed
-        time.sleep(0.5)
+        _until_waiting_on_a_lock(engine, redaction)
         waited.append(redaction.is_alive())
         return real_insert(*args, **kwargs)
 
@@ -93,6 +93,20 @@ def test_a_redaction_during_the_rescore_writes_waits_and_then_erases(
 
     assert waited == [True] and not redaction.is_alive()
     assert _scored(session, shop_id) == [1, 2, 4, 5]
+
+
+def _until_waiting_on_a_lock(engine: Engine, thread: threading.Thread) -> None:
+    """Until a session of this database waits on a lock, or `thread` ended without waiting."""
+    waiting = text(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE NOT l.granted AND a.datname = current_database()"
+    )
+    deadline = time.monotonic() + 10
+    with engine.connect() as conn:
+        while thread.is_alive() and not conn.scalar(waiting):
+            conn.rollback()
+            assert time.monotonic() < deadline, "the redaction neither waited on a lock nor ended"
+            time.sleep(0.01)
 
 
 def _redact(engine: Engine, shop_id: int, customer_id: int) -> None:

@@ -26,7 +26,11 @@ WAIT = 0.3
 
 def _waiting_for_a_lock(engine: Engine) -> bool:
     with engine.connect() as conn:
-        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        # this database only: the other test databases (pytest-xdist workers) share the lock table
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return bool(conn.scalar(text(waiting)))
 
 
