@@ -43,8 +43,9 @@ from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url  #
 from app.main import create_app  # noqa: E402
 from app.scoring import metrics as shop_metrics_rules  # noqa: E402
 from app.scoring import service as scoring  # noqa: E402
-from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES  # noqa: E402
+from app.settings import service as settings_service  # noqa: E402
 from app.shops.tokens import token_cipher  # noqa: E402
+from app.vocabulary import SEGMENT_NAMES, STAGE_NAMES  # noqa: E402
 from shopify_double import DevStore, create_devstore_app  # noqa: E402
 from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE  # noqa: E402
 from shopify_double.signing import make_session_token  # noqa: E402
@@ -332,7 +333,7 @@ def main() -> None:
         ),
         ("cohorts   /app/cohorts", "/app/cohorts?{q}", sql(admin_service.overview, shop_id, now)),
         ("accuracy  /app/accuracy", "/app/accuracy?{q}", sql(admin_service.accuracy, shop_id)),
-        ("settings  /app/settings", "/app/settings?{q}", sql(scoring.get_settings, shop_id)),
+        ("settings  /app/settings", "/app/settings?{q}", sql(settings_service.get_settings, shop_id)),
         ("status    /app/status", "/app/status?{q}", sql(admin_service.status, _shop(factory, shop_id))),
         ("JSON /api/status", "/api/status", sql(admin_service.status, _shop(factory, shop_id))),
     ]

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 import app.main
 from app.auth.service import CALLBACK_PATH
 from app.config import API_VERSION, Settings
-from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
+from app.vocabulary import SEGMENT_NAMES, STAGE_NAMES
 from app.webhooks.handlers import TOPICS
 from shopify_double.grants import DEFAULT_APP_SCOPES
 

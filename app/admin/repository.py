@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.models import Customer, CustomerScore, Job, Order, ShopMetricsSnapshot, ShopSegment, StageChange
 from app.models.job import DONE, FAILED, PENDING, RUNNING
 from app.scoring.service import ALL_CUSTOMERS
+from app.vocabulary import CLV_TIERS, clv_tiers_within
 
 PAGE_SIZE = 50
 MAX_OFFSET = 10_000
@@ -32,10 +33,8 @@ SORTS: dict[str, Any] = {
     "orders": CustomerScore.frequency,
     "customer_id": CustomerScore.customer_id,
 }
-CLV_TIER_FILTERS = {
-    "top-10": ("top-10",),
-    "top-25": ("top-10", "top-25"),
-}
+NO_CLV_TIER = "other"
+"""The customers filter's value for customers in no CLV tier."""
 
 
 def customer_count(session: Session, shop_id: int) -> int:
@@ -80,7 +79,7 @@ def stage_movements(session: Session, shop_id: int, since: datetime) -> list[tup
 class CustomerFilter:
     segment: str | None = None
     stage: str | None = None
-    clv_tier: str | None = None  # "top-10", "top-25" or "other"
+    clv_tier: str | None = None  # one of CLV_TIERS, or NO_CLV_TIER
     sort: str = "predicted_clv"
     descending: bool = True
 
@@ -91,10 +90,10 @@ def _filtered(stmt: Any, shop_id: int, f: CustomerFilter) -> Any:
         stmt = stmt.where(CustomerScore.segment == f.segment)
     if f.stage:
         stmt = stmt.where(CustomerScore.stage == f.stage)
-    if f.clv_tier == "other":
+    if f.clv_tier == NO_CLV_TIER:
         stmt = stmt.where(CustomerScore.clv_tier.is_(None))
-    elif f.clv_tier in CLV_TIER_FILTERS:
-        stmt = stmt.where(CustomerScore.clv_tier.in_(CLV_TIER_FILTERS[f.clv_tier]))
+    elif f.clv_tier in CLV_TIERS:
+        stmt = stmt.where(CustomerScore.clv_tier.in_(clv_tiers_within(f.clv_tier)))
     return stmt
 
 

@@ -1,7 +1,8 @@
 """The embedded app: entry point and screens (server-rendered), their JSON, the CSV export, and the
 form posts (settings, re-import, resync).
 
-The App URL load is `/?embedded=1&host=…&id_token=…&shop=…&timestamp=…&hmac=…` (PLATFORM §2, §6):
+The App URL load is `/?embedded=1&host=…&id_token=…&shop=…&timestamp=…&hmac=…`
+(https://shopify.dev/docs/apps/build/authentication-authorization/session-tokens):
 1. not embedded and no `id_token`: a browser opened the URL directly → send it into the admin
    (valid `shop`), or show a plain landing page (`frame-ancestors 'none'`);
 2. `shop` or `host` invalid → the App Bridge page only (App Bridge fixes the URL);
@@ -40,7 +41,8 @@ from app.kit.errors import BadRequest
 from app.kit.request_body import declared_length, read_body
 from app.models import Shop
 from app.scoring import service as scoring
-from app.scoring.settings import SettingsError, get_settings, update_settings
+from app.settings.schemas import SettingsError
+from app.settings.service import get_settings
 from app.shopify.shop_domain import decode_host, sanitize_shop_domain
 
 router = APIRouter()
@@ -262,6 +264,7 @@ async def cohorts_page(request: Request, shop: CurrentShop) -> Response:
         o=data,
         recent=views.recent_cohorts(data.metrics),
         charts=views.cohort_charts(data, fmt),
+        **views.cohort_labels(),
     )
 
 
@@ -336,7 +339,7 @@ async def save_settings(request: Request, shop: CurrentShop) -> Response:
     changes, errors = views.settings_changes(form)
     if not errors:
         try:
-            await _write(request, update_settings, shop.shop_id, changes, _now())
+            await _write(request, service.save_settings, shop.shop_id, changes, _now())
         except SettingsError as exc:
             errors.append(views.FieldError.of(exc))
     if errors:

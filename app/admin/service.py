@@ -1,5 +1,5 @@
 """What each screen shows, shaped from the stored tables (session first, never commits), and the
-customer names fetched live from Shopify for the rows on screen (never stored, PRODUCT §1, §8)."""
+customer names fetched live from Shopify for the rows on screen (never stored, docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,12 +23,14 @@ from app.kit.errors import AppError
 from app.models import Job, Shop
 from app.scoring import repository as scoring_repo
 from app.scoring import service as scoring
-from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
-from app.scoring.settings import ScoringSettings, get_settings
+from app.settings import service as settings_service
+from app.settings.schemas import ScoringSettings, SettingsChange
+from app.settings.service import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, Unauthorized
 from app.shopify.token_crypto import TokenDecryptError
 from app.sync import service as sync_service
 from app.sync.service import SyncStatus
+from app.vocabulary import BELOW_CLV_TIERS_LABEL, CLV_TIER_LABELS, SEGMENT_NAMES, STAGE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +41,12 @@ NAMES_TOKEN_UNREADABLE = (
     "(it was encrypted with a key that is not in TOKEN_ENCRYPTION_KEYS). "
     "Put that key back in TOKEN_ENCRYPTION_KEYS, or reinstall the app."
 )
-STAGE_LABELS = {
-    "new": "New",
-    "active": "Active",
-    "at_risk": "At risk",
-    "lapsed": "Lapsed",
-    "reactivated": "Reactivated",
-}
-CLV_TIER_LABELS = {"top-10": "Top 10%", "top-25": "Top 25%", "other": "Below top 25%"}
+CLV_TIER_FILTERS: Final = {**CLV_TIER_LABELS, repo.NO_CLV_TIER: BELOW_CLV_TIERS_LABEL}
+"""The customers page's CLV filter: value → label."""
 
 # Rows on screen only; `displayName` and `defaultEmailAddress` need protected customer data access
-# (PLATFORM §13): without it Shopify redacts them or refuses the query, and the page shows ids.
+# (https://shopify.dev/docs/apps/launch/protected-customer-data): without it Shopify redacts them or
+# refuses the query, and the page shows ids.
 CUSTOMER_NAMES_QUERY = """
 query CustomerNames($ids: [ID!]!) {
   nodes(ids: $ids) {
@@ -130,7 +127,7 @@ def parse_filter(params: Any) -> tuple[repo.CustomerFilter, int]:
     f = repo.CustomerFilter(
         segment=segment if segment in SEGMENT_NAMES else None,
         stage=stage if stage in STAGE_NAMES else None,
-        clv_tier=tier if tier in CLV_TIER_LABELS else None,
+        clv_tier=tier if tier in CLV_TIER_FILTERS else None,
         sort=sort if sort in repo.SORTS else "predicted_clv",
         descending=direction != "asc",
     )
@@ -300,6 +297,15 @@ def progress_json(progress: ImportProgress | None) -> dict[str, Any]:
 def request_import(session: Session, shop_id: int, now: datetime) -> ImportProgress:
     """The re-import button: queue the history import and its worker job (joins one under way)."""
     return imports_service.queue_import(session, shop_id, now)
+
+
+def save_settings(session: Session, shop_id: int, changes: Any, now: datetime) -> SettingsChange:
+    """The settings form: validate and save the merchant's changes (raises SettingsError, saving
+    nothing); a change that affects the scores queues a full rescore."""
+    change = settings_service.update_settings(session, shop_id, changes, now)
+    if change.affects_scores:
+        scoring.enqueue_rescore(session, shop_id, now, full=True)
+    return change
 
 
 def request_sync(session: Session, shop_id: int, now: datetime) -> bool:

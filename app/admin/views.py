@@ -12,8 +12,7 @@ from markupsafe import Markup
 from app.admin import charts
 from app.admin.rendering import Formatter
 from app.admin.service import (
-    CLV_TIER_LABELS,
-    STAGE_LABELS,
+    CLV_TIER_FILTERS,
     CustomerPage,
     Overview,
     Status,
@@ -21,8 +20,15 @@ from app.admin.service import (
 )
 from app.admin.service import progress_json as _progress_json
 from app.models import Shop
-from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES
-from app.scoring.settings import METHODS, PREFIX_FIELDS, ScoringSettings, SettingsError, validate
+from app.settings.schemas import METHODS, PREFIX_FIELDS, ScoringSettings, SettingsError, validate
+from app.vocabulary import (
+    BEHAVIOUR_LABELS,
+    CLV_TIER_LABELS,
+    SEGMENT_NAMES,
+    STAGE_LABELS,
+    STAGE_NAMES,
+    THIRDS_GROUP_NAMES,
+)
 
 COHORT_ROWS = 12
 COHORT_COLUMNS = 13
@@ -111,6 +117,10 @@ def stage_label(stage: str | None) -> str:
 # -- cohorts -----------------------------------------------------------------------------------
 
 
+def cohort_labels() -> dict[str, Any]:
+    return {"stage_labels": STAGE_LABELS, "behaviour_labels": BEHAVIOUR_LABELS}
+
+
 def recent_cohorts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
     """The last COHORT_ROWS cohorts × the first COHORT_COLUMNS months after (the table on screen)."""
     cohorts = ((metrics or {}).get("shop") or {}).get("cohorts")
@@ -170,7 +180,8 @@ def customer_choices() -> dict[str, Any]:
     return {
         "segment_names": SEGMENT_NAMES,
         "stages": [(s, STAGE_LABELS[s]) for s in STAGE_NAMES],
-        "tiers": list(CLV_TIER_LABELS.items()),
+        "tiers": list(CLV_TIER_FILTERS.items()),
+        "tier_labels": CLV_TIER_LABELS,
         "sorts": [
             ("predicted_clv", "Predicted CLV"),
             ("historic_clv", "Total spent"),
@@ -351,7 +362,12 @@ FIELD_LABELS = {
 def settings_choices() -> dict[str, Any]:
     return {
         "methods": [
-            (m, "Quintiles (1–5, as Shopify does)" if m == "quintile" else "Thirds (1–3, Top/Middle/Low)")
+            (
+                m,
+                "Quintiles (1–5, as Shopify does)"
+                if m == "quintile"
+                else f"Thirds (1–3, {'/'.join(THIRDS_GROUP_NAMES)})",
+            )
             for m in METHODS
         ],
         "segment_names": SEGMENT_NAMES,

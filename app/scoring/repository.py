@@ -33,7 +33,7 @@ from app.models import (
     StageChange,
 )
 from app.models.base import UTCDateTime, table_of
-from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
+from app.vocabulary import BEHAVIOUR_FLAG_COLUMNS, CLV_TIERS, SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
 
 Array = npt.NDArray[Any]
 customers = table_of(Customer)
@@ -41,7 +41,6 @@ scores = table_of(CustomerScore)
 orders = table_of(Order)
 _EPOCH: Final = dt.date(1970, 1, 1)
 _PG_EPOCH: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-CLV_TIERS: Final = ("top-10", "top-25")  # code 1, 2; 0 = none
 CLV_SOURCES: Final = ("segment_formula", "model")
 
 
@@ -517,13 +516,7 @@ SCORE_COLUMNS: Final[list[pgcopy.Column]] = [
     ("thirds_group", "int2"),
     ("stage", "int2"),
     ("stage_since", "timestamptz"),
-    ("first_time_buyer", "bool"),
-    ("repeat_buyer", "bool"),
-    ("big_spender", "bool"),
-    ("high_aov", "bool"),
-    ("discount_shopper", "bool"),
-    ("full_price_buyer", "bool"),
-    ("vip", "bool"),
+    *((column, "bool") for column in BEHAVIOUR_FLAG_COLUMNS.values()),
     ("historic_clv", "float8"),
     ("predicted_clv", "float8"),
     ("predicted_orders", "float8"),
@@ -536,15 +529,7 @@ SCORE_COLUMNS: Final[list[pgcopy.Column]] = [
     ("synced_hash", "int8"),
     ("values_changed_at", "timestamptz"),
 ]
-_FLAGS: Final = (
-    "first_time_buyer",
-    "repeat_buyer",
-    "big_spender",
-    "high_aov",
-    "discount_shopper",
-    "full_price_buyer",
-    "vip",
-)
+_FLAGS: Final = tuple(BEHAVIOUR_FLAG_COLUMNS.values())
 _STORED: Final = [
     "frequency",
     "monetary",
@@ -581,7 +566,7 @@ _LABELS: Final[dict[str, tuple[str | None, ...]]] = {
     "segment": SEGMENT_NAMES,
     "thirds_group": THIRDS_GROUP_NAMES,
     "stage": STAGE_NAMES,
-    "clv_tier": (None, *CLV_TIERS),
+    "clv_tier": (None, *CLV_TIERS),  # code 0 = no tier
     "clv_source": CLV_SOURCES,
 }
 _NULLABLE: Final = {"expected_next_order_at": "timestamptz?", "average_days_between_orders": "float8?"}

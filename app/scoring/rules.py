@@ -1,13 +1,13 @@
-"""The scoring rules of the product (PRODUCT.md §2 and §3) as pure functions on NumPy arrays.
+"""The scoring rules of the product (RFM, lifecycle stage, behaviour) as pure functions on NumPy arrays.
 
 Every argument is one element per customer of one shop (customers with at least one qualifying
 order); every result is an array in the same customer order, so permuting the input permutes the
 output. Categorical results are small integer codes (``np.int8``) indexing a tuple of names
-(``SEGMENT_NAMES``, ``THIRDS_GROUP_NAMES``, ``STAGE_NAMES``); :func:`labels` turns codes into
-names. Nothing here loops over customers: a shop of 1,000,000 customers scores in a fraction of a
-second (see ``bench/scoring_rules.py``).
+(``SEGMENT_NAMES``, ``THIRDS_GROUP_NAMES``, ``STAGE_NAMES``, all from ``app.vocabulary``);
+:func:`labels` turns codes into names. Nothing here loops over customers: a shop of 1,000,000
+customers scores in a fraction of a second (see ``bench/scoring_rules.py``).
 
-Frequency and monetary arrive already windowed (PRODUCT §2 "window"): the caller counts orders and
+Frequency and monetary arrive already windowed (the shop's window setting): the caller counts orders and
 sums their values over the shop's window before calling these.
 """
 
@@ -21,6 +21,16 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
+from app.vocabulary import (
+    BEHAVIOUR_SEGMENT_NAMES,
+    DEFAULT_GRID,
+    SEGMENT_NAMES,
+    STAGE_NAMES,
+    VIP_SEGMENT,
+    Grid,
+    validate_grid,
+)
 
 Codes = npt.NDArray[np.int8]
 Flags = npt.NDArray[np.bool_]
@@ -104,7 +114,7 @@ def strictly_worse_counts(values: npt.ArrayLike, higher_is_better: bool = True) 
 
 
 def quintile_scores(values: npt.ArrayLike, higher_is_better: bool = True) -> Codes:
-    """RFM score 1..5 by the quintile method of PRODUCT §2.
+    """RFM score 1..5 by the quintile method (as Shopify does).
 
     score = 1 + floor(5 × share of customers strictly worse on that dimension), capped at 5. Ties
     share a score; a shop whose customers all tie (or a one-customer shop) scores 1 throughout,
@@ -130,75 +140,10 @@ def fm_score(frequency_score: npt.ArrayLike, monetary_score: npt.ArrayLike) -> C
 # --------------------------------------------------------------------------------------------
 # Segment grid (R × FM → name)
 
-SEGMENT_NAMES: Final[tuple[str, ...]] = (
-    "Champions",
-    "Loyal",
-    "Active",
-    "Promising",
-    "New",
-    "Needs attention",
-    "Previously loyal",
-    "At risk",
-    "Almost lost",
-    "Dormant",
-)
-"""Shopify's ten RFM segment names, roughly best to worst: recent and valuable first, then recent
-and still light, then slipping, then gone. A segment's code is its index here."""
-
 SEGMENT_CODES: Final[Mapping[str, int]] = MappingProxyType(
     {name: code for code, name in enumerate(SEGMENT_NAMES)}
 )
-CHAMPIONS: Final = SEGMENT_CODES["Champions"]
-
-Grid = Mapping[tuple[int, int], str]
-"""A segment grid: (R score, FM score) → segment name, for R and FM in 1..5."""
-
-_GRID_ROWS: Final[dict[int, tuple[str, str, str, str, str]]] = {
-    # R: names for FM = 1, 2, 3, 4, 5 (PRODUCT §2)
-    5: ("New", "Promising", "Active", "Champions", "Champions"),
-    4: ("Promising", "Promising", "Active", "Loyal", "Champions"),
-    3: ("Needs attention", "Needs attention", "Needs attention", "Loyal", "Loyal"),
-    2: ("Almost lost", "Almost lost", "At risk", "At risk", "Previously loyal"),
-    1: ("Dormant", "Dormant", "At risk", "At risk", "Previously loyal"),
-}
-
-DEFAULT_GRID: Final[Grid] = MappingProxyType(
-    {(r, fm): name for r, row in _GRID_ROWS.items() for fm, name in enumerate(row, start=1)}
-)
-"""The default segment grid of PRODUCT §2, keyed by (R, FM). Merchants may edit it."""
-
-
-class GridError(ValueError):
-    """A segment grid the merchant saved is incomplete or names an unknown segment."""
-
-
-def validate_grid(grid: Mapping[tuple[int, int], str]) -> dict[tuple[int, int], str]:
-    """Check that all 25 cells (R 1..5 × FM 1..5) are present and each names a known segment.
-
-    Returns a plain copy of the grid. Raises :class:`GridError` naming the first bad cell.
-    """
-    if not isinstance(grid, Mapping):
-        raise GridError(
-            f"segment grid must be a mapping of (R, FM) to a segment name, got {type(grid).__name__}"
-        )
-    cells = [(r, fm) for r in range(5, 0, -1) for fm in range(1, 6)]
-    for key in grid:
-        if key not in cells:
-            raise GridError(
-                f"segment grid has an unexpected cell {key!r}; cells are (R, FM) with R and FM in 1..5"
-            )
-    checked: dict[tuple[int, int], str] = {}
-    for r, fm in cells:
-        if (r, fm) not in grid:
-            raise GridError(f"segment grid cell R={r}, FM={fm} is missing")
-        name = grid[(r, fm)]
-        if name not in SEGMENT_CODES:
-            known = ", ".join(SEGMENT_NAMES)
-            raise GridError(
-                f"segment grid cell R={r}, FM={fm} names unknown segment {name!r}; choose one of: {known}"
-            )
-        checked[(r, fm)] = name
-    return checked
+CHAMPIONS: Final = SEGMENT_CODES[VIP_SEGMENT]
 
 
 def segment_lookup_table(grid: Grid = DEFAULT_GRID) -> Codes:
@@ -227,7 +172,6 @@ DAYS_PER_MONTH: Final = 365.25 / 12
 121.75 days (0..121 whole days score 3) and 8 months 243.5 days (122..243 score 2; 244+ score 1).
 The mean month keeps 12 months equal to one year, which a 30-day month does not."""
 
-THIRDS_GROUP_NAMES: Final[tuple[str, str, str]] = ("Top", "Middle", "Low")
 TOP: Final = 0
 MIDDLE: Final = 1
 LOW: Final = 2
@@ -258,7 +202,7 @@ def thirds_scores(values: npt.ArrayLike, higher_is_better: bool = True) -> Codes
 def thirds_recency_scores(
     days_since_last_order: npt.ArrayLike, days_per_month: float = DAYS_PER_MONTH
 ) -> Codes:
-    """Recency 1..3 by the fixed bins of PRODUCT §2: ≤ 4 months → 3, ≤ 8 months → 2, older → 1."""
+    """Recency 1..3 by the fixed bins of the thirds method: ≤ 4 months → 3, ≤ 8 months → 2, older → 1."""
     days = _as_float(days_since_last_order, "days_since_last_order")
     if (days < 0).any():
         raise ValueError("days_since_last_order must not be negative")
@@ -312,7 +256,7 @@ def score_quintile(
     monetary: npt.ArrayLike,
     grid: Grid = DEFAULT_GRID,
 ) -> QuintileRfm:
-    """R, F, M, FM and segment of every customer by the quintile method (PRODUCT §2)."""
+    """R, F, M, FM and segment of every customer by the quintile method."""
     r = quintile_scores(days_since_last_order, higher_is_better=False)
     f = quintile_scores(frequency)
     m = quintile_scores(monetary)
@@ -327,7 +271,7 @@ def score_thirds(
     monetary: npt.ArrayLike,
     days_per_month: float = DAYS_PER_MONTH,
 ) -> ThirdsRfm:
-    """R, F, M and group of every customer by the thirds method (PRODUCT §2)."""
+    """R, F, M and group of every customer by the thirds method."""
     r = thirds_recency_scores(days_since_last_order, days_per_month)
     f = thirds_scores(frequency)
     m = thirds_scores(monetary)
@@ -336,9 +280,8 @@ def score_thirds(
 
 
 # --------------------------------------------------------------------------------------------
-# Lifecycle stage (PRODUCT §3)
+# Lifecycle stage
 
-STAGE_NAMES: Final[tuple[str, ...]] = ("new", "active", "at_risk", "lapsed", "reactivated")
 NEW: Final = 0
 ACTIVE: Final = 1
 AT_RISK: Final = 2
@@ -416,7 +359,7 @@ def lifecycle_stages(
     days_since_previous_stage_change: npt.ArrayLike | None = None,
     thresholds: StageThresholds = StageThresholds(),  # frozen, so sharing the default is safe
 ) -> StageResult:
-    """Lifecycle stage of every customer (PRODUCT §3), and which customers changed stage.
+    """Lifecycle stage of every customer, and which customers changed stage.
 
     Normal rules: a customer likely alive is ``new`` with one order and ``active`` with two or more;
     otherwise ``at_risk`` or ``lapsed`` by the thresholds (see :class:`StageThresholds`). P(alive)
@@ -491,7 +434,7 @@ def lifecycle_stages(
 
 
 # --------------------------------------------------------------------------------------------
-# Behaviour segments (PRODUCT §3)
+# Behaviour segments
 
 TOP_SHARE: Final = 0.10
 
@@ -573,7 +516,7 @@ class BehaviourSegments:
     vip: Flags
 
 
-BEHAVIOUR_SEGMENT_NAMES: Final[tuple[str, ...]] = tuple(BehaviourSegments.__dataclass_fields__)
+assert tuple(BehaviourSegments.__dataclass_fields__) == BEHAVIOUR_SEGMENT_NAMES
 
 
 def behaviour_segments(

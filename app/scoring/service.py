@@ -45,7 +45,8 @@ from app.models import Backtest, ClvFit, CustomerScore, ShopSegment, StageChange
 from app.scoring import metrics as shop_metrics_rules
 from app.scoring import repository as repo
 from app.scoring import rules
-from app.scoring.settings import ScoringSettings, get_settings, settings_updated_at
+from app.settings.schemas import ScoringSettings
+from app.settings.service import get_settings, settings_updated_at
 
 log = logging.getLogger(__name__)
 

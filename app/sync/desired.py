@@ -1,14 +1,31 @@
-"""What Shopify should hold for one customer (PRODUCT §6): the app's metafields, its tags, and
-the segments built on those tags. Pure functions: the sync service diffs this against what was
+"""What Shopify should hold for one customer: the app's metafields, its tags, and the segments
+built on those tags (docs/architecture.md, "sync"). Every tag and segment name comes from
+``app.vocabulary``. Pure functions: the sync service diffs this against what was
 last written and sends only the difference."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+
+from app.vocabulary import (
+    CLV_SEGMENT_TITLE,
+    CLV_TIER_LABELS,
+    CLV_TIER_TAGS,
+    DEFAULT_CLV_TAG_PREFIX,
+    DEFAULT_RFM_TAG_PREFIX,
+    DEFAULT_STAGE_TAG_PREFIX,
+    RFM_SEGMENT_TITLE,
+    SEGMENT_TAGS,
+    STAGE_LABELS,
+    STAGE_SEGMENT_TITLE,
+    STAGE_TAGS,
+    TAG_SUFFIXES,
+    clv_tiers_held,
+    slug,
+)
 
 # key → Shopify metafield type, as declared in shopify.app.toml ([customer.metafields.app.*]).
 METAFIELD_TYPES: dict[str, str] = {
@@ -22,41 +39,13 @@ METAFIELD_TYPES: dict[str, str] = {
     "churn_risk": "number_decimal",
     "next_order_date": "date",
 }
-STAGE_TAGS = {
-    "new": "new",
-    "active": "active",
-    "at_risk": "at-risk",
-    "lapsed": "lapsed",
-    "reactivated": "reactivated",
-}
-CLV_TIERS = ("top-10", "top-25")
-SEGMENT_NAMES = (
-    "Champions",
-    "Loyal",
-    "Active",
-    "Promising",
-    "New",
-    "Needs attention",
-    "Previously loyal",
-    "At risk",
-    "Almost lost",
-    "Dormant",
-)
-STAGE_LABELS = {
-    "new": "New",
-    "active": "Active",
-    "at_risk": "At risk",
-    "lapsed": "Lapsed",
-    "reactivated": "Reactivated",
-}
-CLV_TIER_LABELS = {"top-10": "Top 10%", "top-25": "Top 25%"}
 
 
 @dataclass(frozen=True, slots=True)
 class TagPrefixes:
-    rfm: str = "rfm:"
-    stage: str = "stage:"
-    clv: str = "clv:"
+    rfm: str = DEFAULT_RFM_TAG_PREFIX
+    stage: str = DEFAULT_STAGE_TAG_PREFIX
+    clv: str = DEFAULT_CLV_TAG_PREFIX
 
     def all(self) -> tuple[str, str, str]:
         return (self.rfm, self.stage, self.clv)
@@ -84,11 +73,6 @@ class DesiredState:
     tags: frozenset[str]
 
 
-def slug(name: str) -> str:
-    """`Needs attention` → `needs-attention`: the tag spelling of a segment or stage name."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
 def _decimal(value: Decimal, places: str) -> str:
     return str(Decimal(value).quantize(Decimal(places), rounding=ROUND_HALF_UP))
 
@@ -110,21 +94,17 @@ def desired_state(values: CustomerValues, prefixes: TagPrefixes) -> DesiredState
             next_order.date() if isinstance(next_order, datetime) else next_order
         ).isoformat()
     tags = {
-        prefixes.rfm + slug(values.segment),
+        prefixes.rfm + SEGMENT_TAGS.get(values.segment, slug(values.segment)),
         prefixes.stage + STAGE_TAGS.get(values.stage, slug(values.stage)),
     }
-    if values.clv_tier == "top-10":
-        tags |= {prefixes.clv + "top-10", prefixes.clv + "top-25"}  # the top 10% are in the top 25% too
-    elif values.clv_tier == "top-25":
-        tags.add(prefixes.clv + "top-25")
+    tags |= {prefixes.clv + CLV_TIER_TAGS[tier] for tier in clv_tiers_held(values.clv_tier)}
     return DesiredState(metafields, frozenset(tags))
 
 
 def tag_vocabulary(prefixes: Iterable[str]) -> frozenset[str]:
     """Every tag the app can write under ``prefixes``, lowercased: a prefix followed by a segment,
     stage or CLV tier slug. Nothing else can be an app tag, whatever its first letters."""
-    suffixes = {slug(n) for n in SEGMENT_NAMES} | set(STAGE_TAGS.values()) | set(CLV_TIERS)
-    return frozenset(p.lower() + s for p in prefixes if p for s in suffixes)
+    return frozenset(p.lower() + s for p in prefixes if p for s in TAG_SUFFIXES)
 
 
 def removable(tags: Iterable[str], written: Iterable[str], prefixes: Iterable[str]) -> list[str]:
@@ -158,16 +138,26 @@ class SegmentSpec:
 def segment_specs(prefixes: TagPrefixes) -> list[SegmentSpec]:
     """One Shopify segment per RFM segment, per lifecycle stage and per CLV tier, each a single
     clause on the app's tag (so it shows in Shopify Email and stays within the 10-clause limit)."""
+    # keys ("rfm:champions") identify stored segments, so they never follow the merchant's prefixes
     specs = [
-        SegmentSpec(f"rfm:{slug(n)}", f"RFM · {n}", _tag_query(prefixes.rfm + slug(n))) for n in SEGMENT_NAMES
+        SegmentSpec(f"rfm:{tag}", RFM_SEGMENT_TITLE.format(name), _tag_query(prefixes.rfm + tag))
+        for name, tag in SEGMENT_TAGS.items()
     ]
     specs += [
-        SegmentSpec(f"stage:{tag}", f"Stage · {STAGE_LABELS[stage]}", _tag_query(prefixes.stage + tag))
+        SegmentSpec(
+            f"stage:{tag}",
+            STAGE_SEGMENT_TITLE.format(STAGE_LABELS[stage]),
+            _tag_query(prefixes.stage + tag),
+        )
         for stage, tag in STAGE_TAGS.items()
     ]
     specs += [
-        SegmentSpec(f"clv:{tier}", f"CLV · {CLV_TIER_LABELS[tier]}", _tag_query(prefixes.clv + tier))
-        for tier in CLV_TIERS
+        SegmentSpec(
+            f"clv:{tag}",
+            CLV_SEGMENT_TITLE.format(CLV_TIER_LABELS[tier]),
+            _tag_query(prefixes.clv + tag),
+        )
+        for tier, tag in CLV_TIER_TAGS.items()
     ]
     return specs
 

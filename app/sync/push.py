@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.kit.db import write_transaction
-from app.scoring.settings import get_settings
+from app.settings.service import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
 from app.shopify.token_crypto import TokenCipher
 from app.shops.tokens import forget_refused_token, token_cipher

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.jobs import repository as jobs_repo
 from app.models import ShopPushState
-from app.scoring.settings import get_settings, settings_updated_at
+from app.settings.service import get_settings, settings_updated_at
 from app.sync import repository as repo
 from app.sync.desired import TagPrefixes
 from app.sync.plan import Plan

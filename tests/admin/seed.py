@@ -18,7 +18,7 @@ from app.customers import repository as customers_repo
 from app.models import Job, Order, Shop
 from app.models.base import table_of
 from app.scoring import service as scoring
-from app.scoring.settings import update_settings
+from app.settings.service import update_settings
 from app.shopify.oauth import AccessToken
 from app.shops.service import register_shop
 from app.shops.tokens import store_token, token_cipher

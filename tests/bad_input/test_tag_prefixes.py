@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.scoring.settings import SettingsError, get_settings, validate
+from app.settings.schemas import SettingsError, validate
+from app.settings.service import get_settings
 from shopify_double import DevStore
 from tests.admin.conftest import (  # noqa: F401 - the admin page's fixtures
     APP_URL,

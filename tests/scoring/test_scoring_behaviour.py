@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from app.scoring.rules import (
-    BEHAVIOUR_SEGMENT_NAMES,
     SEGMENT_CODES,
     behaviour_segments,
     big_spenders,
@@ -18,6 +17,7 @@ from app.scoring.rules import (
     top_share,
     vip,
 )
+from app.vocabulary import BEHAVIOUR_SEGMENT_NAMES
 
 CHAMPIONS = SEGMENT_CODES["Champions"]
 LOYAL = SEGMENT_CODES["Loyal"]

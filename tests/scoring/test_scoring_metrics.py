@@ -17,7 +17,8 @@ from app.scoring.metrics import (
     revenue_share_by_segment,
     shop_metrics,
 )
-from app.scoring.rules import SEGMENT_CODES, SEGMENT_NAMES
+from app.scoring.rules import SEGMENT_CODES
+from app.vocabulary import SEGMENT_NAMES
 
 # A small shop, by hand (2024 is a leap year):
 #   customer 0: Jan 5 ($10), Feb 10 ($20), Mar 15 ($30)   70 days / 2 = 35 between orders

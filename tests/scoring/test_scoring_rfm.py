@@ -9,10 +9,6 @@ import pytest
 
 from app.scoring import rules
 from app.scoring.rules import (
-    DEFAULT_GRID,
-    SEGMENT_NAMES,
-    THIRDS_GROUP_NAMES,
-    GridError,
     fm_score,
     labels,
     quintile_scores,
@@ -20,8 +16,8 @@ from app.scoring.rules import (
     thirds_group,
     thirds_recency_scores,
     thirds_scores,
-    validate_grid,
 )
+from app.vocabulary import DEFAULT_GRID, SEGMENT_NAMES, THIRDS_GROUP_NAMES, GridError, validate_grid
 
 # --- quintile -------------------------------------------------------------------------------
 

@@ -14,11 +14,11 @@ from app.scoring.rules import (
     NEW,
     NO_STAGE,
     REACTIVATED,
-    STAGE_NAMES,
     StageThresholds,
     labels,
     lifecycle_stages,
 )
+from app.vocabulary import STAGE_NAMES
 
 MEDIAN = 30.0  # the shop's typical interval: at_risk after 60 days, lapsed after 120 (defaults 2x, 4x)
 

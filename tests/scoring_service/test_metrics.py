@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.scoring import service
-from app.scoring.settings import update_settings
+from app.settings.service import update_settings
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import add_order, at
 

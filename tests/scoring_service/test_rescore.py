@@ -22,7 +22,7 @@ from app.orders.schemas import parse_order
 from app.orders.service import apply_order
 from app.scoring import repository as repo
 from app.scoring import service
-from app.scoring.settings import update_settings
+from app.settings.service import update_settings
 from tests.fixtures.factories import order_payload
 from tests.scoring_service.ledger import add_order, at
 

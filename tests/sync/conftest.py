@@ -22,10 +22,11 @@ from app.config import Settings
 from app.kit.db import make_sessionmaker, write_transaction
 from app.models import CustomerScore, CustomerSyncState, Shop, ShopMetricsSnapshot
 from app.models.base import table_of
-from app.scoring.settings import update_settings
+from app.settings.service import update_settings
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import token_cipher
 from app.sync import push
+from app.vocabulary import CLV_TIERS, SEGMENT_NAMES, STAGE_NAMES
 from shopify_double import DevStore, FakeClock, create_devstore_app
 from tests.fixtures.factories import create_shop
 
@@ -33,19 +34,6 @@ SHOP = "synced.myshopify.com"
 SCOPES = "read_orders,read_customers,write_customers"
 TOML = Path(__file__).resolve().parents[2] / "shopify.app.toml"
 T = TypeVar("T")
-SEGMENTS = (
-    "Champions",
-    "Loyal",
-    "Active",
-    "Promising",
-    "New",
-    "Needs attention",
-    "At risk",
-    "Previously loyal",
-    "Almost lost",
-    "Dormant",
-)
-STAGES = ("new", "active", "at_risk", "lapsed", "reactivated")
 
 
 def deploy_metafield_definitions(store: DevStore, shop: str) -> None:
@@ -229,13 +217,13 @@ def variety(i: int) -> dict[str, Any]:
         "recency_score": 1 + i % 5,
         "frequency_score": 1 + (i // 5) % 5,
         "monetary_score": 1 + (i // 25) % 5,
-        "segment": SEGMENTS[i % len(SEGMENTS)],
-        "stage": STAGES[i % len(STAGES)],
+        "segment": SEGMENT_NAMES[i % len(SEGMENT_NAMES)],
+        "stage": STAGE_NAMES[i % len(STAGE_NAMES)],
         "predicted_clv": Decimal(i * 7 % 1000) + Decimal("0.25"),
         "historic_clv": Decimal(i * 3 % 500),
         "churn_risk": (i % 100) / 100,
         "expected_next_order_at": None if i % 7 == 0 else datetime(2026, 5, 1 + i % 28, tzinfo=UTC),
-        "clv_tier": ("top-10", "top-25", None)[i % 3],
+        "clv_tier": (*CLV_TIERS, None)[i % 3],
     }
 
 

@@ -16,9 +16,9 @@ from app.sync.desired import (
     TagPrefixes,
     desired_state,
     segment_specs,
-    slug,
     tag_changes,
 )
+from app.vocabulary import slug
 
 VALUES = CustomerValues(
     recency_score=5,
@@ -117,7 +117,7 @@ def test_slug(name: str, tag: str) -> None:
 
 def test_segment_specs_are_unique_single_clause_tag_queries() -> None:
     specs = segment_specs(TagPrefixes())
-    assert len(specs) == 10 + 5 + 2
+    assert len(specs) == 10 + 5 + 2  # ten RFM segments, five stages, two CLV tiers
     assert len({s.name for s in specs}) == len(specs)
     assert len({s.key for s in specs}) == len(specs)
     champions = next(s for s in specs if s.key == "rfm:champions")

@@ -1,4 +1,5 @@
-"""Shop settings: defaults, validation in plain words, and a change that rescores the shop."""
+"""Shop settings: defaults, validation in plain words, saving and reading back, and what a change
+says about the scores."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from app.kit.db import make_sessionmaker
 from app.models import Job
-from app.scoring import service
-from app.scoring.rules import DEFAULT_GRID
-from app.scoring.settings import DEFAULTS, SettingsError, get_settings, update_settings, validate
-from app.worker import Worker, load_job_modules
+from app.settings.schemas import DEFAULTS, SettingsError, validate
+from app.settings.service import get_settings, update_settings
+from app.vocabulary import DEFAULT_GRID
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import at
 
@@ -81,40 +80,34 @@ def test_saved_settings_read_back_including_an_edited_grid(session: Session) -> 
     assert (settings.cac, settings.conversion_rate, settings.window_days) == (Decimal("25.5"), 0.02, 365)
 
 
-def pending_jobs(session: Session) -> list[tuple[str, str | None]]:
-    session.expire_all()
-    return [(j.kind, j.payload) for j in session.scalars(select(Job).where(Job.state == "pending"))]
+@pytest.mark.both_dbs
+def test_saving_tells_whether_the_change_affects_the_scores(session: Session) -> None:
+    shop_id = create_shop(session).shop_id
+    assert update_settings(session, shop_id, {"scoring_method": "thirds"}, NOW).affects_scores
+    assert not update_settings(
+        session, shop_id, {"rfm_tag_prefix": "score:", "sync_enabled": False}, NOW
+    ).affects_scores
+    assert update_settings(
+        session, shop_id, {"segment_grid": {**_grid(), "5,5": "Loyal"}}, NOW
+    ).affects_scores
 
 
 @pytest.mark.both_dbs
-def test_a_change_that_affects_scores_enqueues_a_full_rescore(session: Session) -> None:
+def test_saving_settings_queues_no_job_of_its_own(session: Session) -> None:
+    """Settings never reach into scoring: the caller that saves asks for the rescore."""
     shop_id = create_shop(session).shop_id
     update_settings(session, shop_id, {"scoring_method": "thirds"}, NOW)
     session.commit()
-    assert pending_jobs(session) == [("rescore", '{"full": true}')]
+    assert session.scalars(select(Job).where(Job.shop_id == shop_id)).all() == []
 
 
 @pytest.mark.both_dbs
-def test_a_tag_prefix_change_does_not_rescore(session: Session) -> None:
+def test_a_refused_change_saves_nothing(session: Session) -> None:
     shop_id = create_shop(session).shop_id
-    update_settings(session, shop_id, {"rfm_tag_prefix": "score:", "sync_enabled": False}, NOW)
-    session.commit()
-    assert pending_jobs(session) == []
+    with pytest.raises(SettingsError):
+        update_settings(session, shop_id, {"scoring_method": "thirds", "window_days": 0}, NOW)
+    assert get_settings(session, shop_id) == DEFAULTS
 
 
-@pytest.mark.both_dbs
-def test_the_worker_applies_a_settings_change_to_the_stored_scores(
-    session: Session, five_customer_shop: int, engine: Any
-) -> None:
-    service.rescore_shop(session, five_customer_shop, NOW)
-    session.commit()
-    update_settings(session, five_customer_shop, {"scoring_method": "thirds"}, at("2026-06-01T12:10"))
-    session.commit()
-    load_job_modules()
-    factory: sessionmaker[Session] = make_sessionmaker(engine)
-    Worker(factory, clock=lambda: at("2026-06-01T12:11"), run_schedules=False).run_pending()
-    session.expire_all()
-    codes = {
-        s.customer_id: s.rfm_code for s in service.customer_scores(session, five_customer_shop, range(1, 6))
-    }
-    assert codes == {1: "311", 2: "321", 3: "113", 4: "331", 5: "211"}
+def _grid() -> dict[str, str]:
+    return {f"{r},{fm}": name for (r, fm), name in DEFAULT_GRID.items()}

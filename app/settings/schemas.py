@@ -1,5 +1,5 @@
-"""The merchant's scoring settings (PRODUCT §7 "Settings"): defaults, validation, and saving them,
-which rescores the shop. Services take the session first and never commit."""
+"""A shop's settings as the merchant edits them on the settings page: the record and its defaults,
+the validation rules, and the error that names the field in plain words."""
 
 from __future__ import annotations
 
@@ -8,27 +8,30 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Final
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from app.kit.errors import AppError
-from app.kit.sql import upsert
-from app.models import ShopSettings
-from app.models.base import table_of
-from app.scoring.rules import DEFAULT_GRID, Grid, GridError, validate_grid
+from app.vocabulary import (
+    DEFAULT_CLV_TAG_PREFIX,
+    DEFAULT_GRID,
+    DEFAULT_RFM_TAG_PREFIX,
+    DEFAULT_STAGE_TAG_PREFIX,
+    LONGEST_TAG_SUFFIX,
+    Grid,
+    GridError,
+    validate_grid,
+)
 
 METHODS: Final = ("quintile", "thirds")
 MAX_WINDOW_DAYS: Final = 3660
 MAX_HORIZON_DAYS: Final = 3660
 MAX_LIFESPAN_YEARS: Final = 50.0
 TAG_PREFIX_MAX: Final = 32
-"""The stored column's width; with the longest tag the app writes after it ("previously-loyal"),
-far under Shopify's 255 characters a tag."""
+"""The stored column's width; with the longest tag the app writes after it, far under Shopify's
+255 characters a tag."""
+assert TAG_PREFIX_MAX + len(LONGEST_TAG_SUFFIX) <= 255
 TAG_SEPARATORS: Final = (":", "-", "_")
 _TAG_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 PREFIX_FIELDS: Final = ("rfm_tag_prefix", "stage_tag_prefix", "clv_tag_prefix")
@@ -56,9 +59,9 @@ class ScoringSettings:
     lifespan_years: float = 3.0
     cac: Decimal | None = None
     conversion_rate: float | None = None
-    rfm_tag_prefix: str = "rfm:"
-    stage_tag_prefix: str = "stage:"
-    clv_tag_prefix: str = "clv:"
+    rfm_tag_prefix: str = DEFAULT_RFM_TAG_PREFIX
+    stage_tag_prefix: str = DEFAULT_STAGE_TAG_PREFIX
+    clv_tag_prefix: str = DEFAULT_CLV_TAG_PREFIX
     sync_enabled: bool = True
 
     def affects_scores(self, other: ScoringSettings) -> bool:
@@ -209,7 +212,7 @@ def validate(changes: Mapping[str, Any], current: ScoringSettings = DEFAULTS) ->
             clean[key] = (
                 None if value in (None, "") else _number(value, "conversion rate", 0.0, 1.0, low_open=True)
             )
-        elif key in ("rfm_tag_prefix", "stage_tag_prefix", "clv_tag_prefix"):
+        elif key in PREFIX_FIELDS:
             clean[key] = _prefix(value, key)
         elif key == "sync_enabled":
             if not isinstance(value, bool):
@@ -220,57 +223,14 @@ def validate(changes: Mapping[str, Any], current: ScoringSettings = DEFAULTS) ->
     return result
 
 
-def get_settings(session: Session, shop_id: int) -> ScoringSettings:
-    """The shop's settings, the defaults where the merchant never saved any."""
-    row = session.scalar(select(ShopSettings).where(ShopSettings.shop_id == shop_id))
-    if row is None:
-        return DEFAULTS
-    return ScoringSettings(
-        scoring_method=row.scoring_method,
-        window_days=row.window_days,
-        segment_grid=DEFAULT_GRID if row.segment_grid is None else grid_from_json(row.segment_grid),
-        clv_horizon_days=row.clv_horizon_days,
-        lifespan_years=row.lifespan_years,
-        cac=row.cac,
-        conversion_rate=row.conversion_rate,
-        rfm_tag_prefix=row.rfm_tag_prefix,
-        stage_tag_prefix=row.stage_tag_prefix,
-        clv_tag_prefix=row.clv_tag_prefix,
-        sync_enabled=row.sync_enabled,
-    )
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """What saving the merchant's changes did: the settings before and after."""
 
+    before: ScoringSettings
+    after: ScoringSettings
 
-def settings_updated_at(session: Session, shop_id: int) -> datetime | None:
-    return session.scalar(select(ShopSettings.updated_at).where(ShopSettings.shop_id == shop_id))
-
-
-def update_settings(
-    session: Session, shop_id: int, changes: Mapping[str, Any], now: datetime
-) -> ScoringSettings:
-    """Validate and save the merchant's changes; when they change scores, enqueue a full rescore."""
-    from app.scoring.service import enqueue_rescore
-
-    current = get_settings(session, shop_id)
-    new = validate(changes, current)
-    row = {
-        "shop_id": shop_id,
-        "scoring_method": new.scoring_method,
-        "window_days": new.window_days,
-        "segment_grid": None
-        if dict(new.segment_grid) == dict(DEFAULT_GRID)
-        else grid_to_json(new.segment_grid),
-        "clv_horizon_days": new.clv_horizon_days,
-        "lifespan_years": new.lifespan_years,
-        "cac": new.cac,
-        "conversion_rate": new.conversion_rate,
-        "rfm_tag_prefix": new.rfm_tag_prefix,
-        "stage_tag_prefix": new.stage_tag_prefix,
-        "clv_tag_prefix": new.clv_tag_prefix,
-        "sync_enabled": new.sync_enabled,
-        "updated_at": now,
-    }
-    keys = [k for k in row if k != "shop_id"]
-    session.execute(upsert(session, table_of(ShopSettings), keys=("shop_id",), update=keys), row)
-    if new.affects_scores(current):
-        enqueue_rescore(session, shop_id, now, full=True)
-    return new
+    @property
+    def affects_scores(self) -> bool:
+        """True when the stored scores must be recomputed (tag prefixes and sync do not count)."""
+        return self.after.affects_scores(self.before)

@@ -1,0 +1,199 @@
+"""The product's names, in one place: RFM segments and the default segment grid, the thirds-method
+groups, lifecycle stages, behaviour segments, CLV tiers, their labels on screen, and the tag slugs
+and Shopify segment names derived from them.
+
+Scoring stores these names, settings validates the merchant's grid against them, sync turns them
+into tags and segments, the admin pages show their labels; every one of those imports them from
+here. This module imports nothing of the app, so that both the settings and the scoring domains
+can use it without importing each other in a circle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+# --------------------------------------------------------------------------------------------
+# RFM segments (quintile method) and the default grid
+
+SEGMENT_NAMES: Final[tuple[str, ...]] = (
+    "Champions",
+    "Loyal",
+    "Active",
+    "Promising",
+    "New",
+    "Needs attention",
+    "Previously loyal",
+    "At risk",
+    "Almost lost",
+    "Dormant",
+)
+"""Shopify's ten RFM segment names, roughly best to worst: recent and valuable first, then recent
+and still light, then slipping, then gone. A segment's code in the scoring rules is its index."""
+
+VIP_SEGMENT: Final = "Champions"
+"""The segment whose members in the top 10% of predicted CLV are VIP."""
+
+Grid = Mapping[tuple[int, int], str]
+"""A segment grid: (R score, FM score) → segment name, for R and FM in 1..5."""
+
+_GRID_ROWS: Final[dict[int, tuple[str, str, str, str, str]]] = {
+    # R: names for FM = 1, 2, 3, 4, 5
+    5: ("New", "Promising", "Active", "Champions", "Champions"),
+    4: ("Promising", "Promising", "Active", "Loyal", "Champions"),
+    3: ("Needs attention", "Needs attention", "Needs attention", "Loyal", "Loyal"),
+    2: ("Almost lost", "Almost lost", "At risk", "At risk", "Previously loyal"),
+    1: ("Dormant", "Dormant", "At risk", "At risk", "Previously loyal"),
+}
+
+DEFAULT_GRID: Final[Grid] = MappingProxyType(
+    {(r, fm): name for r, row in _GRID_ROWS.items() for fm, name in enumerate(row, start=1)}
+)
+"""The default segment grid, keyed by (R, FM), with Shopify's names. Merchants may edit it."""
+
+GRID_CELLS: Final[tuple[tuple[int, int], ...]] = tuple((r, fm) for r in range(5, 0, -1) for fm in range(1, 6))
+
+
+class GridError(ValueError):
+    """A segment grid that is incomplete or names an unknown segment."""
+
+
+def validate_grid(grid: Grid) -> dict[tuple[int, int], str]:
+    """Check that all 25 cells (R 1..5 × FM 1..5) are present and each names a known segment.
+
+    Returns a plain copy of the grid. Raises :class:`GridError` naming the first bad cell.
+    """
+    if not isinstance(grid, Mapping):
+        raise GridError(
+            f"segment grid must be a mapping of (R, FM) to a segment name, got {type(grid).__name__}"
+        )
+    for key in grid:
+        if key not in GRID_CELLS:
+            raise GridError(
+                f"segment grid has an unexpected cell {key!r}; cells are (R, FM) with R and FM in 1..5"
+            )
+    checked: dict[tuple[int, int], str] = {}
+    for r, fm in GRID_CELLS:
+        if (r, fm) not in grid:
+            raise GridError(f"segment grid cell R={r}, FM={fm} is missing")
+        name = grid[(r, fm)]
+        if name not in SEGMENT_NAMES:
+            known = ", ".join(SEGMENT_NAMES)
+            raise GridError(
+                f"segment grid cell R={r}, FM={fm} names unknown segment {name!r}; choose one of: {known}"
+            )
+        checked[(r, fm)] = name
+    return checked
+
+
+# --------------------------------------------------------------------------------------------
+# Thirds method
+
+THIRDS_GROUP_NAMES: Final[tuple[str, str, str]] = ("Top", "Middle", "Low")
+"""By R + F + M: 7–9 Top, 5–6 Middle, 3–4 Low. A group's code in the scoring rules is its index."""
+
+# --------------------------------------------------------------------------------------------
+# Lifecycle stages
+
+STAGE_NAMES: Final[tuple[str, ...]] = ("new", "active", "at_risk", "lapsed", "reactivated")
+"""As stored and written to the `lifecycle_stage` metafield. A stage's code is its index."""
+
+STAGE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "new": "New",
+        "active": "Active",
+        "at_risk": "At risk",
+        "lapsed": "Lapsed",
+        "reactivated": "Reactivated",
+    }
+)
+
+# --------------------------------------------------------------------------------------------
+# Behaviour segments
+
+BEHAVIOUR_SEGMENT_NAMES: Final[tuple[str, ...]] = (
+    "first_time_buyers",
+    "repeat_buyers",
+    "big_spenders",
+    "high_aov",
+    "discount_shoppers",
+    "full_price_buyers",
+    "vip",
+)
+"""The behaviour segments, as the scoring rules compute them and the shop metrics count them."""
+
+BEHAVIOUR_FLAG_COLUMNS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "first_time_buyers": "first_time_buyer",
+        "repeat_buyers": "repeat_buyer",
+        "big_spenders": "big_spender",
+        "high_aov": "high_aov",
+        "discount_shoppers": "discount_shopper",
+        "full_price_buyers": "full_price_buyer",
+        "vip": "vip",
+    }
+)
+"""Behaviour segment → the customer_scores column flagging a member."""
+
+BEHAVIOUR_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "first_time_buyers": "First-time buyers",
+        "repeat_buyers": "Repeat buyers",
+        "big_spenders": "Big spenders",
+        "high_aov": "High AOV",
+        "discount_shoppers": "Discount shoppers",
+        "full_price_buyers": "Full-price buyers",
+        "vip": "VIP",
+    }
+)
+
+# --------------------------------------------------------------------------------------------
+# CLV tiers
+
+CLV_TIERS: Final[tuple[str, ...]] = ("top-10", "top-25")
+"""Narrowest first, as stored (code 1, 2; 0 = none) and as tag slugs."""
+
+CLV_TIER_LABELS: Final[Mapping[str, str]] = MappingProxyType({"top-10": "Top 10%", "top-25": "Top 25%"})
+BELOW_CLV_TIERS_LABEL: Final = "Below top 25%"
+
+
+def clv_tiers_held(tier: str | None) -> tuple[str, ...]:
+    """The tiers a customer stored with ``tier`` belongs to: the top 10% are in the top 25% too."""
+    return () if tier is None else CLV_TIERS[CLV_TIERS.index(tier) :]
+
+
+def clv_tiers_within(tier: str) -> tuple[str, ...]:
+    """The stored tiers whose customers belong to ``tier`` (the inverse of :func:`clv_tiers_held`)."""
+    return CLV_TIERS[: CLV_TIERS.index(tier) + 1]
+
+
+# --------------------------------------------------------------------------------------------
+# Tags and Shopify segments
+
+DEFAULT_RFM_TAG_PREFIX: Final = "rfm:"
+DEFAULT_STAGE_TAG_PREFIX: Final = "stage:"
+DEFAULT_CLV_TAG_PREFIX: Final = "clv:"
+
+
+def slug(name: str) -> str:
+    """`Needs attention` → `needs-attention`, `at_risk` → `at-risk`: the tag spelling of a name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+SEGMENT_TAGS: Final[Mapping[str, str]] = MappingProxyType({name: slug(name) for name in SEGMENT_NAMES})
+STAGE_TAGS: Final[Mapping[str, str]] = MappingProxyType({stage: slug(stage) for stage in STAGE_NAMES})
+CLV_TIER_TAGS: Final[Mapping[str, str]] = MappingProxyType({tier: slug(tier) for tier in CLV_TIERS})
+
+TAG_SUFFIXES: Final[frozenset[str]] = frozenset(
+    [*SEGMENT_TAGS.values(), *STAGE_TAGS.values(), *CLV_TIER_TAGS.values()]
+)
+"""Every tag the app writes is a prefix followed by one of these."""
+
+LONGEST_TAG_SUFFIX: Final = max(TAG_SUFFIXES, key=len)
+
+RFM_SEGMENT_TITLE: Final = "RFM · {}"
+STAGE_SEGMENT_TITLE: Final = "Stage · {}"
+CLV_SEGMENT_TITLE: Final = "CLV · {}"
+"""Names of the segments the app creates in Shopify, e.g. "RFM · Champions", "CLV · Top 10%"."""
