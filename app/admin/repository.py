@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Customer, CustomerScore, Job, Order, ShopMetricsSnapshot, ShopSegment, StageChange
 from app.models.job import DONE, FAILED, PENDING, RUNNING
-from app.scoring.service import ALL_CUSTOMERS
+from app.scoring.vocabulary import ALL_CUSTOMERS
 
 PAGE_SIZE = 50
 MAX_OFFSET = 10_000

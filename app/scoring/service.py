@@ -46,6 +46,7 @@ from app.scoring import metrics as shop_metrics_rules
 from app.scoring import repository as repo
 from app.scoring import rules
 from app.scoring.settings import ScoringSettings, get_settings, settings_updated_at
+from app.scoring.vocabulary import ALL_CUSTOMERS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ FIT_GROWTH: Final = 0.05
 BACKTEST_MIN_HISTORY_DAYS: Final = 90
 COHORT_MONTHS: Final = 36
 NEXT_ORDER_CAP_DAYS: Final = 3650
-ALL_CUSTOMERS: Final = "All customers"
 MONEY_CAP: Final = float(SUM_LIMIT - SUM_LIMIT.scaleb(-14))
 """The largest money value a rescore stores: below SUM_LIMIT also as PostgreSQL reads the float
 (15 significant digits)."""

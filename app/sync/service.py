@@ -20,7 +20,7 @@ from app.sync.desired import TagPrefixes
 from app.sync.plan import Plan
 
 SYNC: Final = "sync"
-"""The job kind (``app.sync.jobs``)."""
+"""The job kind (``app.sync.tasks``)."""
 REDACT_KEY: Final = "redact:{customer_id}"
 
 
