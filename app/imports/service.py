@@ -1,6 +1,6 @@
 """The import's rules that run inside a caller's transaction: queue one (never two at once),
 note Shopify's `bulk_operations/finish`, and read its progress for the admin page. Session first,
-never commits; the steps that talk to Shopify live in `app.imports.runner`."""
+never commits; the steps that talk to Shopify live in `app.imports.pull`."""
 
 from __future__ import annotations
 

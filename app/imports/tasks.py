@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.imports import runner, service
+from app.imports import pull, service
 from app.jobs import JobContext, register_async_kind, register_schedule
 from app.jobs import repository as jobs_repo
 from app.jobs.services import WorkerServices
@@ -40,7 +40,7 @@ async def _fresh_token(services: WorkerServices, shop_id: int) -> None:
 
 async def run_import_step(services: WorkerServices, job: JobContext) -> float | None:
     await _fresh_token(services, job.shop_id)
-    progress = await runner.advance_import(
+    progress = await pull.advance_import(
         services.factory, services.admin, job.shop_id, budget_s=STEP_BUDGET_S
     )
     return service.next_step_delay(progress)
@@ -48,7 +48,7 @@ async def run_import_step(services: WorkerServices, job: JobContext) -> float | 
 
 async def run_reconcile(services: WorkerServices, job: JobContext) -> float | None:
     await _fresh_token(services, job.shop_id)
-    await runner.reconcile(services.factory, services.admin, job.shop_id)
+    await pull.reconcile(services.factory, services.admin, job.shop_id)
     return None
 
 
