@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-import app.tasks  # noqa: F401 - every job kind: enqueueing reads its kind's retry policy
+from app import tasks  # noqa: F401 - every job kind: enqueueing reads its kind's retry policy
 from app.admin.router import STATIC_DIR as ADMIN_STATIC_DIR
 from app.admin.router import router as admin_router
 from app.auth.dev import router as dev_router

@@ -1,7 +1,7 @@
 """The embedded app: entry point and screens (server-rendered), their JSON, the CSV export, and the
 form posts (settings, re-import, resync).
 
-The App URL load is `/?embedded=1&host=…&id_token=…&shop=…&timestamp=…&hmac=…` (PLATFORM §2, §6):
+The App URL load is `/?embedded=1&host=…&id_token=…&shop=…&timestamp=…&hmac=…` (https://shopify.dev/docs/apps/build/admin/embedded-app-home):
 1. not embedded and no `id_token`: a browser opened the URL directly → send it into the admin
    (valid `shop`), or show a plain landing page (`frame-ancestors 'none'`);
 2. `shop` or `host` invalid → the App Bridge page only (App Bridge fixes the URL);

@@ -1,5 +1,5 @@
 """What each screen shows, shaped from the stored tables (session first, never commits), and the
-customer names fetched live from Shopify for the rows on screen (never stored, PRODUCT §1, §8)."""
+customer names fetched live from Shopify for the rows on screen (never stored: docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ STAGE_LABELS = {
 CLV_TIER_LABELS = {"top-10": "Top 10%", "top-25": "Top 25%", "other": "Below top 25%"}
 
 # Rows on screen only; `displayName` and `defaultEmailAddress` need protected customer data access
-# (PLATFORM §13): without it Shopify redacts them or refuses the query, and the page shows ids.
+# (https://shopify.dev/docs/apps/launch/protected-customer-data): without it Shopify redacts them
+# or refuses the query, and the page shows ids.
 CUSTOMER_NAMES_QUERY = """
 query CustomerNames($ids: [ID!]!) {
   nodes(ids: $ids) {
@@ -255,7 +256,7 @@ class Status:
     last_webhook_at: datetime | None
     sync_available: bool
     sync: SyncStatus | None
-    """The sync's own account (issue 7); None where there is no sync in this version."""
+    """The sync's own account; None where there is no sync in this version."""
     sync_running: Job | None
     failed_jobs: list[Job]
     rescored_at: datetime | None

@@ -59,7 +59,7 @@ RECONCILE_PAGE = 100
 
 # -- GraphQL documents (2026-10) ---------------------------------------------------------------
 
-# Exactly the fields the ledger keeps (PLATFORM §12 "Bulk export").
+# Exactly the fields the ledger keeps (https://shopify.dev/docs/api/usage/bulk-operations/queries).
 BULK_ORDERS_QUERY = """
 {
   orders {

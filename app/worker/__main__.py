@@ -10,7 +10,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
-import app.tasks  # noqa: F401 - registers every job kind
+from app import tasks  # noqa: F401 - registers every job kind
 from app.config import Settings, get_settings
 from app.jobs.services import services_factory
 from app.kit.db import make_engine, make_sessionmaker
