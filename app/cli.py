@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"re-encrypted the tokens of {count} shop(s)")
     elif args.command == "data-request":
         from app.kit.db import make_engine, make_sessionmaker
-        from app.shops.service import customer_data_export
+        from app.privacy.service import customer_data_export
 
         engine = make_engine(settings.database_url)
         with make_sessionmaker(engine)() as session:

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     # PostgreSQL connections per app process for order webhooks (besides SQLAlchemy's pool).
     webhook_pool_size: int = Field(default=10, ge=1)
-    # POST /webhooks transport limits (app/webhooks/router.py, docs/deployment.md). Shopify staff
+    # POST /webhooks transport limits (app/webhooks/endpoint.py, docs/deployment.md). Shopify staff
     # report order bodies "upwards of a megabyte" and document no upper bound for HTTPS delivery;
     # the 1,000,000-byte cap of its EventBridge delivery
     # (https://shopify.dev/changelog/amazon-eventbridge-webhook-payload-size-limit-increased-to-1-mb)

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from app import tasks  # noqa: F401 - every job kind: enqueueing reads its kind's retry policy
 from app.admin.router import STATIC_DIR as ADMIN_STATIC_DIR
 from app.admin.router import router as admin_router
 from app.auth.dev import router as dev_router
@@ -30,7 +31,8 @@ from app.jobs.metrics import QueueDepthCollector
 from app.kit.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
 from app.kit.errors import install_error_handler
 from app.kit.observability import RequestContextMiddleware, configure_logging, install_token_redaction
-from app.webhooks.router import WebhookEndpoint
+from app.webhooks.endpoint import WebhookEndpoint
+from app.webhooks.handlers import TOPICS as WEBHOOK_TOPICS
 
 
 class RfmApp(FastAPI):
@@ -46,7 +48,7 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if not is_sqlite(settings.database_url):
-                # order webhooks on PostgreSQL: one function call per delivery (app.webhooks.router)
+                # order webhooks on PostgreSQL: one function call per delivery (app.webhooks.endpoint)
                 app.state.webhook_pool = await stack.enter_async_context(
                     webhook_pool(settings.database_url, settings.webhook_pool_size)
                 )
@@ -75,7 +77,9 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     install_error_handler(app, set_frame_ancestors)
     install_session_token_handler(app)
     install_token_redaction()
-    app.add_middleware(WebhookEndpoint)  # POST /webhooks, inside the request id middleware
+    app.add_middleware(
+        WebhookEndpoint, topics=WEBHOOK_TOPICS
+    )  # POST /webhooks, inside the request id middleware
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(auth_router)

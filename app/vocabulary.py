@@ -18,6 +18,9 @@ from typing import Final
 # --------------------------------------------------------------------------------------------
 # RFM segments (quintile method) and the default grid
 
+ALL_CUSTOMERS: Final = "All customers"
+"""The `shop_segments` row that counts every scored customer (beside one row per RFM segment)."""
+
 SEGMENT_NAMES: Final[tuple[str, ...]] = (
     "Champions",
     "Loyal",

@@ -1,7 +1,7 @@
 """Benchmark: the history import's ingest of a bulk-operation JSONL file into PostgreSQL.
 
 Generates N orders (default 1,000,000 over 200,000 customers) as the exact lines
-`bulkOperationRunQuery` returns for `app.imports.runner.BULK_ORDERS_QUERY`, then times what the
+`bulkOperationRunQuery` returns for `app.imports.pull.BULK_ORDERS_QUERY`, then times what the
 import does with a downloaded file: stream it (1 MiB chunks), parse, stage by COPY, upsert into the
 ledger with the webhook rules (batches of 50,000), then recompute every customer's aggregates
 set-based. Reference measured in the same run: a raw COPY of the same rows (a pre-rendered text file
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from app.imports import runner  # noqa: E402
+from app.imports import pull  # noqa: E402
 from app.imports.repository import LEDGER_COLUMNS  # noqa: E402
 from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
 from app.models import Customer, Order, OrderImport  # noqa: E402
@@ -156,9 +156,9 @@ def main() -> None:
 
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
-        complete = asyncio.run(runner.ingest_stream(factory, shop_id, run_id, file_chunks(jsonl)))
+        complete = asyncio.run(pull.ingest_stream(factory, shop_id, run_id, file_chunks(jsonl)))
         t1 = time.perf_counter()
-        done = runner._recompute_aggregates(factory, shop_id, run_id, lambda: datetime.now(UTC), None)
+        done = pull._recompute_aggregates(factory, shop_id, run_id, lambda: datetime.now(UTC), None)
         t2 = time.perf_counter()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         assert complete and done

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 
-APP_BRIDGE_URL = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
+from app.auth.router import APP_BRIDGE_URL
+
 POLARIS_URL = "https://cdn.shopify.com/shopifycloud/polaris.js"
 LAUNCH_PARAMS = ("shop", "host", "embedded", "id_token")
 """What links between pages keep: App Bridge reads `shop`/`host`, `CurrentShop` reads `id_token`."""

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Customer, CustomerScore, Job, Order, ShopMetricsSnapshot, ShopSegment, StageChange
 from app.models.job import DONE, FAILED, PENDING, RUNNING
-from app.scoring.service import ALL_CUSTOMERS
-from app.vocabulary import CLV_TIERS, clv_tiers_within
+from app.vocabulary import ALL_CUSTOMERS, CLV_TIERS, clv_tiers_within
 
 PAGE_SIZE = 50
 MAX_OFFSET = 10_000

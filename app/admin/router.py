@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from app.admin import repository, service, views
 from app.admin.rendering import Formatter, launch_query, templates
+from app.auth.router import session_token_bounce
 from app.auth.security import set_frame_ancestors
 from app.auth.service import embedded_app_url
 from app.config import Settings
@@ -123,10 +124,7 @@ async def embedded_entry(request: Request) -> Response:
             return _page(request, "landing.html", None)
         return RedirectResponse(embedded_app_url(settings, shop_param), status_code=302)
     if shop_param is None or decode_host(query.get("host")) is None:
-        response = templates.TemplateResponse(
-            request, "session_token_bounce.html", {"api_key": settings.shopify_api_key}
-        )
-        return set_frame_ancestors(response, shop_param)
+        return session_token_bounce(request, shop_param)
     token, claims = session_claims(request)
     if claims.shop != shop_param:
         raise BadRequest("the shop parameter does not match the session token")
@@ -161,7 +159,7 @@ async def _customers(request: Request, shop: Shop) -> service.CustomerPage:
     data = await _read(request, service.customers, shop.shop_id, f, page)
     client = service.admin_client(request.app.state.http, request.app.state.settings, request.app.state)
     data.names, data.names_note = await service.customer_names(
-        client, request.app.state.auth, shop, [r["customer_id"] for r in data.rows]
+        client, request.app.state.auth.tokens, shop, [r["customer_id"] for r in data.rows]
     )
     return data
 

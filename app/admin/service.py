@@ -28,6 +28,7 @@ from app.settings.schemas import ScoringSettings, SettingsChange
 from app.settings.service import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, Unauthorized
 from app.shopify.token_crypto import TokenDecryptError
+from app.shops.tokens import ShopTokens
 from app.sync import service as sync_service
 from app.sync.service import SyncStatus
 from app.vocabulary import BELOW_CLV_TIERS_LABEL, CLV_TIER_LABELS, SEGMENT_NAMES, STAGE_NAMES
@@ -187,13 +188,13 @@ def admin_client(http: httpx.AsyncClient, settings: Settings, cache: Any) -> Adm
 
 
 async def customer_names(
-    client: AdminClient, auth: Any, shop: Shop, customer_ids: list[int]
+    client: AdminClient, tokens: ShopTokens, shop: Shop, customer_ids: list[int]
 ) -> tuple[dict[int, tuple[str | None, str | None]], str | None]:
     """({customer id: (display name, email)}, a note when names could not be shown)."""
     if not customer_ids:
         return {}, None
     try:
-        token = await auth.access_token(shop.domain)
+        token = await tokens.access_token(shop.domain)
     except (AppError, httpx.HTTPError):  # not installed, refresh refused or failed: ids only
         log.info("shop %s: no access token for customer names", shop.domain)
         return {}, "Names are not shown: the app has no access to this store right now."
@@ -212,7 +213,7 @@ async def customer_names(
             NAMES_TIMEOUT_S,
         )
     except Unauthorized:
-        await auth.invalidate_access_token(shop.domain, token)
+        await tokens.invalidate_access_token(shop.domain, token)
         return {}, "Names are not shown: Shopify refused the app's access; reopen the app."
     except (AdminApiError, TimeoutError, httpx.HTTPError) as exc:
         log.info("shop %s: customer names unavailable (%s)", shop.domain, type(exc).__name__)
@@ -251,17 +252,14 @@ class Status:
     last_webhook_at: datetime | None
     sync_available: bool
     sync: SyncStatus | None
-    """The sync's own account (issue 7); None where there is no sync in this version."""
+    """The sync's own account; None where there is no sync in this version."""
     sync_running: Job | None
     failed_jobs: list[Job]
     rescored_at: datetime | None
 
 
 def sync_registered() -> bool:
-    """Whether a `sync` job kind exists; the worker's job modules register the kinds."""
-    from app.worker import load_job_modules
-
-    load_job_modules()
+    """Whether a `sync` job kind exists (`app.tasks`, imported by `create_app`, registers the kinds)."""
     return registry.kind(SYNC_KIND) is not None
 
 

@@ -1,4 +1,4 @@
-"""Installing the app on a shop and keeping the shop's offline token valid (PLATFORM.md §1, §4–§6).
+"""Installing the app on a shop: token exchange and the authorization code grant.
 
 Primary path (Shopify-managed install): Shopify installs the app with the scopes of
 `shopify.app.toml` without calling us; the first time the merchant opens the app, the page carries
@@ -6,18 +6,16 @@ a session token, which `ShopAuth.ensure_installed` exchanges for an *expiring* o
 (token exchange) and stores, encrypted, on the shop's row. Legacy path (non-embedded installs, or
 `use_legacy_install_flow`): the authorization code grant, `begin_code_grant` / `complete_code_grant`.
 
-Expiring tokens are refreshed within `REFRESH_MARGIN` of their expiry; Shopify rotates the refresh
-token on every use, so the new pair is written in one compare-and-set statement the moment it
-arrives (a lost pair would lock the shop out until the merchant opens the app again).
-
-`ShopAuth` is the one place in the app that talks to Shopify's OAuth endpoints; it commits its own
-short transactions because a token Shopify has issued must be persisted before anything else can
-fail. Tokens never reach a logger: messages name the shop only.
+A stored token's life after install (refresh, migration, clearing a refused one) belongs to
+`app.shops.tokens.ShopTokens`, which the worker and the CLI use too; `ShopAuth` keeps one and
+adds the two ways a token is first obtained. It commits its own short transactions because a
+token Shopify has issued must be persisted before anything else can fail. Tokens never reach a
+logger: messages name the shop only.
+https://shopify.dev/docs/apps/build/authentication-authorization/get-access-tokens/exchange-tokens
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -25,8 +23,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -35,29 +32,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.auth import repository as auth_repo
 from app.config import Settings
 from app.imports.service import queue_import
 from app.kit.db import write_transaction
-from app.kit.errors import AppError, BadRequest
+from app.kit.errors import BadRequest
 from app.models import Shop
-from app.shopify.oauth import (
-    REFRESH_MARGIN,
-    AccessToken,
-    OAuthError,
-    build_authorize_url,
-    exchange_code,
-    migrate_to_expiring,
-    refresh_access_token,
-    token_exchange,
-)
+from app.shopify.oauth import AccessToken, OAuthError, build_authorize_url, exchange_code, token_exchange
 from app.shopify.query_hmac import verify_query_hmac
 from app.shopify.session_token import SessionTokenClaims
 from app.shopify.shop_domain import sanitize_shop_domain
 from app.shopify.token_crypto import TokenDecryptError
 from app.shops import repository as shops_repo
 from app.shops.service import register_shop
-from app.shops.tokens import forget_refused_token, store_token, token_cipher
+from app.shops.tokens import TOKEN_UNAVAILABLE, ShopifyTokenError, ShopTokens, store_token
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +56,6 @@ USED_STATE_TTL_S = 300  # longer than the cookie and the 90 s HMAC window togeth
 
 class OAuthCallbackRejected(BadRequest):
     """The code-grant callback failed a check (HMAC, timestamp, shop, state, replay, code)."""
-
-
-class ShopifyTokenError(AppError):
-    """Shopify did not issue a token for a reason other than an invalid session token. The detail
-    is what the merchant reads; Shopify's own words go to the log only."""
-
-    status_code = 502
-
-
-TOKEN_UNAVAILABLE = (
-    "Shopify did not give the app access to this store just now. Please try again in a minute."
-)
-
-
-class ReauthorizationRequired(AppError):
-    """No usable offline token: the merchant has to open the app (token exchange) again."""
-
-    status_code = 401
 
 
 # -- the state nonce of the code grant ---------------------------------------------------------
@@ -150,7 +119,7 @@ def embedded_app_url(settings: Settings, shop: str) -> str:
 
 
 class ShopAuth:
-    """Token lifecycle for every shop: install (token exchange or code grant), refresh, migrate.
+    """The web's install paths (token exchange, code grant) over the shop's `ShopTokens`.
 
     `http` returns the app's shared `httpx.AsyncClient` (injectable in `create_app`).
     """
@@ -160,43 +129,18 @@ class ShopAuth:
     ) -> None:
         self.settings = settings
         self.factory = factory
-        self._http = http
-        self.cipher = token_cipher(settings)
+        self.tokens = ShopTokens(settings, factory, http)
+        self.cipher = self.tokens.cipher
         self.used_states = UsedNonces()
-        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
 
     @property
     def http(self) -> httpx.AsyncClient:
-        return self._http()
+        return self.tokens.http
 
     @property
     def redirect_uri(self) -> str:
         return self.settings.app_url.rstrip("/") + CALLBACK_PATH
 
-    @asynccontextmanager
-    async def _shop_lock(self, domain: str) -> AsyncIterator[None]:
-        # One token operation per shop at a time in this process (two requests opening the app
-        # together must not both spend the refresh token); across processes the compare-and-set
-        # write decides.
-        key = (id(asyncio.get_running_loop()), domain)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            yield
-
-    # -- reading ---------------------------------------------------------------------------------
-    def _load(self, domain: str) -> Shop | None:
-        with self.factory() as session:
-            return shops_repo.get_by_domain(session, domain)
-
-    def _usable(self, shop: Shop | None) -> bool:
-        return shop is not None and shop.is_installed and shop.access_token_encrypted is not None
-
-    @staticmethod
-    def _needs_refresh(shop: Shop, now: datetime) -> bool:
-        expires = shop.access_token_expires_at
-        return expires is not None and now >= expires - REFRESH_MARGIN
-
-    # -- writing ---------------------------------------------------------------------------------
     def _save_install(self, domain: str, token: AccessToken) -> Shop:
         for attempt in (1, 2):
             try:
@@ -218,113 +162,19 @@ class ShopAuth:
                     raise
         raise AssertionError("unreachable")
 
-    def _save_rotation(self, shop: Shop, token: AccessToken) -> Shop:
-        assert shop.refresh_token_encrypted is not None
-        with write_transaction(self.factory) as session:
-            stored = auth_repo.replace_rotated_tokens(
-                session,
-                shop.shop_id,
-                shop.refresh_token_encrypted,
-                access_token_encrypted=self.cipher.encrypt(token.access_token),
-                access_token_expires_at=token.expires_at,
-                refresh_token_encrypted=self.cipher.encrypt(token.refresh_token)
-                if token.refresh_token
-                else None,
-                refresh_token_expires_at=token.refresh_token_expires_at,
-                scope=",".join(token.scope),
-            )
-        if not stored:
-            log.info("shop %s: another worker refreshed the token first; using its pair", shop.domain)
-        reloaded = self._load(shop.domain)
-        assert reloaded is not None
-        return reloaded
-
-    def _save_migration(self, shop: Shop, token: AccessToken) -> Shop:
-        with write_transaction(self.factory) as session:
-            current = session.get(Shop, shop.shop_id)
-            if current is not None and current.access_token_encrypted == shop.access_token_encrypted:
-                store_token(current, token, self.cipher)
-        reloaded = self._load(shop.domain)
-        assert reloaded is not None
-        return reloaded
-
-    def _forget(self, shop: Shop) -> None:
-        if shop.access_token_encrypted is None:
-            return
-        with write_transaction(self.factory) as session:
-            shops_repo.forget_tokens(session, shop.shop_id, shop.access_token_encrypted)
-
-    # -- Shopify calls ---------------------------------------------------------------------------
-    async def _refresh(self, shop: Shop, now: datetime) -> Shop | None:
-        """The shop with a refreshed token, or None when Shopify refused the refresh token (the
-        stored pair is then dropped) or there is none left to use."""
-        refresh_expires = shop.refresh_token_expires_at
-        if shop.refresh_token_encrypted is None or (refresh_expires is not None and now >= refresh_expires):
-            await run_in_threadpool(self._forget, shop)
-            return None
-        try:
-            token = await refresh_access_token(
-                self.http,
-                shop.domain,
-                self.settings.shopify_api_key,
-                self.settings.shopify_api_secret,
-                self.cipher.decrypt(shop.refresh_token_encrypted),
-                admin_base_url=self.settings.admin_base_url,
-            )
-        except OAuthError as exc:
-            if exc.status in (400, 401):
-                log.warning("shop %s: Shopify refused the refresh token (%s)", shop.domain, exc.error)
-                await run_in_threadpool(self._forget, shop)
-                return None
-            log.warning("shop %s: token refresh failed: %s", shop.domain, exc)
-            raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
-        return await run_in_threadpool(self._save_rotation, shop, token)
-
-    async def _migrate(self, shop: Shop) -> Shop:
-        """Swap a legacy non-expiring token for an expiring one (mandatory by 2027-01-01, §1);
-        fail-soft: the old token keeps working until then."""
-        assert shop.access_token_encrypted is not None
-        try:
-            token = await migrate_to_expiring(
-                self.http,
-                shop.domain,
-                self.settings.shopify_api_key,
-                self.settings.shopify_api_secret,
-                self.cipher.decrypt(shop.access_token_encrypted),
-                admin_base_url=self.settings.admin_base_url,
-            )
-        except OAuthError as exc:
-            log.warning("shop %s: migration to an expiring token failed (%s)", shop.domain, exc.error)
-            return shop
-        return await run_in_threadpool(self._save_migration, shop, token)
-
-    async def _keep_usable(self, shop: Shop, now: datetime) -> Shop | None:
-        """The shop with a current token (migrated or refreshed when due), or None when only a
-        token exchange can give it one."""
-        if shop.access_token_expires_at is None:
-            return await self._migrate(shop)
-        if not self._needs_refresh(shop, now):
-            return shop
-        try:
-            return await self._refresh(shop, now)
-        except ShopifyTokenError:
-            if now < shop.access_token_expires_at:
-                return shop  # still valid; try again on the next request
-            raise
-
     # -- public API ------------------------------------------------------------------------------
     async def ensure_installed(self, session_token: str, claims: SessionTokenClaims) -> Shop:
         """The installed shop of a *validated* session token, with a usable offline token.
 
         No token yet (managed install), uninstalled before, or a refresh Shopify refused: token
         exchange of `session_token`. Raises `InvalidSessionToken` when Shopify answers
-        `invalid_subject_token` (respond as for an invalid session token, §5)."""
+        `invalid_subject_token` (respond as for an invalid session token)."""
         domain = claims.shop
-        async with self._shop_lock(domain):
-            shop = await run_in_threadpool(self._load, domain)
-            if shop is not None and self._usable(shop):
+        async with self.tokens.shop_lock(domain):
+            shop = await run_in_threadpool(self.tokens.load, domain)
+            if shop is not None and self.tokens.usable(shop):
                 try:
-                    kept = await self._keep_usable(shop, datetime.now(UTC))
+                    kept = await self.tokens.keep_usable(shop, datetime.now(UTC))
                 except TokenDecryptError:
                     # The key that encrypted the stored pair is gone from TOKEN_ENCRYPTION_KEYS: a
                     # fresh token, stored under the current key, is the way back.
@@ -347,43 +197,6 @@ class ShopAuth:
             shop = await run_in_threadpool(self._save_install, domain, token)
             log.info("shop %s: offline token obtained by token exchange", domain)
             return shop
-
-    async def access_token(self, domain: str) -> str:
-        """A valid offline Admin API token for `domain` (refreshed first when within the margin).
-
-        For workers and the Admin API client. Raises `ReauthorizationRequired` when there is none
-        (not installed, uninstalled, or Shopify refused the refresh)."""
-        async with self._shop_lock(domain):
-            shop = await run_in_threadpool(self._load, domain)
-            if shop is None or not self._usable(shop):
-                raise ReauthorizationRequired(f"{domain} has no offline token; open the app to install")
-            now = datetime.now(UTC)
-            if shop.access_token_expires_at is None:
-                shop = await self._migrate(shop)
-            elif self._needs_refresh(shop, now):
-                try:
-                    refreshed = await self._refresh(shop, now)
-                except ShopifyTokenError:
-                    if now >= shop.access_token_expires_at:
-                        raise
-                    refreshed = shop
-                if refreshed is None:
-                    raise ReauthorizationRequired(f"{domain}: Shopify refused the refresh token")
-                shop = refreshed
-            assert shop.access_token_encrypted is not None
-            return self.cipher.decrypt(shop.access_token_encrypted)
-
-    async def invalidate_access_token(self, domain: str, token: str) -> None:
-        """The Admin API answered 401 for `token`: drop it (if still the stored one) so the next
-        page load exchanges a new one (PLATFORM §6)."""
-        async with self._shop_lock(domain):
-            shop = await run_in_threadpool(self._load, domain)
-            if shop is not None:
-                await run_in_threadpool(self._forget_refused, shop.shop_id, token)
-
-    def _forget_refused(self, shop_id: int, token: str) -> None:
-        with write_transaction(self.factory) as session:
-            forget_refused_token(session, shop_id, token, self.cipher)
 
     # -- legacy: authorization code grant ------------------------------------------------------
     def begin_code_grant(self, shop_param: str | None, now: float | None = None) -> tuple[str, str]:
@@ -440,7 +253,7 @@ class ShopAuth:
                     "Shopify refused the authorization code; start the installation again"
                 ) from None
             raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
-        async with self._shop_lock(shop):
+        async with self.tokens.shop_lock(shop):
             saved = await run_in_threadpool(self._save_install, shop, token)
         log.info("shop %s: offline token obtained by authorization code grant", shop)
         return saved

@@ -32,14 +32,15 @@ import httpx
 import uvicorn
 from sqlalchemy import func, select
 
+import app.tasks  # noqa: F401 - registers every job kind
 from app.config import Settings
 from app.demo.history import generate
 from app.imports.service import import_progress
+from app.jobs.services import services_factory
 from app.kit.db import make_engine, make_sessionmaker, migrate
 from app.main import create_app
 from app.models import Customer, CustomerScore, Shop
-from app.worker import Worker, load_job_modules
-from app.worker.services import services_factory
+from app.worker import Worker
 from shopify_double.oauth import install_app
 from shopify_double.server import create_devstore_app
 from shopify_double.signing import make_session_token
@@ -200,7 +201,6 @@ class Demo:
 
         engine = make_engine(settings.database_url)
         factory = make_sessionmaker(engine)
-        load_job_modules()
         self._worker = Worker(factory, services=services_factory(settings), poll_seconds=0.2)
         worker_thread = threading.Thread(target=self._run_worker, name="worker", daemon=True)
         self._threads.append(worker_thread)

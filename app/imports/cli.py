@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.imports import runner
+from app.imports import pull
 from app.imports.schemas import ImportProgress, ImportState
 from app.kit.db import make_engine, make_sessionmaker
 from app.shopify.admin_client import AdminClient
@@ -39,7 +39,7 @@ def import_command(settings: Settings, domain: str) -> int:
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
             admin = AdminClient(http, settings)
             factory = make_sessionmaker(engine)
-            return await runner.run_import(factory, admin, shop_id, on_progress=_print)
+            return await pull.run_import(factory, admin, shop_id, on_progress=_print)
 
     progress = asyncio.run(go())
     engine.dispose()
@@ -55,10 +55,10 @@ def reconcile_command(settings: Settings, domain: str) -> int:
         print(f"shop {domain} is not installed", file=sys.stderr)
         return 1
 
-    async def go() -> runner.ReconcileReport:
+    async def go() -> pull.ReconcileReport:
         async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
             admin = AdminClient(http, settings)
-            return await runner.reconcile(make_sessionmaker(engine), admin, shop_id)
+            return await pull.reconcile(make_sessionmaker(engine), admin, shop_id)
 
     report = asyncio.run(go())
     engine.dispose()

@@ -1,6 +1,6 @@
 """The import's rules that run inside a caller's transaction: queue one (never two at once),
 note Shopify's `bulk_operations/finish`, and read its progress for the admin page. Session first,
-never commits; the steps that talk to Shopify live in `app.imports.runner`."""
+never commits; the steps that talk to Shopify live in `app.imports.pull`."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ IMPORT_JOB = "import"
 
 def queue_import(session: Session, shop_id: int, now: datetime) -> ImportProgress:
     """On install, from the admin page or the CLI: request the history import and the worker's job
-    (`app.imports.jobs`) that runs it step by step."""
+    (`app.imports.tasks`) that runs it step by step."""
     progress = request_import(session, shop_id, now)
     jobs_repo.enqueue(session, shop_id, IMPORT_JOB, now)
     return progress

@@ -9,8 +9,8 @@ level-triggered part: "customers marked to score", "nightly fit").
     from app.jobs import register_kind, register_schedule
     register_kind("import", run_import, max_attempts=10, lease_seconds=3600)
 
-Registration happens at import time of the domain's ``jobs`` module; ``app.worker`` imports the
-modules listed in ``JOB_MODULES``.
+Registration happens at import time of the domain's ``tasks`` module; ``app.tasks`` imports them
+all, and the processes that run or enqueue jobs import ``app.tasks``.
 """
 
 from __future__ import annotations
@@ -19,17 +19,9 @@ import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy.orm import Session
-
-JOB_MODULES: Final[list[str]] = [
-    "app.jobs.maintenance",
-    "app.scoring.jobs",
-    "app.imports.jobs",
-    "app.sync.jobs",
-]
-"""Modules the worker imports so that their kinds and schedules register (others append theirs)."""
 
 
 @dataclass(frozen=True, slots=True)

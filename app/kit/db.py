@@ -93,7 +93,7 @@ def libpq_url(url: str) -> str:
 
 def webhook_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
     """PostgreSQL connections for the order-webhook path, in autocommit: each delivery is one call
-    of a server-side function, its own transaction (app.webhooks.router). Use with `async with`.
+    of a server-side function, its own transaction (app.webhooks.endpoint). Use with `async with`.
     No check on checkout (that would be a round trip per delivery): a broken connection fails its
     one delivery with a 503, which Shopify retries, and the pool replaces it."""
     return AsyncConnectionPool(

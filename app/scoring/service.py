@@ -47,6 +47,7 @@ from app.scoring import repository as repo
 from app.scoring import rules
 from app.settings.schemas import ScoringSettings
 from app.settings.service import get_settings, settings_updated_at
+from app.vocabulary import ALL_CUSTOMERS
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,6 @@ FIT_GROWTH: Final = 0.05
 BACKTEST_MIN_HISTORY_DAYS: Final = 90
 COHORT_MONTHS: Final = 36
 NEXT_ORDER_CAP_DAYS: Final = 3650
-ALL_CUSTOMERS: Final = "All customers"
 MONEY_CAP: Final = float(SUM_LIMIT - SUM_LIMIT.scaleb(-14))
 """The largest money value a rescore stores: below SUM_LIMIT also as PostgreSQL reads the float
 (15 significant digits)."""

@@ -117,3 +117,34 @@ def forget_tokens(session: Session, shop_id: int, expected_access_encrypted: str
         )
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def replace_rotated_tokens(
+    session: Session,
+    shop_id: int,
+    expected_refresh_encrypted: str,
+    *,
+    access_token_encrypted: str,
+    access_token_expires_at: datetime | None,
+    refresh_token_encrypted: str | None,
+    refresh_token_expires_at: datetime | None,
+    scope: str,
+) -> bool:
+    """Store a refreshed pair in one statement, only if the row still holds the refresh token that
+    was spent (compare-and-set). False: another worker rotated first; its pair is the one to use."""
+    result = session.execute(
+        update(shops)
+        .where(
+            shops.c.shop_id == shop_id,
+            shops.c.refresh_token_encrypted == expected_refresh_encrypted,
+            shops.c.uninstalled_at.is_(None),
+        )
+        .values(
+            access_token_encrypted=access_token_encrypted,
+            access_token_expires_at=access_token_expires_at,
+            refresh_token_encrypted=refresh_token_encrypted,
+            refresh_token_expires_at=refresh_token_expires_at,
+            scope=scope,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -1,4 +1,4 @@
-"""The sync's rules on the database side (PRODUCT §6): which shops and customers are due, the tag
+"""The sync's rules on the database side: which shops and customers are due, the tag
 prefixes in force and the former ones still to migrate, recording what Shopify accepted or
 refused, and the status the admin page shows. Services take the session first and never commit."""
 
@@ -20,7 +20,7 @@ from app.sync.desired import TagPrefixes
 from app.sync.plan import Plan
 
 SYNC: Final = "sync"
-"""The job kind (``app.sync.jobs``)."""
+"""The job kind (``app.sync.tasks``)."""
 REDACT_KEY: Final = "redact:{customer_id}"
 
 
@@ -47,7 +47,7 @@ class RunContext:
 
 @dataclass(frozen=True, slots=True)
 class SyncStatus:
-    """For the admin page's status section (PRODUCT §7)."""
+    """For the admin page's status section."""
 
     enabled: bool
     last_sync_at: datetime | None

@@ -9,8 +9,7 @@ the shop fields a body carries must name the shop of the header and the shop we 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,6 @@ from app.kit.errors import AppError
 from app.models import Shop
 from app.orders import service as orders
 from app.orders.schemas import (
-    OrderFacts,
     PayloadError,
     parse_gid,
     parse_id,
@@ -29,22 +27,12 @@ from app.orders.schemas import (
     parse_order_id,
     parse_refund,
 )
+from app.privacy import service as privacy
 from app.shops import service as shops
 from app.shops.repository import ShopRef
+from app.webhooks.schemas import Apply, OrderDelivery, Topic
 
 log = logging.getLogger(__name__)
-
-Apply = Callable[[Session, ShopRef, datetime], object]
-
-
-@dataclass(frozen=True)
-class Topic:
-    # the payload and the shop domain of the delivery's (lowercased) X-Shopify-Shop-Domain header
-    parse: Callable[[Any, str], Apply]
-    # compliance and uninstall deliveries still arrive after the app was removed
-    accepts_uninstalled: bool = False
-    # shop/redact may name a shop already erased: answer 200 so Shopify stops asking
-    accepts_unknown_shop: bool = False
 
 
 class ShopMismatch(AppError):
@@ -100,17 +88,6 @@ def _for_shop(shopify_shop_id: int, field: str, apply: Apply) -> Apply:
         return apply(session, shop, now)
 
     return checked
-
-
-@dataclass(frozen=True)
-class OrderDelivery:
-    """orders/create, /updated, /paid, /cancelled. Carries its facts so that the webhook endpoint
-    can hand them to the one-round-trip path on PostgreSQL (`orders.ingest_order`)."""
-
-    facts: OrderFacts
-
-    def __call__(self, session: Session, shop: ShopRef, now: datetime) -> object:
-        return orders.apply_order(session, shop.shop_id, self.facts, now)
 
 
 def _order(payload: Any, domain: str) -> Apply:
@@ -185,7 +162,7 @@ def _customers_redact(payload: Any, domain: str) -> Apply:
     return _for_shop(
         shop_id,
         "shop_id",
-        lambda s, shop, now: shops.redact_customer(s, shop.shop_id, customer_id, order_ids, now),
+        lambda s, shop, now: privacy.redact_customer(s, shop.shop_id, customer_id, order_ids, now),
     )
 
 
@@ -201,7 +178,7 @@ def _customers_data_request(payload: Any, domain: str) -> Apply:
     request_id = parse_id(request.get("id"), "data_request.id")
 
     def record(session: Session, shop: ShopRef, now: datetime) -> None:
-        shops.record_data_request(session, shop.shop_id, request_id, customer_id, order_ids, now)
+        privacy.record_data_request(session, shop.shop_id, request_id, customer_id, order_ids, now)
 
     return _for_shop(shop_id, "shop_id", record)
 
@@ -216,7 +193,7 @@ def _shop_redact(payload: Any, domain: str) -> Apply:
             # Shopify sends shop/redact 48 h after an uninstall, and not at all once the app is
             # installed again: erasing an installed shop would act on a stale or replayed body.
             return "installed"
-        shops.redact_shop(session, shop.shop_id)
+        privacy.redact_shop(session, shop.shop_id)
         return None
 
     return _for_shop(shop_id, "shop_id", erase)

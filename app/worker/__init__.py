@@ -5,7 +5,8 @@ jobs whose worker vanished, claim the next due job and run its handler in one tr
 job runs, a thread renews its heartbeat (``jobs.heartbeat_at``) on its own connection, so a job
 whose worker died is taken over within ``HEARTBEAT_EXPIRY_S`` (``app.jobs.repository``). Many
 workers may run against PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``, and one (shop, kind) never
-runs twice at once); on SQLite run one. SIGTERM / SIGINT finish the job in hand, then exit.
+runs twice at once); on SQLite run one. The worker knows no domain: the kinds are those registered
+(``app.tasks``, imported by ``python -m app.worker``). SIGTERM / SIGINT finish the job in hand, then exit.
 A failing job is retried with exponential backoff and, out of attempts, kept as ``failed`` with its
 error and logged at ERROR: never dropped silently.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import logging
 import os
 import signal
@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import registry
 from app.jobs import repository as jobs_repo
+from app.jobs.services import ServicesFactory, WorkerServices
 from app.kit.db import write_transaction
 from app.kit.observability import JOB_RUNS
 from app.models.job import FAILED
-from app.worker.services import ServicesFactory, WorkerServices
 
 log = logging.getLogger("app.worker")
 Clock = Callable[[], dt.datetime]
@@ -39,11 +39,6 @@ Clock = Callable[[], dt.datetime]
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def load_job_modules(modules: Iterable[str] | None = None) -> None:
-    for module in modules if modules is not None else registry.JOB_MODULES:
-        importlib.import_module(module)
 
 
 class Worker:
@@ -259,4 +254,4 @@ class _Heartbeat:
                 return
 
 
-__all__ = ["ClaimLost", "Worker", "load_job_modules", "utcnow"]
+__all__ = ["ClaimLost", "Worker", "utcnow"]

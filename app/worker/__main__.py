@@ -1,4 +1,7 @@
-"""`python -m app.worker`: run one worker until SIGTERM."""
+"""`python -m app.worker`: run one worker until SIGTERM.
+
+This entry point is the worker process's composition: it imports `app.tasks` (every domain's job
+kinds), which the rest of `app.worker` never does (the one exception in the import contracts)."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
+from app import tasks  # noqa: F401 - registers every job kind
 from app.config import Settings, get_settings
+from app.jobs.services import services_factory
 from app.kit.db import make_engine, make_sessionmaker
 from app.kit.observability import configure_logging
-from app.worker import Worker, load_job_modules
-from app.worker.services import services_factory
+from app.worker import Worker
 
 
 def serve_metrics(settings: Settings) -> WSGIServer | None:
@@ -28,7 +32,6 @@ def main() -> int:
     configure_logging(settings.log_level, json_logs=settings.json_logs)
     serve_metrics(settings)
     engine = make_engine(settings.database_url)
-    load_job_modules()
     worker = Worker(make_sessionmaker(engine), services=services_factory(settings))
     worker.install_signal_handlers()
     try:

@@ -21,9 +21,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+import app.tasks  # noqa: F401 - registers every job kind
 from app.kit.db import make_sessionmaker
 from app.models import CustomerScore, ShopMetricsSnapshot, ShopSegment
-from app.worker import Worker, load_job_modules
+from app.worker import Worker
 from tests.admin.conftest import launch
 from tests.admin.seed import SeededShop
 
@@ -170,7 +171,6 @@ def test_a_settings_change_moves_the_segments(
     page.wait_for_selector("#settings-saved")  # type: ignore[attr-defined]
     assert "scored again" in page.locator("#settings-saved").inner_text()  # type: ignore[attr-defined]
 
-    load_job_modules()
     factory: sessionmaker[Session] = make_sessionmaker(engine)  # type: ignore[arg-type]
     Worker(factory, run_schedules=False).run_pending()  # the worker picks up the queued rescore
     assert champions() == 0

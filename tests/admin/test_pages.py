@@ -343,10 +343,9 @@ def test_the_csv_export_reads_through_a_server_side_cursor(seeded: SeededShop, s
 @contextmanager
 def _without_sync_kind() -> Iterator[None]:
     """No `sync` job kind for one test (a version without the sync); the registered one comes back."""
+    import app.tasks  # noqa: F401 - registers every job kind
     from app.jobs import register_async_kind, register_kind, registry
-    from app.worker import load_job_modules
 
-    load_job_modules()
     previous = registry.kind("sync")
     registry.unregister("sync")
     try:

@@ -14,14 +14,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.auth.service import ReauthorizationRequired, ShopAuth
+from app.auth.service import ShopAuth
 from app.config import Settings
 from app.main import create_app
 from app.models import Shop
 from app.shopify.oauth import AccessToken
 from app.shopify.token_crypto import generate_key
 from app.shops.repository import get_by_domain
-from app.shops.tokens import access_token, refresh_token, store_token, token_cipher
+from app.shops.tokens import ReauthorizationRequired, access_token, refresh_token, store_token, token_cipher
 from shopify_double import DevStore
 from shopify_double.signing import make_session_token
 from tests.fixtures.factories import create_shop
@@ -154,12 +154,12 @@ def test_non_expiring_token_is_migrated_on_open(
     assert store.token_scopes(SHOP, legacy) is None  # Shopify revoked the old one
 
 
-# -- ShopAuth.access_token: what workers and the Admin API client call ---------------------------
+# -- ShopTokens.access_token: what workers and the Admin API client call ---------------------------
 
 
 def run_access_token(app: FastAPI, domain: str = SHOP) -> str:
     auth: ShopAuth = app.state.auth
-    return asyncio.run(auth.access_token(domain))
+    return asyncio.run(auth.tokens.access_token(domain))
 
 
 def test_access_token_returns_the_stored_token(
@@ -204,9 +204,9 @@ def test_invalidate_access_token_forgets_the_token_shopify_refused(
     browser.get("/api/shop", headers=bearer(store))
     token = run_access_token(auth_app)
     auth: ShopAuth = auth_app.state.auth
-    asyncio.run(auth.invalidate_access_token(SHOP, "some-other-token"))
+    asyncio.run(auth.tokens.invalidate_access_token(SHOP, "some-other-token"))
     assert stored(session, app_settings)[1] == token
-    asyncio.run(auth.invalidate_access_token(SHOP, token))
+    asyncio.run(auth.tokens.invalidate_access_token(SHOP, token))
     assert stored(session, app_settings)[1] is None
 
 
@@ -230,7 +230,7 @@ def test_a_refresh_that_lost_the_race_keeps_the_winners_pair(
     session.commit()
     late = AccessToken(access_token="shpat_late", scope=["read_orders"], refresh_token="shprt_late")
     auth: ShopAuth = auth_app.state.auth
-    after = auth._save_rotation(before, late)  # noqa: SLF001 - the write step of a refresh
+    after = auth.tokens._save_rotation(before, late)  # noqa: SLF001 - the write step of a refresh
     assert access_token(after, cipher) == "shpat_winner"
     assert refresh_token(after, cipher) == "shprt_winner"
 

@@ -87,7 +87,7 @@ async def scenario(settings: Settings, store: DevStore) -> None:
             ) as browser:
                 # 1. Legacy install, over HTTP: /auth → Shopify's grant screen → /auth/callback.
                 await install_by_code_grant(browser, shopify, LEGACY_SHOP)
-                legacy_token = await auth.access_token(LEGACY_SHOP)
+                legacy_token = await auth.tokens.access_token(LEGACY_SHOP)
                 body = await graphql(shopify, LEGACY_SHOP, legacy_token, "{ shop { myshopifyDomain } }")
                 assert body["data"] == {"shop": {"myshopifyDomain": LEGACY_SHOP}}
 
@@ -98,7 +98,7 @@ async def scenario(settings: Settings, store: DevStore) -> None:
                     f"frame-ancestors https://{MANAGED_SHOP} https://admin.shopify.com;"
                 )
                 assert '<strong id="customer-count">0</strong>' in page.text
-                token = await auth.access_token(MANAGED_SHOP)
+                token = await auth.tokens.access_token(MANAGED_SHOP)
                 assert store.token_scopes(MANAGED_SHOP, token) == frozenset(settings.scopes.split(","))
 
                 # 3. Shopify sends a signed orders/create; the app counts it.
@@ -145,7 +145,7 @@ async def scenario(settings: Settings, store: DevStore) -> None:
                         .where(Shop.domain == MANAGED_SHOP)
                         .values(access_token_expires_at=datetime.now(UTC) + timedelta(minutes=2))
                     )
-                refreshed = await auth.access_token(MANAGED_SHOP)
+                refreshed = await auth.tokens.access_token(MANAGED_SHOP)
                 assert refreshed != token
                 assert (await graphql(shopify, MANAGED_SHOP, refreshed, "{ shop { name } }"))["data"]
         finally:

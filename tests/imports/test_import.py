@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.imports import runner
+from app.imports import pull
 from app.imports.schemas import ImportProgress, ImportState
 from tests.imports.conftest import SHOP, World, expected_aggregates, no_sleep, seed_history
 
 
 def _run_to_end(world: World) -> ImportProgress:
-    return world.run(lambda admin: runner.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
+    return world.run(lambda admin: pull.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
 
 
 def test_import_gives_the_aggregates_recomputed_from_the_stores_history(world: World) -> None:

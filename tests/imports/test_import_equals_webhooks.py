@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from app.imports import runner
+from app.imports import pull
 from app.models import Customer
 from shopify_double import order_payload
 from tests.fixtures.factories import create_shop
@@ -59,7 +59,7 @@ def test_import_gives_exactly_the_aggregates_of_the_same_history_sent_as_webhook
             == 200
         )
 
-    world.run(lambda admin: runner.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
+    world.run(lambda admin: pull.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
 
     imported = _customers(world, world.shop_id)
     assert imported == _customers(world, twin_id)

@@ -6,21 +6,21 @@ from typing import Any
 
 import pytest
 
-from app.imports import repository, runner
+from app.imports import pull, repository
 from app.imports.schemas import ImportState
 from tests.imports.conftest import SHOP, World, expected_aggregates, no_sleep, seed_history
 
 
-def _step(world: World, **kwargs: Any) -> runner.ImportProgress:
-    return world.run(lambda admin: runner.advance_import(world.factory, admin, world.shop_id, **kwargs))
+def _step(world: World, **kwargs: Any) -> pull.ImportProgress:
+    return world.run(lambda admin: pull.advance_import(world.factory, admin, world.shop_id, **kwargs))
 
 
-def _start(world: World) -> runner.ImportProgress:
-    return world.run(lambda admin: runner.start_import(world.factory, world.shop_id))
+def _start(world: World) -> pull.ImportProgress:
+    return world.run(lambda admin: pull.start_import(world.factory, world.shop_id))
 
 
-def _finish(world: World) -> runner.ImportProgress:
-    return world.run(lambda admin: runner.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
+def _finish(world: World) -> pull.ImportProgress:
+    return world.run(lambda admin: pull.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
 
 
 def test_a_crash_mid_ingest_resumes_without_counting_twice(
@@ -88,7 +88,7 @@ def test_an_operation_started_before_a_crash_is_adopted_not_doubled(world: World
     # The previous worker started the export, then died before recording it.
     world.run(
         lambda admin: admin.execute(
-            SHOP, _token(world), runner.RUN_BULK_QUERY, {"query": runner.BULK_ORDERS_QUERY}
+            SHOP, _token(world), pull.RUN_BULK_QUERY, {"query": pull.BULK_ORDERS_QUERY}
         )
     )
 
@@ -137,7 +137,7 @@ def test_an_operation_failing_every_time_ends_failed_with_the_reason(world: Worl
     world.store.bulk.auto_complete = False
     _start(world)
     progress = None
-    for _ in range(runner.MAX_ATTEMPTS):
+    for _ in range(pull.MAX_ATTEMPTS):
         _step(world)
         op = world.store.bulk.all(SHOP)[-1]
         world.store.bulk.fail(SHOP, op.id, "TIMEOUT")

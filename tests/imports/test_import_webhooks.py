@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from app.imports import runner
+from app.imports import pull
 from app.imports.schemas import ImportState
 from shopify_double import order_payload
 from tests.fixtures.webhooks import post_webhook
 from tests.imports.conftest import SHOP, World, expected_aggregates, no_sleep, seed_history
 
 
-def _step(world: World) -> runner.ImportProgress:
-    return world.run(lambda admin: runner.advance_import(world.factory, admin, world.shop_id))
+def _step(world: World) -> pull.ImportProgress:
+    return world.run(lambda admin: pull.advance_import(world.factory, admin, world.shop_id))
 
 
-def _finish(world: World) -> runner.ImportProgress:
-    return world.run(lambda admin: runner.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
+def _finish(world: World) -> pull.ImportProgress:
+    return world.run(lambda admin: pull.run_import(world.factory, admin, world.shop_id, sleep=no_sleep))
 
 
-def _reconcile(world: World) -> runner.ReconcileReport:
-    return world.run(lambda admin: runner.reconcile(world.factory, admin, world.shop_id))
+def _reconcile(world: World) -> pull.ReconcileReport:
+    return world.run(lambda admin: pull.reconcile(world.factory, admin, world.shop_id))
 
 
 def test_webhooks_newer_and_older_than_the_snapshot_are_neither_lost_nor_counted_twice(
@@ -32,7 +32,7 @@ def test_webhooks_newer_and_older_than_the_snapshot_are_neither_lost_nor_counted
     late, changed = buyers[0], buyers[1]
     old_payload = order_payload(store, SHOP, late)  # a delivery Shopify will retry much later
     store.update_order(SHOP, late.id, total_price=late.total_price + 5)
-    world.run(lambda admin: runner.start_import(world.factory, world.shop_id))
+    world.run(lambda admin: pull.start_import(world.factory, world.shop_id))
     _step(world)  # the export starts: its file is a snapshot of now
     # After the snapshot: an order changes and its webhook arrives before the file is ingested.
     store.update_order(SHOP, changed.id, cancelled_at=store.now(), financial_status="VOIDED")
@@ -56,7 +56,7 @@ def test_the_bulk_finish_webhook_marks_the_running_import_ready_to_download(
 ) -> None:
     seed_history(world.store, 20)
     world.store.bulk.auto_complete = False
-    world.run(lambda admin: runner.start_import(world.factory, world.shop_id))
+    world.run(lambda admin: pull.start_import(world.factory, world.shop_id))
     _step(world)
     op = world.store.bulk.complete(SHOP, world.import_row().bulk_operation_id or "")
     payload = {

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from app.imports import runner
+from app.imports import pull
 from app.imports.service import request_import
 from app.kit.db import write_transaction
 from app.models import Shop
@@ -50,11 +50,11 @@ def test_an_import_refused_for_an_old_token_keeps_the_refreshed_one(world: World
             refreshed.append(_refresh_elsewhere(world))
         await double(scope, receive, send)
 
-    async def step() -> runner.ImportProgress:
+    async def step() -> pull.ImportProgress:
         transport = httpx.ASGITransport(app=refreshed_while_in_flight)
         async with httpx.AsyncClient(transport=transport, base_url="http://devstore") as http:
             admin = AdminClient(http, world.settings, sleep=no_sleep)
-            return await runner.advance_import(world.factory, admin, world.shop_id)
+            return await pull.advance_import(world.factory, admin, world.shop_id)
 
     progress = asyncio.run(step())
 
@@ -67,6 +67,6 @@ def test_an_import_refused_for_the_stored_token_forgets_it(world: World) -> None
         request_import(session, world.shop_id, datetime.now(UTC))
     world.store.revoke(SHOP)
 
-    world.run(lambda admin: runner.advance_import(world.factory, admin, world.shop_id))
+    world.run(lambda admin: pull.advance_import(world.factory, admin, world.shop_id))
 
     assert _stored_token(world) is None

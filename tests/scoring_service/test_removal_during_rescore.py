@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.customers import repository as customers_repo
 from app.models import Customer, CustomerScore, Shop
 from app.orders import service as orders_service
+from app.privacy import service as privacy
 from app.scoring import repository as repo
 from app.scoring import service
-from app.shops import service as shops_service
 from tests.scoring_service.ledger import add_order, at
 
 NOW = at("2026-06-01")
@@ -55,7 +55,7 @@ def test_a_customer_redacted_after_the_rescore_read_them_gets_no_scores_back(
     def redact_first(s: Session, shop: int) -> int:
         monkeypatch.setattr(repo, "lock_scores", real_lock)  # the removal takes it too
         with sessionmaker(engine).begin() as other:
-            shops_service.redact_customer(other, shop, 3, [], NOW)
+            privacy.redact_customer(other, shop, 3, [], NOW)
         return real_lock(s, shop)
 
     monkeypatch.setattr(repo, "lock_scores", redact_first)
@@ -111,7 +111,7 @@ def _until_waiting_on_a_lock(engine: Engine, thread: threading.Thread) -> None:
 
 def _redact(engine: Engine, shop_id: int, customer_id: int) -> None:
     with sessionmaker(engine).begin() as other:
-        shops_service.redact_customer(other, shop_id, customer_id, [], NOW)
+        privacy.redact_customer(other, shop_id, customer_id, [], NOW)
 
 
 def test_a_merge_after_the_rescore_read_the_customers_drops_the_merged_away_scores(

@@ -131,14 +131,14 @@ class World:
 
     def run_sync_jobs(self) -> int:
         """Run the pending sync jobs (customers/redact's among them) the way the worker does."""
-        from app.worker import Worker, load_job_modules
-        from app.worker.services import services_factory
+        import app.tasks  # noqa: F401 - registers every job kind
+        from app.jobs.services import services_factory
+        from app.worker import Worker
 
         with write_transaction(self.factory) as session:
             shop = session.get(Shop, self.shop_id)
             assert shop is not None
             shop.access_token_expires_at = datetime.now(UTC) + timedelta(days=1)  # no refresh needed
-        load_job_modules()
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_devstore_app(self.store)), base_url="http://devstore"
         )

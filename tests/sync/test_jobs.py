@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import delete, select
 from starlette.testclient import TestClient
 
+import app.tasks  # noqa: F401 - registers every job kind
+from app.jobs.services import services_factory
 from app.kit.db import write_transaction
 from app.models import Job, Shop
 from app.shops import service as shops
 from app.sync import push
 from app.sync.service import REDACT_KEY, SYNC, enqueue_due_syncs
-from app.worker import Worker, load_job_modules
-from app.worker.services import services_factory
+from app.worker import Worker
 from shopify_double import create_devstore_app
 from tests.fixtures.webhooks import post_webhook
 from tests.sync.conftest import SHOP, World, seed
@@ -66,7 +67,6 @@ def test_the_worker_runs_the_sync_job_against_shopify(world: World) -> None:
         shop = session.get(Shop, world.shop_id)
         assert shop is not None
         shop.access_token_expires_at = datetime.now(UTC) + timedelta(days=1)  # no refresh needed
-    load_job_modules()
     http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_devstore_app(world.store)), base_url="http://devstore"
     )

@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+import app.tasks  # noqa: F401 - registers every job kind
 from app.jobs import JobContext, enqueue, register_kind
 from app.jobs import repository as jobs_repo
 from app.jobs.registry import unregister
 from app.kit.db import make_sessionmaker
 from app.models import Customer, Job
 from app.scoring import service
-from app.worker import Worker, load_job_modules
+from app.worker import Worker
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import add_order, at
 
@@ -34,7 +35,6 @@ class Clock:
 
 @pytest.fixture
 def factory(engine: Engine) -> sessionmaker[Session]:
-    load_job_modules()
     return make_sessionmaker(engine)
 
 

@@ -1,4 +1,6 @@
-"""Import a shop's order history with a bulk operation, and reconcile what webhooks missed.
+"""Pulling orders from Shopify (the counterpart of `app/sync/push.py`): the history import by bulk
+operation, and the reconciliation of what webhooks missed. `app.imports.service` is the public side
+(queueing, progress) other domains call.
 
 The import is a state machine kept in the `imports` row (see `app.models.order_import`):
 
@@ -57,7 +59,7 @@ RECONCILE_PAGE = 100
 
 # -- GraphQL documents (2026-10) ---------------------------------------------------------------
 
-# Exactly the fields the ledger keeps (PLATFORM §12 "Bulk export").
+# Exactly the fields the ledger keeps (https://shopify.dev/docs/api/usage/bulk-operations/queries).
 BULK_ORDERS_QUERY = """
 {
   orders {
@@ -150,7 +152,7 @@ U = TypeVar("U")
 
 
 class ImportSuperseded(Exception):
-    """Another runner moved the import on (or a new run replaced it); this step stops."""
+    """Another worker moved the import on (or a new run replaced it); this step stops."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The sync's job kind and schedule (``app.jobs.registry``).
+"""The sync's job kind and schedule (registered through ``app.tasks``).
 
 ``sync`` is an async kind: each run is one resumable step of :func:`app.sync.push.sync_shop`
 (committing after every document), or, with a ``redact_customer`` payload, the removal of one
@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from app.auth.service import ReauthorizationRequired
 from app.jobs import JobContext, register_async_kind, register_schedule
+from app.jobs.services import WorkerServices
 from app.kit.db import write_transaction
 from app.models import Shop
+from app.shops.tokens import ReauthorizationRequired
 from app.sync import push, service
-from app.worker.services import WorkerServices
 
 SCHEDULE_EVERY_S = 5.0
 
@@ -33,7 +33,7 @@ async def run_sync(services: WorkerServices, job: JobContext) -> float | None:
     if domain is None:
         return None  # uninstalled: nothing may be written, nothing is retried
     try:
-        token = await services.auth.access_token(domain)
+        token = await services.tokens.access_token(domain)
     except ReauthorizationRequired:
         with write_transaction(services.factory) as session:
             service.record_shop_error(session, job.shop_id, push.NO_TOKEN, _now())

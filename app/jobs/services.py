@@ -1,6 +1,8 @@
-"""What async job handlers get from the worker: one HTTP client, one Admin API client, token access.
+"""What async job handlers get from the worker: one HTTP client, one Admin API client, the shops'
+tokens (`app.shops.tokens.ShopTokens`, the same owner the web and the CLI use).
 
-Built inside the worker's event loop on first use and closed when the worker stops."""
+Built inside the worker's event loop on first use and closed when the worker stops. It lives with
+the jobs, below the worker, so that a domain's `tasks.py` can name it without importing the worker."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.auth.service import ShopAuth
 from app.config import Settings
 from app.shopify.admin_client import AdminClient
+from app.shops.tokens import ShopTokens
 
 
 @dataclass
@@ -22,7 +24,7 @@ class WorkerServices:
     settings: Settings
     http: httpx.AsyncClient
     admin: AdminClient
-    auth: ShopAuth
+    tokens: ShopTokens
     owns_http: bool = True
 
     async def aclose(self) -> None:
@@ -43,7 +45,7 @@ def services_factory(settings: Settings, http: httpx.AsyncClient | None = None) 
             settings=settings,
             http=client,
             admin=AdminClient(client, settings),
-            auth=ShopAuth(settings, factory, lambda: client),
+            tokens=ShopTokens(settings, factory, lambda: client),
             owns_http=http is None,
         )
 

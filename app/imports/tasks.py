@@ -1,4 +1,4 @@
-"""The import's and reconciliation's job kinds and schedules (``app.jobs.registry``).
+"""The import's and reconciliation's job kinds and schedules (registered through ``app.tasks``).
 
 Both talk to Shopify, so they are async kinds: each run is one resumable step that commits its own
 batches (an import may take many steps: the export on Shopify's side, then the download in
@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.service import ReauthorizationRequired
-from app.imports import runner, service
+from app.imports import pull, service
 from app.jobs import JobContext, register_async_kind, register_schedule
 from app.jobs import repository as jobs_repo
+from app.jobs.services import WorkerServices
 from app.models import Shop
 from app.models.shop_sync_state import ShopSyncState
-from app.worker.services import WorkerServices
+from app.shops.tokens import ReauthorizationRequired
 
 IMPORT = service.IMPORT_JOB
 RECONCILE = "reconcile"
@@ -27,19 +27,20 @@ RECONCILE_EVERY = timedelta(hours=1)
 
 
 async def _fresh_token(services: WorkerServices, shop_id: int) -> None:
-    # Refresh an expiring offline token before the step reads it (PLATFORM §5); with no usable
-    # token the step itself reports "open the app to reconnect".
+    # Refresh an expiring offline token before the step reads it
+    # (https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/offline-access-tokens);
+    # with no usable token the step itself reports "open the app to reconnect".
     with services.factory() as session:
         domain = session.scalar(select(Shop.domain).where(Shop.shop_id == shop_id))
     if domain is None:
         return
     with suppress(ReauthorizationRequired):
-        await services.auth.access_token(domain)
+        await services.tokens.access_token(domain)
 
 
 async def run_import_step(services: WorkerServices, job: JobContext) -> float | None:
     await _fresh_token(services, job.shop_id)
-    progress = await runner.advance_import(
+    progress = await pull.advance_import(
         services.factory, services.admin, job.shop_id, budget_s=STEP_BUDGET_S
     )
     return service.next_step_delay(progress)
@@ -47,7 +48,7 @@ async def run_import_step(services: WorkerServices, job: JobContext) -> float | 
 
 async def run_reconcile(services: WorkerServices, job: JobContext) -> float | None:
     await _fresh_token(services, job.shop_id)
-    await runner.reconcile(services.factory, services.admin, job.shop_id)
+    await pull.reconcile(services.factory, services.admin, job.shop_id)
     return None
 
 

@@ -1,4 +1,5 @@
-"""POST /webhooks: verify the signature of the raw body, then dispatch by topic.
+"""POST /webhooks: verify the signature of the raw body, then dispatch by topic (the topics are
+given by `create_app`: `app.webhooks.handlers.TOPICS`).
 
 Order of checks (STYLE.md): headers (each security header once, a handled topic, a myshopify.com
 domain, a Content-Length under the cap) → a free slot (else 503 at once) → the body, capped and
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -48,7 +50,7 @@ from app.orders import service as orders
 from app.shopify.shop_domain import sanitize_shop_domain
 from app.shopify.webhook_hmac import verify_webhook_hmac
 from app.shops import repository as shops_repo
-from app.webhooks.handlers import TOPICS, Apply, OrderDelivery, Topic
+from app.webhooks.schemas import Apply, OrderDelivery, Topic
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,9 @@ class WebhookEndpoint:
     so that a burst is shed (Shopify retries) instead of queueing past Shopify's 5 s limit
     (https://shopify.dev/docs/apps/webhooks/best-practices)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, topics: Mapping[str, Topic]) -> None:
         self.app = app
+        self.topics = topics
         # a semaphore belongs to one event loop; tests run one app under several in turn
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
@@ -108,7 +111,7 @@ class WebhookEndpoint:
         settings: Settings = state.settings
         body_read = False
         try:
-            delivery = _check_headers(scope["headers"], settings)
+            delivery = _check_headers(scope["headers"], settings, self.topics)
             slots = self._slots_for(settings)
             await _take_slot(slots, settings.webhook_slot_wait_seconds - timer.seconds)
             try:
@@ -169,7 +172,9 @@ async def _respond(send: Send, status: int, data: bytes, *headers: tuple[bytes, 
     await send({"type": "http.response.body", "body": data})
 
 
-def _check_headers(headers: list[tuple[bytes, bytes]], settings: Settings) -> _Delivery:
+def _check_headers(
+    headers: list[tuple[bytes, bytes]], settings: Settings, topics: Mapping[str, Topic]
+) -> _Delivery:
     """Everything that can be judged before the body is read: one copy of each security header,
     a topic this app handles, a myshopify.com shop domain, and the body's length."""
     found: dict[bytes, str] = {}
@@ -182,7 +187,7 @@ def _check_headers(headers: list[tuple[bytes, bytes]], settings: Settings) -> _D
         if not found.get(name):
             raise BadRequest(f"missing header {name.decode()}")
     topic_name = found[b"x-shopify-topic"]
-    topic = TOPICS.get(topic_name)
+    topic = topics.get(topic_name)
     if topic is None:
         raise BadRequest(f"topic {topic_name!r} is not handled by this app")
     given = found[b"x-shopify-shop-domain"].strip().lower()
