@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+import app.tasks  # noqa: F401 - registers every job kind
 from app.admin.service import save_settings
 from app.kit.db import make_sessionmaker
 from app.models import Job
 from app.scoring import service
-from app.worker import Worker, load_job_modules
+from app.worker import Worker
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import at
 
@@ -49,7 +50,6 @@ def test_the_worker_applies_a_settings_change_to_the_stored_scores(
     session.commit()
     save_settings(session, five_customer_shop, {"scoring_method": "thirds"}, at("2026-06-01T12:10"))
     session.commit()
-    load_job_modules()
     factory: sessionmaker[Session] = make_sessionmaker(engine)
     Worker(factory, clock=lambda: at("2026-06-01T12:11"), run_schedules=False).run_pending()
     session.expire_all()
