@@ -41,9 +41,10 @@ from app.admin import service as admin_service  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.scoring import compute  # noqa: E402
 from app.scoring import metrics as shop_metrics_rules  # noqa: E402
-from app.scoring import service as scoring  # noqa: E402
 from app.scoring.rules import SEGMENT_NAMES, STAGE_NAMES  # noqa: E402
+from app.scoring.settings import get_settings  # noqa: E402
 from app.shops.tokens import token_cipher  # noqa: E402
 from shopify_double import DevStore, create_devstore_app  # noqa: E402
 from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE  # noqa: E402
@@ -89,7 +90,7 @@ def _metrics_json(customers: int, now: dt.datetime, rng: np.random.Generator) ->
         },
         "clv": {"source": "model", "fit_id": 1, "reasons": []},
     }
-    return json.dumps(scoring._plain(body))
+    return json.dumps(compute.plain(body))
 
 
 def seed(url: str, customers: int, settings: Settings, token: str) -> int:
@@ -332,7 +333,7 @@ def main() -> None:
         ),
         ("cohorts   /app/cohorts", "/app/cohorts?{q}", sql(admin_service.overview, shop_id, now)),
         ("accuracy  /app/accuracy", "/app/accuracy?{q}", sql(admin_service.accuracy, shop_id)),
-        ("settings  /app/settings", "/app/settings?{q}", sql(scoring.get_settings, shop_id)),
+        ("settings  /app/settings", "/app/settings?{q}", sql(get_settings, shop_id)),
         ("status    /app/status", "/app/status?{q}", sql(admin_service.status, _shop(factory, shop_id))),
         ("JSON /api/status", "/api/status", sql(admin_service.status, _shop(factory, shop_id))),
     ]

@@ -1,4 +1,5 @@
-"""What async job handlers get from the worker: one HTTP client, one Admin API client, token access.
+"""What job handlers get from the worker: one HTTP client, one Admin API client, token access,
+and the rescore's cache (``app.scoring.service.RescoreCache``).
 
 Built inside the worker's event loop on first use and closed when the worker stops."""
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.service import ShopAuth
 from app.config import Settings
+from app.scoring.service import RescoreCache
 from app.shopify.admin_client import AdminClient
 
 
@@ -23,6 +25,7 @@ class WorkerServices:
     http: httpx.AsyncClient
     admin: AdminClient
     auth: ShopAuth
+    rescore_cache: RescoreCache
     owns_http: bool = True
 
     async def aclose(self) -> None:
@@ -44,6 +47,7 @@ def services_factory(settings: Settings, http: httpx.AsyncClient | None = None) 
             http=client,
             admin=AdminClient(client, settings),
             auth=ShopAuth(settings, factory, lambda: client),
+            rescore_cache=RescoreCache(),
             owns_http=http is None,
         )
 
