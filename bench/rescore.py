@@ -14,7 +14,7 @@ The timed part runs in a fresh child process so that its peak memory (ru_maxrss)
 own (the reference runs in another). Reference, measured in the same run: a plain SELECT of the
 customer aggregates (id, last order, orders count, total spent) fetched into NumPy arrays; each
 figure is printed with its ratio to it.
-Targets (issue #5): full rescore of 200k customers < 5 s, of 1M < 30 s, peak memory < 1 GB,
+Targets: full rescore of 200k customers < 5 s, of 1M < 30 s, peak memory < 1 GB,
 incremental after 1,000 new orders well under a second.
 """
 
