@@ -41,8 +41,8 @@ from app.admin import service as admin_service  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.scoring import compute  # noqa: E402
 from app.scoring import metrics as shop_metrics_rules  # noqa: E402
-from app.scoring import service as scoring  # noqa: E402
 from app.settings import service as settings_service  # noqa: E402
 from app.shops.tokens import token_cipher  # noqa: E402
 from app.vocabulary import SEGMENT_NAMES, STAGE_NAMES  # noqa: E402
@@ -90,7 +90,7 @@ def _metrics_json(customers: int, now: dt.datetime, rng: np.random.Generator) ->
         },
         "clv": {"source": "model", "fit_id": 1, "reasons": []},
     }
-    return json.dumps(scoring._plain(body))
+    return json.dumps(compute.plain(body))
 
 
 def seed(url: str, customers: int, settings: Settings, token: str) -> int:

@@ -9,6 +9,7 @@ stays within the page budget (bench/pages.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,17 @@ from typing import Any
 from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Customer, CustomerScore, Job, Order, ShopMetricsSnapshot, ShopSegment, StageChange
+from app.models import (
+    Backtest,
+    ClvFit,
+    Customer,
+    CustomerScore,
+    Job,
+    Order,
+    ShopMetricsSnapshot,
+    ShopSegment,
+    StageChange,
+)
 from app.models.job import DONE, FAILED, PENDING, RUNNING
 from app.vocabulary import ALL_CUSTOMERS, CLV_TIERS, clv_tiers_within
 
@@ -58,6 +69,38 @@ def received_counts(session: Session, shop_id: int) -> tuple[int, int]:
 
 def metrics_row(session: Session, shop_id: int) -> ShopMetricsSnapshot | None:
     return session.scalar(select(ShopMetricsSnapshot).where(ShopMetricsSnapshot.shop_id == shop_id))
+
+
+def metrics(session: Session, shop_id: int) -> dict[str, Any] | None:
+    """The metrics JSON of the shop's last full rescore, None before it."""
+    row = metrics_row(session, shop_id)
+    return None if row is None or row.metrics is None else dict(json.loads(row.metrics))
+
+
+def segments(session: Session, shop_id: int) -> list[ShopSegment]:
+    return list(
+        session.scalars(
+            select(ShopSegment).where(ShopSegment.shop_id == shop_id).order_by(ShopSegment.position)
+        )
+    )
+
+
+def latest_fit(session: Session, shop_id: int) -> ClvFit | None:
+    return session.scalar(
+        select(ClvFit)
+        .where(ClvFit.shop_id == shop_id)
+        .order_by(ClvFit.fitted_at.desc(), ClvFit.id.desc())
+        .limit(1)
+    )
+
+
+def latest_backtest(session: Session, shop_id: int) -> Backtest | None:
+    return session.scalar(
+        select(Backtest)
+        .where(Backtest.shop_id == shop_id)
+        .order_by(Backtest.computed_at.desc(), Backtest.id.desc())
+        .limit(1)
+    )
 
 
 def stage_movements(session: Session, shop_id: int, since: datetime) -> list[tuple[str | None, str, int]]:

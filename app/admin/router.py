@@ -268,7 +268,7 @@ async def cohorts_page(request: Request, shop: CurrentShop) -> Response:
 
 @router.get("/api/metrics")
 def metrics_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
-    return {"shop": shop.domain, "metrics": scoring.metrics(session, shop.shop_id)}
+    return {"shop": shop.domain, "metrics": repository.metrics(session, shop.shop_id)}
 
 
 # -- accuracy ----------------------------------------------------------------------------------

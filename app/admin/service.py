@@ -21,7 +21,6 @@ from app.imports.schemas import ImportProgress
 from app.jobs import registry
 from app.kit.errors import AppError
 from app.models import Job, Shop
-from app.scoring import repository as scoring_repo
 from app.scoring import service as scoring
 from app.settings import service as settings_service
 from app.settings.schemas import ScoringSettings, SettingsChange
@@ -91,9 +90,9 @@ def week_start(now: datetime, timezone: str) -> datetime:
 
 def overview(session: Session, shop_id: int, now: datetime) -> Overview:
     row = repo.metrics_row(session, shop_id)
-    segments = scoring.segments(session, shop_id)
+    segments = repo.segments(session, shop_id)
     shop_row = next((s for s in segments if s.position == 0), None)
-    week_start_at = week_start(now, scoring_repo.shop_timezone(session, shop_id))
+    week_start_at = week_start(now, scoring.shop_timezone(session, shop_id))
     return Overview(
         customers_scored=row.customers_scored if row else 0,
         orders_scored=row.orders_scored if row else 0,
@@ -237,8 +236,8 @@ async def customer_names(
 
 
 def accuracy(session: Session, shop_id: int) -> tuple[Any, Any, list[dict[str, Any]]]:
-    backtest = scoring.latest_backtest(session, shop_id)
-    fit = scoring.latest_fit(session, shop_id)
+    backtest = repo.latest_backtest(session, shop_id)
+    fit = repo.latest_fit(session, shop_id)
     rows = json.loads(backtest.by_frequency) if backtest is not None and backtest.by_frequency else []
     return backtest, fit, rows
 

@@ -39,6 +39,9 @@ class JobContext:
     worker: str
     stopping: Callable[[], bool] = field(default=lambda: False)
     """True once the worker was asked to stop (SIGTERM): a long handler may return early."""
+    services: Any = None
+    """The running worker's ``app.worker.services.WorkerServices``, which keep what a handler
+    reuses across jobs (the rescore's cache); None outside a worker (the CLI, tests)."""
 
     @staticmethod
     def parse_payload(text: str | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """What async job handlers get from the worker: one HTTP client, one Admin API client, the shops'
-tokens (`app.shops.tokens.ShopTokens`, the same owner the web and the CLI use).
+tokens (`app.shops.tokens.ShopTokens`, the same owner the web and the CLI use), and the rescore's
+cache (`app.scoring.cache.RescoreCache`, kept for the worker's life).
 
 Built inside the worker's event loop on first use and closed when the worker stops. It lives with
 the jobs, below the worker, so that a domain's `tasks.py` can name it without importing the worker."""
@@ -14,6 +15,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.scoring.cache import RescoreCache
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import ShopTokens
 
@@ -25,6 +27,7 @@ class WorkerServices:
     http: httpx.AsyncClient
     admin: AdminClient
     tokens: ShopTokens
+    rescore_cache: RescoreCache
     owns_http: bool = True
 
     async def aclose(self) -> None:
@@ -46,6 +49,7 @@ def services_factory(settings: Settings, http: httpx.AsyncClient | None = None) 
             http=client,
             admin=AdminClient(client, settings),
             tokens=ShopTokens(settings, factory, lambda: client),
+            rescore_cache=RescoreCache(),
             owns_http=http is None,
         )
 

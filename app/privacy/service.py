@@ -17,7 +17,7 @@ from app.models import Customer, DataRequest, Order
 from app.models.base import table_of
 from app.orders import repository as orders_repo
 from app.orders import service as orders_service
-from app.scoring import repository as scoring_repo
+from app.scoring import service as scoring
 from app.shops import repository as shops_repo
 from app.sync import service as sync
 
@@ -27,13 +27,13 @@ def redact_customer(
 ) -> None:
     """customers/redact: nothing of the customer remains, and their orders cannot come back."""
     ids = sorted(orders_service.lock_customers_and_orders(session, shop_id, [customer_id], order_ids))
-    scoring_repo.lock_scores(session, shop_id)  # before the deletes: it can wait for a rescore's writes
+    scoring.lock_scores(session, shop_id)  # before the deletes: it can wait for a rescore's writes
     orders_repo.remove(session, shop_id, ids, now)
     customers_repo.remove(session, shop_id, customer_id)
     session.execute(
         delete(DataRequest).where(DataRequest.shop_id == shop_id, DataRequest.customer_id == customer_id)
     )
-    scoring_repo.erase_customer(session, shop_id, customer_id)
+    scoring.erase_customer(session, shop_id, customer_id)
     sync.forget_customer(session, shop_id, customer_id, now)  # its app metafields and tags leave Shopify
 
 

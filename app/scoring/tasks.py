@@ -10,7 +10,8 @@ from app.scoring import service
 
 def run_rescore(session: Session, job: JobContext) -> None:
     full = True if job.payload.get("full") else None
-    service.rescore_shop(session, job.shop_id, job.now, full=full)
+    cache = job.services.rescore_cache if job.services is not None else None
+    service.rescore_shop(session, job.shop_id, job.now, full=full, cache=cache)
 
 
 def run_fit(session: Session, job: JobContext) -> None:

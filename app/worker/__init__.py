@@ -14,6 +14,7 @@ error and logged at ERROR: never dropped silently.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -145,6 +146,7 @@ class Worker:
                         jobs_repo.requeue(session, context.id, claim, run_after)
             else:
                 assert kind.handler is not None
+                context = dataclasses.replace(context, services=self._services_for_jobs())
                 with write_transaction(self.factory) as session:
                     kind.handler(session, context)
                     if not jobs_repo.complete(session, context.id, claim, self.clock()):
@@ -177,14 +179,21 @@ class Worker:
                     error,
                 )
 
-    def _run_async(self, handler: registry.AsyncHandler, context: registry.JobContext) -> float | None:
-        if self._loop is None:
-            self._loop = asyncio.Runner()
-        if self._services is None:
-            if self._services_factory is None:
-                raise RuntimeError("this worker was started without services for jobs that call Shopify")
+    def _services_for_jobs(self) -> WorkerServices | None:
+        """The services every job of this worker shares, built on first use; None when the worker
+        was started without (tests)."""
+        if self._services is None and self._services_factory is not None:
+            if self._loop is None:
+                self._loop = asyncio.Runner()
             self._services = self._loop.run(self._services_factory(self.factory))
-        return self._loop.run(handler(self._services, context))
+        return self._services
+
+    def _run_async(self, handler: registry.AsyncHandler, context: registry.JobContext) -> float | None:
+        services = self._services_for_jobs()
+        if services is None:
+            raise RuntimeError("this worker was started without services for jobs that call Shopify")
+        assert self._loop is not None
+        return self._loop.run(handler(services, context))
 
     def close(self) -> None:
         """Close the HTTP client and event loop of async jobs (after `run` returns)."""

@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from app.cli import main
 from app.config import Settings
-from app.scoring import service
+from app.scoring import repository as scoring_repo
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import add_order
 
@@ -21,7 +21,7 @@ def test_rescore_command_scores_the_named_shop(
     assert main(["rescore", "cli-shop.myshopify.com"]) == 0
     assert "cli-shop.myshopify.com: 1 customers scored" in capsys.readouterr().out
     session.rollback()
-    assert [s.customer_id for s in service.customer_scores(session, shop.shop_id, [1])] == [1]
+    assert [s.customer_id for s in scoring_repo.customer_scores(session, shop.shop_id, [1])] == [1]
 
 
 def test_rescore_command_refuses_an_unknown_shop(

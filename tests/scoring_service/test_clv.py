@@ -8,13 +8,12 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.clv.backtest import summarise_transactions
+from app.admin import repository as admin_repo
 from app.models import ClvFit, Job, Order
+from app.scoring import repository as scoring_repo
 from app.scoring import service
 from app.scoring.rules import top_share
 from tests.fixtures.factories import create_shop
@@ -56,7 +55,7 @@ def test_a_fit_on_a_shop_with_history_is_stored_and_drives_the_predictions(sessi
 
     result = service.rescore_shop(session, shop_id, NOW)
     session.commit()
-    scores = service.customer_scores(session, shop_id, range(1, 301))
+    scores = scoring_repo.customer_scores(session, shop_id, range(1, 301))
     assert result.clv_source == "model" and {s.clv_source for s in scores} == {"model"}
     assert all(0 <= s.churn_risk <= 1 and math.isfinite(float(s.predicted_clv)) for s in scores)
     assert all(s.predicted_clv >= 0 and s.predicted_orders >= 0 for s in scores)
@@ -76,7 +75,7 @@ def test_each_fit_stores_a_backtest_against_the_naive_forecast(session: Session)
     shop_id = simulated_shop(session)
     service.fit_shop(session, shop_id, NOW)
     session.commit()
-    backtest = service.latest_backtest(session, shop_id)
+    backtest = scoring_repo.latest_backtest(session, shop_id)
     assert backtest is not None and backtest.model_used
     first = session.scalar(select(func.min(Order.ordered_at)).where(Order.shop_id == shop_id))
     assert first is not None
@@ -98,7 +97,7 @@ def test_too_few_repeat_buyers_fail_soft_to_the_segment_formula_with_the_reason(
     result = service.rescore_shop(session, five_customer_shop, at("2026-06-01T00:05"))
     session.commit()
     assert result.clv_source == "segment_formula"
-    metrics = service.metrics(session, five_customer_shop)
+    metrics = admin_repo.metrics(session, five_customer_shop)
     assert metrics is not None and metrics["clv"]["reasons"] == [fit.reasons]
 
 
@@ -108,7 +107,7 @@ def test_a_shop_with_less_than_90_days_of_orders_gets_a_backtest_that_says_so(
 ) -> None:
     service.fit_shop(session, five_customer_shop, at("2025-07-01"))
     session.commit()
-    backtest = service.latest_backtest(session, five_customer_shop)
+    backtest = scoring_repo.latest_backtest(session, five_customer_shop)
     assert backtest is not None and not backtest.model_used
     assert backtest.reasons == "less than 90 days of orders; nothing to hold out yet"
 
@@ -127,25 +126,3 @@ def test_a_day_old_fit_or_a_grown_ledger_schedules_a_new_fit(session: Session) -
     fit.orders = int(fit.orders / 1.06)  # the ledger has grown by 6 % since
     session.commit()
     assert service.enqueue_due_fits(session, NOW + timedelta(hours=2)) == [shop_id]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 9), st.integers(0, 60), st.floats(0, 500, allow_nan=False)),
-        min_size=1,
-        max_size=40,
-    ),
-    st.integers(30, 70),
-)
-def test_the_fast_clv_summary_equals_summarise_transactions(
-    orders: list[tuple[int, int, float]], today: int
-) -> None:
-    index = np.array([o[0] for o in orders])
-    day = np.array([o[1] for o in orders])
-    value = np.array([o[2] for o in orders])
-    has, x, t_x, T, m = service.clv_summary(index, day, value, 10, today)
-    reference = summarise_transactions(index, day.astype(float), value, float(today))
-    assert np.array_equal(np.flatnonzero(has), reference.customer)
-    for ours, theirs in ((x, reference.x), (t_x, reference.t_x), (T, reference.T), (m, reference.m)):
-        assert np.allclose(ours[has], theirs)

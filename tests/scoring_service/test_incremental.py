@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.customers import repository as customers_repo
 from app.models import Customer, CustomerScore
-from app.scoring import repository as repo
-from app.scoring import service
+from app.scoring import load, service, store
+from app.scoring.service import RescoreCache
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import add_order, at, bulk_orders
 
@@ -84,7 +84,7 @@ def test_scores_are_not_stored_for_a_shop_that_no_longer_exists(session: Session
     columns: dict[str, Any] = {"customer_id": np.asarray([1], dtype=np.int64), "is_new": np.asarray([True])}
 
     with pytest.raises(LookupError):
-        repo.write_scores(session, shop_id + 1000, columns, np.asarray([0]))
+        store.write_scores(session, shop_id + 1000, columns, np.asarray([0]))
 
 
 def _twin_shops(session: Session) -> tuple[int, int]:
@@ -93,13 +93,13 @@ def _twin_shops(session: Session) -> tuple[int, int]:
 
 def _reads_of_every_customer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    load = repo.load_customers
+    read = load.load_customers
 
-    def counted(session: Session, shop_id: int, *args: Any, **kwargs: Any) -> repo.LoadedCustomers:
+    def counted(session: Session, shop_id: int, *args: Any, **kwargs: Any) -> load.LoadedCustomers:
         calls.append(shop_id)
-        return load(session, shop_id, *args, **kwargs)
+        return read(session, shop_id, *args, **kwargs)
 
-    monkeypatch.setattr(repo, "load_customers", counted)
+    monkeypatch.setattr(load, "load_customers", counted)
     return calls
 
 
@@ -111,8 +111,9 @@ def test_an_incremental_rescore_from_the_remembered_arrays_stores_what_reading_e
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read_everyone, remembered = _twin_shops(session)
-    for shop_id in (read_everyone, remembered):  # the second is the one this process remembers
-        service.rescore_shop(session, shop_id, NOW, full=True)
+    cache = RescoreCache()
+    for shop_id in (read_everyone, remembered):  # the second is the one the cache remembers
+        service.rescore_shop(session, shop_id, NOW, full=True, cache=cache)
         session.commit()
     reads = _reads_of_every_customer(monkeypatch)
     for shop_id in (remembered, read_everyone):
@@ -120,7 +121,7 @@ def test_an_incremental_rescore_from_the_remembered_arrays_stores_what_reading_e
         add_order(
             session, shop_id, 61, "2026-06-01T09:00", "45.00", now=at("2026-06-01T09:00")
         )  # a new buyer
-        result = service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+        result = service.rescore_shop(session, shop_id, at("2026-06-01T10:00"), cache=cache)
         session.commit()
         assert result.full is False
 
@@ -133,13 +134,14 @@ def test_a_customer_removed_without_a_mark_makes_the_next_rescore_read_every_cus
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shop_id = _history(session)
-    service.rescore_shop(session, shop_id, NOW, full=True)
+    cache = RescoreCache()
+    service.rescore_shop(session, shop_id, NOW, full=True, cache=cache)
     session.commit()
     customers_repo.remove(session, shop_id, 12)  # as a merge leaves the merged-away customer
     add_order(session, shop_id, 7, "2026-06-01T08:00", "900.00", now=at("2026-06-01T08:00"))
     reads = _reads_of_every_customer(monkeypatch)
 
-    result = service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+    result = service.rescore_shop(session, shop_id, at("2026-06-01T10:00"), cache=cache)
     session.commit()
 
     assert reads == [shop_id]
@@ -148,14 +150,15 @@ def test_a_customer_removed_without_a_mark_makes_the_next_rescore_read_every_cus
 
 def test_a_rolled_back_rescore_is_not_remembered(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     shop_id = _history(session)
-    service.rescore_shop(session, shop_id, NOW, full=True)
+    cache = RescoreCache()
+    service.rescore_shop(session, shop_id, NOW, full=True, cache=cache)
     session.commit()
     add_order(session, shop_id, 7, "2026-06-01T08:00", "900.00", now=at("2026-06-01T08:00"))
-    service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+    service.rescore_shop(session, shop_id, at("2026-06-01T10:00"), cache=cache)
     session.rollback()
     reads = _reads_of_every_customer(monkeypatch)
 
-    service.rescore_shop(session, shop_id, at("2026-06-01T10:00"))
+    service.rescore_shop(session, shop_id, at("2026-06-01T10:00"), cache=cache)
     session.commit()
 
     assert reads == [shop_id]
@@ -175,6 +178,6 @@ def test_the_unmarked_buyers_checksum_sums_their_update_times_to_the_microsecond
         .values(score_pending=False)
     )
 
-    checksum = repo.unmarked_buyers_checksum(session, shop.shop_id)
+    checksum = load.unmarked_buyers_checksum(session, shop.shop_id)
 
-    assert checksum == (7, sum(range(1, 8)), sum(repo.to_us(times[c]) for c in range(1, 8)))
+    assert checksum == (7, sum(range(1, 8)), sum(load.to_us(times[c]) for c in range(1, 8)))

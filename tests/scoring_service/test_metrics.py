@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session
 
+from app.admin import repository as admin_repo
 from app.scoring import service
 from app.settings.service import update_settings
 from tests.fixtures.factories import create_shop
@@ -24,7 +25,7 @@ def test_the_segments_table_holds_counts_shares_formula_clv_and_acquisition_econ
     session.commit()
     service.rescore_shop(session, five_customer_shop, NOW)
     session.commit()
-    rows = {s.segment: s for s in service.segments(session, five_customer_shop)}
+    rows = {s.segment: s for s in admin_repo.segments(session, five_customer_shop)}
     shop = rows["All customers"]
     assert (shop.position, shop.customers, shop.orders, shop.revenue) == (0, 5, 8, Decimal("820.0000"))
     # Last year: 7 orders (c3's is 365 days old), 320 of sales over 5 customers → 64 a year.
@@ -56,7 +57,7 @@ def test_a_full_rescore_stores_the_cohort_table_by_first_order_month(session: Se
         add_order(session, shop_id, customer_id, day, total)
     service.rescore_shop(session, shop_id, at("2026-03-15"))
     session.commit()
-    metrics = service.metrics(session, shop_id)
+    metrics = admin_repo.metrics(session, shop_id)
     assert metrics is not None
     cohorts = metrics["shop"]["cohorts"]
     assert cohorts["cohorts"] == ["2026-01-01", "2026-02-01", "2026-03-01"]
@@ -78,6 +79,6 @@ def test_an_incremental_rescore_keeps_the_metrics_of_the_last_full_one(
     add_order(session, five_customer_shop, 9, "2026-06-01T13:00", now=at("2026-06-01T13:00"))
     result = service.rescore_shop(session, five_customer_shop, at("2026-06-01T13:01"))
     session.commit()
-    metrics = service.metrics(session, five_customer_shop)
+    metrics = admin_repo.metrics(session, five_customer_shop)
     assert result.full is False and metrics is not None and metrics["shop"]["customers"] == 5
-    assert [s.customers for s in service.segments(session, five_customer_shop)][0] == 6
+    assert [s.customers for s in admin_repo.segments(session, five_customer_shop)][0] == 6

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.kit import pgcopy
-from app.scoring import repository as repo
+from app.scoring import load
 
 
 def _values(places: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def _fits(value: float, places: int) -> bool:
 
 @pytest.mark.parametrize("places", [2, 4])
 def test_money_copied_in_is_what_rounding_the_float_stores(session: Session, places: int) -> None:
-    if not repo.is_postgres(session):
+    if not load.is_postgres(session):
         pytest.skip("binary COPY is PostgreSQL's")
     values = _values(places)
     values = values[[_fits(float(v), places) for v in values]]
@@ -51,7 +51,7 @@ def test_money_copied_in_is_what_rounding_the_float_stores(session: Session, pla
         ),
         {"places": places},
     ).all()
-    exact = int(np.count_nonzero(repo.money_units(values, places) != pgcopy.NOT_EXACT))
+    exact = int(np.count_nonzero(pgcopy.money_units(values, places) != pgcopy.NOT_EXACT))
 
     assert session.scalar(text("SELECT count(*) FROM money")) == values.size
     assert differing == []
@@ -65,7 +65,7 @@ def test_money_that_numeric_28_4_cannot_hold_is_refused(value: float) -> None:
 
 
 def test_labels_outside_their_names_are_refused(session: Session) -> None:
-    if not repo.is_postgres(session):
+    if not load.is_postgres(session):
         pytest.skip("binary COPY is PostgreSQL's")
     session.execute(text("CREATE TEMP TABLE labelled (t text)"))
     with pytest.raises(ValueError):
@@ -75,7 +75,7 @@ def test_labels_outside_their_names_are_refused(session: Session) -> None:
 
 
 def test_copy_in_writes_text_nulls_and_fixed_values_row_by_row(session: Session) -> None:
-    if not repo.is_postgres(session):
+    if not load.is_postgres(session):
         pytest.skip("binary COPY is PostgreSQL's")
     session.execute(
         text(

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from app.scoring import service
+from app.scoring import compute
 
 
 def _orders(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -29,15 +29,15 @@ def _orders(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 def test_order_metrics_numbered_by_the_buyers_equal_those_numbered_by_sorting_the_orders(seed: int) -> None:
     buyers, orders = _orders(seed)
 
-    by_buyers = service._order_metrics(orders, 19_000, buyers)
+    by_buyers = compute.order_metrics(orders, 19_000, buyers)
 
-    assert dataclasses.asdict(by_buyers) == dataclasses.asdict(service._order_metrics(orders, 19_000))
+    assert dataclasses.asdict(by_buyers) == dataclasses.asdict(compute.order_metrics(orders, 19_000))
 
 
 def test_a_buyer_list_missing_a_customer_of_the_orders_is_not_used() -> None:
     buyers, orders = _orders(4)
 
-    with_gap = service._order_metrics(orders, 19_000, buyers[1:])
+    with_gap = compute.order_metrics(orders, 19_000, buyers[1:])
 
-    assert dataclasses.asdict(with_gap) == dataclasses.asdict(service._order_metrics(orders, 19_000))
+    assert dataclasses.asdict(with_gap) == dataclasses.asdict(compute.order_metrics(orders, 19_000))
     assert with_gap.customers == buyers.size

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.scoring import repository as scoring_repo
 from app.scoring import service
 from tests.fixtures.database import clear
 from tests.fixtures.factories import create_shop
@@ -35,7 +36,7 @@ def snapshot(session: Session, shop_id: int, staged: set[int]) -> dict[int, tupl
             s.high_aov,
             s.stage if s.customer_id in staged else None,
         )
-        for s in service.customer_scores(session, shop_id, range(1, 20))
+        for s in scoring_repo.customer_scores(session, shop_id, range(1, 20))
     }
 
 

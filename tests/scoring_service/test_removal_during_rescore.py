@@ -17,8 +17,7 @@ from app.customers import repository as customers_repo
 from app.models import Customer, CustomerScore, Shop
 from app.orders import service as orders_service
 from app.privacy import service as privacy
-from app.scoring import repository as repo
-from app.scoring import service
+from app.scoring import load, service, store
 from tests.scoring_service.ledger import add_order, at
 
 NOW = at("2026-06-01")
@@ -36,7 +35,7 @@ def _scored(session: Session, shop_id: int) -> list[int]:
 
 
 def _postgres_only(session: Session) -> None:
-    if not repo.is_postgres(session):
+    if not load.is_postgres(session):
         pytest.skip("SQLite has one writer at a time: nothing runs during a rescore")
 
 
@@ -50,15 +49,15 @@ def test_a_customer_redacted_after_the_rescore_read_them_gets_no_scores_back(
         service.rescore_shop(session, shop_id, NOW)
         session.commit()
         add_order(session, shop_id, 3, "2026-06-01T13:00", now=at("2026-06-01T13:00"))
-    real_lock = repo.lock_scores
+    real_lock = store.lock_scores
 
     def redact_first(s: Session, shop: int) -> int:
-        monkeypatch.setattr(repo, "lock_scores", real_lock)  # the removal takes it too
+        monkeypatch.setattr(store, "lock_scores", real_lock)  # the removal takes it too
         with sessionmaker(engine).begin() as other:
             privacy.redact_customer(other, shop, 3, [], NOW)
         return real_lock(s, shop)
 
-    monkeypatch.setattr(repo, "lock_scores", redact_first)
+    monkeypatch.setattr(store, "lock_scores", redact_first)
     result = service.rescore_shop(session, shop_id, at("2026-06-01T14:00"), full=full)
     session.commit()
 
@@ -77,7 +76,7 @@ def test_a_redaction_during_the_rescore_writes_waits_and_then_erases(
         target=lambda: _redact(engine, shop_id, 3),
         daemon=True,
     )
-    real_insert = repo.insert_stage_changes
+    real_insert = store.insert_stage_changes
     waited: list[bool] = []
 
     def start_redaction_then_go_on(*args: Any, **kwargs: Any) -> int:
@@ -86,7 +85,7 @@ def test_a_redaction_during_the_rescore_writes_waits_and_then_erases(
         waited.append(redaction.is_alive())
         return real_insert(*args, **kwargs)
 
-    monkeypatch.setattr(repo, "insert_stage_changes", start_redaction_then_go_on)
+    monkeypatch.setattr(store, "insert_stage_changes", start_redaction_then_go_on)
     service.rescore_shop(session, shop_id, NOW)
     session.commit()
     redaction.join(10)
@@ -119,15 +118,15 @@ def test_a_merge_after_the_rescore_read_the_customers_drops_the_merged_away_scor
 ) -> None:
     _postgres_only(session)
     shop_id = five_customer_shop
-    real_lock = repo.lock_scores
+    real_lock = store.lock_scores
 
     def merge_first(s: Session, shop: int) -> int:
-        monkeypatch.setattr(repo, "lock_scores", real_lock)  # the removal takes it too
+        monkeypatch.setattr(store, "lock_scores", real_lock)  # the removal takes it too
         with sessionmaker(engine).begin() as other:
             orders_service.merge_customers(other, shop, 1, 5, NOW)
         return real_lock(s, shop)
 
-    monkeypatch.setattr(repo, "lock_scores", merge_first)
+    monkeypatch.setattr(store, "lock_scores", merge_first)
     result = service.rescore_shop(session, shop_id, NOW)
     session.commit()
 

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from app.models import Customer, CustomerScore, StageChange
 from app.orders.schemas import parse_order
 from app.orders.service import apply_order
-from app.scoring import repository as repo
-from app.scoring import service
+from app.scoring import load, service, store
+from app.scoring import repository as scoring_repo
 from app.settings.service import update_settings
 from tests.fixtures.factories import order_payload
 from tests.scoring_service.ledger import add_order, at
@@ -39,7 +39,7 @@ def rescore(
 
 def stored(session: Session, shop_id: int) -> dict[int, CustomerScore]:
     session.expire_all()
-    return {s.customer_id: s for s in service.customer_scores(session, shop_id, range(1, 100))}
+    return {s.customer_id: s for s in scoring_repo.customer_scores(session, shop_id, range(1, 100))}
 
 
 @pytest.mark.both_dbs
@@ -92,8 +92,8 @@ def test_a_mark_set_again_after_the_customers_were_read_is_kept(
 ) -> None:
     customer = session.get(Customer, (five_customer_shop, 1))
     assert customer is not None
-    seen = repo.to_us(customer.aggregates_updated_at) - 1  # a webhook rewrote the row since
-    repo.clear_pending(session, five_customer_shop, [1], [seen])  # type: ignore[arg-type]
+    seen = load.to_us(customer.aggregates_updated_at) - 1  # a webhook rewrote the row since
+    store.clear_pending(session, five_customer_shop, [1], [seen])  # type: ignore[arg-type]
     session.commit()
     session.expire_all()
     assert session.get(Customer, (five_customer_shop, 1)).score_pending  # type: ignore[union-attr]
@@ -199,7 +199,7 @@ def test_erasing_a_customer_removes_their_scores_and_stage_history(
     rescore(session, five_customer_shop, "2026-11-01")  # c5, 335 days without an order, lapses
     logged = select(StageChange.to_stage).where(StageChange.customer_id == 5)
     assert session.scalars(logged).all() == ["lapsed"]
-    repo.erase_customer(session, five_customer_shop, 5)
+    store.erase_customer(session, five_customer_shop, 5)
     session.commit()
     assert 5 not in stored(session, five_customer_shop)
     assert session.scalars(logged).all() == []

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import CustomerScore, StageChange
+from app.scoring import repository as scoring_repo
 from app.scoring import service
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import add_order, at
@@ -60,7 +61,7 @@ def test_stage_changes_of_a_week_are_listed_for_the_overview(session: Session) -
     session.commit()
     service.rescore_shop(session, shop_id, at("2026-08-15"))  # 76 days: both at risk
     session.commit()
-    week = service.stage_changes_since(session, shop_id, at("2026-08-10"))
+    week = scoring_repo.stage_changes_since(session, shop_id, at("2026-08-10"))
     assert [(c.customer_id, c.from_stage, c.to_stage) for c in week] == [
         (1, "active", "at_risk"),
         (2, "active", "at_risk"),

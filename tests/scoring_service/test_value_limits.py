@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.admin import repository as admin_repo
 from app.models import Customer, ShopSegment
+from app.scoring import repository as scoring_repo
 from app.scoring import service
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.conftest import FIVE
@@ -31,7 +33,7 @@ def _rescore(session: Session, shop_id: int) -> None:
 
 
 def _five_as_scored(session: Session, shop_id: int) -> dict[int, tuple[str, str, str, Decimal]]:
-    scores = service.customer_scores(session, shop_id, range(1, 6))
+    scores = scoring_repo.customer_scores(session, shop_id, range(1, 6))
     return {s.customer_id: (s.segment, s.stage, s.rfm_code, s.historic_clv) for s in scores}
 
 
@@ -46,14 +48,14 @@ def test_twelve_orders_at_the_limit_are_stored_and_scored(session: Session, five
         add_order(session, five_customer_shop, BIG, f"2026-05-{day:02d}", str(LARGEST))
     _rescore(session, five_customer_shop)
     total = session.scalars(select(Customer.total_spent).where(Customer.customer_id == BIG)).one()
-    (big,) = service.customer_scores(session, five_customer_shop, [BIG])
+    (big,) = scoring_repo.customer_scores(session, five_customer_shop, [BIG])
     assert total == 12 * LARGEST
     assert float(big.historic_clv) == pytest.approx(float(12 * LARGEST), rel=1e-12)
     others = sum(Decimal(total) for _, _, total in FIVE)
     assert float(_revenue(session, five_customer_shop)) == pytest.approx(
         float(12 * LARGEST + others), rel=1e-12
     )
-    assert service.metrics(session, five_customer_shop) is not None
+    assert admin_repo.metrics(session, five_customer_shop) is not None
 
 
 def test_ten_thousand_orders_at_the_limit_for_one_buyer_leave_the_others_scored_as_with_small_ones(
@@ -73,7 +75,7 @@ def test_ten_thousand_orders_at_the_limit_for_one_buyer_leave_the_others_scored_
         total = session.scalars(
             select(Customer.total_spent).where(Customer.shop_id == shop_id, Customer.customer_id == BIG)
         ).one()
-        (big,) = service.customer_scores(session, shop_id, [BIG])
+        (big,) = scoring_repo.customer_scores(session, shop_id, [BIG])
         assert float(total) == pytest.approx(ORDERS * value, rel=1e-12)
         assert float(big.historic_clv) == pytest.approx(ORDERS * value, rel=1e-12)
         assert float(_revenue(session, shop_id)) == pytest.approx(ORDERS * value + 820, rel=1e-12)
@@ -95,7 +97,7 @@ def test_a_buyer_past_what_a_score_column_holds_is_capped_and_the_shop_still_res
     )
     session.commit()
     _rescore(session, five_customer_shop)
-    (big,) = service.customer_scores(session, five_customer_shop, [BIG])
+    (big,) = scoring_repo.customer_scores(session, five_customer_shop, [BIG])
     assert big.historic_clv < widest
     assert float(big.historic_clv) == pytest.approx(service.MONEY_CAP, rel=1e-12)
     assert {c: v[3] for c, v in _five_as_scored(session, five_customer_shop).items()} == {

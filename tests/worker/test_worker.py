@@ -6,18 +6,22 @@ import os
 import signal
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import app.tasks  # noqa: F401 - registers every job kind
+from app.config import Settings
 from app.jobs import JobContext, enqueue, register_kind
 from app.jobs import repository as jobs_repo
 from app.jobs.registry import unregister
+from app.jobs.services import services_factory
 from app.kit.db import make_sessionmaker
 from app.models import Customer, Job
-from app.scoring import service
+from app.scoring import load
+from app.scoring import repository as scoring_repo
 from app.worker import Worker
 from tests.fixtures.factories import create_shop
 from tests.scoring_service.ledger import add_order, at
@@ -68,7 +72,7 @@ def test_many_orders_of_one_customer_lead_to_one_rescore(
     ran = Worker(factory, clock=Clock(NOW)).run_pending()
     rescores = jobs(session, "rescore")
     assert ran >= 1 and [(j.state, j.attempts) for j in rescores] == [("done", 1)]
-    scores = service.customer_scores(session, shop_id, [7, 8])
+    scores = scoring_repo.customer_scores(session, shop_id, [7, 8])
     assert [(s.customer_id, s.frequency) for s in scores] == [(7, 4), (8, 1)]
     assert session.scalars(select(Customer.customer_id).where(Customer.score_pending)).all() == []
 
@@ -273,3 +277,35 @@ def test_finished_jobs_are_forgotten_after_a_week_and_failed_ones_kept(
     assert len(jobs(session)) == 2
     Worker(factory, clock=Clock(NOW + timedelta(days=8)), kinds=set()).tick_schedules()
     assert [j.kind for j in jobs(session)] == ["explode"]
+
+
+def test_the_worker_keeps_its_rescore_cache_so_an_incremental_rescore_reads_only_the_marked(
+    session: Session, factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the cache is PostgreSQL's")
+    shop_id = create_shop(session).shop_id
+    for customer_id in range(1, 9):
+        add_order(session, shop_id, customer_id, "2026-05-01")
+    clock = Clock(NOW)
+    worker = Worker(factory, clock=clock, kinds={"rescore"}, services=services_factory(settings))
+    reads: list[int] = []
+    read = load.load_customers
+
+    def counted(s: Session, shop: int, *args: object, **kwargs: Any) -> load.LoadedCustomers:
+        reads.append(shop)
+        return read(s, shop, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load, "load_customers", counted)
+    try:
+        worker.run_pending()  # the first scoring: full
+        add_order(session, shop_id, 7, "2026-06-01T08:00", now=at("2026-06-01T08:00"))
+        clock.now = NOW + timedelta(hours=1)
+        worker._last_run.clear()
+        worker.run_pending()
+    finally:
+        worker.close()
+
+    assert [(j.state, j.payload) for j in jobs(session, "rescore")] == [("done", None), ("done", None)]
+    assert reads == []
+    assert [s.frequency for s in scoring_repo.customer_scores(session, shop_id, [7])] == [2]

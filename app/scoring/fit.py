@@ -1,0 +1,179 @@
+"""Fitting a shop's CLV models (BG/NBD and Gamma-Gamma, ``app.clv``) on its whole ledger, and the
+backtest shown as "accuracy"; the models of a stored fit for the rescore."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.orm import Session
+
+from app.clv import backtest as clv_backtest
+from app.clv import clv
+from app.clv.bgnbd import BetaGeoParams
+from app.clv.gamma_gamma import GammaGammaParams
+from app.models import Backtest, ClvFit
+from app.scoring import load
+from app.scoring import repository as repo
+from app.scoring.compute import date_of, plain
+from app.settings.service import get_settings
+
+log = logging.getLogger(__name__)
+
+Array = npt.NDArray[Any]
+BACKTEST_MIN_HISTORY_DAYS: Final = 90
+
+
+def models_from_fit(fit: ClvFit | None) -> clv.ShopModels | None:
+    """The usable models of a stored fit, or None (no fit, or it failed soft)."""
+    if fit is None or not fit.usable or fit.r is None or fit.alpha is None or fit.a is None or fit.b is None:
+        return None
+    spend = None
+    if fit.p is not None and fit.q is not None and fit.v is not None:
+        spend = GammaGammaParams(fit.p, fit.q, fit.v, converged=bool(fit.spend_converged))
+        if not spend.usable:
+            spend = None
+    return clv.ShopModels(
+        purchases=BetaGeoParams(fit.r, fit.alpha, fit.a, fit.b),
+        spend=spend,
+        reasons=tuple((fit.reasons or "").splitlines()),
+        n_customers=fit.customers,
+        n_repeat_buyers=fit.repeat_buyers,
+        n_excluded=0,
+        fallback_order_value=fit.fallback_order_value,
+    )
+
+
+def fit_and_backtest(session: Session, shop_id: int, now: dt.datetime) -> ClvFit:
+    """Fit the shop's CLV models on its whole ledger (days as the time unit), store the fit and a
+    backtest. Fails soft: a shop the models cannot describe gets a fit row with ``usable`` false
+    and the reasons."""
+    started = time.perf_counter()
+    tz = load.shop_timezone(session, shop_id)
+    today = load.day_number(now, tz)
+    ords = load.load_orders(session, shop_id, tz)
+    customer = ords["customer_id"]
+    day = ords["day"].astype(np.float64)
+    value = ords["value"]
+    summary = clv_backtest.summarise_transactions(customer, day, value, float(today))
+    models = clv.fit_shop_models(summary.x, summary.t_x, summary.T, summary.m)
+    purchases, spend = models.purchases, models.spend
+    row: dict[str, Any] = {
+        "shop_id": shop_id,
+        "fitted_at": now,
+        "customers": models.n_customers,
+        "repeat_buyers": models.n_repeat_buyers,
+        "orders": int(customer.size),
+        "usable": models.usable,
+        "reasons": "\n".join(models.reasons) or None,
+        "fallback_order_value": float(models.fallback_order_value),
+        "seconds": 0.0,
+    }
+    if purchases is not None:
+        row |= {
+            "r": purchases.r,
+            "alpha": purchases.alpha,
+            "a": purchases.a,
+            "b": purchases.b,
+            "purchases_log_likelihood": purchases.log_likelihood,
+            "purchases_converged": purchases.converged,
+        }
+    if spend is not None:
+        row |= {
+            "p": spend.p,
+            "q": spend.q,
+            "v": spend.v,
+            "spend_log_likelihood": spend.log_likelihood,
+            "spend_converged": spend.converged,
+        }
+    row["seconds"] = time.perf_counter() - started
+    fit = repo.add_fit(session, row)
+    run_backtest(session, shop_id, now, customer, day, value, today)
+    return fit
+
+
+def backtest_window(first_day: int, today: int, horizon_days: int = 365) -> tuple[int, int] | None:
+    """(cut-off, end) for a shop's backtest: hold out the last third of the history, at most one
+    horizon and at least four weeks; None with less than ``BACKTEST_MIN_HISTORY_DAYS`` of orders."""
+    span = today - first_day
+    if span < BACKTEST_MIN_HISTORY_DAYS:
+        return None
+    holdout = int(min(max(span // 3, 28), horizon_days))
+    return today - holdout, today
+
+
+def run_backtest(
+    session: Session,
+    shop_id: int,
+    now: dt.datetime,
+    customer: Array,
+    day: Array,
+    value: Array,
+    today: int,
+) -> Backtest:
+    settings = get_settings(session, shop_id)
+    window = backtest_window(int(day.min()) if day.size else today, today, settings.clv_horizon_days)
+    zero = clv_backtest.ForecastAccuracy(0.0, 0.0, 0.0, 0.0)
+    result: clv_backtest.BacktestResult | None = None
+    reasons: str | None
+    if window is None:
+        reasons = f"less than {BACKTEST_MIN_HISTORY_DAYS} days of orders; nothing to hold out yet"
+        cut, end = today, today
+    else:
+        cut, end = window
+        result = clv_backtest.backtest(customer, day, value, float(cut), float(end))
+        reasons = "\n".join(result.reasons) or None
+    by_frequency: list[dict[str, Any]] = []
+    if result is not None:
+        calibration = clv_backtest.summarise_transactions(customer, day, value, float(cut))
+        bucket = np.minimum(calibration.x, 7).astype(np.intp)
+        for k in range(8):
+            member = bucket == k
+            if np.any(member):
+                by_frequency.append(
+                    {
+                        "repeat_orders": f"{k}+" if k == 7 else str(k),
+                        "customers": int(np.count_nonzero(member)),
+                        "actual": float(result.actual_orders[member].mean()),
+                        "predicted": float(result.predicted_orders[member].mean()),
+                        "naive": float(result.naive_orders[member].mean()),
+                    }
+                )
+    orders_acc = result.orders if result else zero
+    revenue_acc = result.revenue if result else zero
+    naive_orders = result.naive_orders_accuracy if result else zero
+    naive_revenue = result.naive_revenue_accuracy if result else zero
+    row = {
+        "shop_id": shop_id,
+        "computed_at": now,
+        "calibration_end": date_of(cut),
+        "holdout_end": date_of(end),
+        "customers": int(result.customer.size) if result else 0,
+        "model_used": bool(result.model_used) if result else False,
+        "reasons": reasons,
+        "predicted_orders": orders_acc.predicted_total,
+        "actual_orders": orders_acc.actual_total,
+        "naive_orders": naive_orders.predicted_total,
+        "orders_mae": orders_acc.mean_absolute_error,
+        "orders_bias": orders_acc.bias,
+        "naive_orders_mae": naive_orders.mean_absolute_error,
+        "naive_orders_bias": naive_orders.bias,
+        "predicted_revenue": revenue_acc.predicted_total,
+        "actual_revenue": revenue_acc.actual_total,
+        "naive_revenue": naive_revenue.predicted_total,
+        "revenue_mae": revenue_acc.mean_absolute_error,
+        "revenue_bias": revenue_acc.bias,
+        "naive_revenue_mae": naive_revenue.mean_absolute_error,
+        "naive_revenue_bias": naive_revenue.bias,
+        "by_frequency": _json(by_frequency),
+    }
+    return repo.add_backtest(session, row)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(plain(value), separators=(",", ":"))
