@@ -1,6 +1,6 @@
 """What async job handlers get from the worker: one HTTP client, one Admin API client, the shops'
-tokens (`app.shops.tokens.ShopTokens`, the same owner the web and the CLI use), and the rescore's
-cache (`app.scoring.cache.RescoreCache`, kept for the worker's life).
+tokens (`app.shops.tokens.ShopTokens`, the same owner the web and the CLI use), and what a job
+kind keeps for the worker's life (`keep`: the rescore's cache).
 
 Built inside the worker's event loop on first use and closed when the worker stops. It lives with
 the jobs, below the worker, so that a domain's `tasks.py` can name it without importing the worker."""
@@ -8,16 +8,17 @@ the jobs, below the worker, so that a domain's `tasks.py` can name it without im
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.scoring.cache import RescoreCache
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import ShopTokens
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,8 +28,15 @@ class WorkerServices:
     http: httpx.AsyncClient
     admin: AdminClient
     tokens: ShopTokens
-    rescore_cache: RescoreCache
     owns_http: bool = True
+    kept: dict[type, Any] = field(default_factory=dict)
+
+    def keep(self, kind: type[T]) -> T:
+        """The one `kind()` this worker keeps for its life (built on first use): a job kind's state
+        across jobs, such as the rescore's cache, without this layer knowing the kind."""
+        if kind not in self.kept:
+            self.kept[kind] = kind()
+        return self.kept[kind]
 
     async def aclose(self) -> None:
         if self.owns_http:
@@ -49,7 +57,6 @@ def services_factory(settings: Settings, http: httpx.AsyncClient | None = None) 
             http=client,
             admin=AdminClient(client, settings),
             tokens=ShopTokens(settings, factory, lambda: client),
-            rescore_cache=RescoreCache(),
             owns_http=http is None,
         )
 

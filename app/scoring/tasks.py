@@ -6,11 +6,12 @@ from sqlalchemy.orm import Session
 
 from app.jobs import JobContext, register_kind, register_schedule
 from app.scoring import service
+from app.scoring.cache import RescoreCache
 
 
 def run_rescore(session: Session, job: JobContext) -> None:
     full = True if job.payload.get("full") else None
-    cache = job.services.rescore_cache if job.services is not None else None
+    cache = job.services.keep(RescoreCache) if job.services is not None else None
     service.rescore_shop(session, job.shop_id, job.now, full=full, cache=cache)
 
 

@@ -9,10 +9,10 @@ import sys
 from typing import Any
 
 import numpy as np
-from app.scoring.settings import ScoringSettings
 
 from app.kit import pgcopy
 from app.scoring import columns, compute, rules
+from app.settings.schemas import ScoringSettings
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 TODAY = (NOW.date() - dt.date(1970, 1, 1)).days

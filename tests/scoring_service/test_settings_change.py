@@ -13,6 +13,7 @@ import app.tasks  # noqa: F401 - registers every job kind
 from app.admin.service import save_settings
 from app.kit.db import make_sessionmaker
 from app.models import Job
+from app.scoring import repository as scoring_repo
 from app.scoring import service
 from app.worker import Worker
 from tests.fixtures.factories import create_shop
@@ -54,6 +55,7 @@ def test_the_worker_applies_a_settings_change_to_the_stored_scores(
     Worker(factory, clock=lambda: at("2026-06-01T12:11"), run_schedules=False).run_pending()
     session.expire_all()
     codes = {
-        s.customer_id: s.rfm_code for s in service.customer_scores(session, five_customer_shop, range(1, 6))
+        s.customer_id: s.rfm_code
+        for s in scoring_repo.customer_scores(session, five_customer_shop, range(1, 6))
     }
     assert codes == {1: "311", 2: "321", 3: "113", 4: "331", 5: "211"}
