@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+from contextlib import suppress
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.imports import pull
@@ -15,6 +18,9 @@ from app.imports.schemas import ImportProgress, ImportState
 from app.kit.db import make_engine, make_sessionmaker
 from app.shopify.admin_client import AdminClient
 from app.shops import repository as shops_repo
+from app.shops.tokens import ReauthorizationRequired, ShopTokens
+
+Factory = sessionmaker[Session]
 
 
 def _shop_id(settings: Settings, domain: str) -> tuple[int | None, Engine]:
@@ -29,16 +35,31 @@ def _print(progress: ImportProgress) -> None:
     print(f"{progress.state}: {progress.orders_done}/{expected} orders", flush=True)
 
 
-def import_command(settings: Settings, domain: str) -> int:
+def _client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+
+
+async def _fresh_token(settings: Settings, factory: Factory, http: httpx.AsyncClient, domain: str) -> None:
+    """Refresh an expiring offline token first, as the worker does, through the one token owner
+    (https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/offline-access-tokens);
+    without a usable token the run itself says "open the app to reconnect"."""
+    with suppress(ReauthorizationRequired):
+        await ShopTokens(settings, factory, lambda: http).access_token(domain)
+
+
+def import_command(
+    settings: Settings, domain: str, client: Callable[[], httpx.AsyncClient] = _client
+) -> int:
     shop_id, engine = _shop_id(settings, domain)
     if shop_id is None:
         print(f"shop {domain} is not installed", file=sys.stderr)
         return 1
 
     async def go() -> ImportProgress:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
-            admin = AdminClient(http, settings)
+        async with client() as http:
             factory = make_sessionmaker(engine)
+            await _fresh_token(settings, factory, http, domain)
+            admin = AdminClient(http, settings)
             return await pull.run_import(factory, admin, shop_id, on_progress=_print)
 
     progress = asyncio.run(go())
@@ -49,16 +70,20 @@ def import_command(settings: Settings, domain: str) -> int:
     return 0
 
 
-def reconcile_command(settings: Settings, domain: str) -> int:
+def reconcile_command(
+    settings: Settings, domain: str, client: Callable[[], httpx.AsyncClient] = _client
+) -> int:
     shop_id, engine = _shop_id(settings, domain)
     if shop_id is None:
         print(f"shop {domain} is not installed", file=sys.stderr)
         return 1
 
     async def go() -> pull.ReconcileReport:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0)) as http:
+        async with client() as http:
+            factory = make_sessionmaker(engine)
+            await _fresh_token(settings, factory, http, domain)
             admin = AdminClient(http, settings)
-            return await pull.reconcile(make_sessionmaker(engine), admin, shop_id)
+            return await pull.reconcile(factory, admin, shop_id)
 
     report = asyncio.run(go())
     engine.dispose()
