@@ -47,9 +47,7 @@ async def _fresh_token(settings: Settings, factory: Factory, http: httpx.AsyncCl
         await ShopTokens(settings, factory, lambda: http).access_token(domain)
 
 
-def import_command(
-    settings: Settings, domain: str, client: Callable[[], httpx.AsyncClient] = _client
-) -> int:
+def import_command(settings: Settings, domain: str, client: Callable[[], httpx.AsyncClient] = _client) -> int:
     shop_id, engine = _shop_id(settings, domain)
     if shop_id is None:
         print(f"shop {domain} is not installed", file=sys.stderr)

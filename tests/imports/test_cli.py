@@ -45,7 +45,9 @@ def _to_the_double(world: World) -> Callable[[], httpx.AsyncClient]:
 
 
 @pytest.mark.parametrize("command", [import_command, reconcile_command], ids=["import", "reconcile"])
-def test_the_command_refreshes_an_expired_token_and_runs_on_the_new_one(world: World, command: object) -> None:
+def test_the_command_refreshes_an_expired_token_and_runs_on_the_new_one(
+    world: World, command: object
+) -> None:
     seed_history(world.store, 20)
     world.store.client_id = world.settings.shopify_api_key  # the app the double knows
     world.store.client_secret = world.settings.shopify_api_secret
