@@ -129,6 +129,7 @@ class Demo:
         host: str = "127.0.0.1",
         port: int = 8000,
         out: TextIO = sys.stdout,
+        plan: str = "Basic",
     ) -> None:
         if settings.app_env == "production":
             raise SystemExit("the demo is for development only (APP_ENV is production)")
@@ -136,6 +137,7 @@ class Demo:
         self.customers, self.seed = customers, seed
         self.rate, self.duration = orders_per_second, duration
         self.host, self.port, self.out = host, port, out
+        self.plan = plan  # the store's Shopify plan sets its API budget, and so the sync's pace
         self.store = DevStore(client_id=settings.shopify_api_key, client_secret=settings.shopify_api_secret)
         self.result = DemoResult()
         self._stop = threading.Event()
@@ -172,7 +174,7 @@ class Demo:
         store_port = store_server.start()
         out.write(f"Shopify double (local store) at http://{self.host}:{store_port}\n")
 
-        self.store.create_shop(DEMO_SHOP, name="Demo Shop")
+        self.store.create_shop(DEMO_SHOP, name="Demo Shop", plan=self.plan)
         history = generate(self.store, DEMO_SHOP, customers=self.customers, seed=self.seed)
         self._apply_history(history)
         self.result.customers_generated, self.result.orders_generated = history.customers, history.orders

@@ -29,8 +29,16 @@ def test_demo_runs_the_whole_product_headless(
     settings: Settings, session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # a Plus store's API budget: the sync's pacing is tested on its own (tests/sync), not here
     demo = Demo(
-        settings, customers=250, seed=3, duration=2.0, port=0, orders_per_second=5.0, out=io.StringIO()
+        settings,
+        customers=250,
+        seed=3,
+        duration=2.0,
+        port=0,
+        orders_per_second=5.0,
+        out=io.StringIO(),
+        plan="Plus",
     )
     result = demo.run()
 
