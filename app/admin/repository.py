@@ -19,8 +19,6 @@ from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session
 
 from app.models import (
-    Backtest,
-    ClvFit,
     Customer,
     CustomerScore,
     Job,
@@ -82,24 +80,6 @@ def segments(session: Session, shop_id: int) -> list[ShopSegment]:
         session.scalars(
             select(ShopSegment).where(ShopSegment.shop_id == shop_id).order_by(ShopSegment.position)
         )
-    )
-
-
-def latest_fit(session: Session, shop_id: int) -> ClvFit | None:
-    return session.scalar(
-        select(ClvFit)
-        .where(ClvFit.shop_id == shop_id)
-        .order_by(ClvFit.fitted_at.desc(), ClvFit.id.desc())
-        .limit(1)
-    )
-
-
-def latest_backtest(session: Session, shop_id: int) -> Backtest | None:
-    return session.scalar(
-        select(Backtest)
-        .where(Backtest.shop_id == shop_id)
-        .order_by(Backtest.computed_at.desc(), Backtest.id.desc())
-        .limit(1)
     )
 
 

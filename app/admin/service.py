@@ -236,8 +236,8 @@ async def customer_names(
 
 
 def accuracy(session: Session, shop_id: int) -> tuple[Any, Any, list[dict[str, Any]]]:
-    backtest = repo.latest_backtest(session, shop_id)
-    fit = repo.latest_fit(session, shop_id)
+    backtest = scoring.latest_backtest(session, shop_id)
+    fit = scoring.latest_fit(session, shop_id)
     rows = json.loads(backtest.by_frequency) if backtest is not None and backtest.by_frequency else []
     return backtest, fit, rows
 

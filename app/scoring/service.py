@@ -36,6 +36,7 @@ from app.scoring.cache import RescoreCache
 from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS
 from app.scoring.compute import MONEY_CAP
 from app.scoring.load import shop_timezone
+from app.scoring.repository import latest_backtest, latest_fit
 from app.scoring.store import erase_customer, lock_scores
 from app.settings.service import get_settings, settings_updated_at
 from app.vocabulary import ALL_CUSTOMERS
@@ -284,6 +285,8 @@ __all__ = [
     "enqueue_rescore",
     "erase_customer",
     "fit_shop",
+    "latest_backtest",
+    "latest_fit",
     "lock_scores",
     "rescore_shop",
     "shop_timezone",
