@@ -1,4 +1,4 @@
-"""Pushing scores into Shopify (PRODUCT §6, PLATFORM §12): metafields, tags and segments.
+"""Pushing scores into Shopify: metafields, tags and segments (docs/metrics.md).
 
 One run of :func:`sync_shop` is a resumable step:
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-METAFIELDS_PER_CALL: Final = 25  # metafieldsSet's limit (PLATFORM §12)
+METAFIELDS_PER_CALL: Final = 25  # https://shopify.dev/docs/api/admin-graphql/latest/mutations/metafieldsSet
 DELETES_PER_CALL: Final = 250  # input arrays ≤ 250
 DOCUMENT_FIELDS: Final = 20
 """Root mutation fields per document: 200 points, a tenth of the Standard bucket."""
@@ -126,7 +126,7 @@ query SyncBulkOperation($id: ID!) {
   bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
 }"""
 
-# One mutation per kind of write, run once per line of a bulk mutation (PLATFORM §12 "Bulk import").
+# One mutation per kind of write, run once per line of a bulk mutation (https://shopify.dev/docs/api/usage/bulk-operations/imports).
 BULK_MUTATIONS: Final[dict[str, str]] = {
     "metafields": "mutation SyncBulkMetafields($m: [MetafieldsSetInput!]!) { metafieldsSet(metafields: $m) "
     "{ metafields { key compareDigest } userErrors { field message code elementIndex } } }",
