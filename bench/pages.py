@@ -90,7 +90,7 @@ def _metrics_json(customers: int, now: dt.datetime, rng: np.random.Generator) ->
         },
         "clv": {"source": "model", "fit_id": 1, "reasons": []},
     }
-    return json.dumps(compute.plain(body))
+    return json.dumps(compute.to_jsonable(body))
 
 
 def seed(url: str, customers: int, settings: Settings, token: str) -> int:
