@@ -1,6 +1,7 @@
 """Request dependencies that read as types: `SessionDep` (from app.kit.db) and `CurrentShop`.
 
-`CurrentShop` authenticates a request by its App Bridge session token (PLATFORM.md §6):
+`CurrentShop` authenticates a request by its App Bridge session token
+(https://shopify.dev/docs/apps/build/authentication-authorization/session-tokens):
 `Authorization: Bearer <token>` on fetch requests, the `id_token` query parameter on the document
 load. The shop is the token's `dest` — never a query parameter — and it is installed on the fly
 by token exchange when the app holds no usable token for it (Shopify-managed install).

@@ -6,13 +6,13 @@
 
 The shop is seeded with bulk SQL (not timed): customers, customer_scores, stage changes (a first
 staging of everyone a month ago and 5 % moving this week), the segments table, the metrics snapshot
-(PRODUCT §5 computed by the real functions over ~600,000 synthetic orders), a CLV fit and a backtest.
+(docs/metrics.md, computed by the real functions over ~600,000 synthetic orders), a CLV fit and a backtest.
 Requests go through the whole ASGI app in-process (session-token check, SQL, templates, charts);
 the customer-name lookup is answered by the in-process Shopify double, so a real Shopify round trip
 adds its network latency on top of the customers page figures.
 
 Reference, measured in the same run: each page's SQL alone (the repository calls the page makes, on
-one session), printed with the ratio page / SQL. Target (issue #8): p95 under 200 ms per page.
+one session), printed with the ratio page / SQL. Target: p95 under 200 ms per page.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _fresh_database(url: str) -> None:
 
 
 def _metrics_json(customers: int, now: dt.datetime, rng: np.random.Generator) -> str:
-    """The snapshot the worker stores, from the real §5 functions over synthetic orders."""
+    """The snapshot the worker stores, from the real shop-metrics functions over synthetic orders."""
     orders = customers * 3
     customer = rng.integers(0, customers, orders)
     today = (now.date() - dt.date(1970, 1, 1)).days
@@ -90,7 +90,7 @@ def _metrics_json(customers: int, now: dt.datetime, rng: np.random.Generator) ->
         },
         "clv": {"source": "model", "fit_id": 1, "reasons": []},
     }
-    return json.dumps(compute.plain(body))
+    return json.dumps(compute.to_jsonable(body))
 
 
 def seed(url: str, customers: int, settings: Settings, token: str) -> int:

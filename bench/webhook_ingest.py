@@ -10,7 +10,7 @@ payloads built by the Shopify double, and drives them over keep-alive HTTP/1.1 c
 3. reference, same run: the same SQL (one `rfm_ingest_order` call per order, as the server makes
    on PostgreSQL) called directly in one loop on one connection (no HTTP, no JSON, no HMAC, no
    concurrency), webhooks/s. The ratio is HTTP throughput / reference.
-Targets (issue #2, this 2-core machine): >= 1,000 webhooks/s sustained, p99 < 50 ms at 500/s.
+Targets (this 2-core machine): >= 1,000 webhooks/s sustained, p99 < 50 ms at 500/s.
 """
 
 from __future__ import annotations

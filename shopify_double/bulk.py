@@ -1,4 +1,5 @@
-"""Bulk query operations in the double, run for real over its state (PLATFORM §12 "Bulk export").
+"""Bulk query operations in the double, run for real over its state
+(https://shopify.dev/docs/apps/build/apis/graphql-admin/bulk-operations/queries).
 
 - ``bulkOperationRunQuery(query:)`` validates the inner query against the 2026-10 schema like any
   document (plus Shopify's bulk rules: at least one connection, at most five, nesting depth ≤ 2),
@@ -17,7 +18,8 @@
   ``Range`` support like the storage Shopify signs URLs for); an expired file answers 403.
 - :meth:`send_finish_webhook` delivers ``bulk_operations/finish`` through a ``WebhookSender``.
 
-Bulk mutations (PLATFORM §12 "Bulk import"), as Shopify's CLI drives them (``stageFile``):
+Bulk mutations (https://shopify.dev/docs/api/usage/bulk-operations/imports), as Shopify's CLI
+drives them (``stageFile``):
 
 - ``stagedUploadsCreate(input: [{resource: BULK_MUTATION_VARIABLES, …}])`` returns a target whose
   ``url`` is the double's own ``POST /staged-uploads`` and whose ``parameters`` (``key``,
@@ -78,9 +80,9 @@ if TYPE_CHECKING:
     from shopify_double.state import DevStore
     from shopify_double.webhooks import Delivery, WebhookSender
 
-MAX_CONCURRENT_QUERIES = 5  # per shop and app, API ≥ 2026-01 (PLATFORM §12)
+MAX_CONCURRENT_QUERIES = 5  # per shop and app, API ≥ 2026-01
 MAX_CONCURRENT_MUTATIONS = 1
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # 100 MB per staged JSONL (PLATFORM §12)
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # 100 MB per staged JSONL
 MAX_CONNECTIONS = 5
 MAX_NESTING = 2
 RUNNING = ("CREATED", "RUNNING")

@@ -1,7 +1,6 @@
 """The double's OAuth bookkeeping: authorization codes, token lifetimes and refresh-token rotation.
 
-Kept apart from the HTTP layer (``shopify_double/oauth.py``) so the rules read on their own
-(PLATFORM.md §4–§5):
+Kept apart from the HTTP layer (``shopify_double/oauth.py``) so the rules read on their own:
 
 - an authorization code is single use and expires (``CODE_TTL``);
 - an expiring offline token lives ``ACCESS_TOKEN_TTL`` (``expires_in`` 3600) and comes with a

@@ -1,4 +1,4 @@
-"""The double's OAuth endpoints, answering the way Shopify does (PLATFORM.md §2, §4, §5).
+"""The double's OAuth endpoints, answering the way Shopify does.
 
 - ``GET /admin/oauth/authorize?client_id=&scope=&redirect_uri=&state=[&grant_options[]=per-user]``:
   the merchant "approves" at once; answers 302 to ``redirect_uri`` with ``code, hmac, host, shop,
@@ -301,7 +301,7 @@ async def uninstall_app(
 ) -> Delivery:
     """The merchant removes the app: every token of the shop stops working, token exchange is
     refused until the app is installed again, then Shopify sends ``app/uninstalled`` (by then the
-    app can no longer call the API, PLATFORM §9)."""
+    app can no longer call the API)."""
     store.revoke(shop)
     store.grants.uninstalled.add(shop)
     return await sender.send(url, "app/uninstalled", shop, uninstall_payload(store, shop))

@@ -28,7 +28,7 @@ from shopify_double.signing import make_session_token
 
 DEFAULT_APP_ID = 4_242_424_242
 PLANS: dict[str, tuple[float, float]] = {
-    # plan -> (maximumAvailable, restoreRate), PLATFORM.md §12 "Cost and throttling".
+    # plan -> (maximumAvailable, restoreRate), https://shopify.dev/docs/api/usage/limits
     "Basic": (2000.0, 100.0),
     "Standard": (2000.0, 100.0),
     "Advanced": (4000.0, 200.0),

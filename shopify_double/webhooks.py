@@ -148,7 +148,7 @@ class WebhookSender:
 
 
 # ---------------------------------------------------------------------------------------------
-# REST-shape payloads (PLATFORM.md §10)
+# REST-shape payloads (https://shopify.dev/docs/api/webhooks?reference=rest)
 # ---------------------------------------------------------------------------------------------
 
 

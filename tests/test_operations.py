@@ -1,4 +1,4 @@
-"""Health, readiness, metrics and structured logs (issue #9)."""
+"""Health, readiness, metrics and structured logs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Server-rendered SVG charts for the embedded page (PRODUCT §7: the page works without extra
-JavaScript). Pure functions from numbers to markup.
+"""Server-rendered SVG charts for the embedded page (docs/metrics.md: the page works without
+extra JavaScript). Pure functions from numbers to markup.
 
 Accessible by construction: every chart is ``role="img"`` with a ``<title>`` and an ``aria-label``
 that say what it shows, axes carry labels, every mark carries its value as text, and series differ

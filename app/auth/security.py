@@ -1,6 +1,7 @@
 """Response and log hygiene for the embedded app.
 
-- `Content-Security-Policy: frame-ancestors …` on every HTML response (PLATFORM §7): the shop's
+- `Content-Security-Policy: frame-ancestors …` on every HTML response
+  (https://shopify.dev/docs/apps/build/security/app-server/set-up-iframe-protection): the shop's
   admin and admin.shopify.com on embedded pages, `'none'` on everything else (the middleware
   fills in `'none'` wherever a route did not name a shop).
 - `X-Content-Type-Options`, `Referrer-Policy` and, on https, `Strict-Transport-Security` on every

@@ -27,7 +27,7 @@ ACTIVE_STATES = frozenset(
     {ImportState.queued, ImportState.running, ImportState.downloading, ImportState.ingesting}
 )
 
-# What the merchant reads on the status panel (PRODUCT §7 "errors in plain words").
+# What the merchant reads on the status panel (in plain words, docs/metrics.md).
 BULK_FAILURE_WORDS = {
     "ACCESS_DENIED": "Shopify refused to export the orders: the app lacks the read_all_orders permission.",
     "INTERNAL_SERVER_ERROR": "Shopify had an internal error while exporting the orders.",
@@ -71,7 +71,7 @@ def _amount(bag: Any, money: str, field: str) -> Decimal | None:
 
 def order_facts_from_node(node: dict[str, Any]) -> OrderFacts:
     """One GraphQL ``Order`` node (bulk line or page item) → the ledger's facts; same rules as
-    :func:`app.orders.schemas.parse_order` for webhooks (PLATFORM §12 field names)."""
+    :func:`app.orders.schemas.parse_order` for webhooks."""
     order_id = parse_gid(node.get("id"), "id", "Order")
     customer = node.get("customer")
     customer_id = parse_gid(customer.get("id"), "customer.id", "Customer") if customer else None

@@ -10,7 +10,7 @@ from app.models.shop import ShopId
 
 
 class ShopMetricsSnapshot(Base):
-    """The shop's PRODUCT §5 metrics and cohort table as JSON, and when the shop was last scored."""
+    """The shop's metrics (docs/metrics.md) and cohort table as JSON, and when the shop was last scored."""
 
     __tablename__ = "shop_metrics"
 

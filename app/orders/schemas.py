@@ -14,7 +14,7 @@ from typing import Any
 from app.kit.errors import UnprocessablePayload
 from app.kit.money import AMOUNT_LIMIT, AmountError, parse_amount
 
-# Orders that count for nothing whatever else they say (PRODUCT §1).
+# Orders that count for nothing whatever else they say (docs/metrics.md).
 NON_QUALIFYING_FINANCIAL_STATUSES = frozenset({"refunded", "voided"})
 # `[0-9]`, not `\d`: in a str pattern `\d` matches every Unicode decimal digit
 _GID = re.compile(r"gid://shopify/(?P<type>[A-Za-z]+)/(?P<id>[0-9]+)(?:\?[^\n]*)?", re.ASCII)
@@ -193,7 +193,7 @@ def parse_order(payload: Any) -> OrderFacts:
 
     shop_total = _set_amount(order, "current_total_price_set", "shop_money")
     if shop_total is None:
-        # Older REST shapes have no `_set` twins (PLATFORM §10).
+        # Older REST shapes have no `_set` twins.
         for key in ("current_total_price", "total_price"):
             if order.get(key) is not None:
                 shop_total = _money(order[key], key)
@@ -286,7 +286,7 @@ def order_counts(
     current_total: Decimal,
     pending_refunds: Decimal,
 ) -> bool:
-    """Whether an order is "qualifying" (PRODUCT §1). Refunds seen through `refunds/create` but not
+    """Whether an order is "qualifying" (docs/metrics.md). Refunds seen through `refunds/create` but not
     yet in an order delivery, when they cover the whole order, count as a full refund."""
     if customer_id is None or test or cancelled_at is not None:
         return False

@@ -63,7 +63,7 @@ def _hash(*columns: npt.ArrayLike) -> Array:
     return h.view(np.int64)
 
 
-def _cents(values: Array, places: int = 2) -> Array:
+def _fixed_point(values: Array, places: int = 2) -> Array:
     """Values in units of 10^-places for hashing; past int64, the float's own bits (still unique)."""
     scaled = np.round(np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-1.0) * 10**places)
     small = np.abs(scaled) < 2.0**63
@@ -362,24 +362,24 @@ def score_customers(
         chosen.monetary,
         segment,
         stage,
-        _cents(predicted_clv),
-        _cents(historic),
-        _cents(churn_risk),
+        _fixed_point(predicted_clv),
+        _fixed_point(historic),
+        _fixed_point(churn_risk),
         next_order_us,
         clv_tier,
     )
     row_hash = _hash(
         synced_hash,
         frequency,
-        _cents(monetary, 4),
+        _fixed_point(monetary, 4),
         orders_last_year,
-        _cents(spent_last_year, 4),
+        _fixed_point(spent_last_year, 4),
         quintile.fm,
         thirds.group,
         stage_since_us,
         *flags,
-        _cents(predicted_orders),
-        _cents(average_days, 4),
+        _fixed_point(predicted_orders),
+        _fixed_point(average_days, 4),
         clv_source,
     )
     write = ~cust["scored"] | (row_hash != cust["row_hash"])
@@ -514,20 +514,20 @@ def segment_table(
     return rows
 
 
-def plain(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
     """``value`` as JSON holds it: dataclasses as dicts, dates as ISO text, NaN/inf as None."""
     if is_dataclass(value) and not isinstance(value, type):
-        return plain(asdict(value))
+        return to_jsonable(asdict(value))
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float) and not np.isfinite(value):
         return None
     if isinstance(value, np.generic):
-        return plain(value.item())
+        return to_jsonable(value.item())
     return value
 
 
@@ -550,7 +550,7 @@ def _metrics_json(
     if predicted_clv.size:
         edges = np.quantile(predicted_clv, np.linspace(0, 1, 11))
         distribution = {"deciles": [float(e) for e in edges], "mean": float(predicted_clv.mean())}
-    return plain(
+    return to_jsonable(
         {
             "as_of": date_of(today),
             "shop": computed,

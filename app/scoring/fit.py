@@ -20,7 +20,7 @@ from app.clv.gamma_gamma import GammaGammaParams
 from app.models import Backtest, ClvFit
 from app.scoring import load
 from app.scoring import repository as repo
-from app.scoring.compute import date_of, plain
+from app.scoring.compute import date_of, to_jsonable
 from app.settings.service import get_settings
 
 log = logging.getLogger(__name__)
@@ -176,4 +176,4 @@ def run_backtest(
 
 
 def _json(value: Any) -> str:
-    return json.dumps(plain(value), separators=(",", ":"))
+    return json.dumps(to_jsonable(value), separators=(",", ":"))

@@ -1,4 +1,4 @@
-"""Shop metrics of PRODUCT §5 from per-order arrays, for the metrics and cohorts pages.
+"""Shop metrics (docs/metrics.md) from per-order arrays, for the metrics and cohorts pages.
 
 Inputs are the shop's qualifying orders, one element per order:
   ``customer_index`` — the customer's position in the shop's customer arrays (0..n-1, dense);
@@ -371,7 +371,7 @@ def cohort_table(
     as_of: dt.date | int | np.datetime64 | None = None,
     max_months_after: int | None = None,
 ) -> CohortTable:
-    """Customers by calendar month of first order × calendar months after (PRODUCT §5).
+    """Customers by calendar month of first order × calendar months after.
 
     A customer is "still buying" in month k when they have an order in the calendar month k months
     after their first order's month. ``as_of`` defaults to the last order's day; later orders are
@@ -458,7 +458,7 @@ def cohort_table(
 
 
 # --------------------------------------------------------------------------------------------
-# All of §5 at once
+# All the shop metrics at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,7 +481,7 @@ def shop_metrics(
     period_days: int | None = None,
     max_months_after: int | None = None,
 ) -> ShopMetrics:
-    """The order-based metrics of PRODUCT §5 (revenue share per segment needs the scores: see
+    """The order-based shop metrics (revenue share per segment needs the scores: see
     :func:`revenue_share_by_segment`). Repeat rate and intervals use all the orders given."""
     customers, days = _orders(customer_index, order_date)
     values = _values(order_value, customers.size)

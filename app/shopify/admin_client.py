@@ -4,13 +4,13 @@
 - Paces itself by each shop's cost bucket: every response carries
   ``extensions.cost.throttleStatus`` (``maximumAvailable``, ``currentlyAvailable``, ``restoreRate``);
   before a call whose expected cost exceeds what the bucket holds now, it sleeps the time the bucket
-  needs to refill (PLATFORM §12 "Cost and throttling"). The expected cost of a document is the
+  needs to refill (https://shopify.dev/docs/api/usage/limits). The expected cost of a document is the
   requested cost Shopify last reported for it (or the caller's hint).
 - Retries ``THROTTLED``, HTTP 429 (``Retry-After``), 5xx and timeouts with exponential backoff and
   full jitter, a bounded number of times; then raises.
 - Raises typed errors: :class:`GraphQLError` (top-level ``errors``: syntax, validation, access),
   :class:`UserErrors` (a mutation's ``userErrors``), :class:`Unauthorized` (401: the token is
-  revoked, the caller deletes it, PLATFORM §6) and :class:`AccessDenied` (403).
+  revoked, the caller deletes it) and :class:`AccessDenied` (403).
 
 Sleep and clock are injectable so tests run against the Shopify double with a fake clock.
 """
@@ -82,7 +82,7 @@ class UserErrors(AdminApiError):
 
 
 class Unauthorized(AdminApiError):
-    """HTTP 401: the access token is invalid or revoked; delete it (PLATFORM §6)."""
+    """HTTP 401: the access token is invalid or revoked; delete it."""
 
 
 class AccessDenied(AdminApiError):
@@ -273,7 +273,7 @@ class AdminClient:
     # -- retry delays -------------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        # full jitter, but never below the 1 s Shopify asks for (PLATFORM §12)
+        # full jitter, but never below the 1 s Shopify asks for (https://shopify.dev/docs/api/usage/limits)
         return max(self.base_delay, self.rng.uniform(0, ceiling))
 
     def _retry_after(self, response: httpx.Response, attempt: int) -> float:

@@ -1,8 +1,11 @@
-"""Getting and keeping an Admin API access token (PLATFORM.md §4–§5).
+"""Getting and keeping an Admin API access token.
+
+https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/token-exchange and
+https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant
 
 Embedded installs use token exchange of the session token; the authorization code grant exists only
 for the legacy / non-embedded flow. Every token asked for is an *expiring* offline token
-(`expiring: "1"`), mandatory for public apps (§1), so each one comes with a refresh token that
+(`expiring: "1"`), mandatory for public apps, so each one comes with a refresh token that
 rotates on every use: persist the returned pair atomically.
 """
 
@@ -119,7 +122,7 @@ def build_authorize_url(
     *,
     admin_base_url: AdminBaseUrl = default_admin_base_url,
 ) -> str:
-    """The URL to send the top frame to for the authorization code grant (legacy flow, §4)."""
+    """The URL to send the top frame to for the authorization code grant (legacy flow)."""
     query = urlencode(
         [
             ("client_id", api_key),
@@ -215,7 +218,7 @@ async def exchange_code(
 
 def _raise_invalid_subject_token(error: OAuthError) -> None:
     if error.status == 400 and error.error == "invalid_subject_token":
-        # Same handling as a session token we rejected ourselves: 401 + retry header (§5, §6).
+        # Same handling as a session token we rejected ourselves: 401 + retry header.
         raise InvalidSessionToken("invalid_subject_token") from error
 
 
@@ -280,7 +283,10 @@ async def migrate_to_expiring(
     admin_base_url: AdminBaseUrl = default_admin_base_url,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> AccessToken:
-    """Swap a non-expiring offline token for an expiring one, without the merchant (§5)."""
+    """Swap a non-expiring offline token for an expiring one, without the merchant.
+
+    https://shopify.dev/docs/apps/build/authentication-authorization/migrate-to-expiring-offline-access-tokens
+    """
     body = {
         "client_id": api_key,
         "client_secret": secret,

@@ -1,4 +1,6 @@
-"""The `hmac` query parameter Shopify signs the App URL load and the OAuth callback with (PLATFORM.md §2).
+"""The `hmac` query parameter Shopify signs the App URL load and the OAuth callback with.
+
+https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant
 
 Mirrors `validateHmac` in Shopify's JS library: drop `hmac`/`signature`, join repeated keys with
 `,`, sort by key, form-encode like `URLSearchParams` (space as `%20`), HMAC-SHA256 with the client

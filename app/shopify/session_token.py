@@ -1,4 +1,6 @@
-"""App Bridge session tokens (ID tokens), validated as Shopify's libraries do (PLATFORM.md §6).
+"""App Bridge session tokens (ID tokens), validated as Shopify's libraries do.
+
+https://shopify.dev/docs/apps/build/authentication-authorization/session-tokens
 
 ShopifyAPI ships `shopify.session_token.decode_from_header`, but it does not fit here, so PyJWT is
 called directly with the same rules:

@@ -1,4 +1,6 @@
-"""Validation of the `shop` and `host` values Shopify puts in URLs (PLATFORM.md §3).
+"""Validation of the `shop` and `host` values Shopify puts in URLs.
+
+https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant
 
 Never put a `shop` into a redirect, a CSP header or an outbound URL before it has been through
 `sanitize_shop_domain`.

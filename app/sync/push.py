@@ -1,4 +1,4 @@
-"""Pushing scores into Shopify (PRODUCT §6, PLATFORM §12): metafields, tags and segments.
+"""Pushing scores into Shopify: metafields, tags and segments (docs/metrics.md).
 
 One run of :func:`sync_shop` is a resumable step:
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-METAFIELDS_PER_CALL: Final = 25  # metafieldsSet's limit (PLATFORM §12)
+METAFIELDS_PER_CALL: Final = 25  # https://shopify.dev/docs/api/admin-graphql/latest/mutations/metafieldsSet
 DELETES_PER_CALL: Final = 250  # input arrays ≤ 250
 DOCUMENT_FIELDS: Final = 20
 """Root mutation fields per document: 200 points, a tenth of the Standard bucket."""
@@ -126,7 +126,7 @@ query SyncBulkOperation($id: ID!) {
   bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
 }"""
 
-# One mutation per kind of write, run once per line of a bulk mutation (PLATFORM §12 "Bulk import").
+# One mutation per kind of write, run once per line of a bulk mutation (https://shopify.dev/docs/api/usage/bulk-operations/imports).
 BULK_MUTATIONS: Final[dict[str, str]] = {
     "metafields": "mutation SyncBulkMetafields($m: [MetafieldsSetInput!]!) { metafieldsSet(metafields: $m) "
     "{ metafields { key compareDigest } userErrors { field message code elementIndex } } }",
@@ -157,7 +157,8 @@ def _no_longer_exists(message: str) -> bool:
     )
 
 
-def _plain(message: str, what: str) -> str:
+def _refusal_message(message: str, what: str) -> str:
+    """What the status panel says when Shopify refused a write (a vanished customer named as such)."""
     if _no_longer_exists(message):
         return "this customer no longer exists in Shopify"
     return f"Shopify refused the {what}: {message}"
@@ -435,14 +436,14 @@ def _on_metafields(
             index = error.get("elementIndex")
             if index is None or not 0 <= index < len(chunk):
                 for plan, _ in chunk:
-                    plan.errors.append(_plain(str(error.get("message")), "metafields"))
+                    plan.errors.append(_refusal_message(str(error.get("message")), "metafields"))
                 return
             if error.get("code") in CONFLICT_CODES:
                 continue
             plan, item = chunk[index]
             refused.add(index)
             label = LABELS.get(item["key"], item["key"])
-            plan.errors.append(_plain(str(error.get("message")), f"{label} {item['value']!r}"))
+            plan.errors.append(_refusal_message(str(error.get("message")), f"{label} {item['value']!r}"))
         retry.extend(pair for i, pair in enumerate(chunk) if i not in refused)
 
     return handle
@@ -513,7 +514,7 @@ def _on_deletes(chunk: list[tuple[Plan, dict[str, str]]]) -> Callable[[dict[str,
         for plan, _ in chunk:
             if payload is None or errors:
                 message = str(errors[0].get("message")) if errors else "no answer"
-                plan.errors.append(_plain(message, "metafield removal"))
+                plan.errors.append(_refusal_message(message, "metafield removal"))
             else:
                 plan.deleted = True
 
@@ -525,7 +526,7 @@ def _on_tags(plan: Plan, flag: str) -> Callable[[dict[str, Any] | None], None]:
         errors = (payload or {}).get("userErrors") or []
         if payload is None or errors:
             message = str(errors[0].get("message")) if errors else "no answer"
-            plan.errors.append(_plain(message, "tags"))
+            plan.errors.append(_refusal_message(message, "tags"))
         else:
             setattr(plan, flag, True)
 
@@ -840,7 +841,7 @@ def _apply_bulk_line(phase: str, plan: Plan, row: dict[str, Any] | None, status:
     errors = payload.get("userErrors") or []
     if errors:
         what = {"metafields": "metafields", "deletes": "metafield removal"}.get(phase, "tags")
-        plan.errors.extend(_plain(str(e.get("message")), what) for e in errors)
+        plan.errors.extend(_refusal_message(str(e.get("message")), what) for e in errors)
         return
     if phase == "metafields":
         returned = {m.get("key"): m.get("compareDigest") for m in payload.get("metafields") or []}

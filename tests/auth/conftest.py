@@ -75,7 +75,7 @@ def browser(auth_app: FastAPI) -> Iterator[TestClient]:
 
 
 def launch_query(store: DevStore, shop: str = SHOP, *, id_token: str | None = None, **extra: str) -> str:
-    """The App URL query Shopify builds when the merchant opens the app (PLATFORM §2, §6)."""
+    """The App URL query Shopify builds when the merchant opens the app."""
     params: dict[str, Any] = {
         "embedded": "1",
         "host": host_param(shop),

@@ -1,4 +1,4 @@
-"""Legacy install: the authorization code grant, against the double (PLATFORM.md §2, §4)."""
+"""Legacy install: the authorization code grant, against the double."""
 
 from __future__ import annotations
 

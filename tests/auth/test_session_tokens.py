@@ -1,4 +1,4 @@
-"""`CurrentShop`: session-token authentication of fetch and document requests (PLATFORM.md §6)."""
+"""`CurrentShop`: session-token authentication of fetch and document requests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shopify-managed install: token exchange of the session token, refresh, migration (PLATFORM.md §5)."""
+"""Shopify-managed install: token exchange of the session token, refresh, migration."""
 
 from __future__ import annotations
 

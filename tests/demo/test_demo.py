@@ -1,6 +1,6 @@
 """The demo command, headless and bounded: history imported from the Shopify double, customers
 scored, results written back into the double, pages answering, and no token or email in any log
-line of the whole run (issue #9)."""
+line of the whole run."""
 
 from __future__ import annotations
 

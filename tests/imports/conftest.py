@@ -136,7 +136,8 @@ def seed_history(store: DevStore, orders: int, *, seed: int = 1, customers: int 
 
 
 def expected_aggregates(store: DevStore) -> dict[int, tuple[int, Decimal]]:
-    """PRODUCT §1 recomputed from the double's state: qualifying orders and their current totals."""
+    """The qualifying rule (docs/metrics.md) recomputed from the double's state: qualifying orders
+    and their current totals."""
     out: dict[int, tuple[int, Decimal]] = {}
     for o in store.shop(SHOP).orders.values():
         if o.customer_id is None or o.test or o.cancelled_at is not None:

@@ -1,5 +1,5 @@
 """Any interleaving, duplication and reordering of a stream of order deliveries leaves each buyer's
-aggregates equal to a recomputation from the final order states (PRODUCT §1)."""
+aggregates equal to a recomputation from the final order states."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each order topic leaves the ledger and the buyer's aggregates right (PRODUCT §1)."""
+"""Each order topic leaves the ledger and the buyer's aggregates right (docs/metrics.md)."""
 
 from __future__ import annotations
 

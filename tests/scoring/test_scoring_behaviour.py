@@ -1,4 +1,4 @@
-"""Behaviour segments (PRODUCT §3) and their edge cases."""
+"""Behaviour segments (docs/metrics.md) and their edge cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shop metrics and cohorts (PRODUCT §5) against hand counts."""
+"""Shop metrics and cohorts (docs/metrics.md) against hand counts."""
 
 from __future__ import annotations
 

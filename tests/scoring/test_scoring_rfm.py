@@ -1,4 +1,4 @@
-"""RFM scores by the quintile and thirds methods, FM and the segment grid (PRODUCT §2)."""
+"""RFM scores by the quintile and thirds methods, FM and the segment grid (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_fm_rejects_scores_outside_one_to_five() -> None:
 # --- segment grid ---------------------------------------------------------------------------
 
 PRODUCT_GRID = [
-    # (R, FM, name) exactly as the table of PRODUCT §2
+    # (R, FM, name): the default grid, with Shopify's segment names (docs/metrics.md)
     (5, 1, "New"), (5, 2, "Promising"), (5, 3, "Active"), (5, 4, "Champions"), (5, 5, "Champions"),
     (4, 1, "Promising"), (4, 2, "Promising"), (4, 3, "Active"), (4, 4, "Loyal"), (4, 5, "Champions"),
     (3, 1, "Needs attention"), (3, 2, "Needs attention"), (3, 3, "Needs attention"), (3, 4, "Loyal"),

@@ -1,4 +1,4 @@
-"""Lifecycle stages (PRODUCT §3): cut-offs from the shop's own data, reactivation and its expiry."""
+"""Lifecycle stages (docs/metrics.md): cut-offs from the shop's own data, reactivation and its expiry."""
 
 from __future__ import annotations
 

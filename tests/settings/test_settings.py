@@ -15,7 +15,7 @@ from app.settings.schemas import DEFAULTS, SettingsError, validate
 from app.settings.service import get_settings, update_settings
 from app.vocabulary import DEFAULT_GRID
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import at
+from tests.scoring.ledger import at
 
 NOW = at("2026-06-01")
 

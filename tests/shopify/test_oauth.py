@@ -1,4 +1,4 @@
-"""OAuth calls against a tiny Shopify stand-in speaking HTTP (PLATFORM.md §4–§5)."""
+"""OAuth calls against a tiny Shopify stand-in speaking HTTP."""
 
 import asyncio
 from collections.abc import Callable

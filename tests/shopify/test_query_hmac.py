@@ -1,4 +1,4 @@
-"""The `hmac` query signature on the App URL load and the OAuth callback (PLATFORM.md §2)."""
+"""The `hmac` query signature on the App URL load and the OAuth callback."""
 
 import hashlib
 import hmac

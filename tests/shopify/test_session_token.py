@@ -1,4 +1,4 @@
-"""App Bridge session tokens, checked with real JWTs (PLATFORM.md §6)."""
+"""App Bridge session tokens, checked with real JWTs."""
 
 import base64
 import json

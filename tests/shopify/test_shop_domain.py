@@ -1,4 +1,4 @@
-"""`shop` and `host` query values (PLATFORM.md §3)."""
+"""`shop` and `host` query values."""
 
 import base64
 

@@ -1,4 +1,4 @@
-"""The double's OAuth endpoints answer like Shopify (PLATFORM.md §2, §4, §5)."""
+"""The double's OAuth endpoints answer like Shopify."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What Shopify should hold for a customer: metafield values, app tags, segments (PRODUCT §6)."""
+"""What Shopify should hold for a customer: metafield values, app tags, segments (docs/metrics.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scores into Shopify, asserted on what the double ends up holding (PRODUCT §6, PLATFORM §12)."""
+"""Scores into Shopify, asserted on what the double ends up holding."""
 
 from __future__ import annotations
 

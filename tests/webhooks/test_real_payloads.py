@@ -68,7 +68,7 @@ def test_shopify_order_example_is_stored_under_its_exact_gid(accept, session: Se
     for topic in ORDER_TOPICS:
         accept(topic, body)
     order = session.scalars(select(Order)).one()
-    # the file's "id" was rounded by JavaScript; the GID keeps the exact value (PLATFORM §0)
+    # the file's "id" was rounded by JavaScript; the GID keeps the exact value
     assert order.order_id == 820982911946154508
     assert order.customer_id == 115310627314723954
     assert order.current_total == Decimal("414.95")

@@ -1,5 +1,5 @@
 """A running job's heartbeat: a live worker's long job is not taken over, a dead worker's job is
-(tests/worker/test_worker.py), and a worker whose job was taken over can neither renew nor finish it.
+(tests/jobs/test_queue.py), and a worker whose job was taken over can neither renew nor finish it.
 
 PostgreSQL: the heartbeat writes from its own connection while the job's transaction is open."""
 
@@ -20,7 +20,7 @@ from app.kit.db import make_sessionmaker, write_transaction
 from app.models import Job
 from app.worker import Worker
 from tests.fixtures.factories import create_shop
-from tests.worker.test_worker import NOW, Clock, jobs
+from tests.jobs.queue import NOW, Clock, jobs
 
 LONG_LEASE_S = 100.0
 

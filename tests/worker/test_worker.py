@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,22 +19,13 @@ from app.jobs import repository as jobs_repo
 from app.jobs.registry import unregister
 from app.jobs.services import services_factory
 from app.kit.db import make_sessionmaker
-from app.models import Customer, Job
+from app.models import Customer
 from app.scoring import load
 from app.scoring import repository as scoring_repo
 from app.worker import Worker
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import add_order, at
-
-NOW = at("2026-06-01")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.jobs.queue import NOW, Clock, jobs
+from tests.scoring.ledger import add_order, at
 
 
 @pytest.fixture
@@ -53,12 +44,6 @@ def failing_kind() -> Iterator[list[int]]:
     register_kind("explode", explode, max_attempts=3, backoff_seconds=10)
     yield calls
     unregister("explode")
-
-
-def jobs(session: Session, kind: str | None = None) -> list[Job]:
-    session.rollback()  # a new snapshot (SQLite keeps a reader's until it ends)
-    stmt = select(Job).order_by(Job.id)
-    return list(session.scalars(stmt if kind is None else stmt.where(Job.kind == kind)))
 
 
 @pytest.mark.both_dbs
@@ -94,21 +79,6 @@ def test_a_shop_without_marks_is_not_rescored_again_within_the_day(
     worker._last_run.clear()
     worker.run_pending()
     assert [j.payload for j in jobs(session, "rescore")] == [None, '{"full": true}']
-
-
-@pytest.mark.both_dbs
-def test_enqueueing_again_coalesces_into_the_pending_job(session: Session) -> None:
-    shop_id = create_shop(session).shop_id
-    enqueue(session, shop_id, "rescore", NOW, run_after=NOW + timedelta(seconds=30))
-    enqueue(session, shop_id, "rescore", NOW, payload={"full": True}, run_after=NOW + timedelta(seconds=5))
-    enqueue(session, shop_id, "rescore", NOW, run_after=NOW + timedelta(seconds=60))
-    session.commit()
-    [job] = jobs(session)
-    assert (job.state, job.payload, job.run_after) == (
-        "pending",
-        '{"full": true}',
-        NOW + timedelta(seconds=5),
-    )
 
 
 @pytest.mark.both_dbs
@@ -166,52 +136,6 @@ def test_a_failed_attempt_folds_into_work_enqueued_meanwhile(
         "RuntimeError: boom",
         NOW + timedelta(seconds=10),
     )
-
-
-def test_workers_skip_jobs_another_worker_is_claiming(
-    session: Session, factory: sessionmaker[Session]
-) -> None:
-    first, second = create_shop(session).shop_id, create_shop(session).shop_id
-    enqueue(session, first, "rescore", NOW)
-    enqueue(session, second, "rescore", NOW)
-    session.commit()
-    with factory() as a, factory() as b:
-        claimed_a = jobs_repo.claim(a, "a", NOW, {"rescore"})
-        claimed_b = jobs_repo.claim(b, "b", NOW, {"rescore"})  # a's row is locked: skipped, not waited on
-        assert claimed_a is not None and claimed_b is not None
-        assert {claimed_a.shop_id, claimed_b.shop_id} == {first, second}
-        a.rollback()
-        b.rollback()
-
-
-@pytest.mark.both_dbs
-def test_a_shop_kind_already_running_is_not_claimed_twice(session: Session) -> None:
-    shop_id = create_shop(session).shop_id
-    enqueue(session, shop_id, "rescore", NOW)
-    session.commit()
-    assert jobs_repo.claim(session, "a", NOW, {"rescore"}) is not None
-    session.commit()
-    enqueue(session, shop_id, "rescore", NOW)  # new marks while the first rescore runs
-    session.commit()
-    assert jobs_repo.claim(session, "b", NOW, {"rescore"}) is None
-
-
-@pytest.mark.both_dbs
-def test_a_job_whose_worker_vanished_runs_again_once_its_heartbeat_is_missed(
-    session: Session, factory: sessionmaker[Session]
-) -> None:
-    shop_id = create_shop(session).shop_id
-    enqueue(session, shop_id, "fit", NOW)  # a kind with a 30-minute lease
-    session.commit()
-    assert jobs_repo.claim(session, "lost-worker", NOW, {"fit"}) is not None
-    session.commit()
-    expiry = timedelta(seconds=jobs_repo.HEARTBEAT_EXPIRY_S)
-    assert jobs_repo.reclaim_expired(session, NOW + expiry - timedelta(seconds=1)) == 0
-    assert jobs_repo.reclaim_expired(session, NOW + expiry) == 1
-    session.commit()
-    [job] = jobs(session)
-    assert (job.state, job.locked_by, job.claim_token, job.attempts) == ("pending", None, None, 1)
-    assert job.last_error == "the worker running this job stopped before it finished"
 
 
 @pytest.mark.both_dbs

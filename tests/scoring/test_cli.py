@@ -7,7 +7,7 @@ from app.cli import main
 from app.config import Settings
 from app.scoring import repository as scoring_repo
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import add_order
+from tests.scoring.ledger import add_order
 
 
 @pytest.mark.both_dbs

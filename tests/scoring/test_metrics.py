@@ -12,7 +12,7 @@ from app.admin import repository as admin_repo
 from app.scoring import service
 from app.settings.service import update_settings
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import add_order, at
+from tests.scoring.ledger import add_order, at
 
 NOW = at("2026-06-01")
 

@@ -24,7 +24,7 @@ from app.scoring import load, service, store
 from app.scoring import repository as scoring_repo
 from app.settings.service import update_settings
 from tests.fixtures.factories import order_payload
-from tests.scoring_service.ledger import add_order, at
+from tests.scoring.ledger import add_order, at
 
 NOW = at("2026-06-01")
 

@@ -18,7 +18,7 @@ from app.models import Customer, CustomerScore, Shop
 from app.orders import service as orders_service
 from app.privacy import service as privacy
 from app.scoring import load, service, store
-from tests.scoring_service.ledger import add_order, at
+from tests.scoring.ledger import add_order, at
 
 NOW = at("2026-06-01")
 

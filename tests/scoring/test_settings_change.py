@@ -17,7 +17,7 @@ from app.scoring import repository as scoring_repo
 from app.scoring import service
 from app.worker import Worker
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import at
+from tests.scoring.ledger import at
 
 NOW = at("2026-06-01")
 

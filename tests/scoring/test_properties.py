@@ -13,7 +13,7 @@ from app.scoring import repository as scoring_repo
 from app.scoring import service
 from tests.fixtures.database import clear
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import at, bulk_orders
+from tests.scoring.ledger import at, bulk_orders
 
 NOW = at("2026-06-01")
 orders = st.lists(

@@ -1,4 +1,7 @@
-"""The compliance topics do what Shopify requires (PLATFORM §9): erasure really erases."""
+"""The compliance topics do what Shopify requires: erasure really erases.
+
+https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance
+"""
 
 from __future__ import annotations
 

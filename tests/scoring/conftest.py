@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import add_order
+from tests.scoring.ledger import add_order
 
 # Five buyers, hand-scored at 2026-06-01 12:00 UTC (see test_rescore.py for the arithmetic).
 FIVE = [

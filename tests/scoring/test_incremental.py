@@ -16,7 +16,7 @@ from app.models import Customer, CustomerScore
 from app.scoring import load, service, store
 from app.scoring.service import RescoreCache
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import add_order, at, bulk_orders
+from tests.scoring.ledger import add_order, at, bulk_orders
 
 NOW = at("2026-06-01")
 # Ranked against every customer's predicted CLV, which an incremental rescore keeps as stored for

@@ -15,8 +15,8 @@ from app.models import Customer, ShopSegment
 from app.scoring import repository as scoring_repo
 from app.scoring import service
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.conftest import FIVE
-from tests.scoring_service.ledger import add_order, at, bulk_orders
+from tests.scoring.conftest import FIVE
+from tests.scoring.ledger import add_order, at, bulk_orders
 
 pytestmark = pytest.mark.both_dbs
 

@@ -10,7 +10,7 @@ from app.models import CustomerScore, StageChange
 from app.scoring import repository as scoring_repo
 from app.scoring import service
 from tests.fixtures.factories import create_shop
-from tests.scoring_service.ledger import add_order, at
+from tests.scoring.ledger import add_order, at
 
 
 def history(session: Session, shop_id: int, customer_id: int) -> list[tuple[str | None, str, str]]:
