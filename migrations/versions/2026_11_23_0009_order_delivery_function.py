@@ -5,7 +5,7 @@
 find the shop, lock the order and its buyer(s), refuse a deleted or stale delivery, upsert the ledger
 row (never older over newer) and rewrite the buyer(s)' aggregates. It hands back `full` when
 refunds newer than the delivery are waiting to be netted, so that the Python rules convert and
-apply them (a rare path). `rfm_lock_key` gives the key of the lock named `app.kit.sql.lock_key` (the
+apply them (a rare path). `rfm_lock_key` gives the key of the lock named `app.sql.lock_key` (the
 Python paths hash the same name the same way), so the function and the Python paths lock each other
 out; its body is all immutable, so that it is inlined (a non-inlined SQL function is parsed and
 planned again in every transaction).
@@ -65,7 +65,7 @@ BEGIN
     IF v_uninstalled IS NOT NULL THEN
         RETURN 'uninstalled';
     END IF;
-    -- the order and its buyer, in sorted order (as app.kit.sql.advisory_lock) so that writers never deadlock
+    -- the order and its buyer, in sorted order (as app.sql.advisory_lock) so that writers never deadlock
     v_order_key := rfm_lock_key('order', v_shop, p_order_id);
     IF p_customer_id IS NULL THEN
         PERFORM pg_advisory_xact_lock(v_order_key);
