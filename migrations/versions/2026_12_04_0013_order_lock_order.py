@@ -170,7 +170,7 @@ BEGIN
     IF v_uninstalled IS NOT NULL THEN
         RETURN 'uninstalled';
     END IF;
-    -- the order and its buyer, in sorted order (as app.kit.sql.advisory_lock) so that writers never deadlock
+    -- the order and its buyer, in sorted order (as app.sql.advisory_lock) so that writers never deadlock
     v_order_key := rfm_lock_key('order', v_shop, p_order_id);
     IF p_customer_id IS NULL THEN
         PERFORM pg_advisory_xact_lock(v_order_key);
