@@ -129,10 +129,18 @@ def _large_order(order_id: int, target: int) -> bytes:
         "discount_allocations": [],
         "properties": [{"name": "engraving", "value": "x" * 200}],
     }
+
+    def line(n: int) -> dict[str, Any]:
+        return {**item, "id": n, "admin_graphql_api_id": f"gid://shopify/LineItem/{n}"}
+
+    # one serialisation per estimate, not one per added line (that was quadratic: seconds of CPU)
     payload["line_items"] = []
-    while len(json.dumps(payload)) < target:
-        n = len(payload["line_items"]) + 1
-        payload["line_items"].append({**item, "id": n, "admin_graphql_api_id": f"gid://shopify/LineItem/{n}"})
+    size = len(json.dumps(payload))
+    while size < target:
+        each = len(json.dumps(line(len(payload["line_items"]) + 1))) + 2
+        first = len(payload["line_items"]) + 1
+        payload["line_items"] += [line(n) for n in range(first, first + (target - size) // each + 1)]
+        size = len(json.dumps(payload))
     return json.dumps(payload).encode()
 
 
