@@ -30,6 +30,7 @@ from app.health import router as health_router
 from app.jobs.metrics import QueueDepthCollector
 from app.kit.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
 from app.kit.errors import install_error_handler
+from app.kit.http import outbound_client
 from app.kit.observability import RequestContextMiddleware, configure_logging, install_token_redaction
 from app.webhooks.endpoint import WebhookEndpoint
 from app.webhooks.handlers import TOPICS as WEBHOOK_TOPICS
@@ -53,9 +54,7 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
                     webhook_pool(settings.database_url, settings.webhook_pool_size)
                 )
             if http_client is None:
-                app.state.http = await stack.enter_async_context(
-                    httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-                )
+                app.state.http = await stack.enter_async_context(outbound_client())
             yield
         app.state.engine.dispose()
 

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.imports import pull
 from app.imports.schemas import ImportProgress, ImportState
 from app.kit.db import make_engine, make_sessionmaker
+from app.kit.http import outbound_client
 from app.shopify.admin_client import AdminClient
 from app.shops import repository as shops_repo
 from app.shops.tokens import ReauthorizationRequired, ShopTokens
@@ -36,7 +37,7 @@ def _print(progress: ImportProgress) -> None:
 
 
 def _client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+    return outbound_client(timeout_s=60.0)
 
 
 async def _fresh_token(settings: Settings, factory: Factory, http: httpx.AsyncClient, domain: str) -> None:

@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.kit.http import outbound_client
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import ShopTokens
 
@@ -50,7 +51,7 @@ def services_factory(settings: Settings, http: httpx.AsyncClient | None = None) 
     """The default: a fresh client per worker, or `http` (e.g. over the Shopify double's ASGI app)."""
 
     async def build(factory: sessionmaker[Session]) -> WorkerServices:
-        client = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+        client = http or outbound_client()
         return WorkerServices(
             factory=factory,
             settings=settings,
