@@ -17,6 +17,29 @@ from tests.fixtures.webhooks import SECRET
 BACKENDS = ("postgresql", "sqlite")
 
 
+# The tests that take longest on the clock (waiting on polls, a browser, subprocesses, hypothesis
+# runs), started first so that no process of `pytest -n` is left running one alone at the end
+# (docs/benchmarks.md, "Test suite time"). Only the order changes; a missing entry costs nothing.
+LONGEST_FIRST = (
+    "tests/demo/test_demo.py",
+    "tests/orders/test_ingest_function.py::test_the_function_and_the_python_rules",
+    "tests/admin/test_browser.py",
+    "tests/orders/test_delivery_properties.py",
+    "tests/scoring/test_scoring_properties.py",
+    "tests/imports/test_cli.py",
+    "tests/webhooks/test_verification.py::test_database_down",
+    "tests/test_packaging.py",
+    "tests/scoring/test_properties.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the collected order within each rank
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         both = metafunc.definition.get_closest_marker("both_dbs") is not None
