@@ -39,6 +39,15 @@ METAFIELD_TYPES: dict[str, str] = {
     "churn_risk": "number_decimal",
     "next_order_date": "date",
 }
+OPTIONAL_METAFIELDS: frozenset[str] = frozenset({"next_order_date"})
+"""Of ``METAFIELD_TYPES``, those written only when the customer has a value (no expected next
+order, no date); every other key is written for every scored customer."""
+
+
+def metafields_expected(customers: int, with_next_order_date: int) -> int:
+    """How many of the app's metafields Shopify holds once ``customers`` scored customers are
+    synced, ``with_next_order_date`` of them with an expected next order (as ``desired_state``)."""
+    return customers * (len(METAFIELD_TYPES) - len(OPTIONAL_METAFIELDS)) + with_next_order_date
 
 
 @dataclass(frozen=True, slots=True)
