@@ -168,6 +168,19 @@ async def _customers(request: Request, shop: Shop) -> service.CustomerPage:
 async def customers_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
     data = await _customers(request, shop)
+    if data.out_of_range:
+        # a page past the end (an old link, a list that shrank): the last page that has customers
+        f = data.filter
+        query = launch_query(
+            request,
+            segment=f.segment,
+            stage=f.stage,
+            clv=f.clv_tier,
+            sort=f.sort,
+            dir=None if f.descending else "asc",
+            page=data.last_page,
+        )
+        return RedirectResponse(f"/app/customers?{query}", status_code=303)
     return _page(request, "customers.html", shop, active="customers", c=data, **views.customer_choices())
 
 

@@ -153,6 +153,17 @@ class CustomerPage:
     def last(self) -> int:
         return (self.page - 1) * repo.PAGE_SIZE + len(self.rows)
 
+    @property
+    def last_page(self) -> int:
+        """The last page that lists customers (1 when none match), within the list's cap."""
+        pages = max(1, -(-self.total // repo.PAGE_SIZE))
+        return min(pages, repo.MAX_OFFSET // repo.PAGE_SIZE + 1)
+
+    @property
+    def out_of_range(self) -> bool:
+        """A page past the end of the list: nothing on it to show."""
+        return not self.rows and self.page > 1
+
 
 def customers(session: Session, shop_id: int, f: repo.CustomerFilter, page: int) -> CustomerPage:
     offset = (page - 1) * repo.PAGE_SIZE

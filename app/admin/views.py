@@ -197,6 +197,7 @@ def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
     return {
         "shop": shop.domain,
         "page": c.page,
+        "last_page": c.last_page,
         "total": c.total,
         "has_next": c.has_next,
         "names_note": c.names_note,
