@@ -181,7 +181,14 @@ async def customers_page(request: Request, shop: CurrentShop) -> Response:
             page=data.last_page,
         )
         return RedirectResponse(f"/app/customers?{query}", status_code=303)
-    return _page(request, "customers.html", shop, active="customers", c=data, **views.customer_choices())
+    return _page(
+        request,
+        "customers.html",
+        shop,
+        active="customers",
+        c=data,
+        **views.customer_choices(data.scoring_method),
+    )
 
 
 @router.get("/api/customers")

@@ -25,9 +25,11 @@ from app.vocabulary import (
     BEHAVIOUR_LABELS,
     CLV_TIER_LABELS,
     SEGMENT_NAMES,
+    SEGMENTS_OF_METHOD,
     STAGE_LABELS,
     STAGE_NAMES,
     THIRDS_GROUP_NAMES,
+    THIRDS_GROUP_SUMS,
 )
 
 COHORT_ROWS = 12
@@ -45,16 +47,8 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
     out: dict[str, Markup] = {}
     m = o.metrics or {}
     grid = m.get("rfm_grid")
-    if grid:
-        out["rfm"] = charts.heat_map(
-            "Customers by recency (R) and frequency-monetary (FM) score",
-            [f"R {r}" for r in grid["rows_r"]],
-            [f"FM {c}" for c in grid["columns_fm"]],
-            grid["customers"],
-            x_label="FM score (1 = lowest, 5 = highest)",
-            y_label="R score",
-            description="number of customers in each R and FM score cell; 5 is best",
-        )
+    if grid and o.customers_scored:
+        out["rfm"] = rfm_heat_map(grid)
     deciles = (m.get("predicted_clv") or {}).get("deciles") or []
     if len(deciles) == 11:
         out["clv"] = charts.bar_chart(
@@ -78,6 +72,33 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
             fmt=lambda v: fmt.percent(v),
         )
     return out
+
+
+def rfm_heat_map(grid: dict[str, Any]) -> Markup:
+    """The R × FM grid (quintiles) or the R × (F + M) grid (thirds), each cell's segment in its
+    tooltip."""
+    if grid.get("method", "quintile") == "thirds":
+        sums = ", ".join(f"{low}–{high} {name}" for name, (low, high) in THIRDS_GROUP_SUMS.items())
+        return charts.heat_map(
+            "Customers by recency (R) and frequency + monetary (F + M) score, thirds method",
+            [f"R {r}" for r in grid["rows_r"]],
+            [f"F+M {c}" for c in grid["columns_f_plus_m"]],
+            grid["customers"],
+            x_label="F + M (2 = lowest, 6 = highest)",
+            y_label="R score (3 = ordered in the last 4 months)",
+            description=f"number of customers in each R and F + M cell; by R + F + M: {sums}",
+            notes=grid.get("segments"),
+        )
+    return charts.heat_map(
+        "Customers by recency (R) and frequency-monetary (FM) score",
+        [f"R {r}" for r in grid["rows_r"]],
+        [f"FM {c}" for c in grid["columns_fm"]],
+        grid["customers"],
+        x_label="FM score (1 = lowest, 5 = highest)",
+        y_label="R score",
+        description="number of customers in each R and FM score cell; 5 is best",
+        notes=grid.get("segments"),
+    )
 
 
 def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
@@ -176,9 +197,9 @@ def cohort_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
 # -- customers ---------------------------------------------------------------------------------
 
 
-def customer_choices() -> dict[str, Any]:
+def customer_choices(scoring_method: str = "quintile") -> dict[str, Any]:
     return {
-        "segment_names": SEGMENT_NAMES,
+        "segment_names": SEGMENTS_OF_METHOD[scoring_method],
         "stages": [(s, STAGE_LABELS[s]) for s in STAGE_NAMES],
         "tiers": list(CLV_TIER_FILTERS.items()),
         "tier_labels": CLV_TIER_LABELS,
@@ -360,6 +381,26 @@ FIELD_LABELS = {
 }
 
 
+WINDOW_HELP = (
+    "With a window, the scores rank the buyers who ordered within it: frequency and monetary count "
+    "their orders and spend in the window, recency the days since their last order. A buyer with no "
+    "order in the window is not ranked: they score 1 on frequency and monetary, and by quintiles 1 on "
+    "recency too (so they fall in the grid's R 1, FM 1 cell); by thirds recency keeps its month bins. "
+    "Empty: every order counts, and every buyer is ranked."
+)
+
+
+def method_help() -> str:
+    groups = ", ".join(f"{low}–{high} {name}" for name, (low, high) in THIRDS_GROUP_SUMS.items())
+    return (
+        "Quintiles: each score 1–5 by the share of buyers strictly worse on it (5 is best), and the "
+        "segment by the grid below. Thirds: each score 1–3, recency 3 for an order in the last 4 months, "
+        "2 for 4 to 8 months, 1 for older; frequency and monetary by the lower, middle or upper third of "
+        f"the range of your buyers' values; the group by R + F + M: {groups}. The group is the segment "
+        "written to Shopify (tag, metafield, segment) and shown on every page."
+    )
+
+
 def settings_choices() -> dict[str, Any]:
     return {
         "methods": [
@@ -371,6 +412,8 @@ def settings_choices() -> dict[str, Any]:
             )
             for m in METHODS
         ],
+        "method_help": method_help(),
+        "window_help": WINDOW_HELP,
         "segment_names": SEGMENT_NAMES,
         "grid_rows": GRID_ROWS,
         "grid_columns": GRID_COLUMNS,

@@ -18,6 +18,7 @@ from app.vocabulary import (
     DEFAULT_RFM_TAG_PREFIX,
     DEFAULT_STAGE_TAG_PREFIX,
     RFM_SEGMENT_TITLE,
+    SEGMENT_NAMES,
     SEGMENT_TAGS,
     STAGE_LABELS,
     STAGE_SEGMENT_TITLE,
@@ -144,13 +145,18 @@ class SegmentSpec:
     query: str
 
 
-def segment_specs(prefixes: TagPrefixes) -> list[SegmentSpec]:
-    """One Shopify segment per RFM segment, per lifecycle stage and per CLV tier, each a single
-    clause on the app's tag (so it shows in Shopify Email and stays within the 10-clause limit)."""
+def segment_specs(prefixes: TagPrefixes, rfm_segments: Iterable[str] = SEGMENT_NAMES) -> list[SegmentSpec]:
+    """One Shopify segment per RFM segment of the scoring method in use (``rfm_segments``), per
+    lifecycle stage and per CLV tier, each a single clause on the app's tag (so it shows in Shopify
+    Email and stays within the 10-clause limit)."""
     # keys ("rfm:champions") identify stored segments, so they never follow the merchant's prefixes
     specs = [
-        SegmentSpec(f"rfm:{tag}", RFM_SEGMENT_TITLE.format(name), _tag_query(prefixes.rfm + tag))
-        for name, tag in SEGMENT_TAGS.items()
+        SegmentSpec(
+            f"rfm:{SEGMENT_TAGS[name]}",
+            RFM_SEGMENT_TITLE.format(name),
+            _tag_query(prefixes.rfm + SEGMENT_TAGS[name]),
+        )
+        for name in rfm_segments
     ]
     specs += [
         SegmentSpec(
