@@ -62,7 +62,7 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
             "its length is "
             "the highest predicted CLV in that tenth",
         )
-    if o.segments:
+    if o.segments and o.customers_scored:
         out["revenue"] = charts.bar_chart(
             "Share of revenue by RFM segment",
             [s.segment for s in o.segments],
@@ -142,19 +142,47 @@ def cohort_labels() -> dict[str, Any]:
     return {"stage_labels": STAGE_LABELS, "behaviour_labels": BEHAVIOUR_LABELS}
 
 
+def month_under_way(metrics: dict[str, Any] | None) -> date | None:
+    """The first day of the calendar month the metrics were computed in, when that month was not
+    over yet (its figures are partial), else None."""
+    retention = ((metrics or {}).get("shop") or {}).get("retention") or {}
+    starts, complete = retention.get("period_starts") or [], retention.get("complete") or []
+    if starts and complete and not complete[-1]:
+        return date.fromisoformat(starts[-1])
+    return None
+
+
+def _months_between(earlier: date, later: date) -> int:
+    return (later.year - earlier.year) * 12 + later.month - earlier.month
+
+
 def recent_cohorts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The last COHORT_ROWS cohorts × the first COHORT_COLUMNS months after (the table on screen)."""
+    """The last COHORT_ROWS cohorts × the first COHORT_COLUMNS months after (the table on screen).
+
+    The cells of the month under way are left out (None): a month not over yet would read as a
+    collapse in buying. Its cohort's row stays, its customers so far counted."""
     cohorts = ((metrics or {}).get("shop") or {}).get("cohorts")
     if not cohorts or not cohorts.get("cohorts"):
         return None
     start = max(0, len(cohorts["cohorts"]) - COHORT_ROWS)
     columns = cohorts["months_after"][:COHORT_COLUMNS]
+    months = [date.fromisoformat(d) for d in cohorts["cohorts"][start:]]
+    partial = month_under_way(metrics)
+
+    def complete_cells(rows: list[list[Any]]) -> list[list[Any]]:
+        out = []
+        for cohort, row in zip(months, rows, strict=True):
+            cut = _months_between(cohort, partial) if partial is not None else None
+            out.append([None if k == cut else v for k, v in zip(columns, row[: len(columns)], strict=True)])
+        return out
+
     return {
-        "cohorts": [date.fromisoformat(d) for d in cohorts["cohorts"][start:]],
+        "cohorts": months,
         "customers": cohorts["customers"][start:],
         "months_after": columns,
-        "active_share": [row[: len(columns)] for row in cohorts["active_share"][start:]],
-        "revenue": [row[: len(columns)] for row in cohorts["cumulative_revenue_per_customer"][start:]],
+        "active_share": complete_cells(cohorts["active_share"][start:]),
+        "revenue": complete_cells(cohorts["cumulative_revenue_per_customer"][start:]),
+        "month_under_way": partial,
     }
 
 

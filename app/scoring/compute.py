@@ -39,6 +39,8 @@ _WIDE: Final = decimal.Context(prec=40)
 INCREMENTAL_LIMIT: Final = 0.25
 """An incremental rescore with more than this share of the shop's buyers marked does a full one."""
 COHORT_MONTHS: Final = 36
+MIN_CUSTOMERS_FOR_TENTHS: Final = 10
+"""Fewer customers than this have no tenths to show: some tenth would hold nobody."""
 NEXT_ORDER_CAP_DAYS: Final = 3650
 MONEY_CAP: Final = float(SUM_LIMIT - SUM_LIMIT.scaleb(-14))
 """The largest money value a rescore stores: below SUM_LIMIT also as PostgreSQL reads the float
@@ -543,6 +545,15 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def tenths(values: Array) -> list[float]:
+    """The lowest value, then the highest value of each tenth of the customers (lowest first):
+    every edge is one customer's own value, never one interpolated between two customers."""
+    ordered = np.sort(values)
+    n = ordered.size
+    tops = np.ceil(np.arange(1, 11) * n / 10).astype(np.intp) - 1
+    return [float(ordered[0]), *(float(v) for v in ordered[tops])]
+
+
 def rfm_grid(
     settings: ScoringSettings, quintile: rules.QuintileRfm, thirds: rules.ThirdsRfm
 ) -> dict[str, Any]:
@@ -586,10 +597,11 @@ def _metrics_json(
     models: clv.ShopModels | None,
     fit: ClvFit | None,
 ) -> dict[str, Any]:
-    distribution: dict[str, Any] = {}
+    distribution: dict[str, Any] = {"customers": int(predicted_clv.size)}
     if predicted_clv.size:
-        edges = np.quantile(predicted_clv, np.linspace(0, 1, 11))
-        distribution = {"deciles": [float(e) for e in edges], "mean": float(predicted_clv.mean())}
+        distribution["mean"] = float(predicted_clv.mean())
+    if predicted_clv.size >= MIN_CUSTOMERS_FOR_TENTHS:
+        distribution["deciles"] = tenths(predicted_clv)
     return to_jsonable(
         {
             "as_of": date_of(today),
