@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
+from app.shops.repository import get_by_domain
 from app.shops.service import register_shop
 from shopify_double import DevStore
 from tests.admin.conftest import OTHER_SHOP, bearer, launch
@@ -31,8 +32,6 @@ def other_shop(
         shop = register_shop(session, OTHER_SHOP, now, currency_code="USD", iana_timezone="UTC")
     else:
         seed_shop(session, OTHER_SHOP, list(range(9_100_001, 9_100_001 + buyers)), now=now)
-        from app.shops.repository import get_by_domain
-
         found = get_by_domain(session, OTHER_SHOP)
         assert found is not None
         shop = found

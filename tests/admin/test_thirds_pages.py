@@ -52,3 +52,16 @@ def test_the_customers_page_of_a_thirds_shop_filters_by_group(
     )
     assert top["total"] == expected and expected
     assert {c["segment"] for c in top["customers"]} == {"Top"}
+
+
+def test_the_settings_page_says_what_each_method_and_the_window_rank(
+    page: TestClient, seeded: SeededShop
+) -> None:
+    html = page.get(f"/app/settings?{launch()}").text
+    method = re.search(r'<p class="hint" id="method-help">(.*?)</p>', html, re.S)
+    window = re.search(r'<p class="hint" id="window-help">(.*?)</p>', html, re.S)
+    assert method is not None and window is not None
+    assert "7–9 Top, 5–6 Middle, 3–4 Low" in method.group(1) and "last 4 months" in method.group(1)
+    assert "ranks the buyers who ordered within it" in window.group(1).replace("rank the", "ranks the")
+    assert "no order in the window" in window.group(1)
+    assert "Segment grid (quintile method)" in html
