@@ -104,3 +104,17 @@ def test_the_month_under_way_has_no_retention_rate_and_no_cohort_cells(
         assert f"<title>{cohort}, {months_after}:" not in html
     assert "<title>Oct 2026, 0:" in html or "<title>Sep 2026, 0:" in html
     assert "November 2026 is not over yet" in html
+
+
+@pytest.mark.parametrize("buyers", [5, 20])
+def test_every_page_of_a_tiny_shop_shows_real_numbers(
+    page: TestClient, session: Session, store: DevStore, admin_settings: Settings, buyers: int
+) -> None:
+    other_shop(session, store, admin_settings, buyers)
+    for path in PAGES:
+        text = re.sub(r"<(script|style)\b.*?</\1>", "", get(page, path), flags=re.S)
+        visible = re.sub(r"<[^>]+>", " ", text)
+        assert not re.search(r"\b(nan|NaN|None|inf)\b", visible), path
+    overview = page.get("/api/overview", headers=bearer(OTHER_SHOP)).json()
+    assert overview["customers_scored"] == buyers
+    assert sum(s["customers"] for s in overview["segments"]) == buyers
