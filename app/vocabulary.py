@@ -37,7 +37,8 @@ SEGMENT_NAMES: Final[tuple[str, ...]] = (
 and still light, then slipping, then gone. A segment's code in the scoring rules is its index."""
 
 VIP_SEGMENT: Final = "Champions"
-"""The segment whose members in the top 10% of predicted CLV are VIP."""
+"""The segment whose members in the top 10% of predicted CLV are VIP (by the thirds method, the
+best group stands in for it: ``THIRDS_VIP_GROUP``)."""
 
 Grid = Mapping[tuple[int, int], str]
 """A segment grid: (R score, FM score) → segment name, for R and FM in 1..5."""
@@ -96,6 +97,32 @@ def validate_grid(grid: Grid) -> dict[tuple[int, int], str]:
 
 THIRDS_GROUP_NAMES: Final[tuple[str, str, str]] = ("Top", "Middle", "Low")
 """By R + F + M: 7–9 Top, 5–6 Middle, 3–4 Low. A group's code in the scoring rules is its index."""
+
+THIRDS_VIP_GROUP: Final = "Top"
+"""By the thirds method, the group whose members in the top 10% of predicted CLV are VIP."""
+
+THIRDS_GROUP_SUMS: Final[Mapping[str, tuple[int, int]]] = MappingProxyType(
+    {"Top": (7, 9), "Middle": (5, 6), "Low": (3, 4)}
+)
+"""Each group's range of R + F + M (inclusive), as the method defines it."""
+
+# --------------------------------------------------------------------------------------------
+# A customer's RFM segment under either method
+
+SCORING_METHODS: Final[tuple[str, str]] = ("quintile", "thirds")
+
+RFM_SEGMENT_NAMES: Final[tuple[str, ...]] = (*SEGMENT_NAMES, *THIRDS_GROUP_NAMES)
+"""Every name a customer's RFM segment can hold: the quintile method's segments, then the thirds
+method's groups. The `rfm_segment` metafield, the RFM tags and the RFM segments in Shopify take
+their names from here; a segment's code in the scoring rules is its index."""
+
+SEGMENTS_OF_METHOD: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {"quintile": SEGMENT_NAMES, "thirds": THIRDS_GROUP_NAMES}
+)
+"""The RFM segments a scoring method puts customers in, best first."""
+
+SCORE_RANGE: Final[Mapping[str, int]] = MappingProxyType({"quintile": 5, "thirds": 3})
+"""The highest R, F and M score of each method (the lowest is 1)."""
 
 # --------------------------------------------------------------------------------------------
 # Lifecycle stages
@@ -185,7 +212,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-SEGMENT_TAGS: Final[Mapping[str, str]] = MappingProxyType({name: slug(name) for name in SEGMENT_NAMES})
+SEGMENT_TAGS: Final[Mapping[str, str]] = MappingProxyType({name: slug(name) for name in RFM_SEGMENT_NAMES})
 STAGE_TAGS: Final[Mapping[str, str]] = MappingProxyType({stage: slug(stage) for stage in STAGE_NAMES})
 CLV_TIER_TAGS: Final[Mapping[str, str]] = MappingProxyType({tier: slug(tier) for tier in CLV_TIERS})
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 import app.main
 from app.auth.service import CALLBACK_PATH
 from app.config import API_VERSION, Settings
-from app.vocabulary import SEGMENT_NAMES, STAGE_NAMES
+from app.vocabulary import RFM_SEGMENT_NAMES, SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
 from app.webhooks.handlers import TOPICS
 from shopify_double.grants import DEFAULT_APP_SCOPES
 
@@ -154,8 +154,10 @@ def test_admin_filterable_only_on_text_definitions(config: dict[str, Any]) -> No
 
 def test_choice_metafields_list_the_names_the_scoring_uses(config: dict[str, Any]) -> None:
     declared = config["customer"]["metafields"]["app"]
-    assert set(declared["rfm_segment"]["validations"]["choices"]) == set(SEGMENT_NAMES)
-    assert len(SEGMENT_NAMES) == 10
+    # the quintile method's ten segments and the thirds method's three groups
+    assert set(declared["rfm_segment"]["validations"]["choices"]) == set(RFM_SEGMENT_NAMES)
+    assert set(SEGMENT_NAMES) | set(THIRDS_GROUP_NAMES) == set(RFM_SEGMENT_NAMES)
+    assert len(RFM_SEGMENT_NAMES) == 13
     assert declared["lifecycle_stage"]["validations"]["choices"] == list(STAGE_NAMES)
 
 

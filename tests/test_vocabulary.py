@@ -100,8 +100,18 @@ def test_the_shopify_segments_are_one_per_name_of_the_vocabulary() -> None:
 
 
 # Names that are also ordinary words or identifiers elsewhere ("new", "active", a column called
-# "vip") cannot be told from a copy by their spelling; every other name may appear only here.
-_ORDINARY = {"new", "active", "lapsed", *v.BEHAVIOUR_SEGMENT_NAMES, *v.BEHAVIOUR_FLAG_COLUMNS.values()}
+# "vip", the thirds groups' tag slugs "middle" and "low" beside SVG's text-anchor="middle") cannot be
+# told from a copy by their spelling; every other name may appear only here.
+_ORDINARY = {
+    "new",
+    "active",
+    "lapsed",
+    "top",
+    "middle",
+    "low",
+    *v.BEHAVIOUR_SEGMENT_NAMES,
+    *v.BEHAVIOUR_FLAG_COLUMNS.values(),
+}
 
 
 def test_no_module_of_the_app_spells_a_name_of_the_vocabulary_itself() -> None:

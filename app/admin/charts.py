@@ -67,8 +67,10 @@ def heat_map(
     cell_width: int = 64,
     cell_height: int = 34,
     description: str | None = None,
+    notes: Sequence[Sequence[str | None]] | None = None,
 ) -> Markup:
-    """A grid of cells, darker for larger values, each cell showing its value; None cells blank."""
+    """A grid of cells, darker for larger values, each cell showing its value; None cells blank.
+    ``notes`` (per cell) is added to the cell's tooltip, e.g. the segment the cell belongs to."""
     left, top, bottom = 92, 12, 46
     width = left + cell_width * max(len(column_labels), 1) + 12
     height = top + cell_height * max(len(row_labels), 1) + bottom
@@ -88,10 +90,11 @@ def heat_map(
                 )
                 continue
             fill, ink = _heat_colour(value / peak if peak else 0.0)
+            note = notes[i][j] if notes is not None and i < len(notes) and j < len(notes[i]) else None
             parts.append(
                 f'<rect class="cell" x="{x}" y="{y}" width="{cell_width - 2}" height="{cell_height - 2}" '
                 f'fill="{fill}" stroke="#c9cccf"><title>{escape(label)}, {escape(column_labels[j])}: '
-                f"{escape(fmt(value))}</title></rect>"
+                f"{escape(fmt(value))}{escape(f' ({note})') if note else ''}</title></rect>"
             )
             parts.append(_text(x + cell_width / 2 - 1, y + cell_height / 2 + 4, fmt(value), fill=ink))
     axis_y = top + cell_height * len(row_labels)

@@ -42,6 +42,7 @@ from app.kit.errors import BadRequest
 from app.kit.request_body import declared_length, read_body
 from app.models import Shop
 from app.scoring import service as scoring
+from app.scoring.compute import MIN_CUSTOMERS_FOR_TENTHS
 from app.settings.schemas import SettingsError
 from app.settings.service import get_settings
 from app.shopify.shop_domain import decode_host, sanitize_shop_domain
@@ -132,7 +133,13 @@ async def embedded_entry(request: Request) -> Response:
     data = await _read(request, service.overview, shop.shop_id, _now())
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     return _page(
-        request, "overview.html", shop, active="overview", o=data, charts=views.overview_charts(data, fmt)
+        request,
+        "overview.html",
+        shop,
+        active="overview",
+        o=data,
+        charts=views.overview_charts(data, fmt),
+        min_for_tenths=MIN_CUSTOMERS_FOR_TENTHS,
     )
 
 
@@ -168,7 +175,27 @@ async def _customers(request: Request, shop: Shop) -> service.CustomerPage:
 async def customers_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
     data = await _customers(request, shop)
-    return _page(request, "customers.html", shop, active="customers", c=data, **views.customer_choices())
+    if data.out_of_range:
+        # a page past the end (an old link, a list that shrank): the last page that has customers
+        f = data.filter
+        query = launch_query(
+            request,
+            segment=f.segment,
+            stage=f.stage,
+            clv=f.clv_tier,
+            sort=f.sort,
+            dir=None if f.descending else "asc",
+            page=data.last_page,
+        )
+        return RedirectResponse(f"/app/customers?{query}", status_code=303)
+    return _page(
+        request,
+        "customers.html",
+        shop,
+        active="customers",
+        c=data,
+        **views.customer_choices(data.scoring_method),
+    )
 
 
 @router.get("/api/customers")

@@ -30,7 +30,7 @@ from app.shopify.token_crypto import TokenDecryptError
 from app.shops.tokens import ShopTokens
 from app.sync import service as sync_service
 from app.sync.service import SyncStatus
-from app.vocabulary import BELOW_CLV_TIERS_LABEL, CLV_TIER_LABELS, SEGMENT_NAMES, STAGE_NAMES
+from app.vocabulary import BELOW_CLV_TIERS_LABEL, CLV_TIER_LABELS, RFM_SEGMENT_NAMES, STAGE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def parse_filter(params: Any) -> tuple[repo.CustomerFilter, int]:
     except ValueError:
         page = 1
     f = repo.CustomerFilter(
-        segment=segment if segment in SEGMENT_NAMES else None,
+        segment=segment if segment in RFM_SEGMENT_NAMES else None,
         stage=stage if stage in STAGE_NAMES else None,
         clv_tier=tier if tier in CLV_TIER_FILTERS else None,
         sort=sort if sort in repo.SORTS else "predicted_clv",
@@ -144,6 +144,7 @@ class CustomerPage:
     filter: repo.CustomerFilter
     names_note: str | None = None
     names: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
+    scoring_method: str = "quintile"
 
     @property
     def first(self) -> int:
@@ -153,17 +154,29 @@ class CustomerPage:
     def last(self) -> int:
         return (self.page - 1) * repo.PAGE_SIZE + len(self.rows)
 
+    @property
+    def last_page(self) -> int:
+        """The last page that lists customers (1 when none match), within the list's cap."""
+        pages = max(1, -(-self.total // repo.PAGE_SIZE))
+        return min(pages, repo.MAX_OFFSET // repo.PAGE_SIZE + 1)
+
+    @property
+    def out_of_range(self) -> bool:
+        """A page past the end of the list: nothing on it to show."""
+        return not self.rows and self.page > 1
+
 
 def customers(session: Session, shop_id: int, f: repo.CustomerFilter, page: int) -> CustomerPage:
+    method = get_settings(session, shop_id).scoring_method
     offset = (page - 1) * repo.PAGE_SIZE
     if offset > repo.MAX_OFFSET:
-        return CustomerPage([], page, repo.customers_matching(session, shop_id, f), False, True, f)
+        total = repo.customers_matching(session, shop_id, f)
+        return CustomerPage([], page, total, False, True, f, scoring_method=method)
     rows, matching = repo.customers_page(session, shop_id, f, offset=offset, limit=repo.PAGE_SIZE + 1)
     has_next = len(rows) > repo.PAGE_SIZE and offset + repo.PAGE_SIZE <= repo.MAX_OFFSET
     total = matching if matching is not None else repo.customers_matching(session, shop_id, f)
-    return CustomerPage(
-        rows[: repo.PAGE_SIZE], page, total, has_next, offset + repo.PAGE_SIZE > repo.MAX_OFFSET, f
-    )
+    capped = offset + repo.PAGE_SIZE > repo.MAX_OFFSET
+    return CustomerPage(rows[: repo.PAGE_SIZE], page, total, has_next, capped, f, scoring_method=method)
 
 
 def admin_customer_url(shop_domain: str, customer_id: int) -> str:

@@ -25,9 +25,11 @@ from app.vocabulary import (
     BEHAVIOUR_LABELS,
     CLV_TIER_LABELS,
     SEGMENT_NAMES,
+    SEGMENTS_OF_METHOD,
     STAGE_LABELS,
     STAGE_NAMES,
     THIRDS_GROUP_NAMES,
+    THIRDS_GROUP_SUMS,
 )
 
 COHORT_ROWS = 12
@@ -45,16 +47,8 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
     out: dict[str, Markup] = {}
     m = o.metrics or {}
     grid = m.get("rfm_grid")
-    if grid:
-        out["rfm"] = charts.heat_map(
-            "Customers by recency (R) and frequency-monetary (FM) score",
-            [f"R {r}" for r in grid["rows_r"]],
-            [f"FM {c}" for c in grid["columns_fm"]],
-            grid["customers"],
-            x_label="FM score (1 = lowest, 5 = highest)",
-            y_label="R score",
-            description="number of customers in each R and FM score cell; 5 is best",
-        )
+    if grid and o.customers_scored:
+        out["rfm"] = rfm_heat_map(grid)
     deciles = (m.get("predicted_clv") or {}).get("deciles") or []
     if len(deciles) == 11:
         out["clv"] = charts.bar_chart(
@@ -68,7 +62,7 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
             "its length is "
             "the highest predicted CLV in that tenth",
         )
-    if o.segments:
+    if o.segments and o.customers_scored:
         out["revenue"] = charts.bar_chart(
             "Share of revenue by RFM segment",
             [s.segment for s in o.segments],
@@ -78,6 +72,33 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
             fmt=lambda v: fmt.percent(v),
         )
     return out
+
+
+def rfm_heat_map(grid: dict[str, Any]) -> Markup:
+    """The R × FM grid (quintiles) or the R × (F + M) grid (thirds), each cell's segment in its
+    tooltip."""
+    if grid.get("method", "quintile") == "thirds":
+        sums = ", ".join(f"{low}–{high} {name}" for name, (low, high) in THIRDS_GROUP_SUMS.items())
+        return charts.heat_map(
+            "Customers by recency (R) and frequency + monetary (F + M) score, thirds method",
+            [f"R {r}" for r in grid["rows_r"]],
+            [f"F+M {c}" for c in grid["columns_f_plus_m"]],
+            grid["customers"],
+            x_label="F + M (2 = lowest, 6 = highest)",
+            y_label="R score (3 = ordered in the last 4 months)",
+            description=f"number of customers in each R and F + M cell; by R + F + M: {sums}",
+            notes=grid.get("segments"),
+        )
+    return charts.heat_map(
+        "Customers by recency (R) and frequency-monetary (FM) score",
+        [f"R {r}" for r in grid["rows_r"]],
+        [f"FM {c}" for c in grid["columns_fm"]],
+        grid["customers"],
+        x_label="FM score (1 = lowest, 5 = highest)",
+        y_label="R score",
+        description="number of customers in each R and FM score cell; 5 is best",
+        notes=grid.get("segments"),
+    )
 
 
 def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
@@ -121,19 +142,47 @@ def cohort_labels() -> dict[str, Any]:
     return {"stage_labels": STAGE_LABELS, "behaviour_labels": BEHAVIOUR_LABELS}
 
 
+def month_under_way(metrics: dict[str, Any] | None) -> date | None:
+    """The first day of the calendar month the metrics were computed in, when that month was not
+    over yet (its figures are partial), else None."""
+    retention = ((metrics or {}).get("shop") or {}).get("retention") or {}
+    starts, complete = retention.get("period_starts") or [], retention.get("complete") or []
+    if starts and complete and not complete[-1]:
+        return date.fromisoformat(starts[-1])
+    return None
+
+
+def _months_between(earlier: date, later: date) -> int:
+    return (later.year - earlier.year) * 12 + later.month - earlier.month
+
+
 def recent_cohorts(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The last COHORT_ROWS cohorts × the first COHORT_COLUMNS months after (the table on screen)."""
+    """The last COHORT_ROWS cohorts × the first COHORT_COLUMNS months after (the table on screen).
+
+    The cells of the month under way are left out (None): a month not over yet would read as a
+    collapse in buying. Its cohort's row stays, its customers so far counted."""
     cohorts = ((metrics or {}).get("shop") or {}).get("cohorts")
     if not cohorts or not cohorts.get("cohorts"):
         return None
     start = max(0, len(cohorts["cohorts"]) - COHORT_ROWS)
     columns = cohorts["months_after"][:COHORT_COLUMNS]
+    months = [date.fromisoformat(d) for d in cohorts["cohorts"][start:]]
+    partial = month_under_way(metrics)
+
+    def complete_cells(rows: list[list[Any]]) -> list[list[Any]]:
+        out = []
+        for cohort, row in zip(months, rows, strict=True):
+            cut = _months_between(cohort, partial) if partial is not None else None
+            out.append([None if k == cut else v for k, v in zip(columns, row[: len(columns)], strict=True)])
+        return out
+
     return {
-        "cohorts": [date.fromisoformat(d) for d in cohorts["cohorts"][start:]],
+        "cohorts": months,
         "customers": cohorts["customers"][start:],
         "months_after": columns,
-        "active_share": [row[: len(columns)] for row in cohorts["active_share"][start:]],
-        "revenue": [row[: len(columns)] for row in cohorts["cumulative_revenue_per_customer"][start:]],
+        "active_share": complete_cells(cohorts["active_share"][start:]),
+        "revenue": complete_cells(cohorts["cumulative_revenue_per_customer"][start:]),
+        "month_under_way": partial,
     }
 
 
@@ -176,9 +225,9 @@ def cohort_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
 # -- customers ---------------------------------------------------------------------------------
 
 
-def customer_choices() -> dict[str, Any]:
+def customer_choices(scoring_method: str = "quintile") -> dict[str, Any]:
     return {
-        "segment_names": SEGMENT_NAMES,
+        "segment_names": SEGMENTS_OF_METHOD[scoring_method],
         "stages": [(s, STAGE_LABELS[s]) for s in STAGE_NAMES],
         "tiers": list(CLV_TIER_FILTERS.items()),
         "tier_labels": CLV_TIER_LABELS,
@@ -197,6 +246,7 @@ def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
     return {
         "shop": shop.domain,
         "page": c.page,
+        "last_page": c.last_page,
         "total": c.total,
         "has_next": c.has_next,
         "names_note": c.names_note,
@@ -359,6 +409,26 @@ FIELD_LABELS = {
 }
 
 
+WINDOW_HELP = (
+    "With a window, the scores rank the buyers who ordered within it: frequency and monetary count "
+    "their orders and spend in the window, recency the days since their last order. A buyer with no "
+    "order in the window is not ranked: they score 1 on frequency and monetary, and by quintiles 1 on "
+    "recency too (so they fall in the grid's R 1, FM 1 cell); by thirds recency keeps its month bins. "
+    "Empty: every order counts, and every buyer is ranked."
+)
+
+
+def method_help() -> str:
+    groups = ", ".join(f"{low}–{high} {name}" for name, (low, high) in THIRDS_GROUP_SUMS.items())
+    return (
+        "Quintiles: each score 1–5 by the share of buyers strictly worse on it (5 is best), and the "
+        "segment by the grid below. Thirds: each score 1–3, recency 3 for an order in the last 4 months, "
+        "2 for 4 to 8 months, 1 for older; frequency and monetary by the lower, middle or upper third of "
+        f"the range of your buyers' values; the group by R + F + M: {groups}. The group is the segment "
+        "written to Shopify (tag, metafield, segment) and shown on every page."
+    )
+
+
 def settings_choices() -> dict[str, Any]:
     return {
         "methods": [
@@ -370,6 +440,8 @@ def settings_choices() -> dict[str, Any]:
             )
             for m in METHODS
         ],
+        "method_help": method_help(),
+        "window_help": WINDOW_HELP,
         "segment_names": SEGMENT_NAMES,
         "grid_rows": GRID_ROWS,
         "grid_columns": GRID_COLUMNS,

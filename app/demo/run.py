@@ -40,6 +40,7 @@ from app.jobs.services import services_factory
 from app.kit.db import make_engine, make_sessionmaker, migrate
 from app.main import create_app
 from app.models import Customer, CustomerScore, Shop
+from app.sync.desired import metafields_expected
 from app.worker import Worker
 from shopify_double.oauth import install_app
 from shopify_double.server import create_devstore_app
@@ -48,6 +49,8 @@ from shopify_double.state import DevStore
 from shopify_double.webhooks import WebhookSender, order_payload
 
 DEMO_SHOP = "demo-shop.myshopify.com"
+NEW_BUYER_SHARE = 0.5
+"""With no history (``--customers 0``), the share of streamed orders placed by a new buyer."""
 TOML = Path(__file__).resolve().parents[2] / "shopify.app.toml"
 
 
@@ -60,6 +63,7 @@ class DemoResult:
     customers_scored: int = 0
     streamed_orders: int = 0
     metafields_in_store: int = 0
+    metafields_expected: int = 0
     tagged_customers: int = 0
     segments_in_store: int = 0
     url: str = ""
@@ -302,6 +306,7 @@ class Demo:
                 )
                 scored = session.scalar(select(func.count()).select_from(CustomerScore)) or 0
             self.result.customers_scored = scored
+            self.result.metafields_expected = self._metafields_expected(factory)
             _bar(self.out, "scoring + CLV", scored, buyers)
             return buyers > 0 and scored >= buyers
 
@@ -310,16 +315,26 @@ class Demo:
 
         def synced() -> bool:
             self._refresh_store_counts()
+            self.result.metafields_expected = self._metafields_expected(factory)
             _bar(
                 self.out,
                 "metafields in Shopify",
                 self.result.metafields_in_store,
-                self.result.customers_scored * 8,
+                self.result.metafields_expected,
             )
             return self.result.tagged_customers >= self.result.customers_scored > 0
 
         self._wait(synced, timeout=300)
         self.out.write("\n")
+
+    @staticmethod
+    def _metafields_expected(session_factory: Any) -> int:
+        """The metafields the scored customers should hold in Shopify, by the sync's own list."""
+        with session_factory() as session:
+            scored, dated = session.execute(
+                select(func.count(), func.count(CustomerScore.expected_next_order_at))
+            ).one()
+        return metafields_expected(scored or 0, dated or 0)
 
     def _refresh_store_counts(self) -> None:
         shop = self.store.shop(DEMO_SHOP)
@@ -340,6 +355,9 @@ class Demo:
         async with httpx.AsyncClient(base_url=f"http://{self.host}:{app_port}", timeout=10) as client:
             sender = WebhookSender(client, secret=settings.shopify_api_secret, max_retries=3, base_delay=0.5)
             while not self._stop.is_set():
+                if not customer_ids or (self.customers == 0 and rng.random() < NEW_BUYER_SHARE):
+                    # a store that starts empty gains its buyers from the stream itself
+                    customer_ids.append(self.store.create_customers(DEMO_SHOP, 1)[0].id)
                 order = self.store.create_order(
                     DEMO_SHOP,
                     customer_id=rng.choice(customer_ids),

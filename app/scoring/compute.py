@@ -25,7 +25,7 @@ from app.kit.money import SUM_LIMIT
 from app.scoring import metrics as shop_metrics_rules
 from app.scoring import rules
 from app.scoring.columns import FLAG_COLUMNS, NULL_TIME, PG_EPOCH_US, to_us
-from app.vocabulary import ALL_CUSTOMERS
+from app.vocabulary import ALL_CUSTOMERS, SEGMENTS_OF_METHOD, THIRDS_GROUP_SUMS
 
 if TYPE_CHECKING:
     from app.models import ClvFit
@@ -39,6 +39,8 @@ _WIDE: Final = decimal.Context(prec=40)
 INCREMENTAL_LIMIT: Final = 0.25
 """An incremental rescore with more than this share of the shop's buyers marked does a full one."""
 COHORT_MONTHS: Final = 36
+MIN_CUSTOMERS_FOR_TENTHS: Final = 10
+"""Fewer customers than this have no tenths to show: some tenth would hold nobody."""
 NEXT_ORDER_CAP_DAYS: Final = 3650
 MONEY_CAP: Final = float(SUM_LIMIT - SUM_LIMIT.scaleb(-14))
 """The largest money value a rescore stores: below SUM_LIMIT also as PostgreSQL reads the float
@@ -271,10 +273,11 @@ def score_customers(
     spent_last_year = _storable_money(shop_id, "spent_last_year", np.round(spent_last_year, 4))
 
     days_since = np.maximum(today - cust["last_day"].astype(np.int64), 0)
-    quintile = rules.score_quintile(days_since, frequency, monetary, settings.segment_grid)
-    thirds = rules.score_thirds(days_since, frequency, monetary)
+    population = rules.window_population(frequency, settings.window_days)
+    quintile = rules.score_quintile(days_since, frequency, monetary, settings.segment_grid, population)
+    thirds = rules.score_thirds(days_since, frequency, monetary, population=population)
     chosen = quintile if settings.scoring_method == "quintile" else thirds
-    segment = quintile.segment
+    segment = quintile.segment if settings.scoring_method == "quintile" else thirds.segment
 
     horizon = float(settings.clv_horizon_days)
     median_gap = shop_metrics_rules.median_days_between_orders(cust["average_days_between_orders"])
@@ -300,7 +303,7 @@ def score_customers(
         clv_source[recompute] = 1
     else:
         # Segment formula: each customer is worth their segment's yearly value over the horizon.
-        per_segment = len(rules.SEGMENT_NAMES)
+        per_segment = len(rules.SEGMENT_CODES)
         members = np.maximum(_segment_sums(segment, None, per_segment), 1)
         yearly_value = _segment_sums(segment, spent_last_year, per_segment) / members
         yearly_orders = _segment_sums(segment, orders_last_year.astype(np.float64), per_segment) / members
@@ -416,7 +419,15 @@ def score_customers(
     metrics = None
     if shop_level is not None:
         metrics = _metrics_json(
-            shop_level, today, segment, quintile, stage, behaviour, predicted_clv, interval, models, fit
+            shop_level,
+            today,
+            rfm_grid(settings, quintile, thirds),
+            stage,
+            behaviour,
+            predicted_clv,
+            interval,
+            models,
+            fit,
         )
     segments = segment_table(
         settings,
@@ -463,7 +474,7 @@ def segment_table(
         value = min(max(float(value), -MONEY_CAP), MONEY_CAP)  # as _storable_money
         return Decimal(repr(round(value, places))).quantize(Decimal(1).scaleb(-places), context=_WIDE)
 
-    size = len(rules.SEGMENT_NAMES)
+    size = len(rules.SEGMENT_CODES)
     codes = segment.astype(np.intp)
     count = np.bincount(codes, minlength=size)
     total_customers = int(codes.size)
@@ -471,18 +482,21 @@ def segment_table(
     cac = float(settings.cac) if settings.cac is not None else None
     rows = []
 
+    names = SEGMENTS_OF_METHOD[settings.scoring_method]
+    shown = np.array([rules.SEGMENT_CODES[name] for name in names], dtype=np.intp)
+
     def sums(values: Array) -> Array:
         by_segment = np.bincount(codes, weights=np.asarray(values, dtype=np.float64), minlength=size)
-        return np.r_[by_segment.sum(), by_segment]
+        return np.r_[by_segment.sum(), by_segment[shown]]
 
-    members = np.r_[codes.size, count]
+    members = np.r_[codes.size, count[shown]]
     order_sums, revenue_sums = sums(orders_count), sums(total_spent)
     last_year_orders, last_year_sales, clv_sums = (
         sums(orders_last_year),
         sums(spent_last_year),
         sums(predicted_clv),
     )
-    for position, name in enumerate([ALL_CUSTOMERS, *rules.SEGMENT_NAMES]):
+    for position, name in enumerate([ALL_CUSTOMERS, *names]):
         customers = int(members[position])
         orders = int(round(order_sums[position]))
         revenue = float(revenue_sums[position])
@@ -531,11 +545,51 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def tenths(values: Array) -> list[float]:
+    """The lowest value, then the highest value of each tenth of the customers (lowest first):
+    every edge is one customer's own value, never one interpolated between two customers."""
+    ordered = np.sort(values)
+    n = ordered.size
+    tops = np.ceil(np.arange(1, 11) * n / 10).astype(np.intp) - 1
+    return [float(ordered[0]), *(float(v) for v in ordered[tops])]
+
+
+def rfm_grid(
+    settings: ScoringSettings, quintile: rules.QuintileRfm, thirds: rules.ThirdsRfm
+) -> dict[str, Any]:
+    """The overview's heat map of the method in use: customers per cell, and each cell's segment.
+
+    Quintiles: R (5..1) × FM (1..5), each cell named by the segment grid. Thirds: R (3..1) × F + M
+    (2..6): R + F + M decides the group, so each cell holds the customers of one group."""
+    if settings.scoring_method == "quintile":
+        rows, columns, axis = [5, 4, 3, 2, 1], [1, 2, 3, 4, 5], "fm"
+        r, column = quintile.recency, quintile.fm.astype(np.int64)
+        names = [[settings.segment_grid[(row, c)] for c in columns] for row in rows]
+    else:
+        rows, columns, axis = [3, 2, 1], [2, 3, 4, 5, 6], "f_plus_m"
+        r, column = thirds.recency, thirds.frequency.astype(np.int64) + thirds.monetary
+        names = [[_thirds_group_of_sum(row + c) for c in columns] for row in rows]
+    heat = np.zeros((len(rows), len(columns)), dtype=np.int64)
+    if r.size:
+        np.add.at(heat, (rows[0] - r.astype(np.intp), column.astype(np.intp) - columns[0]), 1)
+    return {
+        "method": settings.scoring_method,
+        "rows_r": rows,
+        "columns": axis,
+        f"columns_{axis}": columns,
+        "customers": heat.tolist(),
+        "segments": names,
+    }
+
+
+def _thirds_group_of_sum(total: int) -> str:
+    return next(name for name, (low, high) in THIRDS_GROUP_SUMS.items() if low <= total <= high)
+
+
 def _metrics_json(
     computed: shop_metrics_rules.ShopMetrics,
     today: int,
-    segment: Array,
-    quintile: rules.QuintileRfm,
+    grid: dict[str, Any],
     stage: Array,
     behaviour: rules.BehaviourSegments,
     predicted_clv: Array,
@@ -543,13 +597,11 @@ def _metrics_json(
     models: clv.ShopModels | None,
     fit: ClvFit | None,
 ) -> dict[str, Any]:
-    heat = np.zeros((5, 5), dtype=np.int64)
-    if segment.size:
-        np.add.at(heat, (5 - quintile.recency.astype(np.intp), quintile.fm.astype(np.intp) - 1), 1)
-    distribution: dict[str, Any] = {}
+    distribution: dict[str, Any] = {"customers": int(predicted_clv.size)}
     if predicted_clv.size:
-        edges = np.quantile(predicted_clv, np.linspace(0, 1, 11))
-        distribution = {"deciles": [float(e) for e in edges], "mean": float(predicted_clv.mean())}
+        distribution["mean"] = float(predicted_clv.mean())
+    if predicted_clv.size >= MIN_CUSTOMERS_FOR_TENTHS:
+        distribution["deciles"] = tenths(predicted_clv)
     return to_jsonable(
         {
             "as_of": date_of(today),
@@ -564,11 +616,7 @@ def _metrics_json(
                 name: int(np.count_nonzero(getattr(behaviour, name)))
                 for name in rules.BEHAVIOUR_SEGMENT_NAMES
             },
-            "rfm_grid": {
-                "rows_r": [5, 4, 3, 2, 1],
-                "columns_fm": [1, 2, 3, 4, 5],
-                "customers": heat.tolist(),
-            },
+            "rfm_grid": grid,
             "predicted_clv": distribution,
             "clv": {
                 "source": "model" if models is not None else "segment_formula",

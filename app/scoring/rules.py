@@ -13,7 +13,7 @@ sums their values over the shop's window before calling these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
@@ -25,8 +25,12 @@ import numpy.typing as npt
 from app.vocabulary import (
     BEHAVIOUR_SEGMENT_NAMES,
     DEFAULT_GRID,
-    SEGMENT_NAMES,
+    RFM_SEGMENT_NAMES,
+    SEGMENT_NAMES,  # noqa: F401 - the rules' names, re-exported for callers of the rules
     STAGE_NAMES,
+    THIRDS_GROUP_NAMES,
+    THIRDS_GROUP_SUMS,
+    THIRDS_VIP_GROUP,
     VIP_SEGMENT,
     Grid,
     validate_grid,
@@ -141,9 +145,13 @@ def fm_score(frequency_score: npt.ArrayLike, monetary_score: npt.ArrayLike) -> C
 # Segment grid (R × FM → name)
 
 SEGMENT_CODES: Final[Mapping[str, int]] = MappingProxyType(
-    {name: code for code, name in enumerate(SEGMENT_NAMES)}
+    {name: code for code, name in enumerate(RFM_SEGMENT_NAMES)}
 )
+"""Segment name → code, for the quintile method's segments and the thirds method's groups."""
 CHAMPIONS: Final = SEGMENT_CODES[VIP_SEGMENT]
+VIP_CODES: Final = (CHAMPIONS, SEGMENT_CODES[THIRDS_VIP_GROUP])
+THIRDS_SEGMENT_CODES: Final = np.array([SEGMENT_CODES[name] for name in THIRDS_GROUP_NAMES], dtype=np.int8)
+"""Thirds group code → the group's segment code."""
 
 
 def segment_lookup_table(grid: Grid = DEFAULT_GRID) -> Codes:
@@ -175,6 +183,11 @@ The mean month keeps 12 months equal to one year, which a 30-day month does not.
 TOP: Final = 0
 MIDDLE: Final = 1
 LOW: Final = 2
+_GROUP_BY_SUM: Final = np.full(10, -1, dtype=np.int8)
+"""R + F + M (3..9) → group code, looked up rather than branched on."""
+for _code, _name in enumerate(THIRDS_GROUP_NAMES):
+    _low, _high = THIRDS_GROUP_SUMS[_name]
+    _GROUP_BY_SUM[_low : _high + 1] = _code
 
 
 def thirds_scores(values: npt.ArrayLike, higher_is_better: bool = True) -> Codes:
@@ -221,9 +234,7 @@ def thirds_group(
     m = _as_scores(monetary_score, "monetary_score", 3)
     _same_length(recency_score=r, frequency_score=f, monetary_score=m)
     total = r + f + m
-    # sum 3..9 → group code, looked up rather than branched on
-    by_sum = np.array([-1, -1, -1, LOW, LOW, MIDDLE, MIDDLE, TOP, TOP, TOP], dtype=np.int8)
-    codes: Codes = by_sum[total]
+    codes: Codes = _GROUP_BY_SUM[total]
     return codes
 
 
@@ -249,18 +260,49 @@ class ThirdsRfm:
     group: Codes
     """Codes into ``THIRDS_GROUP_NAMES``."""
 
+    @property
+    def segment(self) -> Codes:
+        """The group as a customer's RFM segment: codes into ``RFM_SEGMENT_NAMES``."""
+        codes: Codes = THIRDS_SEGMENT_CODES[self.group]
+        return codes
+
+
+def _within(population: Flags | None, size: int, score: Callable[[Flags | slice], Codes]) -> Codes:
+    """Scores computed over ``population`` only (every customer when None); 1 for the others."""
+    if population is None:
+        return score(slice(None))
+    out = np.ones(size, dtype=np.int8)
+    out[population] = score(population)
+    return out
+
+
+def window_population(frequency: npt.ArrayLike, window_days: int | None) -> Flags | None:
+    """The customers a window's scores rank: those with an order in the window (None: all time,
+    everyone). The others score 1 on what the window measures."""
+    if window_days is None:
+        return None
+    return _as_int(frequency, "frequency") > 0
+
 
 def score_quintile(
     days_since_last_order: npt.ArrayLike,
     frequency: npt.ArrayLike,
     monetary: npt.ArrayLike,
     grid: Grid = DEFAULT_GRID,
+    population: Flags | None = None,
 ) -> QuintileRfm:
-    """R, F, M, FM and segment of every customer by the quintile method."""
-    r = quintile_scores(days_since_last_order, higher_is_better=False)
-    f = quintile_scores(frequency)
-    m = quintile_scores(monetary)
-    _same_length(days_since_last_order=r, frequency=f, monetary=m)
+    """R, F, M, FM and segment of every customer by the quintile method.
+
+    With ``population`` (a window: :func:`window_population`), the quintiles rank those customers
+    only, and every other customer scores 1 on R, F and M: their last order is older than anyone's
+    in the window, and they ordered nothing in it."""
+    days = _as_float(days_since_last_order, "days_since_last_order")
+    freq = _as_float(frequency, "frequency")
+    money = _as_float(monetary, "monetary")
+    _same_length(days_since_last_order=days, frequency=freq, monetary=money)
+    r = _within(population, days.size, lambda rows: quintile_scores(days[rows], higher_is_better=False))
+    f = _within(population, days.size, lambda rows: quintile_scores(freq[rows]))
+    m = _within(population, days.size, lambda rows: quintile_scores(money[rows]))
     fm = fm_score(f, m)
     return QuintileRfm(recency=r, frequency=f, monetary=m, fm=fm, segment=segments(r, fm, grid))
 
@@ -270,12 +312,18 @@ def score_thirds(
     frequency: npt.ArrayLike,
     monetary: npt.ArrayLike,
     days_per_month: float = DAYS_PER_MONTH,
+    population: Flags | None = None,
 ) -> ThirdsRfm:
-    """R, F, M and group of every customer by the thirds method."""
+    """R, F, M and group of every customer by the thirds method.
+
+    With ``population`` (a window: :func:`window_population`), F and M cut the range of those
+    customers' values, and every other customer scores 1 on F and M; recency keeps its fixed bins."""
     r = thirds_recency_scores(days_since_last_order, days_per_month)
-    f = thirds_scores(frequency)
-    m = thirds_scores(monetary)
-    _same_length(days_since_last_order=r, frequency=f, monetary=m)
+    freq = _as_float(frequency, "frequency")
+    money = _as_float(monetary, "monetary")
+    _same_length(days_since_last_order=r, frequency=freq, monetary=money)
+    f = _within(population, r.size, lambda rows: thirds_scores(freq[rows]))
+    m = _within(population, r.size, lambda rows: thirds_scores(money[rows]))
     return ThirdsRfm(recency=r, frequency=f, monetary=m, group=thirds_group(r, f, m))
 
 
@@ -495,14 +543,15 @@ def full_price_buyers(orders_count: npt.ArrayLike, discounted_orders_count: npt.
 
 
 def vip(segment: npt.ArrayLike, predicted_clv: npt.ArrayLike, share: float = TOP_SHARE) -> Flags:
-    """Champions (by segment code) who are also in the shop's top 10% of predicted CLV.
+    """Champions (by segment code; by the thirds method, the Top group) who are also in the shop's
+    top 10% of predicted CLV.
 
     The top 10% is taken over all scored customers, not over Champions only.
     """
     codes = _as_int(segment, "segment")
     clv = _as_float(predicted_clv, "predicted_clv")
     _same_length(segment=codes, predicted_clv=clv)
-    return (codes == CHAMPIONS) & top_share(clv, share)
+    return np.isin(codes, VIP_CODES) & top_share(clv, share)
 
 
 @dataclass(frozen=True, slots=True)

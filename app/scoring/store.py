@@ -21,7 +21,7 @@ from app.models import Customer, CustomerScore, Shop, ShopMetricsSnapshot, ShopS
 from app.models.base import UTCDateTime, table_of
 from app.scoring.columns import FLAG_COLUMNS, SCORE_COLUMNS, Columns, from_us
 from app.scoring.load import array_literal, is_postgres
-from app.vocabulary import CLV_TIERS, SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
+from app.vocabulary import CLV_TIERS, RFM_SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
 
 Array = npt.NDArray[Any]
 customers = table_of(Customer)
@@ -111,7 +111,7 @@ NOT_EXACT: Final = pgcopy.NOT_EXACT
 money_units = pgcopy.money_units
 RFM_CODES: Final = tuple(f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6))
 _LABELS: Final[dict[str, tuple[str | None, ...]]] = {
-    "segment": SEGMENT_NAMES,
+    "segment": RFM_SEGMENT_NAMES,
     "thirds_group": THIRDS_GROUP_NAMES,
     "stage": STAGE_NAMES,
     "clv_tier": (None, *CLV_TIERS),

@@ -19,12 +19,13 @@ from app.vocabulary import (
     DEFAULT_RFM_TAG_PREFIX,
     DEFAULT_STAGE_TAG_PREFIX,
     LONGEST_TAG_SUFFIX,
+    SCORING_METHODS,
     Grid,
     GridError,
     validate_grid,
 )
 
-METHODS: Final = ("quintile", "thirds")
+METHODS: Final = SCORING_METHODS
 MAX_WINDOW_DAYS: Final = 3660
 MAX_HORIZON_DAYS: Final = 3660
 MAX_LIFESPAN_YEARS: Final = 50.0

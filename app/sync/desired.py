@@ -18,6 +18,7 @@ from app.vocabulary import (
     DEFAULT_RFM_TAG_PREFIX,
     DEFAULT_STAGE_TAG_PREFIX,
     RFM_SEGMENT_TITLE,
+    SEGMENT_NAMES,
     SEGMENT_TAGS,
     STAGE_LABELS,
     STAGE_SEGMENT_TITLE,
@@ -39,6 +40,15 @@ METAFIELD_TYPES: dict[str, str] = {
     "churn_risk": "number_decimal",
     "next_order_date": "date",
 }
+OPTIONAL_METAFIELDS: frozenset[str] = frozenset({"next_order_date"})
+"""Of ``METAFIELD_TYPES``, those written only when the customer has a value (no expected next
+order, no date); every other key is written for every scored customer."""
+
+
+def metafields_expected(customers: int, with_next_order_date: int) -> int:
+    """How many of the app's metafields Shopify holds once ``customers`` scored customers are
+    synced, ``with_next_order_date`` of them with an expected next order (as ``desired_state``)."""
+    return customers * (len(METAFIELD_TYPES) - len(OPTIONAL_METAFIELDS)) + with_next_order_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +145,18 @@ class SegmentSpec:
     query: str
 
 
-def segment_specs(prefixes: TagPrefixes) -> list[SegmentSpec]:
-    """One Shopify segment per RFM segment, per lifecycle stage and per CLV tier, each a single
-    clause on the app's tag (so it shows in Shopify Email and stays within the 10-clause limit)."""
+def segment_specs(prefixes: TagPrefixes, rfm_segments: Iterable[str] = SEGMENT_NAMES) -> list[SegmentSpec]:
+    """One Shopify segment per RFM segment of the scoring method in use (``rfm_segments``), per
+    lifecycle stage and per CLV tier, each a single clause on the app's tag (so it shows in Shopify
+    Email and stays within the 10-clause limit)."""
     # keys ("rfm:champions") identify stored segments, so they never follow the merchant's prefixes
     specs = [
-        SegmentSpec(f"rfm:{tag}", RFM_SEGMENT_TITLE.format(name), _tag_query(prefixes.rfm + tag))
-        for name, tag in SEGMENT_TAGS.items()
+        SegmentSpec(
+            f"rfm:{SEGMENT_TAGS[name]}",
+            RFM_SEGMENT_TITLE.format(name),
+            _tag_query(prefixes.rfm + SEGMENT_TAGS[name]),
+        )
+        for name in rfm_segments
     ]
     specs += [
         SegmentSpec(

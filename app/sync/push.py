@@ -546,7 +546,7 @@ async def ensure_segments(
     """One Shopify segment per spec, created once (ids stored), its query kept in step with the
     prefixes; a name the merchant already uses gets the app's name appended."""
     stored = {s.key: s for s in await _tx(factory, repo.synced_segments, ctx.shop_id)}
-    specs = segment_specs(ctx.prefixes)
+    specs = segment_specs(ctx.prefixes, ctx.rfm_segments)
     wanted = {spec.key for spec in specs}
     for spec in specs:
         have = stored.get(spec.key)

@@ -18,6 +18,7 @@ from app.settings.service import get_settings, settings_updated_at
 from app.sync import repository as repo
 from app.sync.desired import TagPrefixes
 from app.sync.plan import Plan
+from app.vocabulary import SEGMENT_NAMES, SEGMENTS_OF_METHOD
 
 SYNC: Final = "sync"
 """The job kind (``app.sync.tasks``)."""
@@ -38,6 +39,8 @@ class RunContext:
     bulk_operation_id: str | None
     repair_after: int | None = None
     """Set while a manual sync compares the app's record with what Shopify holds."""
+    rfm_segments: tuple[str, ...] = SEGMENT_NAMES
+    """The RFM segments of the scoring method in use: one Shopify segment each."""
 
     @property
     def tag_prefixes(self) -> tuple[str, ...]:
@@ -161,6 +164,7 @@ def begin_run(session: Session, shop_id: int, now: datetime) -> RunContext | Non
         push.bulk_phase,
         push.bulk_operation_id,
         push.repair_after,
+        SEGMENTS_OF_METHOD[settings.scoring_method],
     )
 
 

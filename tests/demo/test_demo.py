@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import logging
 import re
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -17,6 +19,14 @@ from app.config import Settings
 from app.demo.run import DEMO_SHOP, Demo
 from app.kit.observability import JsonFormatter
 from app.models import Customer
+from app.sync.desired import (
+    METAFIELD_TYPES,
+    OPTIONAL_METAFIELDS,
+    CustomerValues,
+    TagPrefixes,
+    desired_state,
+    metafields_expected,
+)
 
 pytestmark = pytest.mark.both_dbs
 
@@ -50,6 +60,10 @@ def test_demo_runs_the_whole_product_headless(
     assert result.streamed_orders > 0
     assert result.metafields_in_store > 0
     assert result.tagged_customers > 0
+    # the progress bar's goal is what the sync's one list of metafields writes, never exceeded
+    assert result.metafields_in_store <= result.metafields_expected
+    per_customer = len(METAFIELD_TYPES) - len(OPTIONAL_METAFIELDS)
+    assert result.metafields_expected >= result.customers_scored * per_customer
 
     # what the app holds equals the double's final orders (imported history + streamed webhooks)
     expected: dict[int, tuple[int, Decimal]] = {}
@@ -72,3 +86,13 @@ def test_demo_runs_the_whole_product_headless(
     formatter = JsonFormatter()
     leaks = [formatter.format(r) for r in caplog.records if SECRETS.search(r.getMessage())]
     assert leaks == []
+
+
+def test_metafields_expected_counts_what_desired_state_writes() -> None:
+    dated = CustomerValues(
+        5, 4, 3, "Champions", "active", Decimal("10"), Decimal("20"), 0.1, date(2026, 1, 2), None
+    )
+    undated = replace(dated, expected_next_order_at=None)
+    written = [len(desired_state(v, TagPrefixes()).metafields) for v in (dated, dated, undated)]
+    assert metafields_expected(3, 2) == sum(written)
+    assert written[0] == len(METAFIELD_TYPES)

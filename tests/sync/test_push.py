@@ -173,3 +173,27 @@ def test_status_reports_last_sync_and_nothing_pending(world: World) -> None:
     assert status.last_sync_at is not None
     assert status.last_written == 3
     assert status.errors == []
+
+
+def test_a_shop_on_thirds_writes_its_groups_as_metafields_tags_and_segments(world: World) -> None:
+    ids = seed(world, 3)
+    world.sync()
+    world.settings_change(scoring_method="thirds")
+    for customer, group, scores in zip(
+        ids, ("Top", "Middle", "Low"), ((3, 3, 2), (3, 1, 1), (1, 1, 2)), strict=True
+    ):
+        r, f, m = scores
+        world.score(customer, segment=group, recency_score=r, frequency_score=f, monetary_score=m)
+
+    world.sync()
+
+    for customer, group in zip(ids, ("top", "middle", "low"), strict=True):
+        assert world.metafields(customer)["rfm_segment"][1] == group.capitalize()
+        rfm_tags = [t for t in world.tags(customer) if t.startswith("rfm:")]
+        assert rfm_tags == [f"rfm:{group}"]
+    assert world.metafields(ids[1])["rfm_recency"] == ("number_integer", "3")
+    names = {s.name: s.query for s in world.store.shop(SHOP).segments.values()}
+    rfm = sorted(n for n in names if n.startswith("RFM · "))
+    assert rfm == ["RFM · Low", "RFM · Middle", "RFM · Top"]
+    assert names["RFM · Top"] == "customer_tags CONTAINS 'rfm:top'"
+    assert len(names) == 3 + 5 + 2  # the groups, the stages, the CLV tiers

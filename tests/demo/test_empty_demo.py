@@ -1,0 +1,28 @@
+"""The demo of a store with no history (`--customers 0`): its buyers come from the order stream."""
+
+from __future__ import annotations
+
+import io
+
+from app.config import Settings
+from app.demo.run import Demo
+
+
+def test_demo_of_an_empty_store_streams_orders_from_new_buyers(settings: Settings) -> None:
+    demo = Demo(
+        settings,
+        customers=0,
+        seed=7,
+        duration=1.0,
+        port=0,
+        orders_per_second=5.0,
+        out=io.StringIO(),
+        plan="Plus",
+    )
+    result = demo.run()
+
+    assert result.errors == []
+    assert result.customers_generated == 0
+    assert result.streamed_orders > 0
+    assert result.customers_scored > 0
+    assert result.page_status == 200
