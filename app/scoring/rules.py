@@ -368,6 +368,7 @@ def lifecycle_stages(
     so for them, as where there is no model, the days since the last order against the shop's typical
     interval decide.
 
+    Lapsed stays lapsed until the customer orders again, whatever the model or the interval say.
     Reactivation: a customer whose previous stage is ``lapsed`` and who ordered after entering it
     (``days_since_last_order < days_since_previous_stage_change``) becomes ``reactivated`` unless the
     normal rules still say lapsed; a ``reactivated`` customer stays so while
@@ -426,6 +427,9 @@ def lifecycle_stages(
 
     with np.errstate(invalid="ignore"):
         ordered_since_lapse = (previous == LAPSED) & (days < since_change) & (stage != LAPSED)
+        # Only an order brings a lapsed customer back: without one, a new model fit or a shift of
+        # the shop's typical interval reads the same history differently, but nobody came back.
+        stage[(previous == LAPSED) & ~(days < since_change)] = LAPSED
         still_reactivated = (previous == REACTIVATED) & (
             since_change < thresholds.reactivated_intervals * interval
         )
