@@ -613,8 +613,8 @@ def _metrics_json(
     fit: ClvFit | None,
 ) -> dict[str, Any]:
     """The metrics of one run. Everything but "shop" counts this run's scores (the same rows as
-    the segments table and the customers list); "shop" (order history: cohorts, retention, days
-    between orders) only with ``computed`` (a full rescore)."""
+    the segments table and the customers list); "shop" (the order history: cohorts, retention)
+    only with ``computed`` (a full rescore)."""
     cell = (5 - quintile.recency.astype(np.intp)) * 5 + quintile.fm.astype(np.intp) - 1
     heat = np.bincount(cell, minlength=25).reshape(5, 5) if segment.size else np.zeros((5, 5), np.int64)
     repeat_buyers = int(np.count_nonzero(orders_count >= 2))

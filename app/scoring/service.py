@@ -11,9 +11,9 @@ customers whose stored values changed (``store``). Two modes:
 * incremental — after webhooks marked customers "to score": those customers get new inputs,
   predictions and stages; every customer's relative scores (quintiles, top 10%) are recomputed from
   what is stored, since one new order can move a boundary. So are the counts over the scores (the
-  segments table, the R × FM grid, stages, behaviour, the CLV distribution): every page shows one
-  run. Only the order-history metrics (cohorts, retention, days between orders) wait for the next
-  full rescore, and say so with their own time (``shop_metrics.computed_at``).
+  segments table, the R × FM grid, stages, behaviour, the CLV distribution, repeat rate, days
+  between orders): every page shows one run. Only the order-history metrics (cohorts, retention)
+  wait for the next full rescore, and say so with their own time (``shop_metrics.computed_at``).
 
 A stage change is recorded with its cause: the customer's behaviour, or a reclassification when
 the stored stages were decided by other models than this run's (a new fit, or a switch between the
