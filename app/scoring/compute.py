@@ -333,6 +333,7 @@ def score_customers(
     previous = cust["stage"].astype(np.int64)
     stage_since_us = cust["stage_since"].astype(np.int64)
     since_change = np.where(previous >= 0, (now_us - stage_since_us) / US_PER_DAY, np.nan)
+    orders_changed = cust["aggregates_updated_at"] > stage_since_us  # an order delivered since
     staged = rules.lifecycle_stages(
         cust["orders_count"][recompute],
         days_since[recompute],
@@ -341,6 +342,7 @@ def score_customers(
         previous[recompute],
         since_change[recompute],
         thresholds,
+        orders_changed[recompute],
     )
     stage = previous.copy()
     stage[recompute] = staged.stage
@@ -366,6 +368,7 @@ def score_customers(
             previous[logged],
             since_change[logged],
             thresholds,
+            orders_changed[logged],
         ).stage
     else:
         by_behaviour[logged] = stage[logged]

@@ -176,6 +176,14 @@ def test_a_lapsed_customer_leaves_lapsed_only_by_ordering(p_alive: float) -> Non
     assert stage_of(orders=5, days=70, previous=LAPSED, since_change=10) == ("lapsed", False)  # days rule
 
 
+def test_an_order_delivered_after_the_lapse_brings_the_customer_back_even_if_dated_before() -> None:
+    # lapsed half a day ago; an order from yesterday arrived since (a late webhook, a reconciliation)
+    late = lifecycle_stages([5], [1], None, MEDIAN, [LAPSED], [0.5], StageThresholds(), [True])
+    nothing = lifecycle_stages([5], [1], None, MEDIAN, [LAPSED], [0.5], StageThresholds(), [False])
+    assert labels(late.stage, STAGE_NAMES).tolist() == ["active"]
+    assert labels(nothing.stage, STAGE_NAMES).tolist() == ["lapsed"]
+
+
 def test_reactivation_under_a_model_follows_the_order() -> None:
     assert stage_of(orders=5, days=1, p_alive=0.95, previous=LAPSED, since_change=80)[0] == "reactivated"
 
