@@ -140,6 +140,11 @@ STAGE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
+STAGE_CHANGE_CAUSES: Final[tuple[str, str]] = ("behaviour", "refit")
+"""Why a stage changed, as stored in `stage_changes.cause`: "behaviour" (the customer ordered, or
+time passed without an order) or "refit" (the same history read by a new model fit, or by the
+segment formula instead of the model, or the other way round). Only behaviour counts as a movement."""
+
 # --------------------------------------------------------------------------------------------
 # Behaviour segments
 

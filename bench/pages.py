@@ -79,6 +79,14 @@ def _metrics_json(customers: int, now: dt.datetime, rng: np.random.Generator) ->
     grid = rng.integers(1_000, 15_000, (5, 5))
     body = {
         "as_of": now.date(),
+        "scored": {
+            "customers": customers,
+            "orders": orders,
+            "repeat_buyers": customers // 2,
+            "repeat_purchase_rate": 0.5,
+            "average_days_between_orders": 61.5,
+            "median_days_between_orders": 48.0,
+        },
         "shop": computed,
         "typical_interval_days": 48.0,
         "stages": dict.fromkeys(STAGE_NAMES, customers // 5),

@@ -28,7 +28,7 @@ from app.models import (
     StageChange,
 )
 from app.models.job import DONE, FAILED, PENDING, RUNNING
-from app.vocabulary import ALL_CUSTOMERS, CLV_TIERS, clv_tiers_within
+from app.vocabulary import ALL_CUSTOMERS, CLV_TIERS, STAGE_CHANGE_CAUSES, clv_tiers_within
 
 PAGE_SIZE = 50
 MAX_OFFSET = 10_000
@@ -83,11 +83,14 @@ def segments(session: Session, shop_id: int) -> list[ShopSegment]:
     )
 
 
-def stage_movements(session: Session, shop_id: int, since: datetime) -> list[tuple[str | None, str, int]]:
-    """(from stage, to stage, customers) of the stage changes since ``since`` (None: first staging)."""
+def stage_movements(
+    session: Session, shop_id: int, since: datetime, cause: str = STAGE_CHANGE_CAUSES[0]
+) -> list[tuple[str | None, str, int]]:
+    """(from stage, to stage, customers) of the stage changes of one cause since ``since`` (None:
+    first staging): by default the customers' behaviour; "refit" for a model fit's reclassifications."""
     stmt = (
         select(StageChange.from_stage, StageChange.to_stage, func.count())
-        .where(StageChange.shop_id == shop_id, StageChange.changed_at >= since)
+        .where(StageChange.shop_id == shop_id, StageChange.changed_at >= since, StageChange.cause == cause)
         .group_by(StageChange.from_stage, StageChange.to_stage)
         .order_by(func.count().desc())
     )

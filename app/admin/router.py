@@ -295,7 +295,15 @@ async def cohorts_page(request: Request, shop: CurrentShop) -> Response:
 
 @router.get("/api/metrics")
 def metrics_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
-    return {"shop": shop.domain, "metrics": repository.metrics(session, shop.shop_id)}
+    """The last scoring's metrics; "shop" (the order history: cohorts, retention) is as of the last
+    full scoring, ``order_history_as_of``."""
+    row = repository.metrics_row(session, shop.shop_id)
+    return {
+        "shop": shop.domain,
+        "rescored_at": row.rescored_at.isoformat() if row is not None else None,
+        "order_history_as_of": row.computed_at.isoformat() if row is not None and row.computed_at else None,
+        "metrics": repository.metrics(session, shop.shop_id),
+    }
 
 
 # -- accuracy ----------------------------------------------------------------------------------

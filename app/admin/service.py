@@ -30,7 +30,13 @@ from app.shopify.token_crypto import TokenDecryptError
 from app.shops.tokens import ShopTokens
 from app.sync import service as sync_service
 from app.sync.service import SyncStatus
-from app.vocabulary import BELOW_CLV_TIERS_LABEL, CLV_TIER_LABELS, RFM_SEGMENT_NAMES, STAGE_NAMES
+from app.vocabulary import (
+    BELOW_CLV_TIERS_LABEL,
+    CLV_TIER_LABELS,
+    RFM_SEGMENT_NAMES,
+    STAGE_CHANGE_CAUSES,
+    STAGE_NAMES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,9 @@ class Overview:
     shop_row: Any | None
     metrics: dict[str, Any] | None
     movements: list[tuple[str | None, str, int]]
+    """This week's stage changes by the customers' behaviour (an order, or time without one)."""
+    reclassified: list[tuple[str | None, str, int]]
+    """This week's stage changes by a new model fit: the same history read differently."""
     week_start: datetime
     settings: ScoringSettings
     received: tuple[int, int]
@@ -102,6 +111,7 @@ def overview(session: Session, shop_id: int, now: datetime) -> Overview:
         shop_row=shop_row,
         metrics=json.loads(row.metrics) if row is not None and row.metrics else None,
         movements=repo.stage_movements(session, shop_id, week_start_at),
+        reclassified=repo.stage_movements(session, shop_id, week_start_at, STAGE_CHANGE_CAUSES[1]),
         week_start=week_start_at,
         settings=get_settings(session, shop_id),
         # before the first scoring, what webhooks and the import delivered so far (after it, the

@@ -128,6 +128,9 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
         "rfm_grid": metrics.get("rfm_grid"),
         "predicted_clv": metrics.get("predicted_clv"),
         "stage_movements": [{"from": a, "to": b, "customers": n} for a, b, n in o.movements],
+        "stage_reclassifications": [{"from": a, "to": b, "customers": n} for a, b, n in o.reclassified],
+        "stages": metrics.get("stages"),
+        "behaviour": metrics.get("behaviour"),
     }
 
 

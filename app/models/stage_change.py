@@ -10,7 +10,8 @@ from app.models.shop import ShopId
 
 
 class StageChange(Base):
-    """One lifecycle stage change of one buyer, dated ("entered at-risk this week")."""
+    """One lifecycle stage change of one buyer, dated ("entered at-risk this week"), and its cause:
+    the buyer's behaviour, or a reclassification by a new model fit (migration 0016)."""
 
     __tablename__ = "stage_changes"
 
@@ -22,6 +23,8 @@ class StageChange(Base):
     from_stage: Mapped[str | None] = mapped_column(String(16))  # None: first staging
     to_stage: Mapped[str] = mapped_column(String(16))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # STAGE_CHANGE_CAUSES: "behaviour" (an order, or time without one) or "refit" (a reclassification)
+    cause: Mapped[str] = mapped_column(String(16), server_default="behaviour")
 
     __table_args__ = (
         Index("ix_stage_changes_shop_id_changed_at", "shop_id", "changed_at"),

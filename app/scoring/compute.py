@@ -219,11 +219,13 @@ def ledger_inputs(
 
 @dataclass(frozen=True, slots=True)
 class StageMoves:
-    """Customers whose stage changed from a stage they had (a first stage is not a change)."""
+    """Customers whose stage changed from a stage they had (a first stage is not a change), and
+    why: ``cause`` codes into ``STAGE_CHANGE_CAUSES`` (0 behaviour, 1 refit)."""
 
     customer_id: Array
     from_stage: Array
     to_stage: Array
+    cause: Array
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +238,10 @@ class Scores:
     """True where the synced values (what Shopify holds) are new or changed."""
     stage_moves: StageMoves
     segments: list[dict[str, Any]]
-    metrics: dict[str, Any] | None
-    """The metrics JSON of a full rescore (with ``shop_level``), else None."""
+    metrics: dict[str, Any]
+    """The metrics JSON of this run: the counts over the scores (grid, stages, behaviour, CLV
+    distribution), and under "shop" the order-history metrics when ``shop_level`` was given
+    (a full rescore), else None (the caller keeps the last full rescore's)."""
     clv_source: str
 
 
@@ -253,10 +257,16 @@ def score_customers(
     models: clv.ShopModels | None,
     fit: ClvFit | None,
     shop_level: shop_metrics_rules.ShopMetrics | None,
+    refit_from: RefitFrom | None = None,
 ) -> Scores:
     """Score every buyer of ``cust`` (sorted by id): the customers at ``recompute`` from
     ``inputs``, the others from what was stored; CLV from ``models`` (the shop's newest usable
-    fit), else the segment formula. ``shop_id`` only names the shop in logs."""
+    fit), else the segment formula. ``shop_id`` only names the shop in logs.
+
+    ``refit_from``: the stored stages were decided by other models than ``models`` (a new fit, or
+    a switch between the model and the segment formula). The stage each customer would have under
+    those models today is their behaviour; what the new models change on top of it is recorded
+    as a reclassification (cause "refit"), not as a movement."""
     n = int(cust["customer_id"].size)
     now_us = to_us(now)
 
@@ -326,6 +336,7 @@ def score_customers(
     previous = cust["stage"].astype(np.int64)
     stage_since_us = cust["stage_since"].astype(np.int64)
     since_change = np.where(previous >= 0, (now_us - stage_since_us) / US_PER_DAY, np.nan)
+    orders_changed = cust["aggregates_updated_at"] > stage_since_us  # an order delivered since
     staged = rules.lifecycle_stages(
         cust["orders_count"][recompute],
         days_since[recompute],
@@ -334,6 +345,7 @@ def score_customers(
         previous[recompute],
         since_change[recompute],
         thresholds,
+        orders_changed[recompute],
     )
     stage = previous.copy()
     stage[recompute] = staged.stage
@@ -343,6 +355,27 @@ def score_customers(
     # scoring (after the history import) would otherwise show every buyer as having "entered" a
     # stage that day.
     logged = moved[previous[moved] != rules.NO_STAGE]
+    by_behaviour = previous.copy()
+    if refit_from is not None and logged.size:
+        old_alive = None
+        if refit_from.models is not None:
+            at = np.searchsorted(recompute, logged)  # their rows of ``inputs``
+            old_alive = clv.score_customers(
+                refit_from.models, inputs.x[at], inputs.t_x[at], inputs.T[at], inputs.m[at], horizon
+            ).probability_alive
+        by_behaviour[logged] = rules.lifecycle_stages(
+            cust["orders_count"][logged],
+            days_since[logged],
+            old_alive,
+            median_gap,
+            previous[logged],
+            since_change[logged],
+            thresholds,
+            orders_changed[logged],
+        ).stage
+    else:
+        by_behaviour[logged] = stage[logged]
+    stage_moves = _stage_moves(cust["customer_id"], logged, previous, by_behaviour, stage)
 
     behaviour = rules.behaviour_segments(
         cust["orders_count"],
@@ -416,19 +449,19 @@ def score_customers(
         "values_changed_at": values_changed_at,
         "is_new": ~cust["scored"],
     }
-    metrics = None
-    if shop_level is not None:
-        metrics = _metrics_json(
-            shop_level,
-            today,
-            rfm_grid(settings, quintile, thirds),
-            stage,
-            behaviour,
-            predicted_clv,
-            interval,
-            models,
-            fit,
-        )
+    metrics = _metrics_json(
+        shop_level,
+        today,
+        rfm_grid(settings, quintile, thirds),
+        stage,
+        behaviour,
+        cust["orders_count"],
+        average_days,
+        predicted_clv,
+        interval,
+        models,
+        fit,
+    )
     segments = segment_table(
         settings,
         segment,
@@ -443,10 +476,38 @@ def score_customers(
         columns=columns,
         rows=np.flatnonzero(write),
         synced_changed=synced_changed,
-        stage_moves=StageMoves(cust["customer_id"][logged], previous[logged], stage[logged]),
+        stage_moves=stage_moves,
         segments=segments,
         metrics=metrics,
         clv_source="model" if models is not None else "segment_formula",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RefitFrom:
+    """The models the stored stages were decided by, when they are not the models of this run:
+    a fit's (``models``), or None for the segment formula (days since the last order)."""
+
+    models: clv.ShopModels | None
+
+
+BEHAVIOUR: Final = 0
+REFIT: Final = 1
+
+
+def _stage_moves(ids: Array, logged: Array, previous: Array, by_behaviour: Array, stage: Array) -> StageMoves:
+    """The stage changes of the customers at ``logged``: previous → stage by behaviour (cause
+    behaviour), then → the stage the new models give (cause refit), each step only where it
+    changes something. A customer whose behaviour and refit cancel out has not moved."""
+    before, middle, after = previous[logged], by_behaviour[logged], stage[logged]
+    one_step = (middle == before) | (middle == after)
+    cause = np.where(middle == after, BEHAVIOUR, REFIT)[one_step]
+    two = logged[~one_step]
+    return StageMoves(
+        customer_id=np.r_[ids[logged[one_step]], ids[two], ids[two]],
+        from_stage=np.r_[before[one_step], previous[two], by_behaviour[two]],
+        to_stage=np.r_[after[one_step], by_behaviour[two], stage[two]],
+        cause=np.r_[cause, np.full(two.size, BEHAVIOUR), np.full(two.size, REFIT)].astype(np.int16),
     )
 
 
@@ -587,17 +648,25 @@ def _thirds_group_of_sum(total: int) -> str:
 
 
 def _metrics_json(
-    computed: shop_metrics_rules.ShopMetrics,
+    computed: shop_metrics_rules.ShopMetrics | None,
     today: int,
     grid: dict[str, Any],
     stage: Array,
     behaviour: rules.BehaviourSegments,
+    orders_count: Array,
+    average_days: Array,
     predicted_clv: Array,
     interval: float,
     models: clv.ShopModels | None,
     fit: ClvFit | None,
 ) -> dict[str, Any]:
-    distribution: dict[str, Any] = {"customers": int(predicted_clv.size)}
+    """The metrics of one run. Everything but "shop" counts this run's scores (the same rows as
+    the segments table and the customers list); "shop" (the order history: cohorts, retention)
+    only with ``computed`` (a full rescore)."""
+    customers = int(predicted_clv.size)
+    repeat_buyers = int(np.count_nonzero(orders_count >= 2))
+    gaps = average_days[np.isfinite(average_days)]
+    distribution: dict[str, Any] = {"customers": customers}
     if predicted_clv.size:
         distribution["mean"] = float(predicted_clv.mean())
     if predicted_clv.size >= MIN_CUSTOMERS_FOR_TENTHS:
@@ -605,6 +674,14 @@ def _metrics_json(
     return to_jsonable(
         {
             "as_of": date_of(today),
+            "scored": {
+                "customers": customers,
+                "orders": int(orders_count.sum()),
+                "repeat_buyers": repeat_buyers,
+                "repeat_purchase_rate": repeat_buyers / customers if customers else None,
+                "average_days_between_orders": float(gaps.mean()) if gaps.size else None,
+                "median_days_between_orders": shop_metrics_rules.median_days_between_orders(gaps),
+            },
             "shop": computed,
             "typical_interval_days": interval,
             "stages": dict(

@@ -21,8 +21,10 @@ from app.models import (
     StageChange,
 )
 from app.models.base import table_of
+from app.vocabulary import STAGE_CHANGE_CAUSES
 
 customers = table_of(Customer)
+BEHAVIOUR, REFIT = STAGE_CHANGE_CAUSES
 
 
 def metrics_row(session: Session, shop_id: int) -> ShopMetricsSnapshot | None:
@@ -40,6 +42,10 @@ def latest_fit(session: Session, shop_id: int) -> ClvFit | None:
         .order_by(ClvFit.fitted_at.desc(), ClvFit.id.desc())
         .limit(1)
     )
+
+
+def fit_by_id(session: Session, shop_id: int, fit_id: int) -> ClvFit | None:
+    return session.scalar(select(ClvFit).where(ClvFit.shop_id == shop_id, ClvFit.id == fit_id))
 
 
 def add_fit(session: Session, row: dict[str, Any]) -> ClvFit:
@@ -149,11 +155,17 @@ def scores_changed_since(
     )
 
 
-def stage_changes_since(session: Session, shop_id: int, since: dt.datetime) -> list[StageChange]:
+def stage_changes_since(
+    session: Session, shop_id: int, since: dt.datetime, cause: str = BEHAVIOUR
+) -> list[StageChange]:
+    """The stage changes since ``since`` of one cause: by default the customers' behaviour ("entered
+    at-risk this week"), not a model refit's reclassifications."""
     return list(
         session.scalars(
             select(StageChange)
-            .where(StageChange.shop_id == shop_id, StageChange.changed_at >= since)
+            .where(
+                StageChange.shop_id == shop_id, StageChange.changed_at >= since, StageChange.cause == cause
+            )
             .order_by(StageChange.changed_at, StageChange.customer_id)
         )
     )

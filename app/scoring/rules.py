@@ -406,6 +406,7 @@ def lifecycle_stages(
     previous_stage: npt.ArrayLike | None = None,
     days_since_previous_stage_change: npt.ArrayLike | None = None,
     thresholds: StageThresholds = StageThresholds(),  # frozen, so sharing the default is safe
+    orders_changed_since_stage: npt.ArrayLike | None = None,
 ) -> StageResult:
     """Lifecycle stage of every customer, and which customers changed stage.
 
@@ -416,6 +417,10 @@ def lifecycle_stages(
     so for them, as where there is no model, the days since the last order against the shop's typical
     interval decide.
 
+    Lapsed stays lapsed until the customer orders again, whatever the model or the interval say:
+    unless they ordered after entering it, or their orders changed since
+    (``orders_changed_since_stage``: an order dated earlier but delivered since), a lapsed
+    customer stays lapsed.
     Reactivation: a customer whose previous stage is ``lapsed`` and who ordered after entering it
     (``days_since_last_order < days_since_previous_stage_change``) becomes ``reactivated`` unless the
     normal rules still say lapsed; a ``reactivated`` customer stays so while
@@ -474,6 +479,15 @@ def lifecycle_stages(
 
     with np.errstate(invalid="ignore"):
         ordered_since_lapse = (previous == LAPSED) & (days < since_change) & (stage != LAPSED)
+        # Only an order brings a lapsed customer back: without one, a new model fit or a shift of
+        # the shop's typical interval reads the same history differently, but nobody came back.
+        held = (previous == LAPSED) & ~(days < since_change)
+    if orders_changed_since_stage is not None:
+        changed_orders = np.asarray(orders_changed_since_stage, dtype=np.bool_)
+        _same_length(orders_count=orders, orders_changed_since_stage=changed_orders)
+        held &= ~changed_orders
+    stage[held] = LAPSED
+    with np.errstate(invalid="ignore"):
         still_reactivated = (previous == REACTIVATED) & (
             since_change < thresholds.reactivated_intervals * interval
         )

@@ -10,7 +10,14 @@ customers whose stored values changed (``store``). Two modes:
   Run daily, after a settings change, after a new fit, and on a shop's first scoring.
 * incremental — after webhooks marked customers "to score": those customers get new inputs,
   predictions and stages; every customer's relative scores (quintiles, top 10%) are recomputed from
-  what is stored, since one new order can move a boundary. Metrics wait for the next full rescore.
+  what is stored, since one new order can move a boundary. So are the counts over the scores (the
+  segments table, the R × FM grid, stages, behaviour, the CLV distribution, repeat rate, days
+  between orders): every page shows one run. Only the order-history metrics (cohorts, retention)
+  wait for the next full rescore, and say so with their own time (``shop_metrics.computed_at``).
+
+A stage change is recorded with its cause: the customer's behaviour, or a reclassification when
+the stored stages were decided by other models than this run's (a new fit, or a switch between the
+model and the segment formula; ``compute.RefitFrom``).
 
 Services take the session first and never commit: the worker's job transaction does.
 """
@@ -18,6 +25,7 @@ Services take the session first and never commit: the worker's job transaction d
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -170,6 +178,7 @@ def _rescore_shop(
     del position, day, value
     newest_fit = repo.latest_fit(session, shop_id)
     models = fit.models_from_fit(newest_fit)
+    stored_metrics = _stored_metrics(last)
     scores = compute.score_customers(
         shop_id,
         cust,
@@ -181,22 +190,27 @@ def _rescore_shop(
         models=models,
         fit=newest_fit,
         shop_level=shop_level,
+        refit_from=_refit_from(session, shop_id, stored_metrics, newest_fit if models is not None else None),
     )
     del inputs
+    if shop_level is None:  # the order-history metrics of the last full rescore stay, with its time
+        scores.metrics["shop"] = (stored_metrics or {}).get("shop")
 
     # Store.
     removed_meanwhile = store.lock_scores(session, shop_id) != removed_seen
     written = store.write_scores(session, shop_id, scores.columns, scores.rows)
     moves = scores.stage_moves
     stage_changes = store.insert_stage_changes(
-        session, shop_id, moves.customer_id, moves.from_stage, moves.to_stage, now
+        session, shop_id, moves.customer_id, moves.from_stage, moves.to_stage, now, moves.cause
     )
     if removed_meanwhile:  # a redaction or a merge committed after the buyers were read
         removed = sorted(set(removed) | set(store.drop_removed_customers(session, shop_id)))
     marked = recompute[cust["pending"][recompute]]
     store.clear_pending(session, shop_id, ids[marked], cust["aggregates_updated_at"][marked])
     store.replace_segments(session, shop_id, scores.segments)
-    token = store.save_metrics(session, shop_id, now, n, int(cust["orders_count"].sum()), scores.metrics)
+    token = store.save_metrics(
+        session, shop_id, now, n, int(cust["orders_count"].sum()), scores.metrics, full=shop_level is not None
+    )
     if cache is not None and not removed_meanwhile:
         kept = {name: scores.columns[name] for name, _ in (*STORED_STATE_COLUMNS, *STORED_VALUE_COLUMNS)}
         cache.remember(shop_id, tz, token, cust, kept)
@@ -217,6 +231,27 @@ def _rescore_shop(
     )
     return RescoreResult(
         shop_id, full, n, written, changed, removed, stage_changes, scores.clv_source, seconds
+    )
+
+
+def _stored_metrics(last: Any) -> dict[str, Any] | None:
+    return json.loads(last.metrics) if last is not None and last.metrics else None
+
+
+def _refit_from(
+    session: Session, shop_id: int, stored_metrics: dict[str, Any] | None, model_fit: ClvFit | None
+) -> compute.RefitFrom | None:
+    """The models the stored stages were decided by, when this run's differ (``model_fit``: the fit
+    whose models this run uses, None for the segment formula); None when they are the same or
+    nothing was scored yet."""
+    if stored_metrics is None:
+        return None
+    basis = stored_metrics.get("clv") or {}
+    before = basis.get("fit_id") if basis.get("source") == "model" else None
+    if before == (model_fit.id if model_fit is not None else None):
+        return None
+    return compute.RefitFrom(
+        fit.models_from_fit(repo.fit_by_id(session, shop_id, before)) if before else None
     )
 
 

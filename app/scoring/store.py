@@ -21,7 +21,7 @@ from app.models import Customer, CustomerScore, Shop, ShopMetricsSnapshot, ShopS
 from app.models.base import UTCDateTime, table_of
 from app.scoring.columns import FLAG_COLUMNS, SCORE_COLUMNS, Columns, from_us
 from app.scoring.load import array_literal, is_postgres
-from app.vocabulary import CLV_TIERS, RFM_SEGMENT_NAMES, STAGE_NAMES, THIRDS_GROUP_NAMES
+from app.vocabulary import CLV_TIERS, RFM_SEGMENT_NAMES, STAGE_CHANGE_CAUSES, STAGE_NAMES, THIRDS_GROUP_NAMES
 
 Array = npt.NDArray[Any]
 customers = table_of(Customer)
@@ -314,28 +314,43 @@ def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
 
 
 def insert_stage_changes(
-    session: Session, shop_id: int, customer_ids: Array, from_stage: Array, to_stage: Array, now: dt.datetime
+    session: Session,
+    shop_id: int,
+    customer_ids: Array,
+    from_stage: Array,
+    to_stage: Array,
+    now: dt.datetime,
+    cause: Array | None = None,
 ) -> int:
+    """Record stage changes dated ``now``; ``cause`` codes into ``STAGE_CHANGE_CAUSES`` (None: all
+    behaviour)."""
     count = len(customer_ids)
     if count == 0:
         return 0
+    if cause is None:
+        cause = np.zeros(count, dtype=np.int16)
     if is_postgres(session):
         session.execute(
             text(
                 "CREATE TEMP TABLE IF NOT EXISTS stage_rows "
-                "(customer_id int8, from_stage int2, to_stage int2) ON COMMIT DELETE ROWS"
+                "(customer_id int8, from_stage int2, to_stage int2, cause int2) ON COMMIT DELETE ROWS"
             )
         )
         session.execute(text("TRUNCATE stage_rows"))
-        columns: list[pgcopy.Column] = [("customer_id", "int8"), ("from_stage", "int2"), ("to_stage", "int2")]
-        arrays = {"customer_id": customer_ids, "from_stage": from_stage, "to_stage": to_stage}
+        columns: list[pgcopy.Column] = [
+            ("customer_id", "int8"),
+            ("from_stage", "int2"),
+            ("to_stage", "int2"),
+            ("cause", "int2"),
+        ]
+        arrays = {"customer_id": customer_ids, "from_stage": from_stage, "to_stage": to_stage, "cause": cause}
         pgcopy.copy_in(session, "stage_rows", columns, arrays)
-        names = array_literal(STAGE_NAMES)
+        names, causes = array_literal(STAGE_NAMES), array_literal(STAGE_CHANGE_CAUSES)
         session.execute(
             text(
-                "INSERT INTO stage_changes (shop_id, customer_id, from_stage, to_stage, changed_at) "
+                "INSERT INTO stage_changes (shop_id, customer_id, from_stage, to_stage, changed_at, cause) "
                 f"SELECT :shop_id, t.customer_id, ({names})[NULLIF(t.from_stage + 1, 0)], "
-                f"({names})[t.to_stage + 1], :now FROM stage_rows t"
+                f"({names})[t.to_stage + 1], :now, ({causes})[t.cause + 1] FROM stage_rows t"
             ),
             {"shop_id": shop_id, "now": now},
         )
@@ -349,8 +364,9 @@ def insert_stage_changes(
                 "from_stage": None if f < 0 else STAGE_NAMES[int(f)],
                 "to_stage": STAGE_NAMES[int(t)],
                 "changed_at": now,
+                "cause": STAGE_CHANGE_CAUSES[int(why)],
             }
-            for c, f, t in zip(customer_ids, from_stage, to_stage, strict=True)
+            for c, f, t, why in zip(customer_ids, from_stage, to_stage, cause, strict=True)
         ],
     )
     return count
@@ -374,8 +390,11 @@ def save_metrics(
     customers_scored: int,
     orders_scored: int,
     metrics: dict[str, Any] | None,
+    *,
+    full: bool = False,
 ) -> int:
-    """Record a rescore; with ``metrics`` (a full rescore) also the metrics JSON and its time.
+    """Record a rescore; with ``metrics`` also the metrics JSON of this run, and with ``full`` (its
+    order-history metrics are new) the time of the full rescore (``computed_at``).
     Returns the rescore's token (``ShopMetricsSnapshot.rescore_token``)."""
     token = secrets.randbits(63)
     row: dict[str, Any] = {
@@ -387,8 +406,11 @@ def save_metrics(
     }
     update_columns = ["rescored_at", "customers_scored", "orders_scored", "rescore_token"]
     if metrics is not None:
-        row |= {"metrics": json.dumps(metrics, separators=(",", ":")), "computed_at": now}
-        update_columns += ["metrics", "computed_at"]
+        row["metrics"] = json.dumps(metrics, separators=(",", ":"))
+        update_columns.append("metrics")
+    if full:
+        row["computed_at"] = now
+        update_columns.append("computed_at")
     session.execute(
         upsert(session, table_of(ShopMetricsSnapshot), keys=("shop_id",), update=update_columns), row
     )

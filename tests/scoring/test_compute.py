@@ -123,7 +123,8 @@ def test_an_incremental_scoring_recomputes_only_the_marked_buyer() -> None:
     assert recompute.tolist() == [2] and full is False
     again = _score(stored, _ledger(ORDERS), full=False)
     assert again.columns["orders_last_year"].tolist() == [9, 9, 2, 9]
-    assert again.metrics is None
+    assert again.metrics["shop"] is None  # order history: the full rescore's, kept by the caller
+    assert sum(again.metrics["stages"].values()) == 4  # the counts over the scores: this run's
 
 
 def test_the_computation_imports_no_database_library() -> None:

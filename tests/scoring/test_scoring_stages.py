@@ -166,6 +166,24 @@ def test_reactivation_needs_an_order_after_entering_lapsed() -> None:
     assert stage_of(orders=3, days=150, previous=LAPSED, since_change=150)[0] == "lapsed"
 
 
+@pytest.mark.parametrize("p_alive", [0.3, 0.95], ids=["at-risk-by-the-model", "alive-by-the-model"])
+def test_a_lapsed_customer_leaves_lapsed_only_by_ordering(p_alive: float) -> None:
+    # a new fit (or the model replacing the days rule) reads the same history as likely alive
+    assert stage_of(orders=5, days=200, p_alive=p_alive, previous=LAPSED, since_change=60) == (
+        "lapsed",
+        False,
+    )
+    assert stage_of(orders=5, days=70, previous=LAPSED, since_change=10) == ("lapsed", False)  # days rule
+
+
+def test_an_order_delivered_after_the_lapse_brings_the_customer_back_even_if_dated_before() -> None:
+    # lapsed half a day ago; an order from yesterday arrived since (a late webhook, a reconciliation)
+    late = lifecycle_stages([5], [1], None, MEDIAN, [LAPSED], [0.5], StageThresholds(), [True])
+    nothing = lifecycle_stages([5], [1], None, MEDIAN, [LAPSED], [0.5], StageThresholds(), [False])
+    assert labels(late.stage, STAGE_NAMES).tolist() == ["active"]
+    assert labels(nothing.stage, STAGE_NAMES).tolist() == ["lapsed"]
+
+
 def test_reactivation_under_a_model_follows_the_order() -> None:
     assert stage_of(orders=5, days=1, p_alive=0.95, previous=LAPSED, since_change=80)[0] == "reactivated"
 

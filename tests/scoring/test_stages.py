@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import CustomerScore, StageChange
+from app.models import ClvFit, CustomerScore, StageChange
 from app.scoring import repository as scoring_repo
 from app.scoring import service
 from tests.fixtures.factories import create_shop
@@ -66,3 +66,43 @@ def test_stage_changes_of_a_week_are_listed_for_the_overview(session: Session) -
         (1, "active", "at_risk"),
         (2, "active", "at_risk"),
     ]
+
+
+@pytest.mark.both_dbs
+def test_a_refit_is_recorded_as_a_reclassification_not_as_a_movement(session: Session) -> None:
+    shop_id = create_shop(session).shop_id
+    for customer_id, days in (
+        (1, ("2026-04-02", "2026-05-02")),
+        (2, ("2026-03-03", "2026-04-02", "2026-05-02")),
+    ):
+        for day in days:
+            add_order(session, shop_id, customer_id, day)
+    service.rescore_shop(session, shop_id, at("2026-06-01"))  # segment formula: both active
+    session.commit()
+    # a fit whose buyers drop out after almost every order: the same history reads as lapsed
+    session.add(
+        ClvFit(
+            shop_id=shop_id,
+            fitted_at=at("2026-06-01T13:00"),
+            customers=2,
+            repeat_buyers=2,
+            orders=5,
+            usable=True,
+            r=0.24,
+            alpha=4.4,
+            a=50.0,
+            b=0.5,
+            fallback_order_value=50.0,
+            seconds=0.1,
+        )
+    )
+    session.commit()
+    service.rescore_shop(session, shop_id, at("2026-06-01T14:00"))
+    session.commit()
+
+    assert scoring_repo.stage_changes_since(session, shop_id, at("2026-05-25")) == []
+    refits = scoring_repo.stage_changes_since(session, shop_id, at("2026-05-25"), "refit")
+    assert {(c.customer_id, c.from_stage, c.to_stage) for c in refits} == {
+        (1, "active", "lapsed"),
+        (2, "active", "lapsed"),
+    }
