@@ -46,6 +46,7 @@ from app.orders.schemas import PayloadError, parse_gid
 from app.scoring import service as scoring
 from app.shopify.admin_client import AdminClient, UserErrors
 from app.shopify.admin_client import Unauthorized as TokenRejected
+from app.shops import service as shops_service
 from app.shops.tokens import access_token, forget_refused_token, token_cipher
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,11 @@ query RunningExports {
 }
 """
 
-# The shop's own id comes along: webhooks that name a shop (`shop_id`) must name this one.
+# The shop's own id comes along: webhooks that name a shop (`shop_id`) must name this one; and its
+# currency and time zone, which the pages show and the days are counted in.
 ORDERS_COUNT = """
 query OrdersToImport {
-  shop { id }
+  shop { id currencyCode ianaTimezone }
   ordersCount(limit: null) { count precision }
 }
 """
@@ -280,11 +282,16 @@ async def _start_bulk(
     count = await admin.execute(domain, token, ORDERS_COUNT)
     expected = (count.data.get("ordersCount") or {}).get("count")
     shopify_shop_id = parse_gid(count.data["shop"]["id"], "shop.id", "Shop")
+    locale = shops_service.locale_from_shop_node(count.data["shop"])
 
     def remember_shop_id(s: Session) -> None:
         shop = s.get(Shop, shop_id)
-        if shop is not None and shop.shopify_shop_id is None:
+        if shop is None:
+            return
+        if shop.shopify_shop_id is None:
             shop.shopify_shop_id = shopify_shop_id
+        if shops_service.record_locale(shop, locale):
+            scoring.enqueue_rescore(s, shop_id, now(), full=True)
 
     await _in_tx(factory, remember_shop_id)
     # A crash between starting the operation and recording it leaves ours running: adopt it
