@@ -33,7 +33,7 @@ from app.models import ClvFit
 from app.scoring import compute, fit, load, store
 from app.scoring import repository as repo
 from app.scoring.cache import RescoreCache
-from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS
+from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS, shop_day
 from app.scoring.compute import MONEY_CAP
 from app.scoring.load import shop_timezone
 from app.scoring.repository import latest_backtest, latest_fit
@@ -289,5 +289,6 @@ __all__ = [
     "latest_fit",
     "lock_scores",
     "rescore_shop",
+    "shop_day",
     "shop_timezone",
 ]
