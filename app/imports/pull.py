@@ -286,12 +286,9 @@ async def _start_bulk(
 
     def remember_shop_id(s: Session) -> None:
         shop = s.get(Shop, shop_id)
-        if shop is None:
-            return
-        if shop.shopify_shop_id is None:
+        if shop is not None and shop.shopify_shop_id is None:
             shop.shopify_shop_id = shopify_shop_id
-        if shops_service.record_locale(shop, locale):
-            scoring.enqueue_rescore(s, shop_id, now(), full=True)
+        _remember_locale(s, shop_id, locale, now())
 
     await _in_tx(factory, remember_shop_id)
     # A crash between starting the operation and recording it leaves ours running: adopt it
@@ -331,6 +328,13 @@ async def _start_bulk(
         r.updated_at = t
 
     await _in_tx(factory, record)
+
+
+def _remember_locale(session: Session, shop_id: int, locale: shops_service.ShopLocale, now: datetime) -> None:
+    shop = session.get(Shop, shop_id)
+    if shop is not None and shops_service.record_locale(shop, locale):
+        # the shop's days begin elsewhere: recency, stages, cohorts and weeks are recounted
+        scoring.enqueue_rescore(session, shop_id, now, full=True)
 
 
 def _same_query(a: Any, b: str) -> bool:
@@ -670,7 +674,8 @@ async def reconcile(
 ) -> ReconcileReport:
     """Refetch every order updated since the shop's watermark, plus the orders `orders/edited`
     flagged stale, and apply them with the webhook path's rules; report how many changed the
-    ledger. Run on a schedule (e.g. hourly) per installed shop."""
+    ledger. Also reads the shop's currency and time zone again. Run on a schedule (e.g. hourly)
+    per installed shop."""
     started = now()
     loaded = await _in_tx(factory, lambda s: _load_for_reconcile(s, shop_id, admin.settings))
     if loaded is None:
@@ -678,6 +683,10 @@ async def reconcile(
     domain, token, since = loaded
     examined = repaired = 0
     try:
+        # a shop/update delivery that never arrived: the currency and time zone are read again
+        locale = await shops_service.read_locale(admin, domain, token)
+        if locale is not None:
+            await _in_tx(factory, lambda s: _remember_locale(s, shop_id, locale, started))
         query = f"updated_at:>'{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
         after: str | None = None
         while True:
