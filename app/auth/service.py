@@ -37,7 +37,7 @@ from app.imports.service import queue_import
 from app.kit.db import write_transaction
 from app.kit.errors import BadRequest
 from app.models import Shop
-from app.scoring.service import enqueue_rescore
+from app.scoring.service import timezone_changed
 from app.shopify.admin_client import AdminClient
 from app.shopify.oauth import AccessToken, OAuthError, build_authorize_url, exchange_code, token_exchange
 from app.shopify.query_hmac import verify_query_hmac
@@ -176,8 +176,7 @@ class ShopAuth:
         with write_transaction(self.factory) as session:
             shop = session.get(Shop, shop_id)
             if shop is not None and record_locale(shop, locale):
-                # the shop's days begin elsewhere than its stored scores assumed (a reinstall)
-                enqueue_rescore(session, shop_id, datetime.now(UTC), full=True)
+                timezone_changed(session, shop_id, datetime.now(UTC))
 
     # -- public API ------------------------------------------------------------------------------
     async def ensure_installed(self, session_token: str, claims: SessionTokenClaims) -> Shop:

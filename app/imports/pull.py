@@ -333,8 +333,7 @@ async def _start_bulk(
 def _remember_locale(session: Session, shop_id: int, locale: shops_service.ShopLocale, now: datetime) -> None:
     shop = session.get(Shop, shop_id)
     if shop is not None and shops_service.record_locale(shop, locale):
-        # the shop's days begin elsewhere: recency, stages, cohorts and weeks are recounted
-        scoring.enqueue_rescore(session, shop_id, now, full=True)
+        scoring.timezone_changed(session, shop_id, now)
 
 
 def _same_query(a: Any, b: str) -> bool:

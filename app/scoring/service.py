@@ -77,6 +77,14 @@ def enqueue_rescore(session: Session, shop_id: int, now: dt.datetime, *, full: b
     jobs_repo.enqueue(session, shop_id, RESCORE, now, payload={"full": True} if full else None)
 
 
+def timezone_changed(session: Session, shop_id: int, now: dt.datetime) -> None:
+    """The shop's days now begin elsewhere: what is stored was counted in the old days (recency,
+    stages, cohorts, weeks), so a full rescore recounts it. A shop not scored yet has nothing to
+    recount (its import queues the first rescore)."""
+    if repo.metrics_row(session, shop_id) is not None:
+        enqueue_rescore(session, shop_id, now, full=True)
+
+
 def enqueue_fit(session: Session, shop_id: int, now: dt.datetime) -> None:
     jobs_repo.enqueue(session, shop_id, FIT, now)
 
@@ -291,4 +299,5 @@ __all__ = [
     "rescore_shop",
     "shop_day",
     "shop_timezone",
+    "timezone_changed",
 ]

@@ -224,8 +224,7 @@ def _shop_update(payload: Any, domain: str) -> Apply:
 
     def record(session: Session, shop: ShopRef, now: datetime) -> None:
         if shops.record_locale(_orm(session, shop), locale):
-            # The shop's days begin elsewhere: recency, stages, cohorts and weeks are recounted.
-            scoring.enqueue_rescore(session, shop.shop_id, now, full=True)
+            scoring.timezone_changed(session, shop.shop_id, now)
 
     return _for_shop(shop_id, "id", record)
 

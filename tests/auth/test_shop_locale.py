@@ -116,3 +116,14 @@ def test_a_new_time_zone_rescores_the_shop_in_its_new_days(
     scoring.rescore_shop(session, shop_id, now, full=True)
     session.commit()
     assert cohort_months() == ["2026-04-01"]
+
+
+def test_a_first_install_queues_no_rescore_before_the_import(
+    browser: TestClient, store: DevStore, session: Session
+) -> None:
+    # Nothing is scored yet: the overview keeps counting what the import brings in.
+    store.update_shop(SHOP, iana_timezone="Pacific/Auckland")
+    browser.get("/api/shop", headers=bearer(store))
+    shop = reread(session)
+    assert shop.iana_timezone == "Pacific/Auckland"
+    assert full_rescores(session, shop.shop_id) == []

@@ -123,6 +123,7 @@ def test_reconciliation_reads_a_changed_time_zone_whose_shop_update_was_lost(wor
 
     _finish(world)
     with world.factory.begin() as s:
+        scoring.rescore_shop(s, world.shop_id, world.store.now(), full=True)
         s.execute(delete(Job).where(Job.shop_id == world.shop_id))
     world.store.update_shop(SHOP, iana_timezone="Asia/Kolkata")  # the shop/update delivery is lost
 
