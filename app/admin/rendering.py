@@ -4,7 +4,7 @@ shares: money in the shop's currency, times in the shop's time zone (defaults US
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -78,8 +78,14 @@ class Formatter:
         if value is None:
             return "—"
         places = 0 if whole else self.currency_places
-        amount = f"{abs(float(value)):,.{places}f}"
-        sign = "-" if float(value) < 0 else ""
+        # half away from zero, as amounts are rounded on a receipt (float formatting rounds half
+        # to even: 1,234.5 would read 1,234)
+        exact = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if not exact.is_finite():
+            return "—"
+        rounded = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        amount = f"{abs(rounded):,.{places}f}"
+        sign = "-" if rounded < 0 else ""
         symbol = _SYMBOLS.get(self.currency)
         return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {self.currency}"
 
