@@ -24,6 +24,8 @@ from shopify_double import DevStore
 from tests.admin.conftest import SCOPES, launch
 from tests.admin.seed import give_token, insert_orders, score
 
+pytestmark = pytest.mark.both_dbs  # days are counted in SQL on PostgreSQL, in Python on SQLite
+
 AUCKLAND = "kiwi-euros.myshopify.com"
 UTC_TWIN = "utc-twin.myshopify.com"
 LOS_ANGELES = "la-yen.myshopify.com"
