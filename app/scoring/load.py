@@ -47,7 +47,7 @@ def is_postgres(session: Session) -> bool:
 def shop_timezone(session: Session, shop_id: int) -> str:
     """The zone the shop's days are counted in: its own, UTC while it is not known."""
     name = session.scalar(select(Shop.iana_timezone).where(Shop.shop_id == shop_id))
-    return name if is_timezone(name) else EFFECTIVE_TIMEZONE  # type: ignore[return-value]
+    return name if is_timezone(name) else EFFECTIVE_TIMEZONE
 
 
 def day_number(moment: dt.datetime, tz: str) -> int:

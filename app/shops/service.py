@@ -7,7 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -42,11 +42,11 @@ class ShopLocale:
     iana_timezone: str | None
 
 
-def is_currency_code(value: Any) -> bool:
+def is_currency_code(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _CURRENCY_CODE.fullmatch(value) is not None
 
 
-def is_timezone(value: Any) -> bool:
+def is_timezone(value: object) -> TypeGuard[str]:
     """An IANA zone this process knows (tzdata), so that days can be counted in it."""
     if not isinstance(value, str) or not value or len(value) > 64 or value != value.strip():
         return False
@@ -76,7 +76,8 @@ async def read_locale(admin: AdminClient, domain: str, token: str) -> ShopLocale
 
 
 def effective_timezone(shop: Shop) -> str:
-    return shop.iana_timezone if is_timezone(shop.iana_timezone) else EFFECTIVE_TIMEZONE  # type: ignore[return-value]
+    zone = shop.iana_timezone
+    return zone if is_timezone(zone) else EFFECTIVE_TIMEZONE
 
 
 def record_locale(shop: Shop, locale: ShopLocale) -> bool:
