@@ -33,7 +33,15 @@ from shopify_double.state import (
     Segment,
     ShopState,
 )
-from shopify_double.webhooks import Delivery, WebhookSender, order_delete_payload, order_payload, sign_webhook
+from shopify_double.webhooks import (
+    Delivery,
+    WebhookSender,
+    order_delete_payload,
+    order_payload,
+    shop_payload,
+    shop_update,
+    sign_webhook,
+)
 
 __all__ = [
     "API_VERSION",
@@ -61,5 +69,7 @@ __all__ = [
     "order_payload",
     "shop_base_url",
     "shop_from_request",
+    "shop_payload",
+    "shop_update",
     "sign_webhook",
 ]

@@ -40,7 +40,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from app.shopify.query_hmac import compute_query_hmac
 from shopify_double.grants import ACCESS_TOKEN_TTL, ONLINE_TOKEN_TTL, REFRESH_TOKEN_TTL
 from shopify_double.state import DevStore
-from shopify_double.webhooks import Delivery, WebhookSender
+from shopify_double.webhooks import Delivery, WebhookSender, shop_payload
 
 router = APIRouter()
 
@@ -276,17 +276,7 @@ async def access_token(request: Request) -> Response:
 
 def uninstall_payload(store: DevStore, shop: str) -> dict[str, Any]:
     """The ``app/uninstalled`` body: the shop object."""
-    state = store.shop(shop)
-    return {
-        "id": state.id,
-        "name": state.name,
-        "domain": shop,
-        "myshopify_domain": shop,
-        "currency": state.currency_code,
-        "iana_timezone": state.iana_timezone,
-        "plan_name": state.plan.lower(),
-        "created_at": None,
-    }
+    return shop_payload(store.shop(shop))
 
 
 def install_app(store: DevStore, shop: str) -> None:

@@ -327,6 +327,17 @@ class DevStore:
     def shop(self, domain: str) -> ShopState:
         return self.shops[domain]
 
+    def update_shop(
+        self, domain: str, *, currency_code: str | None = None, iana_timezone: str | None = None
+    ) -> ShopState:
+        """The merchant changes the store's currency or time zone in its settings (Shopify then
+        sends ``shop/update``: ``shopify_double.webhooks.shop_update``)."""
+        shop = self.shops[domain]
+        with shop.lock:
+            shop.currency_code = currency_code or shop.currency_code
+            shop.iana_timezone = iana_timezone or shop.iana_timezone
+        return shop
+
     def issue_access_token(self, shop_domain: str, scope: str | Iterable[str]) -> str:
         """Register (and return) a new Admin API token for ``shop_domain`` with ``scope``
         (comma-separated string or iterable). Creates the shop if it does not exist."""

@@ -245,6 +245,38 @@ def order_payload(store: DevStore, shop_domain: str, order: Order) -> dict[str, 
     }
 
 
+def shop_payload(shop: ShopState) -> dict[str, Any]:
+    """The REST Shop resource, the body of ``shop/update`` and ``app/uninstalled``
+    (https://shopify.dev/docs/api/admin-rest/latest/resources/shop): the fields the double keeps."""
+    return {
+        "id": shop.id,
+        "name": shop.name,
+        "domain": shop.domain,
+        "myshopify_domain": shop.domain,
+        "currency": shop.currency_code,
+        "enabled_presentment_currencies": [shop.currency_code],
+        "iana_timezone": shop.iana_timezone,
+        "plan_name": shop.plan.lower(),
+        "plan_display_name": shop.plan,
+        "created_at": None,
+        "updated_at": None,
+    }
+
+
+async def shop_update(
+    store: DevStore,
+    sender: WebhookSender,
+    shop_domain: str,
+    *,
+    currency_code: str | None = None,
+    iana_timezone: str | None = None,
+    url: str = "/webhooks",
+) -> Delivery:
+    """The merchant edits the store's currency or time zone; Shopify sends ``shop/update``."""
+    shop = store.update_shop(shop_domain, currency_code=currency_code, iana_timezone=iana_timezone)
+    return await sender.send(url, "shop/update", shop_domain, shop_payload(shop))
+
+
 def order_delete_payload(order: Order) -> dict[str, Any]:
     """``orders/delete`` carries only the id."""
     return {"id": order.id}

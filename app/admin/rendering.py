@@ -4,7 +4,7 @@ shares: money in the shop's currency, times in the shop's time zone (defaults US
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 
 from app.auth.router import APP_BRIDGE_URL
+from app.scoring.service import shop_day
 
 POLARIS_URL = "https://cdn.shopify.com/shopifycloud/polaris.js"
 LAUNCH_PARAMS = ("shop", "host", "embedded", "id_token")
@@ -20,17 +21,34 @@ LAUNCH_PARAMS = ("shop", "host", "embedded", "id_token")
 
 DEFAULT_CURRENCY = "USD"
 DEFAULT_TIMEZONE = "UTC"
+# How an amount is written (docs/metrics.md, "Money and time"): English digit grouping (the pages
+# are in English), the currency's own minor units (ISO 4217), and its symbol in front only where
+# the symbol names one currency (CLDR's English symbols: "$" is USD alone, CA$ / A$ / NZ$ for the
+# other dollars); every other currency is written with its ISO code after the amount: 1,234.50 CHF.
 _SYMBOLS = {
     "USD": "$",
     "EUR": "€",
     "GBP": "£",
     "JPY": "¥",
+    "CNY": "CN¥",
+    "INR": "₹",
+    "KRW": "₩",
+    "ILS": "₪",
+    "VND": "₫",
+    "PHP": "₱",
+    "BRL": "R$",
     "CAD": "CA$",
     "AUD": "A$",
     "NZD": "NZ$",
-    "INR": "₹",
+    "HKD": "HK$",
+    "MXN": "MX$",
+    "TWD": "NT$",
 }
-_NO_DECIMALS = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD"}
+_NO_DECIMALS = {
+    "BIF", "CLP", "DJF", "GNF", "HUF", "ISK", "JPY", "KMF", "KRW", "PYG",
+    "RWF", "TWD", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+}  # fmt: skip
+_THREE_DECIMALS = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals.update(app_bridge_url=APP_BRIDGE_URL, polaris_url=POLARIS_URL)
@@ -41,18 +59,33 @@ class Formatter:
 
     def __init__(self, currency: str | None, timezone: str | None) -> None:
         self.currency = (currency or DEFAULT_CURRENCY).upper()
+        self.currency_known = currency is not None
         try:
             self.zone = ZoneInfo(timezone or DEFAULT_TIMEZONE)
             self.timezone = timezone or DEFAULT_TIMEZONE
+            self.timezone_known = timezone is not None
         except (ZoneInfoNotFoundError, ValueError):
             self.zone, self.timezone = ZoneInfo(DEFAULT_TIMEZONE), DEFAULT_TIMEZONE
+            self.timezone_known = False
+
+    @property
+    def currency_places(self) -> int:
+        if self.currency in _NO_DECIMALS:
+            return 0
+        return 3 if self.currency in _THREE_DECIMALS else 2
 
     def money(self, value: Decimal | float | int | None, *, whole: bool = False) -> str:
         if value is None:
             return "—"
-        places = 0 if whole or self.currency in _NO_DECIMALS else 2
-        amount = f"{abs(float(value)):,.{places}f}"
-        sign = "-" if float(value) < 0 else ""
+        places = 0 if whole else self.currency_places
+        # half away from zero, as amounts are rounded on a receipt (float formatting rounds half
+        # to even: 1,234.5 would read 1,234)
+        exact = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if not exact.is_finite():
+            return "—"
+        rounded = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        amount = f"{abs(rounded):,.{places}f}"
+        sign = "-" if rounded < 0 else ""
         symbol = _SYMBOLS.get(self.currency)
         return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {self.currency}"
 
@@ -68,6 +101,11 @@ class Formatter:
         if isinstance(value, dt.datetime):
             value = value.astimezone(self.zone).date()
         return value.strftime("%b %-d, %Y")
+
+    @staticmethod
+    def day(value: dt.datetime | None) -> str:
+        """A stored calendar day of the shop (the expected next order), as it is written to Shopify."""
+        return "—" if value is None else shop_day(value).strftime("%b %-d, %Y")
 
     @staticmethod
     def percent(value: float | None, places: int = 1) -> str:

@@ -252,7 +252,7 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
                         r.predicted_clv,
                         f"{r.predicted_orders:.3f}",
                         f"{r.churn_risk:.4f}",
-                        r.expected_next_order_at.astimezone(fmt.zone).date().isoformat()
+                        scoring.shop_day(r.expected_next_order_at).isoformat()
                         if r.expected_next_order_at
                         else "",
                         r.clv_tier or "",
@@ -264,7 +264,7 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
                     buffer.truncate()
         yield buffer.getvalue()
 
-    stamp = _now().strftime("%Y%m%d")
+    stamp = _now().astimezone(fmt.zone).strftime("%Y%m%d")
     name = f"customers-{domain.removesuffix('.myshopify.com')}-{stamp}.csv"
     return StreamingResponse(
         rows(),

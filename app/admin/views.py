@@ -20,6 +20,7 @@ from app.admin.service import (
 )
 from app.admin.service import progress_json as _progress_json
 from app.models import Shop
+from app.scoring.service import shop_day
 from app.settings.schemas import METHODS, PREFIX_FIELDS, ScoringSettings, SettingsError, validate
 from app.vocabulary import (
     BEHAVIOUR_LABELS,
@@ -117,9 +118,11 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
         }
 
     metrics = o.metrics or {}
+    fmt = Formatter(shop.currency_code, shop.iana_timezone)
     return {
         "shop": shop.domain,
-        "currency": shop.currency_code or "USD",
+        "currency": fmt.currency,
+        "timezone": fmt.timezone,
         "customers_scored": o.customers_scored,
         "orders_scored": o.orders_scored,
         "rescored_at": o.rescored_at.isoformat() if o.rescored_at else None,
@@ -268,7 +271,8 @@ def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
                 "churn_risk": r["churn_risk"],
                 "clv_tier": r["clv_tier"],
                 "last_order_at": r["last_order_at"].isoformat() if r.get("last_order_at") else None,
-                "expected_next_order_at": r["expected_next_order_at"].isoformat()
+                # a day of the shop (the metafield's `next_order_date`), not an instant
+                "expected_next_order_at": shop_day(r["expected_next_order_at"]).isoformat()
                 if r["expected_next_order_at"]
                 else None,
             }

@@ -37,13 +37,15 @@ from app.imports.service import queue_import
 from app.kit.db import write_transaction
 from app.kit.errors import BadRequest
 from app.models import Shop
+from app.scoring.service import timezone_changed
+from app.shopify.admin_client import AdminClient
 from app.shopify.oauth import AccessToken, OAuthError, build_authorize_url, exchange_code, token_exchange
 from app.shopify.query_hmac import verify_query_hmac
 from app.shopify.session_token import SessionTokenClaims
 from app.shopify.shop_domain import sanitize_shop_domain
 from app.shopify.token_crypto import TokenDecryptError
 from app.shops import repository as shops_repo
-from app.shops.service import register_shop
+from app.shops.service import ShopLocale, read_locale, record_locale, register_shop
 from app.shops.tokens import TOKEN_UNAVAILABLE, ShopifyTokenError, ShopTokens, store_token
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,20 @@ class ShopAuth:
                     raise
         raise AssertionError("unreachable")
 
+    async def _remember_locale(self, shop: Shop, token: AccessToken) -> None:
+        """The shop's currency and time zone, read once the token is stored. One attempt: the page
+        is waiting, and the history import and `shop/update` read them again."""
+        admin = AdminClient(self.http, self.settings, max_attempts=1)
+        locale = await read_locale(admin, shop.domain, token.access_token)
+        if locale is not None:
+            await run_in_threadpool(self._save_locale, shop.shop_id, locale)
+
+    def _save_locale(self, shop_id: int, locale: ShopLocale) -> None:
+        with write_transaction(self.factory) as session:
+            shop = session.get(Shop, shop_id)
+            if shop is not None and record_locale(shop, locale):
+                timezone_changed(session, shop_id, datetime.now(UTC))
+
     # -- public API ------------------------------------------------------------------------------
     async def ensure_installed(self, session_token: str, claims: SessionTokenClaims) -> Shop:
         """The installed shop of a *validated* session token, with a usable offline token.
@@ -196,6 +212,7 @@ class ShopAuth:
                 raise ShopifyTokenError(TOKEN_UNAVAILABLE) from None
             shop = await run_in_threadpool(self._save_install, domain, token)
             log.info("shop %s: offline token obtained by token exchange", domain)
+            await self._remember_locale(shop, token)
             return shop
 
     # -- legacy: authorization code grant ------------------------------------------------------
@@ -256,4 +273,5 @@ class ShopAuth:
         async with self.tokens.shop_lock(shop):
             saved = await run_in_threadpool(self._save_install, shop, token)
         log.info("shop %s: offline token obtained by authorization code grant", shop)
+        await self._remember_locale(saved, token)
         return saved

@@ -51,6 +51,9 @@ from shopify_double.webhooks import WebhookSender, order_payload
 DEMO_SHOP = "demo-shop.myshopify.com"
 NEW_BUYER_SHARE = 0.5
 """With no history (``--customers 0``), the share of streamed orders placed by a new buyer."""
+# A store that counts in euros and Berlin days: the install and the import read both from the store.
+DEMO_CURRENCY = "EUR"
+DEMO_TIMEZONE = "Europe/Berlin"
 TOML = Path(__file__).resolve().parents[2] / "shopify.app.toml"
 
 
@@ -178,7 +181,13 @@ class Demo:
         store_port = store_server.start()
         out.write(f"Shopify double (local store) at http://{self.host}:{store_port}\n")
 
-        self.store.create_shop(DEMO_SHOP, name="Demo Shop", plan=self.plan)
+        self.store.create_shop(
+            DEMO_SHOP,
+            name="Demo Shop",
+            plan=self.plan,
+            currency_code=DEMO_CURRENCY,
+            iana_timezone=DEMO_TIMEZONE,
+        )
         history = generate(self.store, DEMO_SHOP, customers=self.customers, seed=self.seed)
         self._apply_history(history)
         self.result.customers_generated, self.result.orders_generated = history.customers, history.orders

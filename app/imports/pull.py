@@ -46,6 +46,7 @@ from app.orders.schemas import PayloadError, parse_gid
 from app.scoring import service as scoring
 from app.shopify.admin_client import AdminClient, UserErrors
 from app.shopify.admin_client import Unauthorized as TokenRejected
+from app.shops import service as shops_service
 from app.shops.tokens import access_token, forget_refused_token, token_cipher
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,11 @@ query RunningExports {
 }
 """
 
-# The shop's own id comes along: webhooks that name a shop (`shop_id`) must name this one.
+# The shop's own id comes along: webhooks that name a shop (`shop_id`) must name this one; and its
+# currency and time zone, which the pages show and the days are counted in.
 ORDERS_COUNT = """
 query OrdersToImport {
-  shop { id }
+  shop { id currencyCode ianaTimezone }
   ordersCount(limit: null) { count precision }
 }
 """
@@ -280,11 +282,13 @@ async def _start_bulk(
     count = await admin.execute(domain, token, ORDERS_COUNT)
     expected = (count.data.get("ordersCount") or {}).get("count")
     shopify_shop_id = parse_gid(count.data["shop"]["id"], "shop.id", "Shop")
+    locale = shops_service.locale_from_shop_node(count.data["shop"])
 
     def remember_shop_id(s: Session) -> None:
         shop = s.get(Shop, shop_id)
         if shop is not None and shop.shopify_shop_id is None:
             shop.shopify_shop_id = shopify_shop_id
+        _remember_locale(s, shop_id, locale, now())
 
     await _in_tx(factory, remember_shop_id)
     # A crash between starting the operation and recording it leaves ours running: adopt it
@@ -324,6 +328,12 @@ async def _start_bulk(
         r.updated_at = t
 
     await _in_tx(factory, record)
+
+
+def _remember_locale(session: Session, shop_id: int, locale: shops_service.ShopLocale, now: datetime) -> None:
+    shop = session.get(Shop, shop_id)
+    if shop is not None and shops_service.record_locale(shop, locale):
+        scoring.timezone_changed(session, shop_id, now)
 
 
 def _same_query(a: Any, b: str) -> bool:
@@ -663,7 +673,8 @@ async def reconcile(
 ) -> ReconcileReport:
     """Refetch every order updated since the shop's watermark, plus the orders `orders/edited`
     flagged stale, and apply them with the webhook path's rules; report how many changed the
-    ledger. Run on a schedule (e.g. hourly) per installed shop."""
+    ledger. Also reads the shop's currency and time zone again. Run on a schedule (e.g. hourly)
+    per installed shop."""
     started = now()
     loaded = await _in_tx(factory, lambda s: _load_for_reconcile(s, shop_id, admin.settings))
     if loaded is None:
@@ -671,6 +682,10 @@ async def reconcile(
     domain, token, since = loaded
     examined = repaired = 0
     try:
+        # a shop/update delivery that never arrived: the currency and time zone are read again
+        locale = await shops_service.read_locale(admin, domain, token)
+        if locale is not None:
+            await _in_tx(factory, lambda s: _remember_locale(s, shop_id, locale, started))
         query = f"updated_at:>'{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
         after: str | None = None
         while True:

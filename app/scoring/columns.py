@@ -22,6 +22,14 @@ PG_EPOCH_US: Final = 946_684_800_000_000
 """2000-01-01 in µs since 1970: ``app.kit.pgcopy.PG_EPOCH_US``."""
 _PG_EPOCH: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
+
+def shop_day(stamp: dt.datetime) -> dt.date:
+    """The shop's calendar day a stored day-valued column means (``expected_next_order_at``): a
+    rescore stores the shop-local day d as d 00:00 UTC, so its UTC date is the day, whatever the
+    shop's time zone (converting it to the zone would show the day before west of Greenwich)."""
+    return stamp.astimezone(dt.UTC).date()
+
+
 IDENTITY_COLUMNS: Final[Columns] = (("customer_id", "int8"),)
 AGGREGATE_COLUMNS: Final[Columns] = (
     ("first_day", "int4"),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,7 @@ from app.scoring.columns import (
     Columns,
     to_us,
 )
+from app.shops.service import EFFECTIVE_TIMEZONE, is_timezone
 from app.vocabulary import STAGE_NAMES
 
 Array = npt.NDArray[Any]
@@ -44,12 +45,9 @@ def is_postgres(session: Session) -> bool:
 
 
 def shop_timezone(session: Session, shop_id: int) -> str:
-    name = session.scalar(select(Shop.iana_timezone).where(Shop.shop_id == shop_id)) or "UTC"
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-    return name
+    """The zone the shop's days are counted in: its own, UTC while it is not known."""
+    name = session.scalar(select(Shop.iana_timezone).where(Shop.shop_id == shop_id))
+    return name if is_timezone(name) else EFFECTIVE_TIMEZONE
 
 
 def day_number(moment: dt.datetime, tz: str) -> int:

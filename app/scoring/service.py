@@ -41,7 +41,7 @@ from app.models import ClvFit
 from app.scoring import compute, fit, load, store
 from app.scoring import repository as repo
 from app.scoring.cache import RescoreCache
-from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS
+from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS, shop_day
 from app.scoring.compute import MONEY_CAP
 from app.scoring.load import shop_timezone
 from app.scoring.repository import latest_backtest, latest_fit
@@ -83,6 +83,14 @@ class RescoreResult:
 def enqueue_rescore(session: Session, shop_id: int, now: dt.datetime, *, full: bool = False) -> None:
     """Ask the worker to rescore the shop (coalesces with a pending request; ``full`` sticks)."""
     jobs_repo.enqueue(session, shop_id, RESCORE, now, payload={"full": True} if full else None)
+
+
+def timezone_changed(session: Session, shop_id: int, now: dt.datetime) -> None:
+    """The shop's days now begin elsewhere: what is stored was counted in the old days (recency,
+    stages, cohorts, weeks), so a full rescore recounts it. A shop not scored yet has nothing to
+    recount (its import queues the first rescore)."""
+    if repo.metrics_row(session, shop_id) is not None:
+        enqueue_rescore(session, shop_id, now, full=True)
 
 
 def enqueue_fit(session: Session, shop_id: int, now: dt.datetime) -> None:
@@ -324,5 +332,7 @@ __all__ = [
     "latest_fit",
     "lock_scores",
     "rescore_shop",
+    "shop_day",
     "shop_timezone",
+    "timezone_changed",
 ]

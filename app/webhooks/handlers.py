@@ -28,6 +28,7 @@ from app.orders.schemas import (
     parse_refund,
 )
 from app.privacy import service as privacy
+from app.scoring import service as scoring
 from app.shops import service as shops
 from app.shops.repository import ShopRef
 from app.webhooks.schemas import Apply, OrderDelivery, Topic
@@ -208,6 +209,26 @@ def _app_uninstalled(payload: Any, domain: str) -> Apply:
     return _for_shop(shop_id, "id", lambda s, shop, now: shops.mark_uninstalled(s, _orm(s, shop), now))
 
 
+def _shop_update(payload: Any, domain: str) -> Apply:
+    # The Shop resource, as for app/uninstalled; `currency` and `iana_timezone` are what the app
+    # keeps (https://shopify.dev/docs/api/webhooks/2026-10?reference=toml#list-of-topics-shop/update).
+    payload = _require_object(payload)
+    _shop_domain(payload, "myshopify_domain", domain)
+    shop_id = parse_id(payload.get("id"), "id")
+    currency, zone = payload.get("currency"), payload.get("iana_timezone")
+    if not shops.is_currency_code(currency):
+        raise PayloadError("currency", "must be the shop's three-letter ISO 4217 currency code")
+    if zone is not None and not shops.is_timezone(zone):
+        raise PayloadError("iana_timezone", "must be an IANA time zone name (or null)")
+    locale = shops.ShopLocale(currency, zone)
+
+    def record(session: Session, shop: ShopRef, now: datetime) -> None:
+        if shops.record_locale(_orm(session, shop), locale):
+            scoring.timezone_changed(session, shop.shop_id, now)
+
+    return _for_shop(shop_id, "id", record)
+
+
 def _app_scopes_update(payload: Any, domain: str) -> Apply:
     payload = _require_object(payload)
     shop_id = parse_gid(payload.get("shop_id"), "shop_id", "Shop")
@@ -240,6 +261,7 @@ TOPICS: dict[str, Topic] = {
     "customers/merge": Topic(_customers_merge),
     "app/uninstalled": Topic(_app_uninstalled, accepts_uninstalled=True),
     "app/scopes_update": Topic(_app_scopes_update),
+    "shop/update": Topic(_shop_update),
     "bulk_operations/finish": Topic(_bulk_operation_finish),
     "customers/data_request": Topic(
         _customers_data_request, accepts_uninstalled=True, accepts_unknown_shop=True

@@ -35,6 +35,9 @@ API_KEY = "test-key"
 APP_URL = "https://app.example.com"
 SCOPES = "read_orders,read_all_orders,read_customers,write_customers"
 CUSTOMERS = 300
+# The seeded shop counts in euros and Berlin days (the README's screenshots come from it).
+SHOP_CURRENCY = "EUR"
+SHOP_TIMEZONE = "Europe/Berlin"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,7 +72,7 @@ def bearer(shop: str = SHOP) -> dict[str, str]:
 @pytest.fixture
 def store() -> DevStore:
     s = DevStore(client_id=API_KEY, client_secret=SECRET)
-    s.create_shop(SHOP)
+    s.create_shop(SHOP, currency_code=SHOP_CURRENCY, iana_timezone=SHOP_TIMEZONE)
     s.create_shop(OTHER_SHOP)
     return s
 
@@ -103,7 +106,15 @@ def seeded(
     customer_ids = [p.id for p in people]
     kept = seeds.get("admin") if engine.dialect.name == "postgresql" else None
     if kept is None or kept.customer_ids != customer_ids:
-        shop = seed_shop(session, SHOP, customer_ids, settings=admin_settings, access_token=token)
+        shop = seed_shop(
+            session,
+            SHOP,
+            customer_ids,
+            currency_code=SHOP_CURRENCY,
+            iana_timezone=SHOP_TIMEZONE,
+            settings=admin_settings,
+            access_token=token,
+        )
         if engine.dialect.name == "postgresql":
             snapshot(engine, "admin")
             seeds["admin"] = shop

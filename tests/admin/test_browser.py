@@ -129,7 +129,7 @@ def test_every_screen_shows_the_stored_numbers(
     assert top is not None
     first = page.locator("#customers tbody tr").first  # type: ignore[attr-defined]
     assert first.get_attribute("data-customer-id") == str(top.customer_id)
-    assert first.locator('td[data-col="predicted_clv"]').inner_text() == f"${float(top.predicted_clv):,.2f}"
+    assert first.locator('td[data-col="predicted_clv"]').inner_text() == f"€{float(top.predicted_clv):,.2f}"
     assert "Lovelace" in first.locator("th").inner_text()
     assert page.locator("#customers tbody tr").count() == 50  # type: ignore[attr-defined]
     page.screenshot(path=str(shots / "customers.png"), full_page=True)  # type: ignore[attr-defined]

@@ -18,8 +18,16 @@ MOMENT = datetime(2026, 7, 1, 3, 30, tzinfo=UTC)
 
 def test_money_uses_the_shops_currency() -> None:
     assert Formatter("EUR", None).money(Decimal("1234.5")) == "€1,234.50"
-    assert Formatter("JPY", None).money(Decimal("1234.5")) == "¥1,234"
+    assert Formatter("JPY", None).money(Decimal("1234.5")) == "¥1,235"  # half up, as on a receipt
     assert Formatter("CHF", None).money(Decimal("-3")) == "-3.00 CHF"
+
+
+def test_dollar_sign_is_the_us_dollar_alone_and_decimals_follow_the_currency() -> None:
+    assert Formatter("CAD", None).money(Decimal("1234.5")) == "CA$1,234.50"
+    assert Formatter("AUD", None).money(Decimal("-2")) == "-A$2.00"
+    assert Formatter("KRW", None).money(Decimal("15000")) == "₩15,000"
+    assert Formatter("KWD", None).money(Decimal("1.5")) == "1.500 KWD"
+    assert Formatter("EUR", None).money(Decimal("1234.5"), whole=True) == "€1,235"
 
 
 def test_an_unknown_currency_and_time_zone_fall_back_to_usd_and_utc() -> None:

@@ -139,7 +139,7 @@ def test_the_overview_shows_the_stored_numbers(
     row = re.search(r'<tr data-segment="Champions">(.*?)</tr>', html, re.S)
     assert row is not None
     assert f'data-col="customers">{champions.customers:,}<' in row.group(1)
-    assert f"${champions.average_predicted_clv:,.2f}" in row.group(1)
+    assert f"€{champions.average_predicted_clv:,.2f}" in row.group(1)  # the shop's currency
 
 
 def test_the_customers_page_shows_names_from_shopify_and_links_to_the_admin(
@@ -467,7 +467,7 @@ def test_the_last_sync_comes_from_the_syncs_own_state(
     )
     session.commit()
     html = page.get(f"/app/status?{launch()}").text
-    assert 'id="last-sync">Jul 1, 2026 12:05 EDT<' in html  # the shop's time zone
+    assert 'id="last-sync">Jul 1, 2026 18:05 CEST<' in html  # the shop's time zone
     assert "Writing to Shopify: Shopify refused the app&#39;s access; open the app to reconnect." in html
     data = page.get("/api/status", headers=bearer()).json()["sync"]
     assert data["last_synced_at"] == "2026-07-01T16:05:00+00:00" and data["enabled"] is True

@@ -18,6 +18,9 @@ CUSTOMER_ID = 601
 MERGED_CUSTOMER_ID = 603
 
 ORDER_TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled")
+# Both bodies are the Shop resource (tests/data/shopify_payloads: the two documented examples are
+# the same object), so neither body can be told from the other's.
+SHOP_RESOURCE_TOPICS = ("app/uninstalled", "shop/update")
 
 
 def order(shop: str = SHOP) -> dict[str, Any]:
@@ -91,6 +94,8 @@ BODIES: dict[str, Any] = {
 
 
 def kind_of(topic: str) -> str:
+    if topic in SHOP_RESOURCE_TOPICS:
+        return "app/uninstalled"
     return "order" if topic in ORDER_TOPICS else topic
 
 

@@ -28,6 +28,7 @@ ID_FIELDS: list[tuple[str, tuple[str | int, ...], str, tuple[str, ...] | None]] 
     ("customers/data_request", ("shop_id",), "shop_id", None),
     ("shop/redact", ("shop_id",), "shop_id", None),
     ("app/uninstalled", ("id",), "id", None),
+    ("shop/update", ("id",), "id", None),
 ]
 BAD_IDS: list[Any] = [
     2**63,

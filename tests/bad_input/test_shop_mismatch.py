@@ -15,6 +15,7 @@ SHOP_FIELD = {
     "customers/redact": "shop_domain",
     "customers/data_request": "shop_domain",
     "app/uninstalled": "myshopify_domain",
+    "shop/update": "myshopify_domain",
     "app/scopes_update": "shop_id",
 }
 # (topic, where the body carries the shop's Shopify id, the value naming the other shop)
@@ -23,6 +24,7 @@ SHOP_ID_FIELD = {
     "customers/redact": (("shop_id",), OTHER_SHOPIFY_ID),
     "customers/data_request": (("shop_id",), OTHER_SHOPIFY_ID),
     "app/uninstalled": (("id",), OTHER_SHOPIFY_ID),
+    "shop/update": (("id",), OTHER_SHOPIFY_ID),
     "app/scopes_update": (("shop_id",), f"gid://shopify/Shop/{OTHER_SHOPIFY_ID}"),
 }
 

@@ -27,6 +27,14 @@ WRONG_TYPES: list[tuple[str, tuple[str | int, ...], str, list[Any]]] = [
     ("customers/redact", ("shop_domain",), "shop_domain", [None, 5, "", ["target-shop.myshopify.com"]]),
     ("shop/redact", ("shop_domain",), "shop_domain", [None, 5, "", ["target-shop.myshopify.com"]]),
     ("app/uninstalled", ("myshopify_domain",), "myshopify_domain", [None, 5, ""]),
+    ("shop/update", ("myshopify_domain",), "myshopify_domain", [None, 5, ""]),
+    ("shop/update", ("currency",), "currency", [None, 5, "", "usd", "EURO", "€", ["EUR"]]),
+    (
+        "shop/update",
+        ("iana_timezone",),
+        "iana_timezone",
+        [5, "", "Not/AZone", " UTC", "../../etc/passwd", "/usr/share/zoneinfo/UTC", ["UTC"], "X" * 300],
+    ),
     ("customers/merge", ("status",), "status", [5, True, ["completed"]]),
     ("app/scopes_update", ("current",), "current", ["read_orders", None, [5]]),
     ("bulk_operations/finish", ("status",), "status", [None, 5]),
@@ -68,4 +76,5 @@ def test_every_topic_has_a_valid_body_here() -> None:
         "orders/updated",
         "orders/paid",
         "orders/cancelled",
+        "shop/update",  # the Shop resource, as app/uninstalled's body
     } == set(TOPICS)

@@ -90,3 +90,28 @@ def test_the_import_remembers_the_shops_shopify_id(world: World) -> None:
         shop = s.get(Shop, world.shop_id)
         assert shop is not None
         assert shop.shopify_shop_id == world.store.shop(SHOP).id
+
+
+@pytest.mark.both_dbs
+def test_the_import_stores_the_shops_currency_and_time_zone(world: World) -> None:
+    """Money on the pages is the store's currency and days begin at its midnight: both come from
+    Shopify, and a zone other than the one the scores were counted in asks for a full rescore."""
+    import json
+
+    from sqlalchemy import select
+
+    from app.models import Job, Shop
+    from app.scoring import service as scoring
+
+    world.store.update_shop(SHOP, currency_code="EUR", iana_timezone="Pacific/Auckland")
+    with world.factory.begin() as s:
+        shop = s.get_one(Shop, world.shop_id)
+        shop.currency_code, shop.iana_timezone = None, None
+
+    _run_to_end(world)
+
+    with world.factory() as s:
+        shop = s.get_one(Shop, world.shop_id)
+        assert (shop.currency_code, shop.iana_timezone) == ("EUR", "Pacific/Auckland")
+        job = s.scalars(select(Job).where(Job.shop_id == world.shop_id, Job.kind == scoring.RESCORE)).one()
+        assert json.loads(job.payload or "{}") == {"full": True}

@@ -111,3 +111,25 @@ def test_reconciliation_refetches_orders_flagged_by_orders_edited(world: World, 
 
     assert report.repaired == 1
     assert world.aggregates() == expected_aggregates(store)
+
+
+def test_reconciliation_reads_a_changed_time_zone_whose_shop_update_was_lost(world: World) -> None:
+    import json
+
+    from sqlalchemy import delete, select
+
+    from app.models import Job, Shop
+    from app.scoring import service as scoring
+
+    _finish(world)
+    with world.factory.begin() as s:
+        scoring.rescore_shop(s, world.shop_id, world.store.now(), full=True)
+        s.execute(delete(Job).where(Job.shop_id == world.shop_id))
+    world.store.update_shop(SHOP, iana_timezone="Asia/Kolkata")  # the shop/update delivery is lost
+
+    _reconcile(world)
+
+    with world.factory() as s:
+        assert s.get_one(Shop, world.shop_id).iana_timezone == "Asia/Kolkata"
+        job = s.scalars(select(Job).where(Job.shop_id == world.shop_id, Job.kind == scoring.RESCORE)).one()
+        assert json.loads(job.payload or "{}") == {"full": True}

@@ -159,6 +159,17 @@ def test_app_lifecycle_examples_are_answered(accept, session: Session, shop: Sho
     assert session.scalars(select(Shop)).first() is None
 
 
+def test_documented_shop_update_stores_the_currency_and_keeps_an_unnamed_time_zone(
+    accept, session: Session, shop: Shop
+) -> None:
+    # Shopify's example names no IANA zone (`iana_timezone: null`): the stored one stays.
+    shop.currency_code, shop.iana_timezone = "EUR", "Europe/Paris"
+    session.commit()
+    accept("shop/update", load("gadget_2026-04_shop_update.json"))
+    session.refresh(shop)
+    assert (shop.currency_code, shop.iana_timezone) == ("USD", "Europe/Paris")
+
+
 # Each documented body, for its own topic, and the Shopify shop id it carries (if any).
 OWN_TOPIC = [
     *[("gadget_2026-04_orders_create.json", t, None) for t in ORDER_TOPICS],
@@ -173,6 +184,7 @@ OWN_TOPIC = [
     ("gadget_2026-04_customers_redact.json", "customers/redact", 954889),
     ("gadget_2026-04_shop_redact.json", "shop/redact", 954889),
     ("gadget_2026-04_app_uninstalled.json", "app/uninstalled", 548380009),
+    ("gadget_2026-04_shop_update.json", "shop/update", 548380009),
     ("gadget_2026-04_app_scopes_update.json", "app/scopes_update", 548380009),
     ("gadget_2026-04_bulk_operations_finish.json", "bulk_operations/finish", None),
 ]
