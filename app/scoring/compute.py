@@ -95,6 +95,13 @@ def _days_to_us(days: Array) -> Array:
     return (days.astype(np.int64) * US_PER_DAY - PG_EPOCH_US).astype(np.int64)
 
 
+def _next_order_us(today: int, horizon: float, predicted_orders: Array, likely: Array) -> Array:
+    """The expected next order date (``rules.days_to_next_order``) as µs, NULL_TIME where none."""
+    days = rules.days_to_next_order(predicted_orders, likely, horizon, NEXT_ORDER_CAP_DAYS)
+    known = ~np.isnan(days)
+    return np.where(known, _days_to_us(today + np.where(known, days, 0).astype(np.int64)), NULL_TIME)
+
+
 # --------------------------------------------------------------------------------------------
 # Which customers, and their inputs from the ledger
 
@@ -250,6 +257,7 @@ def score_customers(
     settings: ScoringSettings,
     models: clv.ShopModels | None,
     fit: ClvFit | None,
+    newest_fit: ClvFit | None = None,
     shop_level: shop_metrics_rules.ShopMetrics | None,
 ) -> Scores:
     """Score every buyer of ``cust`` (sorted by id): the customers at ``recompute`` from
@@ -293,31 +301,39 @@ def score_customers(
         predicted_orders[recompute] = predictions.predicted_orders
         churn_risk[recompute] = predictions.churn_risk
         p_alive[recompute] = predictions.probability_alive
-        wait = np.ceil(predictions.time_to_next_order)
-        next_order_us[recompute] = np.where(
-            wait <= NEXT_ORDER_CAP_DAYS, _days_to_us(today + wait.astype(np.int64)), NULL_TIME
-        )
         clv_source[recompute] = 1
+        dated = recompute
     else:
-        # Segment formula: each customer is worth their segment's yearly value over the horizon.
+        # The fallback, for every buyer on every rescore: one order moves its segment's rates and
+        # other customers' segments. Each customer is worth their segment's yearly value over the
+        # horizon, times the chance they are still buying (1 - churn risk, from the days since their
+        # last order against the shop's typical interval), so churn and predictions agree.
         per_segment = len(rules.SEGMENT_NAMES)
         members = np.maximum(_segment_sums(segment, None, per_segment), 1)
         yearly_value = _segment_sums(segment, spent_last_year, per_segment) / members
         yearly_orders = _segment_sums(segment, orders_last_year.astype(np.float64), per_segment) / members
-        rows_segment = segment[recompute].astype(np.intp)
-        predicted_clv[recompute] = yearly_value[rows_segment] * horizon / 365.0
-        predicted_orders[recompute] = yearly_orders[rows_segment] * horizon / 365.0
-        churn_risk[recompute] = np.clip(
-            days_since[recompute] / (thresholds.lapsed_intervals * interval), 0, 1
-        )
-        gap = cust["average_days_between_orders"][recompute]
-        gap = np.where(np.isfinite(gap) & (gap > 0), gap, interval)
-        due = np.maximum(cust["last_day"][recompute] + np.ceil(gap).astype(np.int64), today)
-        next_order_us[recompute] = _days_to_us(due)
-        clv_source[recompute] = 0
+        churn_risk = np.round(np.clip(days_since / (thresholds.lapsed_intervals * interval), 0, 1), 2)
+        still_buying = 1.0 - churn_risk
+        codes = segment.astype(np.intp)
+        predicted_clv = yearly_value[codes] * horizon / 365.0 * still_buying
+        predicted_orders = yearly_orders[codes] * horizon / 365.0 * still_buying
+        clv_source = np.zeros(n, dtype=np.int16)
+        dated = np.arange(n)
     predicted_clv = np.round(np.clip(np.nan_to_num(predicted_clv), 0, clv.MAX_MONEY), 2)
     predicted_orders = np.round(np.clip(np.nan_to_num(predicted_orders), 0, clv.MAX_ORDERS), 2)
     churn_risk = np.round(np.clip(churn_risk, 0, 1), 2)
+    next_order_us[dated] = _next_order_us(
+        today,
+        horizon,
+        predicted_orders[dated],
+        rules.likely_to_return(
+            cust["orders_count"][dated],
+            days_since[dated],
+            churn_risk[dated] if models is not None else None,
+            interval,
+            thresholds,
+        ),
+    )
 
     # Stages: recomputed customers move; the others keep theirs until the next full rescore.
     previous = cust["stage"].astype(np.int64)
@@ -418,6 +434,7 @@ def score_customers(
         metrics = _metrics_json(
             shop_level, today, segment, quintile, stage, behaviour, predicted_clv, interval, models, fit
         )
+        metrics["clv"]["reasons"] = clv_reasons(fit, newest_fit)
     segments = segment_table(
         settings,
         segment,
@@ -529,6 +546,21 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return to_jsonable(value.item())
     return value
+
+
+def clv_reasons(used: ClvFit | None, newest: ClvFit | None) -> list[str]:
+    """Why the CLV comes from where it does, in plain words: the newest fit's reasons when no fit
+    is usable; when the newest failed but an older one is kept, that it is kept and why."""
+    if newest is None:
+        return ["no model fitted yet"]
+    reasons = (newest.reasons or "").splitlines()
+    if used is None or used.id == newest.id:
+        return reasons
+    kept = f"the newest fit ({newest.fitted_at:%Y-%m-%d}) could not be used"
+    return [
+        f"{kept}: {'; '.join(reasons)}" if reasons else kept,
+        f"the fit of {used.fitted_at:%Y-%m-%d} is kept",
+    ]
 
 
 def _metrics_json(

@@ -36,7 +36,7 @@ from app.scoring.cache import RescoreCache
 from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS
 from app.scoring.compute import MONEY_CAP
 from app.scoring.load import shop_timezone
-from app.scoring.repository import latest_backtest, latest_fit
+from app.scoring.repository import fit_in_use, latest_backtest, latest_fit
 from app.scoring.store import erase_customer, lock_scores
 from app.settings.service import get_settings, settings_updated_at
 from app.vocabulary import ALL_CUSTOMERS
@@ -169,7 +169,8 @@ def _rescore_shop(
     inputs = compute.ledger_inputs(cust, recompute, position, day, value, today, settings.window_days)
     del position, day, value
     newest_fit = repo.latest_fit(session, shop_id)
-    models = fit.models_from_fit(newest_fit)
+    used_fit = repo.fit_in_use(session, shop_id)
+    models = fit.models_from_fit(used_fit)
     scores = compute.score_customers(
         shop_id,
         cust,
@@ -179,7 +180,8 @@ def _rescore_shop(
         now=now,
         settings=settings,
         models=models,
-        fit=newest_fit,
+        fit=used_fit,
+        newest_fit=newest_fit,
         shop_level=shop_level,
     )
     del inputs
@@ -286,6 +288,7 @@ __all__ = [
     "erase_customer",
     "fit_shop",
     "latest_backtest",
+    "fit_in_use",
     "latest_fit",
     "lock_scores",
     "rescore_shop",
