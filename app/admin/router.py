@@ -132,7 +132,14 @@ async def embedded_entry(request: Request) -> Response:
     data = await _read(request, service.overview, shop.shop_id, _now())
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     return _page(
-        request, "overview.html", shop, active="overview", o=data, charts=views.overview_charts(data, fmt)
+        request,
+        "overview.html",
+        shop,
+        active="overview",
+        o=data,
+        charts=views.overview_charts(data, fmt),
+        labels=views.clv_labels(data.settings),
+        total_clv=views.total_clv,
     )
 
 
@@ -168,7 +175,17 @@ async def _customers(request: Request, shop: Shop) -> service.CustomerPage:
 async def customers_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
     data = await _customers(request, shop)
-    return _page(request, "customers.html", shop, active="customers", c=data, **views.customer_choices())
+    settings = await _read(request, service.get_settings, shop.shop_id)
+    return _page(
+        request,
+        "customers.html",
+        shop,
+        active="customers",
+        c=data,
+        labels=views.clv_labels(settings),
+        total_clv=views.total_clv,
+        **views.customer_choices(),
+    )
 
 
 @router.get("/api/customers")
@@ -188,6 +205,8 @@ CSV_COLUMNS = (
     "orders",
     "total_spent",
     "predicted_clv",
+    "total_clv",
+    "clv_horizon_days",
     "predicted_orders",
     "churn_risk",
     "expected_next_order_date",
@@ -209,6 +228,7 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         with factory() as session:
+            horizon_days = service.get_settings(session, shop_id).clv_horizon_days
             for n, r in enumerate(repository.stream_customers(session, shop_id, f), 1):
                 writer.writerow(
                     (
@@ -223,6 +243,8 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
                         r.frequency,
                         r.historic_clv,
                         r.predicted_clv,
+                        views.total_clv(r.historic_clv, r.predicted_clv),
+                        horizon_days,
                         f"{r.predicted_orders:.3f}",
                         f"{r.churn_risk:.4f}",
                         r.expected_next_order_at.astimezone(fmt.zone).date().isoformat()

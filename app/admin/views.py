@@ -38,6 +38,37 @@ def _money(value: Decimal | float | None) -> float | None:
     return None if value is None else float(value)
 
 
+def horizon_words(days: int) -> str:
+    """The CLV horizon as a merchant says it: "12 months", "2 years", "90 days"."""
+    if days % 365 == 0:
+        return "12 months" if days == 365 else f"{days // 365} years"
+    return f"{days} days"
+
+
+def clv_labels(settings: ScoringSettings) -> dict[str, str]:
+    """Every CLV figure's label with its period and method (one CLV story on every page)."""
+    horizon = horizon_words(settings.clv_horizon_days)
+    lifespan = _plain_number(settings.lifespan_years)
+    return {
+        "horizon": horizon,
+        "predicted": f"Predicted CLV (next {horizon})",
+        "average_predicted": f"Avg predicted CLV (next {horizon})",
+        "total": f"Total CLV (spent + next {horizon})",
+        "average_total": f"Avg total CLV (spent + next {horizon})",
+        "formula": f"Segment-formula CLV ({lifespan}-year lifespan)",
+        "ltv_to_cac": f"LTV:CAC (predicted CLV, next {horizon})",
+    }
+
+
+def total_clv(historic: Decimal | float | None, predicted: Decimal | float | None) -> Decimal | None:
+    """Total CLV = historic (spent so far) + predicted, as the ``total_clv`` metafield adds them."""
+    if historic is None or predicted is None:
+        return None
+    return Decimal(str(historic)).quantize(Decimal("0.01")) + Decimal(str(predicted)).quantize(
+        Decimal("0.01")
+    )
+
+
 # -- overview ----------------------------------------------------------------------------------
 
 
@@ -58,7 +89,7 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
     deciles = (m.get("predicted_clv") or {}).get("deciles") or []
     if len(deciles) == 11:
         out["clv"] = charts.bar_chart(
-            "Predicted CLV distribution by tenth of customers",
+            f"{clv_labels(o.settings)['predicted']}: distribution by tenth of customers",
             [f"{10 * i}–{10 * (i + 1)}%" for i in range(10)],
             [float(v) for v in deciles[1:]],
             x_label=f"Highest predicted CLV in the tenth ({fmt.currency})",
@@ -90,6 +121,7 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
             "revenue_share": s.revenue_share,
             "average_order_value": _money(s.average_order_value),
             "average_predicted_clv": _money(s.average_predicted_clv),
+            "average_total_clv": _money(total_clv(s.average_historic_clv, s.average_predicted_clv)),
             "formula_clv": _money(s.formula_clv),
             "ltv_to_cac": s.ltv_to_cac,
             "max_cpc": _money(s.max_cpc),
@@ -102,6 +134,9 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
         "customers_scored": o.customers_scored,
         "orders_scored": o.orders_scored,
         "rescored_at": o.rescored_at.isoformat() if o.rescored_at else None,
+        "clv_horizon_days": o.settings.clv_horizon_days,
+        "lifespan_years": o.settings.lifespan_years,
+        "ltv_to_cac_uses": "average predicted CLV over the horizon",
         "segments": [segment(s) for s in o.segments],
         "all_customers": segment(o.shop_row) if o.shop_row else None,
         "rfm_grid": metrics.get("rfm_grid"),
@@ -212,6 +247,7 @@ def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
                 "orders": r["frequency"],
                 "total_spent": _money(r["historic_clv"]),
                 "predicted_clv": _money(r["predicted_clv"]),
+                "total_clv": _money(total_clv(r["historic_clv"], r["predicted_clv"])),
                 "churn_risk": r["churn_risk"],
                 "clv_tier": r["clv_tier"],
                 "last_order_at": r["last_order_at"].isoformat() if r.get("last_order_at") else None,

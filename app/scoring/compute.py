@@ -470,8 +470,10 @@ def segment_table(
 
     Per segment (and for the whole shop): AOV = revenue / orders; purchase frequency = orders of the
     last 365 days per customer; customer value = AOV × frequency = last year's sales per customer;
-    formula CLV = customer value × lifespan; LTV:CAC = formula CLV / CAC; max CPC = formula CLV ×
-    conversion rate (None without CAC / conversion rate)."""
+    formula CLV = customer value × lifespan. The acquisition economics look forward, so that a
+    segment is not "healthy" for what it spent in the past: LTV:CAC = average predicted CLV (over
+    the horizon) / CAC; max CPC = average predicted CLV × conversion rate (None without CAC /
+    conversion rate)."""
     from decimal import Decimal
 
     def money(value: float | None, places: int = 2) -> Decimal | None:
@@ -506,6 +508,7 @@ def segment_table(
         frequency = float(last_year_orders[position]) / customers if customers else None
         value = float(last_year_sales[position]) / customers if customers else None
         formula = value * settings.lifespan_years if value is not None else None
+        forward = float(clv_sums[position]) / customers if customers else None
         rows.append(
             {
                 "segment": name,
@@ -521,9 +524,9 @@ def segment_table(
                 "purchase_frequency": frequency,
                 "customer_value": money(value),
                 "formula_clv": money(formula),
-                "ltv_to_cac": formula / cac if formula is not None and cac else None,
-                "max_cpc": money(formula * settings.conversion_rate)
-                if formula is not None and settings.conversion_rate is not None
+                "ltv_to_cac": forward / cac if forward is not None and cac else None,
+                "max_cpc": money(forward * settings.conversion_rate)
+                if forward is not None and settings.conversion_rate is not None
                 else None,
                 "computed_at": now,
             }
