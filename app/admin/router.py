@@ -299,24 +299,27 @@ def metrics_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
 @router.get("/app/accuracy", response_class=HTMLResponse)
 async def accuracy_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    backtest, fit, rows = await _read(request, service.accuracy, shop.shop_id)
+    a = await _read(request, service.accuracy, shop.shop_id)
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
+    measured = a.backtest is not None and a.backtest.method is not None
     return _page(
         request,
         "accuracy.html",
         shop,
         active="accuracy",
-        b=backtest,
-        fit=fit,
-        words=views.accuracy_words(backtest, fmt) if backtest else [],
-        charts=views.accuracy_charts(backtest, rows, fmt) if backtest else {},
+        b=a.backtest,
+        fit=a.fit,
+        newest_fit=a.newest_fit,
+        method_label=views.METHOD_LABELS.get(a.backtest.method) if measured else None,
+        words=views.accuracy_words(a.backtest, fmt) if a.backtest else [],
+        charts=views.accuracy_charts(a.backtest, a.rows, fmt) if measured else {},
     )
 
 
 @router.get("/api/accuracy")
 def accuracy_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
-    backtest, fit, rows = service.accuracy(session, shop.shop_id)
-    return views.accuracy_json(backtest, fit, rows, shop)
+    a = service.accuracy(session, shop.shop_id)
+    return views.accuracy_json(a.backtest, a.fit, a.newest_fit, a.rows, shop)
 
 
 # -- settings ----------------------------------------------------------------------------------

@@ -308,15 +308,9 @@ def score_customers(
         # other customers' segments. Each customer is worth their segment's yearly value over the
         # horizon, times the chance they are still buying (1 - churn risk, from the days since their
         # last order against the shop's typical interval), so churn and predictions agree.
-        per_segment = len(rules.SEGMENT_NAMES)
-        members = np.maximum(_segment_sums(segment, None, per_segment), 1)
-        yearly_value = _segment_sums(segment, spent_last_year, per_segment) / members
-        yearly_orders = _segment_sums(segment, orders_last_year.astype(np.float64), per_segment) / members
-        churn_risk = np.round(np.clip(days_since / (thresholds.lapsed_intervals * interval), 0, 1), 2)
-        still_buying = 1.0 - churn_risk
-        codes = segment.astype(np.intp)
-        predicted_clv = yearly_value[codes] * horizon / 365.0 * still_buying
-        predicted_orders = yearly_orders[codes] * horizon / 365.0 * still_buying
+        predicted_clv, predicted_orders, churn_risk = fallback_predictions(
+            segment, spent_last_year, orders_last_year, days_since, interval, horizon, thresholds
+        )
         clv_source = np.zeros(n, dtype=np.int16)
         dated = np.arange(n)
     predicted_clv = np.round(np.clip(np.nan_to_num(predicted_clv), 0, clv.MAX_MONEY), 2)
@@ -453,6 +447,38 @@ def score_customers(
         segments=segments,
         metrics=metrics,
         clv_source="model" if models is not None else "segment_formula",
+    )
+
+
+def fallback_predictions(
+    segment: Array,
+    spent_last_year: Array,
+    orders_last_year: Array,
+    days_since: Array,
+    interval: float,
+    horizon: float,
+    thresholds: rules.StageThresholds,
+) -> tuple[Array, Array, Array]:
+    """(predicted CLV, predicted orders, churn risk) of the segment formula, for every customer:
+    churn risk = days since the last order / (``lapsed_intervals`` × the typical interval), capped
+    at 1 and rounded to hundredths; predicted CLV = the segment's spend of the last 365 days per
+    customer × horizon / 365 × (1 - churn risk); predicted orders the same with the segment's
+    orders (the live fallback and its backtest both call this)."""
+    per_segment = len(rules.SEGMENT_NAMES)
+    members = np.maximum(_segment_sums(segment, None, per_segment), 1)
+    yearly_value = (
+        _segment_sums(segment, np.asarray(spent_last_year, dtype=np.float64), per_segment) / members
+    )
+    yearly_orders = (
+        _segment_sums(segment, np.asarray(orders_last_year, dtype=np.float64), per_segment) / members
+    )
+    churn = np.round(np.clip(days_since / (thresholds.lapsed_intervals * interval), 0, 1), 2)
+    still_buying = 1.0 - churn
+    codes = segment.astype(np.intp)
+    return (
+        yearly_value[codes] * horizon / 365.0 * still_buying,
+        yearly_orders[codes] * horizon / 365.0 * still_buying,
+        churn,
     )
 
 

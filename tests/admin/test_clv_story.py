@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.models import CustomerScore
+from app.models import Backtest, CustomerScore
 from app.settings.service import update_settings
 from tests.admin.conftest import bearer, launch
 from tests.admin.seed import SeededShop
@@ -98,3 +98,43 @@ def test_a_customer_unlikely_to_return_shows_no_date(
         for r in csv.DictReader(io.StringIO(page.get(f"/app/customers.csv?{launch()}").text))
     }
     assert csv_rows[str(gone)]["expected_next_order_date"] == ""
+
+
+def test_the_accuracy_page_says_which_method_it_measured_and_grades_it_in_words(
+    page: TestClient, seeded: SeededShop, session: Session
+) -> None:
+    backtest = session.scalars(
+        select(Backtest).where(Backtest.shop_id == seeded.shop_id).order_by(Backtest.id.desc())
+    ).first()
+    assert backtest is not None and backtest.method is not None
+    html = page.get(f"/app/accuracy?{launch()}").text
+    label = "the model" if backtest.method == "model" else "the segment formula"
+    assert "This measures the method your CLV figures come from" in html
+    assert f"Predicted by {label}" in html
+    assert '<th scope="row">Purchase days</th>' in html and '<th scope="row">Orders</th>' not in html
+    assert re.search(
+        rf"On revenue per customer, {label} was (off by \d+% (less|more) than|as accurate as)", html
+    )
+    json = page.get("/api/accuracy", headers=bearer()).json()
+    assert json["backtest"]["method"] == backtest.method
+    assert json["backtest"]["orders_are"] == "purchase days (days with an order)"
+
+
+def test_an_accuracy_page_with_nothing_measured_says_what_is_missing(
+    page: TestClient, seeded: SeededShop, session: Session
+) -> None:
+    session.execute(
+        update(Backtest)
+        .where(Backtest.shop_id == seeded.shop_id)
+        .values(
+            method=None,
+            model_used=False,
+            reasons="the model could not be fitted on the orders up to Jan 2, 2026: it did not converge",
+            predicted_orders=0.0,
+            predicted_revenue=0.0,
+        )
+    )
+    session.commit()
+    html = page.get(f"/app/accuracy?{launch()}").text
+    assert "No accuracy figures yet: the model could not be fitted on the orders up to Jan 2, 2026" in html
+    assert 'id="accuracy-table"' not in html and "% worse" not in html and "naive forecast" not in html
