@@ -5,8 +5,8 @@ A rescore loads the shop's buyers as arrays (``load``), computes with pure funct
 (``compute``: the rules of ``rules`` / ``metrics`` and ``app.clv``), and writes back only the
 customers whose stored values changed (``store``). Two modes:
 
-* full — every customer from the ledger: windowed F/M, CLV inputs, predictions from the newest fit,
-  stages (time passes: recency and P(alive) move), behaviour flags, metrics and the cohort table.
+* full — every customer from the ledger: windowed F/M, CLV inputs, predictions from the newest
+  usable fit, stages (time passes: recency and P(alive) move), behaviour flags, metrics and the cohort table.
   Run daily, after a settings change, after a new fit, and on a shop's first scoring.
 * incremental — after webhooks marked customers "to score": those customers get new inputs,
   predictions and stages; every customer's relative scores (quintiles, top 10%) are recomputed from
