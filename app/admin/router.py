@@ -190,7 +190,9 @@ async def customers_page(request: Request, shop: CurrentShop) -> Response:
 
 @router.get("/api/customers")
 async def customers_json(request: Request, shop: CurrentShop) -> dict[str, Any]:
-    return views.customers_json(await _customers(request, shop), shop)
+    data = await _customers(request, shop)
+    settings = await _read(request, service.get_settings, shop.shop_id)
+    return views.customers_json(data, shop, settings.clv_horizon_days)
 
 
 CSV_COLUMNS = (

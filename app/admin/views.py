@@ -228,9 +228,10 @@ def customer_choices() -> dict[str, Any]:
     }
 
 
-def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
+def customers_json(c: CustomerPage, shop: Shop, horizon_days: int) -> dict[str, Any]:
     return {
         "shop": shop.domain,
+        "clv_horizon_days": horizon_days,
         "page": c.page,
         "total": c.total,
         "has_next": c.has_next,

@@ -62,7 +62,9 @@ def test_total_clv_is_spent_plus_predicted_on_the_page_and_in_the_csv(
             r["predicted_clv"]
         )
         assert Decimal(r["predicted_clv"]) == s.predicted_clv
-    api = page.get("/api/customers", headers=bearer()).json()["customers"]
+    body = page.get("/api/customers", headers=bearer()).json()
+    assert body["clv_horizon_days"] == 365
+    api = body["customers"]
     assert all(
         c["total_clv"]
         == float(Decimal(str(c["total_spent"])).quantize(Decimal("0.01")) + Decimal(str(c["predicted_clv"])))
