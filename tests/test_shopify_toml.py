@@ -41,6 +41,7 @@ METAFIELDS = {
     "lifecycle_stage": "single_line_text_field",
     "predicted_clv": "number_decimal",
     "historic_clv": "number_decimal",
+    "total_clv": "number_decimal",
     "churn_risk": "number_decimal",
     "next_order_date": "date",
 }

@@ -140,6 +140,8 @@ async def embedded_entry(request: Request) -> Response:
         o=data,
         charts=views.overview_charts(data, fmt),
         min_for_tenths=MIN_CUSTOMERS_FOR_TENTHS,
+        labels=views.clv_labels(data.settings),
+        total_clv=views.total_clv,
     )
 
 
@@ -188,19 +190,24 @@ async def customers_page(request: Request, shop: CurrentShop) -> Response:
             page=data.last_page,
         )
         return RedirectResponse(f"/app/customers?{query}", status_code=303)
+    settings = await _read(request, service.get_settings, shop.shop_id)
     return _page(
         request,
         "customers.html",
         shop,
         active="customers",
         c=data,
+        labels=views.clv_labels(settings),
+        total_clv=views.total_clv,
         **views.customer_choices(data.scoring_method),
     )
 
 
 @router.get("/api/customers")
 async def customers_json(request: Request, shop: CurrentShop) -> dict[str, Any]:
-    return views.customers_json(await _customers(request, shop), shop)
+    data = await _customers(request, shop)
+    settings = await _read(request, service.get_settings, shop.shop_id)
+    return views.customers_json(data, shop, settings.clv_horizon_days)
 
 
 CSV_COLUMNS = (
@@ -215,6 +222,8 @@ CSV_COLUMNS = (
     "orders",
     "total_spent",
     "predicted_clv",
+    "total_clv",
+    "clv_horizon_days",
     "predicted_orders",
     "churn_risk",
     "expected_next_order_date",
@@ -236,6 +245,7 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         with factory() as session:
+            horizon_days = service.get_settings(session, shop_id).clv_horizon_days
             for n, r in enumerate(repository.stream_customers(session, shop_id, f), 1):
                 writer.writerow(
                     (
@@ -250,6 +260,8 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
                         r.frequency,
                         r.historic_clv,
                         r.predicted_clv,
+                        views.total_clv(r.historic_clv, r.predicted_clv),
+                        horizon_days,
                         f"{r.predicted_orders:.3f}",
                         f"{r.churn_risk:.4f}",
                         scoring.shop_day(r.expected_next_order_at).isoformat()
@@ -312,24 +324,27 @@ def metrics_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
 @router.get("/app/accuracy", response_class=HTMLResponse)
 async def accuracy_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    backtest, fit, rows = await _read(request, service.accuracy, shop.shop_id)
+    a = await _read(request, service.accuracy, shop.shop_id)
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
+    measured = a.backtest is not None and a.backtest.method is not None
     return _page(
         request,
         "accuracy.html",
         shop,
         active="accuracy",
-        b=backtest,
-        fit=fit,
-        words=views.accuracy_words(backtest, fmt) if backtest else [],
-        charts=views.accuracy_charts(backtest, rows, fmt) if backtest else {},
+        b=a.backtest,
+        fit=a.fit,
+        newest_fit=a.newest_fit,
+        method_label=views.METHOD_LABELS.get(a.backtest.method) if measured else None,
+        words=views.accuracy_words(a.backtest, fmt) if a.backtest else [],
+        charts=views.accuracy_charts(a.backtest, a.rows, fmt) if measured else {},
     )
 
 
 @router.get("/api/accuracy")
 def accuracy_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
-    backtest, fit, rows = service.accuracy(session, shop.shop_id)
-    return views.accuracy_json(backtest, fit, rows, shop)
+    a = service.accuracy(session, shop.shop_id)
+    return views.accuracy_json(a.backtest, a.fit, a.newest_fit, a.rows, shop)
 
 
 # -- settings ----------------------------------------------------------------------------------

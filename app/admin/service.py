@@ -258,11 +258,21 @@ async def customer_names(
 # -- accuracy ----------------------------------------------------------------------------------
 
 
-def accuracy(session: Session, shop_id: int) -> tuple[Any, Any, list[dict[str, Any]]]:
+@dataclass
+class Accuracy:
+    backtest: Any
+    fit: Any
+    """The fit the predictions come from (None: the segment formula)."""
+    newest_fit: Any
+    """The newest fit, which may have failed (and then not replaced ``fit``)."""
+    rows: list[dict[str, Any]]
+
+
+def accuracy(session: Session, shop_id: int) -> Accuracy:
     backtest = scoring.latest_backtest(session, shop_id)
-    fit = scoring.latest_fit(session, shop_id)
     rows = json.loads(backtest.by_frequency) if backtest is not None and backtest.by_frequency else []
-    return backtest, fit, rows
+    in_use, newest = scoring.fit_in_use(session, shop_id), scoring.latest_fit(session, shop_id)
+    return Accuracy(backtest, in_use, newest, rows)
 
 
 # -- status ------------------------------------------------------------------------------------

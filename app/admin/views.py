@@ -41,6 +41,37 @@ def _money(value: Decimal | float | None) -> float | None:
     return None if value is None else float(value)
 
 
+def horizon_words(days: int) -> str:
+    """The CLV horizon as a merchant says it: "12 months", "2 years", "90 days"."""
+    if days % 365 == 0:
+        return "12 months" if days == 365 else f"{days // 365} years"
+    return f"{days} days"
+
+
+def clv_labels(settings: ScoringSettings) -> dict[str, str]:
+    """Every CLV figure's label with its period and method (one CLV story on every page)."""
+    horizon = horizon_words(settings.clv_horizon_days)
+    lifespan = _plain_number(settings.lifespan_years)
+    return {
+        "horizon": horizon,
+        "predicted": f"Predicted CLV (next {horizon})",
+        "average_predicted": f"Avg predicted CLV (next {horizon})",
+        "total": f"Total CLV (spent + next {horizon})",
+        "average_total": f"Avg total CLV (spent + next {horizon})",
+        "formula": f"Segment-formula CLV ({lifespan}-year lifespan)",
+        "ltv_to_cac": f"LTV:CAC (predicted CLV, next {horizon})",
+    }
+
+
+def total_clv(historic: Decimal | float | None, predicted: Decimal | float | None) -> Decimal | None:
+    """Total CLV = historic (spent so far) + predicted, as the ``total_clv`` metafield adds them."""
+    if historic is None or predicted is None:
+        return None
+    return Decimal(str(historic)).quantize(Decimal("0.01")) + Decimal(str(predicted)).quantize(
+        Decimal("0.01")
+    )
+
+
 # -- overview ----------------------------------------------------------------------------------
 
 
@@ -53,7 +84,7 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
     deciles = (m.get("predicted_clv") or {}).get("deciles") or []
     if len(deciles) == 11:
         out["clv"] = charts.bar_chart(
-            "Predicted CLV distribution by tenth of customers",
+            f"{clv_labels(o.settings)['predicted']}: distribution by tenth of customers",
             [f"{10 * i}–{10 * (i + 1)}%" for i in range(10)],
             [float(v) for v in deciles[1:]],
             x_label=f"Highest predicted CLV in the tenth ({fmt.currency})",
@@ -112,6 +143,7 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
             "revenue_share": s.revenue_share,
             "average_order_value": _money(s.average_order_value),
             "average_predicted_clv": _money(s.average_predicted_clv),
+            "average_total_clv": _money(total_clv(s.average_historic_clv, s.average_predicted_clv)),
             "formula_clv": _money(s.formula_clv),
             "ltv_to_cac": s.ltv_to_cac,
             "max_cpc": _money(s.max_cpc),
@@ -126,6 +158,9 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
         "customers_scored": o.customers_scored,
         "orders_scored": o.orders_scored,
         "rescored_at": o.rescored_at.isoformat() if o.rescored_at else None,
+        "clv_horizon_days": o.settings.clv_horizon_days,
+        "lifespan_years": o.settings.lifespan_years,
+        "ltv_to_cac_uses": "average predicted CLV over the horizon",
         "segments": [segment(s) for s in o.segments],
         "all_customers": segment(o.shop_row) if o.shop_row else None,
         "rfm_grid": metrics.get("rfm_grid"),
@@ -248,9 +283,10 @@ def customer_choices(scoring_method: str = "quintile") -> dict[str, Any]:
     }
 
 
-def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
+def customers_json(c: CustomerPage, shop: Shop, horizon_days: int) -> dict[str, Any]:
     return {
         "shop": shop.domain,
+        "clv_horizon_days": horizon_days,
         "page": c.page,
         "last_page": c.last_page,
         "total": c.total,
@@ -268,6 +304,7 @@ def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
                 "orders": r["frequency"],
                 "total_spent": _money(r["historic_clv"]),
                 "predicted_clv": _money(r["predicted_clv"]),
+                "total_clv": _money(total_clv(r["historic_clv"], r["predicted_clv"])),
                 "churn_risk": r["churn_risk"],
                 "clv_tier": r["clv_tier"],
                 "last_order_at": r["last_order_at"].isoformat() if r.get("last_order_at") else None,
@@ -284,6 +321,16 @@ def customers_json(c: CustomerPage, shop: Shop) -> dict[str, Any]:
 # -- accuracy ----------------------------------------------------------------------------------
 
 
+METHOD_LABELS = {"model": "the model", "segment_formula": "the segment formula"}
+METHOD_WORDS = {
+    "model": "the model fitted to your orders (BG/NBD for how often each customer buys and whether "
+    "they are still buying, Gamma-Gamma for how much they spend per order)",
+    "segment_formula": "the segment formula (each customer is worth their RFM segment's spend of the "
+    "last 12 months per customer, scaled to the period and to the customer's chance of still buying)",
+}
+NAIVE = "the naive forecast (“each customer keeps ordering at the same rate as before”)"
+
+
 def _change(predicted: float, actual: float) -> str:
     if actual == 0:
         return "nothing happened to compare with"
@@ -293,54 +340,66 @@ def _change(predicted: float, actual: float) -> str:
     return f"{abs(diff) * 100:.0f}% {'too high' if diff > 0 else 'too low'}"
 
 
+def _grade(error: float, naive_error: float, what: str, method: str) -> str:
+    """The method against the naive forecast, in plain words, on the mean absolute error."""
+    if naive_error == 0 and error == 0:
+        return f"On {what}, {method} and {NAIVE} were both exact."
+    if naive_error == 0:
+        return f"On {what}, {NAIVE} was exact and {method} was not: the naive forecast did better."
+    gain = 1 - error / naive_error
+    if abs(gain) < 0.005:
+        return f"On {what}, {method} was as accurate as {NAIVE}."
+    if gain > 0:
+        return (
+            f"On {what}, {method} was off by {gain * 100:.0f}% less than {NAIVE}: "
+            "better than assuming nothing changes."
+        )
+    return (
+        f"On {what}, {method} was off by {-gain * 100:.0f}% more than {NAIVE}: "
+        "on this history, assuming nothing changes would have done better."
+    )
+
+
 def accuracy_words(b: Any, fmt: Formatter) -> list[str]:
+    if b.method is None:
+        return [f"No accuracy figures yet: {b.reasons or 'not enough history'}."]
     days = (b.holdout_end - b.calibration_end).days
-    if days <= 0:
-        return [f"No backtest yet: {b.reasons or 'not enough history'}."]
-    words = [
-        f"We fitted the model on the orders up to {fmt.date(b.calibration_end)}, "
-        f"hid the {days} days after it, "
+    method = METHOD_LABELS[b.method]
+    return [
+        f"This measures the method your CLV figures come from: {METHOD_WORDS[b.method]}.",
+        f"We applied it to the orders up to {fmt.date(b.calibration_end)}, hid the {days} days after it, "
         f"and predicted them for the {b.customers:,} customers known by then.",
-        f"Orders: predicted {b.predicted_orders:,.0f}, actual {b.actual_orders:,.0f} "
+        f"Purchase days (days a customer ordered; several orders on one day count once): "
+        f"predicted {b.predicted_orders:,.0f}, actual {b.actual_orders:,.0f} "
         f"({_change(b.predicted_orders, b.actual_orders)}).",
         f"Revenue: predicted {fmt.money(b.predicted_revenue)}, actual {fmt.money(b.actual_revenue)} "
         f"({_change(b.predicted_revenue, b.actual_revenue)}).",
-        f"Per customer, the prediction was off by {b.orders_mae:.2f} orders "
-        f"and {fmt.money(b.revenue_mae)} on "
-        f"average (mean absolute error); on average it ran {abs(b.orders_bias):.2f} orders "
-        f"{'high' if b.orders_bias >= 0 else 'low'} (bias).",
+        f"Per customer, the prediction was off by {b.orders_mae:.2f} purchase days "
+        f"and {fmt.money(b.revenue_mae)} on average (mean absolute error); on average it ran "
+        f"{abs(b.orders_bias):.2f} purchase days {'high' if b.orders_bias >= 0 else 'low'} (bias).",
+        _grade(b.revenue_mae, b.naive_revenue_mae, "revenue per customer", method),
+        _grade(b.orders_mae, b.naive_orders_mae, "purchase days per customer", method),
     ]
-    if b.naive_orders_mae > 0:
-        gain = 1 - b.orders_mae / b.naive_orders_mae
-        verdict = "better" if gain > 0 else "worse"
-        words.append(
-            f"The naive forecast (“each customer keeps ordering at the same rate as before”) was off by "
-            f"{b.naive_orders_mae:.2f} orders per customer: the model is {abs(gain) * 100:.0f}% {verdict}."
-        )
-    if not b.model_used:
-        words.append(
-            f"The model could not be used for this shop, so the forecast is the naive one: {b.reasons}."
-        )
-    return words
 
 
 def accuracy_charts(b: Any, rows: list[dict[str, Any]], fmt: Formatter) -> dict[str, Markup]:
     out: dict[str, Markup] = {}
+    method = METHOD_LABELS.get(b.method, "the method in use")
     if rows:
         out["by_frequency"] = charts.grouped_bars(
-            "Orders per customer in the held-out period: predicted vs actual",
+            "Purchase days per customer in the held-out period: predicted vs actual",
             [r["repeat_orders"] for r in rows],
             [
-                charts.Series("Predicted", [r["predicted"] for r in rows]),
+                charts.Series(f"Predicted by {method}", [r["predicted"] for r in rows]),
                 charts.Series("Actual", [r["actual"] for r in rows]),
                 charts.Series("Naive", [r["naive"] for r in rows]),
             ],
-            x_label="Repeat orders before the cut-off",
-            y_label="Orders per customer",
+            x_label="Repeat purchase days before the cut-off",
+            y_label="Purchase days per customer",
         )
     out["totals"] = charts.bar_chart(
         "Revenue in the held-out period: predicted vs actual",
-        ["Predicted by the model", "Actual", "Naive forecast"],
+        [f"Predicted by {method}", "Actual", "Naive forecast"],
         [b.predicted_revenue, b.actual_revenue, b.naive_revenue],
         x_label=f"Revenue ({fmt.currency})",
         y_label="Forecast",
@@ -349,11 +408,12 @@ def accuracy_charts(b: Any, rows: list[dict[str, Any]], fmt: Formatter) -> dict[
     return out
 
 
-def accuracy_json(b: Any, fit: Any, rows: list[dict[str, Any]], shop: Shop) -> dict[str, Any]:
+def accuracy_json(b: Any, fit: Any, newest: Any, rows: list[dict[str, Any]], shop: Shop) -> dict[str, Any]:
     backtest = None
     if b is not None:
         keys = (
             "customers",
+            "method",
             "model_used",
             "reasons",
             "predicted_orders",
@@ -372,18 +432,25 @@ def accuracy_json(b: Any, fit: Any, rows: list[dict[str, Any]], shop: Shop) -> d
             "naive_revenue_bias",
         )
         backtest = {k: getattr(b, k) for k in keys} | {
+            "orders_are": "purchase days (days with an order)",
             "calibration_end": b.calibration_end.isoformat(),
             "holdout_end": b.holdout_end.isoformat(),
             "by_repeat_orders": rows,
         }
     model = None
-    if fit is not None:
+    if newest is not None:
         model = {
-            "usable": fit.usable,
-            "reasons": (fit.reasons or "").splitlines(),
-            "fitted_at": fit.fitted_at.isoformat(),
+            "usable": newest.usable,
+            "reasons": (newest.reasons or "").splitlines(),
+            "fitted_at": newest.fitted_at.isoformat(),
+            "in_use_fitted_at": fit.fitted_at.isoformat() if fit is not None else None,
         }
-    return {"shop": shop.domain, "backtest": backtest, "model": model}
+    return {
+        "shop": shop.domain,
+        "clv_source": "model" if fit is not None else "segment_formula",
+        "backtest": backtest,
+        "model": model,
+    }
 
 
 # -- settings ----------------------------------------------------------------------------------

@@ -200,7 +200,8 @@ def fit(
     ``penalizer`` adds ``penalizer * sum(log-params**2)`` (in the rescaled units) to the mean negative
     log-likelihood; the default 0 gives the plain maximum-likelihood estimate.
     ``converged`` is true when the optimiser's final gradient (of the mean objective) is below 1e-5
-    and every parameter is finite and inside the search box.
+    and r and alpha are inside the search box; a or b on its edge counts when the gradient there
+    only points outwards (the limit of a dropout probability near 0).
     """
     x_u, t_x_u, T_u, counts = collapse(x, t_x, T, weights)
     n_customers = int(round(float(np.sum(counts)))) if counts.size else 0
@@ -235,10 +236,19 @@ def fit(
     theta = np.asarray(result.x, dtype=np.float64)
     _, final_grad = objective(theta)
     r, alpha_s, a, b = _params_from_log(theta)
-    inside = bool(np.all(np.abs(theta) < LOG_PARAM_BOUND - 1e-6))
+    # a and b may end on the search box: the likelihood still rises as they grow (or a shrinks)
+    # towards the limit of a dropout probability near 0, a valid model (the NBD of FHL section 2).
+    # Such a bound counts as converged when the gradient only pushes outwards (projected gradient).
+    upper = theta >= LOG_PARAM_BOUND - 1e-6
+    lower = theta <= -LOG_PARAM_BOUND + 1e-6
+    outward = (upper & (final_grad < 0)) | (lower & (final_grad > 0))
+    projected = np.where(outward, 0.0, final_grad)
+    rate_inside = bool(np.all(~(upper | lower)[:2]))
     params = BetaGeoParams(r, alpha_s * scale, a, b)
     ll = log_likelihood(params, x_u, t_x_u, T_u, counts)
-    converged = bool(inside and np.isfinite(ll) and float(np.max(np.abs(final_grad))) < GRADIENT_TOLERANCE)
+    converged = bool(
+        rate_inside and np.isfinite(ll) and float(np.max(np.abs(projected))) < GRADIENT_TOLERANCE
+    )
     return BetaGeoParams(
         r=r,
         alpha=alpha_s * scale,
@@ -386,12 +396,17 @@ def _quadrature(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> FloatArr
     log_p = log_expit(s)
     log_q = log_p - s
     with np.errstate(divide="ignore", under="ignore"):
-        growth = big_r[:, None] * np.log1p(np.exp(log_p) * u[:, None])
-        log_f = (
-            (a - 1.0) * log_p + beta[:, None] * log_q - betaln(a, beta)[:, None] + np.log(-np.expm1(-growth))
-        )
+        # ln(1 - (1 + p u)^-R) in log space where p u underflows: a dropout distribution with a
+        # tiny ``a`` keeps most of its mass at p below 1e-308 (the limit of no dropout)
+        log_pu = log_p + np.log(u)[:, None]
+        log_log1p = np.where(log_pu < -30.0, log_pu, np.log(np.log1p(np.exp(np.minimum(log_pu, 700.0)))))
+        log_growth = np.log(big_r)[:, None] + log_log1p
+        small = log_growth < -30.0
+        log_gain = np.where(small, log_growth, np.log(-np.expm1(-np.exp(np.where(small, 0.0, log_growth)))))
+        log_f = (a - 1.0) * log_p + beta[:, None] * log_q - betaln(a, beta)[:, None] + log_gain
     f = np.exp(log_f)
     # the infinite trapezoid sum: the grid plus the geometric sums of the exponential tails beyond it
-    left_tail = f[:, 0] / np.expm1(a * step)
-    right_tail = f[:, -1] / np.expm1(beta * step)
+    with np.errstate(over="ignore"):  # a steep tail's sum is its first term: f / inf = 0 beyond
+        left_tail = f[:, 0] / np.expm1(a * step)
+        right_tail = f[:, -1] / np.expm1(beta * step)
     return np.asarray(step * (np.sum(f, axis=1) + left_tail + right_tail), dtype=np.float64)

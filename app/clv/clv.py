@@ -80,8 +80,10 @@ def _purchase_model_problem(params: BetaGeoParams) -> str | None:
     values = (params.r, params.alpha, params.a, params.b)
     if not all(math.isfinite(v) and v > 0 for v in values):
         return "the purchase-frequency model (BG/NBD) gave unusable parameters"
-    if max(params.r, params.a, params.b) > 1e5 or min(params.r, params.a, params.b) < 1e-5:
+    if not 1e-5 <= params.r <= 1e5:
         return "the purchase-frequency model (BG/NBD) reached an extreme; the order history is too uniform"
+    # Very large a and b (or a tiny a) are the limit where customers hardly ever stop buying:
+    # a valid model whose predictions stay exact (``bgnbd.expected_purchases``), kept.
     return None
 
 

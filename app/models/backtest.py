@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, Text
+from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -10,8 +10,10 @@ from app.models.shop import ShopId
 
 
 class Backtest(Base):
-    """The accuracy screen: the shop's models fitted up to `calibration_end`, their forecast of the
-    days up to `holdout_end` against what happened, next to the naive "same rate as before"."""
+    """The accuracy screen: the method the shop's CLV comes from (`method`: the models fitted up to
+    `calibration_end`, or the segment formula as of that day), its forecast of the days up to
+    `holdout_end` against what happened, next to the naive "same rate as before". `method` NULL:
+    nothing measured, `reasons` says why. Orders are counted as purchase days (days with an order)."""
 
     __tablename__ = "backtests"
 
@@ -24,6 +26,7 @@ class Backtest(Base):
     holdout_end: Mapped[date] = mapped_column(Date)
     customers: Mapped[int] = mapped_column(Integer)
     model_used: Mapped[bool] = mapped_column(Boolean)
+    method: Mapped[str | None] = mapped_column(String(16))  # "model", "segment_formula" or NULL
     reasons: Mapped[str | None] = mapped_column(Text)
     predicted_orders: Mapped[float] = mapped_column(Float)
     actual_orders: Mapped[float] = mapped_column(Float)

@@ -10,10 +10,12 @@ from app.models.shop import ShopId
 
 
 class ClvFit(Base):
-    """One fit of the shop's CLV models (BG/NBD + Gamma-Gamma), kept as history; the newest is used.
+    """One fit of the shop's CLV models (BG/NBD + Gamma-Gamma), kept as history; the newest usable
+    one is used, so a fit that fails soft does not replace it.
 
-    `usable` false means no purchase model: `reasons` says why in plain words and the predictions
-    use the segment formula. Parameters are per day (BG/NBD) and in shop currency (Gamma-Gamma)."""
+    `usable` false means no purchase model: `reasons` says why in plain words; without any usable
+    fit the predictions use the segment formula. Parameters are per day (BG/NBD) and in shop
+    currency (Gamma-Gamma)."""
 
     __tablename__ = "clv_fits"
 

@@ -97,6 +97,13 @@ def _days_to_us(days: Array) -> Array:
     return (days.astype(np.int64) * US_PER_DAY - PG_EPOCH_US).astype(np.int64)
 
 
+def _next_order_us(today: int, horizon: float, predicted_orders: Array, likely: Array) -> Array:
+    """The expected next order date (``rules.days_to_next_order``) as µs, NULL_TIME where none."""
+    days = rules.days_to_next_order(predicted_orders, likely, horizon, NEXT_ORDER_CAP_DAYS)
+    known = ~np.isnan(days)
+    return np.where(known, _days_to_us(today + np.where(known, days, 0).astype(np.int64)), NULL_TIME)
+
+
 # --------------------------------------------------------------------------------------------
 # Which customers, and their inputs from the ledger
 
@@ -256,6 +263,7 @@ def score_customers(
     settings: ScoringSettings,
     models: clv.ShopModels | None,
     fit: ClvFit | None,
+    newest_fit: ClvFit | None = None,
     shop_level: shop_metrics_rules.ShopMetrics | None,
     refit_from: RefitFrom | None = None,
 ) -> Scores:
@@ -306,31 +314,33 @@ def score_customers(
         predicted_orders[recompute] = predictions.predicted_orders
         churn_risk[recompute] = predictions.churn_risk
         p_alive[recompute] = predictions.probability_alive
-        wait = np.ceil(predictions.time_to_next_order)
-        next_order_us[recompute] = np.where(
-            wait <= NEXT_ORDER_CAP_DAYS, _days_to_us(today + wait.astype(np.int64)), NULL_TIME
-        )
         clv_source[recompute] = 1
+        dated = recompute
     else:
-        # Segment formula: each customer is worth their segment's yearly value over the horizon.
-        per_segment = len(rules.SEGMENT_CODES)
-        members = np.maximum(_segment_sums(segment, None, per_segment), 1)
-        yearly_value = _segment_sums(segment, spent_last_year, per_segment) / members
-        yearly_orders = _segment_sums(segment, orders_last_year.astype(np.float64), per_segment) / members
-        rows_segment = segment[recompute].astype(np.intp)
-        predicted_clv[recompute] = yearly_value[rows_segment] * horizon / 365.0
-        predicted_orders[recompute] = yearly_orders[rows_segment] * horizon / 365.0
-        churn_risk[recompute] = np.clip(
-            days_since[recompute] / (thresholds.lapsed_intervals * interval), 0, 1
+        # The fallback, for every buyer on every rescore: one order moves its segment's rates and
+        # other customers' segments. Each customer is worth their segment's yearly value over the
+        # horizon, times the chance they are still buying (1 - churn risk, from the days since their
+        # last order against the shop's typical interval), so churn and predictions agree.
+        predicted_clv, predicted_orders, churn_risk = fallback_predictions(
+            segment, spent_last_year, orders_last_year, days_since, interval, horizon, thresholds
         )
-        gap = cust["average_days_between_orders"][recompute]
-        gap = np.where(np.isfinite(gap) & (gap > 0), gap, interval)
-        due = np.maximum(cust["last_day"][recompute] + np.ceil(gap).astype(np.int64), today)
-        next_order_us[recompute] = _days_to_us(due)
-        clv_source[recompute] = 0
+        clv_source = np.zeros(n, dtype=np.int16)
+        dated = np.arange(n)
     predicted_clv = np.round(np.clip(np.nan_to_num(predicted_clv), 0, clv.MAX_MONEY), 2)
     predicted_orders = np.round(np.clip(np.nan_to_num(predicted_orders), 0, clv.MAX_ORDERS), 2)
     churn_risk = np.round(np.clip(churn_risk, 0, 1), 2)
+    next_order_us[dated] = _next_order_us(
+        today,
+        horizon,
+        predicted_orders[dated],
+        rules.likely_to_return(
+            cust["orders_count"][dated],
+            days_since[dated],
+            churn_risk[dated] if models is not None else None,
+            interval,
+            thresholds,
+        ),
+    )
 
     # Stages: recomputed customers move; the others keep theirs until the next full rescore.
     previous = cust["stage"].astype(np.int64)
@@ -462,6 +472,7 @@ def score_customers(
         models,
         fit,
     )
+    metrics["clv"]["reasons"] = clv_reasons(fit, newest_fit)
     segments = segment_table(
         settings,
         segment,
@@ -511,6 +522,38 @@ def _stage_moves(ids: Array, logged: Array, previous: Array, by_behaviour: Array
     )
 
 
+def fallback_predictions(
+    segment: Array,
+    spent_last_year: Array,
+    orders_last_year: Array,
+    days_since: Array,
+    interval: float,
+    horizon: float,
+    thresholds: rules.StageThresholds,
+) -> tuple[Array, Array, Array]:
+    """(predicted CLV, predicted orders, churn risk) of the segment formula, for every customer:
+    churn risk = days since the last order / (``lapsed_intervals`` × the typical interval), capped
+    at 1 and rounded to hundredths; predicted CLV = the segment's spend of the last 365 days per
+    customer × horizon / 365 × (1 - churn risk); predicted orders the same with the segment's
+    orders (the live fallback and its backtest both call this)."""
+    per_segment = len(rules.SEGMENT_CODES)
+    members = np.maximum(_segment_sums(segment, None, per_segment), 1)
+    yearly_value = (
+        _segment_sums(segment, np.asarray(spent_last_year, dtype=np.float64), per_segment) / members
+    )
+    yearly_orders = (
+        _segment_sums(segment, np.asarray(orders_last_year, dtype=np.float64), per_segment) / members
+    )
+    churn = np.round(np.clip(days_since / (thresholds.lapsed_intervals * interval), 0, 1), 2)
+    still_buying = 1.0 - churn
+    codes = segment.astype(np.intp)
+    return (
+        yearly_value[codes] * horizon / 365.0 * still_buying,
+        yearly_orders[codes] * horizon / 365.0 * still_buying,
+        churn,
+    )
+
+
 def segment_table(
     settings: ScoringSettings,
     segment: Array,
@@ -525,8 +568,10 @@ def segment_table(
 
     Per segment (and for the whole shop): AOV = revenue / orders; purchase frequency = orders of the
     last 365 days per customer; customer value = AOV × frequency = last year's sales per customer;
-    formula CLV = customer value × lifespan; LTV:CAC = formula CLV / CAC; max CPC = formula CLV ×
-    conversion rate (None without CAC / conversion rate)."""
+    formula CLV = customer value × lifespan. The acquisition economics look forward, so that a
+    segment is not "healthy" for what it spent in the past: LTV:CAC = average predicted CLV (over
+    the horizon) / CAC; max CPC = average predicted CLV × conversion rate (None without CAC /
+    conversion rate)."""
     from decimal import Decimal
 
     def money(value: float | None, places: int = 2) -> Decimal | None:
@@ -564,6 +609,7 @@ def segment_table(
         frequency = float(last_year_orders[position]) / customers if customers else None
         value = float(last_year_sales[position]) / customers if customers else None
         formula = value * settings.lifespan_years if value is not None else None
+        forward = float(clv_sums[position]) / customers if customers else None
         rows.append(
             {
                 "segment": name,
@@ -579,9 +625,9 @@ def segment_table(
                 "purchase_frequency": frequency,
                 "customer_value": money(value),
                 "formula_clv": money(formula),
-                "ltv_to_cac": formula / cac if formula is not None and cac else None,
-                "max_cpc": money(formula * settings.conversion_rate)
-                if formula is not None and settings.conversion_rate is not None
+                "ltv_to_cac": forward / cac if forward is not None and cac else None,
+                "max_cpc": money(forward * settings.conversion_rate)
+                if forward is not None and settings.conversion_rate is not None
                 else None,
                 "computed_at": now,
             }
@@ -645,6 +691,21 @@ def rfm_grid(
 
 def _thirds_group_of_sum(total: int) -> str:
     return next(name for name, (low, high) in THIRDS_GROUP_SUMS.items() if low <= total <= high)
+
+
+def clv_reasons(used: ClvFit | None, newest: ClvFit | None) -> list[str]:
+    """Why the CLV comes from where it does, in plain words: the newest fit's reasons when no fit
+    is usable; when the newest failed but an older one is kept, that it is kept and why."""
+    if newest is None:
+        return ["no model fitted yet"]
+    reasons = (newest.reasons or "").splitlines()
+    if used is None or used.id == newest.id:
+        return reasons
+    kept = f"the newest fit ({newest.fitted_at:%Y-%m-%d}) could not be used"
+    return [
+        f"{kept}: {'; '.join(reasons)}" if reasons else kept,
+        f"the fit of {used.fitted_at:%Y-%m-%d} is kept",
+    ]
 
 
 def _metrics_json(

@@ -18,9 +18,11 @@ from app.clv import clv
 from app.clv.bgnbd import BetaGeoParams
 from app.clv.gamma_gamma import GammaGammaParams
 from app.models import Backtest, ClvFit
-from app.scoring import load
+from app.scoring import compute, load, rules
+from app.scoring import metrics as shop_metrics
 from app.scoring import repository as repo
 from app.scoring.compute import date_of, to_jsonable
+from app.settings.schemas import ScoringSettings
 from app.settings.service import get_settings
 
 log = logging.getLogger(__name__)
@@ -116,20 +118,51 @@ def run_backtest(
     value: Array,
     today: int,
 ) -> Backtest:
+    """Backtest the method the shop's CLV comes from (the model when a usable fit is in use, else
+    the segment formula) on the shop's own orders, next to the naive forecast; with too little
+    history, or when the model cannot be fitted on the orders up to the cut-off, store why instead
+    of numbers (``method`` NULL)."""
     settings = get_settings(session, shop_id)
+    on_model = repo.fit_in_use(session, shop_id) is not None
     window = backtest_window(int(day.min()) if day.size else today, today, settings.clv_horizon_days)
     zero = clv_backtest.ForecastAccuracy(0.0, 0.0, 0.0, 0.0)
     result: clv_backtest.BacktestResult | None = None
-    reasons: str | None
+    method: str | None = None
+    reasons: str | None = None
+    predicted_days = predicted_revenue = np.zeros(0)
     if window is None:
-        reasons = f"less than {BACKTEST_MIN_HISTORY_DAYS} days of orders; nothing to hold out yet"
         cut, end = today, today
+        reasons = (
+            f"the backtest needs {BACKTEST_MIN_HISTORY_DAYS} days of orders to hold some out; "
+            f"the first order counted is {today - int(day.min())} days old"
+            if day.size
+            else "no orders counted yet"
+        )
     else:
         cut, end = window
         result = clv_backtest.backtest(customer, day, value, float(cut), float(end))
-        reasons = "\n".join(result.reasons) or None
+        if result.customer.size == 0:
+            reasons = f"no customer had ordered by {date_of(cut):%b %-d, %Y}, the cut-off"
+        elif not result.actual_orders.any():
+            reasons = (
+                f"no customer known on {date_of(cut):%b %-d, %Y} ordered after it; nothing to compare with"
+            )
+        elif on_model and not result.model_used:
+            reasons = (
+                f"the model could not be fitted on the orders up to {date_of(cut):%b %-d, %Y}: "
+                + "; ".join(result.reasons)
+            )
+        elif on_model:
+            method = "model"
+            predicted_days, predicted_revenue = result.predicted_orders, result.predicted_revenue
+        else:
+            method = "segment_formula"
+            predicted_days, predicted_revenue = fallback_forecast(
+                customer, day, value, cut, end - cut, settings
+            )
+    measured = result if method is not None else None
     by_frequency: list[dict[str, Any]] = []
-    if result is not None:
+    if measured is not None:
         calibration = clv_backtest.summarise_transactions(customer, day, value, float(cut))
         bucket = np.minimum(calibration.x, 7).astype(np.intp)
         for k in range(8):
@@ -139,22 +172,24 @@ def run_backtest(
                     {
                         "repeat_orders": f"{k}+" if k == 7 else str(k),
                         "customers": int(np.count_nonzero(member)),
-                        "actual": float(result.actual_orders[member].mean()),
-                        "predicted": float(result.predicted_orders[member].mean()),
-                        "naive": float(result.naive_orders[member].mean()),
+                        "actual": float(measured.actual_orders[member].mean()),
+                        "predicted": float(predicted_days[member].mean()),
+                        "naive": float(measured.naive_orders[member].mean()),
                     }
                 )
-    orders_acc = result.orders if result else zero
-    revenue_acc = result.revenue if result else zero
-    naive_orders = result.naive_orders_accuracy if result else zero
-    naive_revenue = result.naive_revenue_accuracy if result else zero
+    compare = clv_backtest.ForecastAccuracy.compare
+    orders_acc = compare(predicted_days, measured.actual_orders) if measured else zero
+    revenue_acc = compare(predicted_revenue, measured.actual_revenue) if measured else zero
+    naive_orders = measured.naive_orders_accuracy if measured else zero
+    naive_revenue = measured.naive_revenue_accuracy if measured else zero
     row = {
         "shop_id": shop_id,
         "computed_at": now,
         "calibration_end": date_of(cut),
         "holdout_end": date_of(end),
-        "customers": int(result.customer.size) if result else 0,
-        "model_used": bool(result.model_used) if result else False,
+        "customers": int(measured.customer.size) if measured else 0,
+        "model_used": method == "model",
+        "method": method,
         "reasons": reasons,
         "predicted_orders": orders_acc.predicted_total,
         "actual_orders": orders_acc.actual_total,
@@ -173,6 +208,45 @@ def run_backtest(
         "by_frequency": _json(by_frequency),
     }
     return repo.add_backtest(session, row)
+
+
+def fallback_forecast(
+    customer: Array, day: Array, value: Array, cut: int, holdout_days: int, settings: ScoringSettings
+) -> tuple[Array, Array]:
+    """The segment formula as it stood on day ``cut`` (``compute.fallback_predictions`` on the
+    orders up to it): per customer known by then, sorted by id, the purchase days and the revenue
+    it predicts for the ``holdout_days`` after. Purchase days (days with an order) stand for orders,
+    as the backtest counts them."""
+    keep = day <= cut
+    ids, index = np.unique(customer[keep], return_inverse=True)
+    d, v = day[keep].astype(np.int64), value[keep].astype(np.float64)
+    n = ids.size
+    orders = np.bincount(index, minlength=n).astype(np.float64)
+    spent = np.bincount(index, weights=v, minlength=n)
+    first = np.full(n, np.iinfo(np.int64).max)
+    last = np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(first, index, d)
+    np.maximum.at(last, index, d)
+    year = d > cut - 365
+    spent_year = np.bincount(index[year], weights=v[year], minlength=n)
+    days_year = np.unique(index[year] * (cut + 1) + d[year]) // (cut + 1)
+    purchase_days_year = np.bincount(days_year, minlength=n).astype(np.float64)
+    if settings.window_days is None:
+        frequency, monetary = orders, spent
+    else:
+        inside = d > cut - settings.window_days
+        frequency = np.bincount(index[inside], minlength=n).astype(np.float64)
+        monetary = np.bincount(index[inside], weights=v[inside], minlength=n)
+    days_since = (cut - last).astype(np.float64)
+    segment = rules.score_quintile(days_since, frequency, monetary, settings.segment_grid).segment
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = np.where(orders >= 2, (last - first) / np.maximum(orders - 1, 1), np.nan)
+    thresholds = rules.StageThresholds()
+    interval = rules.typical_interval(shop_metrics.median_days_between_orders(gaps), thresholds)
+    revenue, purchase_days, _ = compute.fallback_predictions(
+        segment, spent_year, purchase_days_year, days_since, interval, float(holdout_days), thresholds
+    )
+    return purchase_days, revenue
 
 
 def _json(value: Any) -> str:

@@ -48,6 +48,17 @@ def fit_by_id(session: Session, shop_id: int, fit_id: int) -> ClvFit | None:
     return session.scalar(select(ClvFit).where(ClvFit.shop_id == shop_id, ClvFit.id == fit_id))
 
 
+def fit_in_use(session: Session, shop_id: int) -> ClvFit | None:
+    """The newest usable fit: the one predictions come from. A newer fit that failed soft does not
+    replace it, so a shop does not flip between the model and the segment formula."""
+    return session.scalar(
+        select(ClvFit)
+        .where(ClvFit.shop_id == shop_id, ClvFit.usable)
+        .order_by(ClvFit.fitted_at.desc(), ClvFit.id.desc())
+        .limit(1)
+    )
+
+
 def add_fit(session: Session, row: dict[str, Any]) -> ClvFit:
     fit = ClvFit(**row)
     session.add(fit)

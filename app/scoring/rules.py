@@ -495,6 +495,43 @@ def lifecycle_stages(
     return StageResult(stage=stage, changed=stage != previous, typical_interval_days=interval)
 
 
+def likely_to_return(
+    orders_count: npt.ArrayLike,
+    days_since_last_order: npt.ArrayLike,
+    churn_risk: npt.ArrayLike | None,
+    typical_interval_days: float,
+    thresholds: StageThresholds = StageThresholds(),
+) -> Flags:
+    """Whether a customer is more likely still buying than gone, as the stages judge it: the model's
+    probability alive (1 - ``churn_risk``) is at least ``alive_probability`` for customers with two
+    or more orders; for one-order customers (the model's P(alive) is 1 for them, see
+    :func:`lifecycle_stages`) and without a model (``churn_risk`` None), the last order is at most
+    ``at_risk_intervals`` typical intervals ago."""
+    orders = _as_int(orders_count, "orders_count")
+    days = _as_float(days_since_last_order, "days_since_last_order")
+    recent = days <= thresholds.at_risk_intervals * typical_interval_days
+    if churn_risk is None:
+        return recent
+    churn = _as_float(churn_risk, "churn_risk")
+    return np.where(orders >= 2, churn <= 1.0 - thresholds.alive_probability, recent)
+
+
+def days_to_next_order(
+    predicted_orders: npt.ArrayLike, likely: npt.ArrayLike, horizon_days: float, cap_days: float
+) -> FloatArray:
+    """Whole days from today to the expected next order; NaN for none ("unlikely to return").
+
+    A customer ``likely`` to return (:func:`likely_to_return`) is expected at the predicted spacing of
+    their orders, the horizon over the orders predicted in it, rounded up: within the horizon exactly
+    when one order or more is predicted in it, and never today. Nobody else gets a date, nor anyone
+    whose spacing is beyond ``cap_days`` (or who has no predicted order)."""
+    orders = _as_float(predicted_orders, "predicted_orders")
+    flags = np.asarray(likely, dtype=np.bool_)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        days = np.ceil(horizon_days / orders)
+    return np.where(flags & (orders > 0) & (days <= cap_days), np.maximum(days, 1.0), np.nan)
+
+
 # --------------------------------------------------------------------------------------------
 # Behaviour segments
 

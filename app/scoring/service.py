@@ -5,8 +5,8 @@ A rescore loads the shop's buyers as arrays (``load``), computes with pure funct
 (``compute``: the rules of ``rules`` / ``metrics`` and ``app.clv``), and writes back only the
 customers whose stored values changed (``store``). Two modes:
 
-* full — every customer from the ledger: windowed F/M, CLV inputs, predictions from the newest fit,
-  stages (time passes: recency and P(alive) move), behaviour flags, metrics and the cohort table.
+* full — every customer from the ledger: windowed F/M, CLV inputs, predictions from the newest
+  usable fit, stages (time passes: recency and P(alive) move), behaviour flags, metrics and the cohort table.
   Run daily, after a settings change, after a new fit, and on a shop's first scoring.
 * incremental — after webhooks marked customers "to score": those customers get new inputs,
   predictions and stages; every customer's relative scores (quintiles, top 10%) are recomputed from
@@ -44,7 +44,7 @@ from app.scoring.cache import RescoreCache
 from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS, shop_day
 from app.scoring.compute import MONEY_CAP
 from app.scoring.load import shop_timezone
-from app.scoring.repository import latest_backtest, latest_fit
+from app.scoring.repository import fit_in_use, latest_backtest, latest_fit
 from app.scoring.store import erase_customer, lock_scores
 from app.settings.service import get_settings, settings_updated_at
 from app.vocabulary import ALL_CUSTOMERS
@@ -185,7 +185,8 @@ def _rescore_shop(
     inputs = compute.ledger_inputs(cust, recompute, position, day, value, today, settings.window_days)
     del position, day, value
     newest_fit = repo.latest_fit(session, shop_id)
-    models = fit.models_from_fit(newest_fit)
+    used_fit = repo.fit_in_use(session, shop_id)
+    models = fit.models_from_fit(used_fit)
     stored_metrics = _stored_metrics(last)
     scores = compute.score_customers(
         shop_id,
@@ -196,9 +197,10 @@ def _rescore_shop(
         now=now,
         settings=settings,
         models=models,
-        fit=newest_fit,
+        fit=used_fit,
+        newest_fit=newest_fit,
         shop_level=shop_level,
-        refit_from=_refit_from(session, shop_id, stored_metrics, newest_fit if models is not None else None),
+        refit_from=_refit_from(session, shop_id, stored_metrics, used_fit if models is not None else None),
     )
     del inputs
     if shop_level is None:  # the order-history metrics of the last full rescore stay, with its time
@@ -329,6 +331,7 @@ __all__ = [
     "erase_customer",
     "fit_shop",
     "latest_backtest",
+    "fit_in_use",
     "latest_fit",
     "lock_scores",
     "rescore_shop",

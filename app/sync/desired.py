@@ -37,6 +37,7 @@ METAFIELD_TYPES: dict[str, str] = {
     "lifecycle_stage": "single_line_text_field",
     "predicted_clv": "number_decimal",
     "historic_clv": "number_decimal",
+    "total_clv": "number_decimal",
     "churn_risk": "number_decimal",
     "next_order_date": "date",
 }
@@ -88,14 +89,20 @@ def _decimal(value: Decimal, places: str) -> str:
 
 
 def desired_state(values: CustomerValues, prefixes: TagPrefixes) -> DesiredState:
+    """Shopify's values for one customer. Total CLV is the sum of the two written amounts, so the
+    three metafields add up as the merchant reads them; no next-order date ("unlikely to return")
+    means no ``next_order_date`` metafield, which the sync then deletes if it wrote one before."""
+    historic = _decimal(values.historic_clv, "0.01")
+    predicted = _decimal(values.predicted_clv, "0.01")
     metafields = {
         "rfm_recency": str(int(values.recency_score)),
         "rfm_frequency": str(int(values.frequency_score)),
         "rfm_monetary": str(int(values.monetary_score)),
         "rfm_segment": values.segment,
         "lifecycle_stage": values.stage,
-        "predicted_clv": _decimal(values.predicted_clv, "0.01"),
-        "historic_clv": _decimal(values.historic_clv, "0.01"),
+        "predicted_clv": predicted,
+        "historic_clv": historic,
+        "total_clv": str(Decimal(historic) + Decimal(predicted)),
         "churn_risk": _decimal(Decimal(str(min(max(values.churn_risk, 0.0), 1.0))), "0.0001"),
     }
     next_order = values.expected_next_order_at

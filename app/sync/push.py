@@ -67,6 +67,7 @@ LABELS: Final = {
     "lifecycle_stage": "lifecycle stage",
     "predicted_clv": "predicted CLV",
     "historic_clv": "historic CLV",
+    "total_clv": "total CLV",
     "churn_risk": "churn risk",
     "next_order_date": "next order date",
 }

@@ -129,3 +129,52 @@ def test_scores_are_finite_and_in_range_for_extreme_customers(x, share, T, m, ho
     p = clv.score_customers(models, [x], [t_x], [T], [m], horizon=horizon)
     assert _all_finite(p)
     assert 0 <= p.probability_alive[0] <= 1 and p.predicted_orders[0] >= 0 and p.predicted_clv[0] >= 0
+
+
+def _buyers_who_never_stop(seed: int, customers: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Customers buying as Poisson processes (rates ~ Gamma) who never drop out: BG/NBD's a, b run
+    to the edge where the dropout probability is ~0."""
+    rng = np.random.default_rng(seed)
+    x, t_x, T = np.zeros(customers), np.zeros(customers), np.zeros(customers)
+    for i in range(customers):
+        T[i] = np.floor(rng.uniform(100, 400))
+        rate, t, last, n = rng.gamma(4, 1 / 200), 0.0, 0.0, 0
+        while (t := t + rng.exponential(1 / rate)) <= T[i]:
+            n, last = n + 1, t
+        x[i], t_x[i] = n, np.floor(last) if n else 0.0
+    return x, t_x, T
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_no_dropout_limit_of_large_a_b_is_a_usable_model(seed: int) -> None:
+    x, t_x, T = _buyers_who_never_stop(seed)
+    models = clv.fit_shop_models(x, t_x, T, np.where(x > 0, 40.0 + x, 0.0))
+    assert models.usable, models.reasons
+    bg = models.purchases
+    assert bg is not None and bg.converged
+    assert bg.a / (bg.a + bg.b) < 1e-2  # dropout ~ 0: a, b grew very large (or a vanished)
+    predictions = clv.score_customers(models, x, t_x, T, np.where(x > 0, 40.0 + x, 0.0), 365.0)
+    assert _all_finite(predictions)
+    assert float(np.median(predictions.probability_alive)) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(1.5e-6, 8.3e4), (3e-7, 1.6e5), (1e4, 1e9), (1e4, 3e6)],
+    ids=["a-tiny", "a-tinier", "b-huge", "both-large"],
+)
+def test_expected_purchases_at_the_no_dropout_limit_are_the_gamma_poisson_expectation(
+    a: float, b: float
+) -> None:
+    """As a, b reach the no-dropout edge the dropout probability is a point mass at p = a / (a + b + x)
+    (0 for a tiny a), and an alive customer with rate ~ Gamma(r + x, alpha + T) makes
+    (1 - (1 + p u)^-(r + x)) / p purchases in t, u = t / (alpha + T): (r + x) u when p = 0
+    (FHL eq. 10 at that edge)."""
+    params = BetaGeoParams(r=3.0, alpha=180.0, a=a, b=b)
+    x, t_x, T = np.array([0.0, 3.0, 10.0]), np.array([0.0, 50.0, 300.0]), np.array([100.0, 200.0, 320.0])
+    u, big_r = 365.0 / (params.alpha + T), params.r + x
+    p = a / (a + b + x) if a > 1 else np.zeros(3)
+    if_alive = np.where(p > 0, -np.expm1(-big_r * np.log1p(p * u)) / np.where(p > 0, p, 1.0), big_r * u)
+    expected = bgnbd.probability_alive(params, x, t_x, T) * if_alive
+    got = bgnbd.expected_purchases(params, 365.0, x, t_x, T)
+    assert got == pytest.approx(expected, rel=2e-3)

@@ -76,7 +76,7 @@ def test_each_fit_stores_a_backtest_against_the_naive_forecast(session: Session)
     service.fit_shop(session, shop_id, NOW)
     session.commit()
     backtest = scoring_repo.latest_backtest(session, shop_id)
-    assert backtest is not None and backtest.model_used
+    assert backtest is not None and backtest.model_used and backtest.method == "model"
     first = session.scalar(select(func.min(Order.ordered_at)).where(Order.shop_id == shop_id))
     assert first is not None
     held_out = (NOW.date() - first.date()).days // 3  # the last third of the history
@@ -108,8 +108,10 @@ def test_a_shop_with_less_than_90_days_of_orders_gets_a_backtest_that_says_so(
     service.fit_shop(session, five_customer_shop, at("2025-07-01"))
     session.commit()
     backtest = scoring_repo.latest_backtest(session, five_customer_shop)
-    assert backtest is not None and not backtest.model_used
-    assert backtest.reasons == "less than 90 days of orders; nothing to hold out yet"
+    assert backtest is not None and not backtest.model_used and backtest.method is None
+    assert backtest.reasons == (
+        "the backtest needs 90 days of orders to hold some out; the first order counted is 30 days old"
+    )
 
 
 def test_a_day_old_fit_or_a_grown_ledger_schedules_a_new_fit(session: Session) -> None:

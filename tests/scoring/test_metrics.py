@@ -32,15 +32,20 @@ def test_the_segments_table_holds_counts_shares_formula_clv_and_acquisition_econ
     assert shop.purchase_frequency == pytest.approx(7 / 5)
     assert shop.customer_value == Decimal("64.00")
     assert shop.formula_clv == Decimal("192.00")  # × 3 years
-    assert shop.ltv_to_cac == pytest.approx(192 / 50)
-    assert shop.max_cpc == Decimal("3.84")  # 192 × 2 %
-    loyal = rows["Loyal"]  # c4: 3 orders, 100 last year
+    # The acquisition economics look forward: predicted CLV over the horizon, not the past's formula.
+    assert shop.average_predicted_clv is not None
+    assert shop.ltv_to_cac == pytest.approx(float(shop.average_predicted_clv) / 50, abs=1e-3)
+    assert shop.max_cpc == (shop.average_predicted_clv * Decimal("0.02")).quantize(Decimal("0.01"))
+    loyal = rows["Loyal"]  # c4: 3 orders, 100 last year, 31 days ago: predicted 100 × (1 - 0.10)
     assert (loyal.customers, loyal.customer_share, loyal.revenue_share) == (1, 0.2, pytest.approx(100 / 820))
-    assert (loyal.average_order_value, loyal.formula_clv, loyal.max_cpc) == (
+    assert (loyal.average_order_value, loyal.formula_clv, loyal.average_predicted_clv, loyal.max_cpc) == (
         Decimal("33.33"),
         Decimal("300.00"),
-        Decimal("6.00"),
+        Decimal("90.00"),
+        Decimal("1.80"),
     )
+    # 300 / 50 = 6:1 on its three-year formula, but 90 / 50 = 1.8:1 on what it is expected to spend
+    assert loyal.ltv_to_cac == pytest.approx(1.8)
     assert rows["Champions"].customers == 0 and rows["Champions"].formula_clv is None
 
 

@@ -70,9 +70,11 @@ def test_rescore_stores_historic_clv_flags_and_formula_predictions(
     assert [c for c, s in scores.items() if s.repeat_buyer] == [2, 4]
     assert [c for c, s in scores.items() if s.discount_shopper] == [4]
     assert [c for c, s in scores.items() if s.full_price_buyer] == [2]
-    # No fitted model: the segment formula, a segment's last-year sales per customer over 365 days.
+    # No fitted model: the segment formula, a segment's last-year sales per customer over 365 days,
+    # times the chance the customer is still buying (1 - churn risk).
     assert {s.clv_source for s in scores.values()} == {"segment_formula"}
-    assert scores[4].predicted_clv == Decimal("100.00")  # Loyal: c4 alone, 100 in the last year
+    assert scores[4].churn_risk == pytest.approx(0.10)  # 31 days / (4 × 80.25)
+    assert scores[4].predicted_clv == Decimal("90.00")  # Loyal: c4 alone, 100 in the last year × 0.90
     assert scores[3].predicted_clv == Decimal("0.00")  # At risk: c3's order is 365 days old
     # c5 (at risk, 182 days) is 182 / (4 × 80.25) of the way to lapsed
     assert scores[5].churn_risk == pytest.approx(0.57)

@@ -44,6 +44,7 @@ def test_metafield_values_are_strings_in_shopifys_formats() -> None:
         "lifecycle_stage": "at_risk",
         "predicted_clv": "123.46",
         "historic_clv": "80.00",
+        "total_clv": "203.46",
         "churn_risk": "0.1235",
         "next_order_date": "2026-12-24",
     }

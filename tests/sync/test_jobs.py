@@ -112,5 +112,5 @@ def test_customers_redact_removes_the_apps_metafields_and_tags_from_shopify(
 
     assert world.metafields(first) == {}
     assert world.tags(first) == ["wholesale"]
-    assert len(world.metafields(second)) == 9
+    assert len(world.metafields(second)) == 10
     assert any(t.startswith("rfm:") for t in world.tags(second))

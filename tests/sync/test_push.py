@@ -197,3 +197,29 @@ def test_a_shop_on_thirds_writes_its_groups_as_metafields_tags_and_segments(worl
     assert rfm == ["RFM · Low", "RFM · Middle", "RFM · Top"]
     assert names["RFM · Top"] == "customer_tags CONTAINS 'rfm:top'"
     assert len(names) == 3 + 5 + 2  # the groups, the stages, the CLV tiers
+
+
+def test_total_clv_is_written_as_historic_plus_predicted(world: World) -> None:
+    (customer,) = seed(world, 1)
+    world.score(customer, predicted_clv=Decimal("123.455"), historic_clv=Decimal("80.004"))
+
+    world.sync()
+
+    held = world.metafields(customer)
+    assert held["historic_clv"] == ("number_decimal", "80.00")
+    assert held["predicted_clv"] == ("number_decimal", "123.46")
+    assert held["total_clv"] == ("number_decimal", "203.46")
+
+
+def test_a_customer_unlikely_to_return_loses_the_next_order_date_in_shopify(world: World) -> None:
+    (customer,) = seed(world, 1)
+    world.score(customer)
+    world.sync()
+    assert world.metafields(customer)["next_order_date"] == ("date", "2026-04-02")
+
+    world.score(customer, expected_next_order_at=None, churn_risk=0.9)
+    world.sync()
+
+    held = world.metafields(customer)
+    assert "next_order_date" not in held
+    assert held["churn_risk"] == ("number_decimal", "0.9000")

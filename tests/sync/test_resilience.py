@@ -102,7 +102,7 @@ def test_a_throttled_reply_is_waited_out(world: World) -> None:
 
     assert [c for c in world.calls() if c.throttled]
     assert world.slept
-    assert len(world.metafields(customer)) == 8
+    assert len(world.metafields(customer)) == 9
 
 
 @pytest.mark.both_dbs
