@@ -53,7 +53,7 @@ def test_total_clv_is_spent_plus_predicted_on_the_page_and_in_the_csv(
     ):
         s = scores[int(customer_id)]
         total = Decimal(str(s.historic_clv)).quantize(Decimal("0.01")) + Decimal(str(s.predicted_clv))
-        assert cell == f"${total:,.2f}"
+        assert cell == f"€{total:,.2f}"  # the seeded shop counts in euros
     rows = list(csv.DictReader(io.StringIO(page.get(f"/app/customers.csv?{launch()}").text)))
     assert rows and {r["clv_horizon_days"] for r in rows} == {"365"}
     for r in rows:

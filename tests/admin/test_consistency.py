@@ -218,7 +218,7 @@ def test_the_accuracy_page_and_the_overview_name_the_same_method(
     assert page.get(f"/app/accuracy?{launch()}").status_code == 200
     assert accuracy["model"]["usable"] == fit.usable
     method = "the fitted model" if fit.usable else "the segment formula"
-    assert f"<strong>{method}</strong>" in overview
+    assert f'<strong id="clv-source">{method}, next ' in overview
 
 
 def test_stage_movements_this_week_are_the_live_orders_only(
