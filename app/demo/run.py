@@ -148,6 +148,7 @@ class Demo:
         self.store = DevStore(client_id=settings.shopify_api_key, client_secret=settings.shopify_api_secret)
         self.result = DemoResult()
         self._stop = threading.Event()
+        self._stream_done = threading.Event()
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._worker: Worker | None = None
@@ -239,7 +240,17 @@ class Demo:
                 break
             self._refresh_store_counts()
             self._stop.wait(1.0)
-        self._refresh_store_counts()
+        # The orders stop; the summary waits (briefly) for the sync to write the last scores, so
+        # that what Shopify holds and what the app expects are counted at the same moment.
+        self._stream_done.set()
+        stream.join(timeout=15)
+
+        def caught_up() -> bool:
+            self._refresh_store_counts()
+            self.result.metafields_expected = self._metafields_expected(factory)
+            return self.result.metafields_in_store == self.result.metafields_expected
+
+        self._wait(caught_up, timeout=30)
         self._summarise(factory)
         engine.dispose()
 
@@ -363,7 +374,7 @@ class Demo:
         customer_ids = [c.id for c in list(shop.customers.values())]
         async with httpx.AsyncClient(base_url=f"http://{self.host}:{app_port}", timeout=10) as client:
             sender = WebhookSender(client, secret=settings.shopify_api_secret, max_retries=3, base_delay=0.5)
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._stream_done.is_set():
                 if not customer_ids or (self.customers == 0 and rng.random() < NEW_BUYER_SHARE):
                     # a store that starts empty gains its buyers from the stream itself
                     customer_ids.append(self.store.create_customers(DEMO_SHOP, 1)[0].id)
