@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     webhook_max_concurrency: int | None = Field(default=None, ge=1)
     # How long a delivery may wait for its turn before a 503 (Shopify retries it later).
     webhook_slot_wait_seconds: float = Field(default=1.0, ge=0)
+    # How often the worker asks Shopify whether a bulk operation (the history import, a large
+    # sync) has finished; each check is one query against the shop's API budget
+    # (https://shopify.dev/docs/api/usage/bulk-operations/queries). The demo's local store
+    # answers at once, so it checks more often.
+    bulk_poll_seconds: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -202,6 +202,8 @@ class Demo:
             update={
                 "shopify_admin_base_url_template": f"http://{self.host}:{store_port}/shops/{{shop}}",
                 "dev_login": True,
+                # the local store finishes a bulk operation as soon as it is asked
+                "bulk_poll_seconds": 0.5,
             }
         )
         app = create_app(settings)

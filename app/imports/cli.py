@@ -59,7 +59,9 @@ def import_command(settings: Settings, domain: str, client: Callable[[], httpx.A
             factory = make_sessionmaker(engine)
             await _fresh_token(settings, factory, http, domain)
             admin = AdminClient(http, settings)
-            return await pull.run_import(factory, admin, shop_id, on_progress=_print)
+            return await pull.run_import(
+                factory, admin, shop_id, poll_interval=settings.bulk_poll_seconds, on_progress=_print
+            )
 
     progress = asyncio.run(go())
     engine.dispose()

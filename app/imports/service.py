@@ -15,6 +15,8 @@ from app.jobs import repository as jobs_repo
 from app.models import OrderImport
 
 POLL_INTERVAL_S = 5.0
+"""How often a running bulk operation is checked unless the settings say otherwise
+(``Settings.bulk_poll_seconds``)."""
 
 
 def progress_of(row: OrderImport) -> ImportProgress:
@@ -43,12 +45,12 @@ def shops_with_active_imports(session: Session) -> list[int]:
     return repo.active_import_shop_ids(session, [s.value for s in ACTIVE_STATES])
 
 
-def next_step_delay(progress: ImportProgress) -> float | None:
+def next_step_delay(progress: ImportProgress, poll_seconds: float = POLL_INTERVAL_S) -> float | None:
     """When a worker should call :func:`advance_import` again: None = finished (done or failed)."""
     if progress.state in (ImportState.done, ImportState.failed):
         return None
     if progress.state == ImportState.running:
-        return POLL_INTERVAL_S
+        return poll_seconds
     return 0.0
 
 

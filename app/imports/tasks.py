@@ -43,7 +43,7 @@ async def run_import_step(services: WorkerServices, job: JobContext) -> float | 
     progress = await pull.advance_import(
         services.factory, services.admin, job.shop_id, budget_s=STEP_BUDGET_S
     )
-    return service.next_step_delay(progress)
+    return service.next_step_delay(progress, services.settings.bulk_poll_seconds)
 
 
 async def run_reconcile(services: WorkerServices, job: JobContext) -> float | None:

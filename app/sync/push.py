@@ -50,7 +50,6 @@ DOCUMENT_FIELDS: Final = 20
 MUTATION_COST: Final = 10
 PAGE: Final = 500
 BULK_THRESHOLD: Final = 1000
-BULK_POLL_S: Final = 5.0
 STEP_BUDGET_S: Final = 60.0
 SEGMENT_NAME_TRIES: Final = 5
 APP_NAME: Final = "RFM & CLV"
@@ -719,13 +718,13 @@ async def _advance_bulk(
                 continue
             operation = await _start_bulk(admin, ctx.domain, token, phase, [line for _, line in lined])
             if operation is None:
-                return BULK_POLL_S  # another bulk mutation still runs
+                return admin.settings.bulk_poll_seconds  # another bulk mutation still runs
             await _tx(factory, service.set_bulk, ctx.shop_id, phase, operation)
         result = await admin.execute(ctx.domain, token, BULK_OPERATION, {"id": operation})
         op = result.data.get("bulkOperation") or {}
         status = op.get("status")
         if status in ("CREATED", "RUNNING", "CANCELING"):
-            return BULK_POLL_S
+            return admin.settings.bulk_poll_seconds
         url = op.get("url") or op.get("partialDataUrl")
         outcomes = await _read_results(admin, url) if url else {}
         for number, (plan, _) in enumerate(lined):

@@ -54,7 +54,8 @@ def test_the_command_refreshes_an_expired_token_and_runs_on_the_new_one(
     old = _expired_with_a_refresh_token(world)
     world.store.revoke(SHOP, old)  # an expired token: Shopify answers it with 401
 
-    assert command(world.settings, SHOP, client=_to_the_double(world)) == 0  # type: ignore[operator]
+    settings = world.settings.model_copy(update={"bulk_poll_seconds": 0.2})  # the double answers at once
+    assert command(settings, SHOP, client=_to_the_double(world)) == 0  # type: ignore[operator]
 
     new = _stored(world)
     assert new is not None and new != old
