@@ -14,6 +14,7 @@ with ``locations`` and no ``extensions``, as graphql-ruby answers them.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import os
@@ -258,15 +259,23 @@ def translate_validation_error(error: GraphQLError, ctx: _Context) -> JsonDict:
 def check_document(query: str) -> tuple[DocumentNode | None, list[JsonDict]]:
     """Parse and validate ``query`` against the Admin schema.
 
-    Returns the document and no errors, or ``None`` and the Shopify-shaped error objects.
-    """
+    Returns the document and no errors, or ``None`` and the Shopify-shaped error objects (a copy
+    the caller may change). A document's validity depends on its text alone, not on its
+    variables, so each distinct text is checked once per process: the app sends the same few
+    documents thousands of times, and graphql-core's validation of one costs milliseconds."""
+    document, errors = _checked(query)
+    return document, copy.deepcopy(list(errors))
+
+
+@lru_cache(maxsize=512)
+def _checked(query: str) -> tuple[DocumentNode | None, tuple[JsonDict, ...]]:
     try:
         document = parse(query)
     except GraphQLError as exc:
-        return None, [parse_error(exc, query)]
+        return None, (parse_error(exc, query),)
     schema = load_schema()
     errors = validate(schema, document)
     if not errors:
-        return document, []
+        return document, ()
     ctx = _Context(schema, document)
-    return None, [translate_validation_error(e, ctx) for e in errors]
+    return None, tuple(translate_validation_error(e, ctx) for e in errors)
