@@ -12,11 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from app.models import Shop
 from app.shopify.query_hmac import sign_query
+from app.shops.repository import get_by_domain
 from shopify_double import DevStore, create_devstore_app
 from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE
 from tests.fixtures.webhooks import SECRET
@@ -91,3 +94,12 @@ def launch_query(store: DevStore, shop: str = SHOP, *, id_token: str | None = No
 
 def bearer(store: DevStore, shop: str = SHOP, **claims: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {store.session_token(shop, **claims)}"}
+
+
+def reread(session: Session, shop: str = SHOP) -> Shop:
+    """The shop's row as the database now holds it (what another process just wrote)."""
+    session.rollback()
+    session.expire_all()
+    found = get_by_domain(session, shop)
+    assert found is not None
+    return found

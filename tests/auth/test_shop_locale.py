@@ -15,24 +15,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.models import Job, Shop
+from app.models import Job
 from app.scoring import service as scoring
-from app.shops.repository import get_by_domain
 from shopify_double import DevStore, WebhookSender, shop_update
 from tests.fixtures.factories import order_payload
 from tests.fixtures.webhooks import SECRET, post_webhook
 
-from .conftest import SHOP, bearer
+from .conftest import SHOP, bearer, reread
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-
-
-def reread(session: Session) -> Shop:
-    session.rollback()
-    session.expire_all()
-    shop = get_by_domain(session, SHOP)
-    assert shop is not None
-    return shop
 
 
 def full_rescores(session: Session, shop_id: int) -> list[Job]:

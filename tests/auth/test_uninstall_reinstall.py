@@ -10,24 +10,14 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
-from app.models import Shop
-from app.shops.repository import get_by_domain
 from app.shops.tokens import access_token, token_cipher
 from shopify_double import DevStore, WebhookSender
 from shopify_double.oauth import install_app, uninstall_app
 from tests.fixtures.webhooks import SECRET
 
-from .conftest import SHOP, bearer, launch_query
+from .conftest import SHOP, bearer, launch_query, reread
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-
-
-def reread(session: Session) -> Shop:
-    session.rollback()
-    session.expire_all()
-    shop = get_by_domain(session, SHOP)
-    assert shop is not None
-    return shop
 
 
 def uninstall(browser: TestClient, store: DevStore) -> None:

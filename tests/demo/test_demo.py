@@ -4,7 +4,6 @@ line of the whole run."""
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from dataclasses import replace
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.demo.run import DEMO_SHOP, Demo
+from app.demo.run import DEMO_SHOP
 from app.kit.observability import JsonFormatter
 from app.models import Customer
 from app.sync.desired import (
@@ -27,6 +26,7 @@ from app.sync.desired import (
     desired_state,
     metafields_expected,
 )
+from tests.demo.conftest import headless_demo
 
 pytestmark = pytest.mark.both_dbs
 
@@ -39,17 +39,7 @@ def test_demo_runs_the_whole_product_headless(
     settings: Settings, session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    # a Plus store's API budget: the sync's pacing is tested on its own (tests/sync), not here
-    demo = Demo(
-        settings,
-        customers=250,
-        seed=3,
-        duration=2.0,
-        port=0,
-        orders_per_second=5.0,
-        out=io.StringIO(),
-        plan="Plus",
-    )
+    demo = headless_demo(settings, customers=250, seed=3, duration=2.0)
     result = demo.run()
 
     assert result.errors == []

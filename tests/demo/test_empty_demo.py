@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 from app.config import Settings
-from app.demo.run import Demo
+from tests.demo.conftest import headless_demo
 
 
 def test_demo_of_an_empty_store_streams_orders_from_new_buyers(settings: Settings) -> None:
-    demo = Demo(
-        settings,
-        customers=0,
-        seed=7,
-        duration=1.0,
-        port=0,
-        orders_per_second=5.0,
-        out=io.StringIO(),
-        plan="Plus",
-    )
-    result = demo.run()
+    result = headless_demo(settings, customers=0, seed=7, duration=1.0).run()
 
     assert result.errors == []
     assert result.customers_generated == 0
