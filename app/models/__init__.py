@@ -13,6 +13,7 @@ from app.models.order import Order
 from app.models.order_import import OrderImport
 from app.models.order_refund import OrderRefund
 from app.models.shop import Shop
+from app.models.shop_cleanup import ShopCleanup
 from app.models.shop_metrics import ShopMetricsSnapshot
 from app.models.shop_push_state import ShopPushState
 from app.models.shop_segment import ShopSegment
@@ -41,5 +42,6 @@ __all__ = [
     "OrderImport",
     "OrderRefund",
     "Shop",
+    "ShopCleanup",
     "ShopSyncState",
 ]

@@ -30,13 +30,12 @@ from typing import Any, Final, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.kit.db import write_transaction
-from app.settings.service import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
 from app.shopify.token_crypto import TokenCipher
 from app.shops.tokens import forget_refused_token, token_cipher
 from app.sync import repository as repo
 from app.sync import service
-from app.sync.desired import TagPrefixes, removable, segment_specs
+from app.sync.desired import removable, segment_specs
 from app.sync.plan import Plan, customer_gid, plan_for
 
 log = logging.getLogger(__name__)
@@ -635,15 +634,7 @@ async def redact_customer(
     current or former prefix) from one customer, where Shopify still holds them; no record, no tag
     is removed. Reads the customer first: nothing is sent when nothing is left."""
 
-    def prefixes(session: Session) -> tuple[str, ...]:
-        settings = get_settings(session, shop_id)
-        push = repo.push_state(session, shop_id)
-        former = tuple(json.loads(push.former_prefixes)) if push is not None else ()
-        current = TagPrefixes(settings.rfm_tag_prefix, settings.stage_tag_prefix, settings.clv_tag_prefix)
-        applied = (push.rfm_prefix, push.stage_prefix, push.clv_prefix) if push is not None else ()
-        return (*current.all(), *applied, *former)
-
-    app_prefixes: tuple[str, ...] = await _tx(factory, prefixes)
+    app_prefixes: tuple[str, ...] = await _tx(factory, service.app_tag_prefixes, shop_id)
     gid = customer_gid(customer_id)
     result = await admin.execute(domain, token, REDACT_READ, {"id": gid})
     customer = result.data.get("customer")

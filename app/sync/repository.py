@@ -17,18 +17,22 @@ from app.models import (
     CustomerSyncState,
     Job,
     Shop,
+    ShopCleanup,
     ShopMetricsSnapshot,
     ShopPushState,
     ShopSettings,
     SyncedSegment,
 )
 from app.models.base import table_of
-from app.sync.desired import CustomerValues
+from app.sync.desired import CustomerValues, removable
 
 scores = table_of(CustomerScore)
 states = table_of(CustomerSyncState)
 pushes = table_of(ShopPushState)
 segments = table_of(SyncedSegment)
+cleanups = table_of(ShopCleanup)
+CLEANUP_ACTIVE = ("queued", "running")
+"""States of a clean-up (``app.sync.cleanup``) during which the sync leaves the shop alone."""
 
 MAX_ATTEMPTS = 3
 """A customer Shopify refused this many times with the same values waits until its values change."""
@@ -430,6 +434,7 @@ def shops_due(session: Session) -> list[int]:
         .where(
             Shop.uninstalled_at.is_(None),
             Shop.access_token_encrypted.is_not(None),
+            ~exists().where(cleanups.c.shop_id == Shop.shop_id, cleanups.c.state.in_(CLEANUP_ACTIVE)),
             or_(
                 ShopPushState.shop_id.is_(None),
                 ShopPushState.bulk_operation_id.is_not(None),
@@ -453,3 +458,116 @@ def shops_due(session: Session) -> list[int]:
         .order_by(Shop.shop_id)
     ).all()
     return [int(r[0]) for r in rows]
+
+
+# -- removing what the app wrote (app.sync.cleanup) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What the app recorded as written to one customer in Shopify (a running bulk mutation's
+    additions included): the tags it may remove and its metafield keys."""
+
+    customer_id: int
+    tags: tuple[str, ...]
+    metafield_keys: tuple[str, ...]
+
+
+def footprints_after(
+    session: Session, shop_id: int, after: int, limit: int, prefixes: Sequence[str]
+) -> list[Footprint]:
+    """Up to ``limit`` customers after ``after`` (by id) the app holds a record of. Tags are those
+    ``desired.removable`` allows: recorded as written by the app and in its vocabulary under one of
+    ``prefixes``; a merchant's own tags never appear, whatever their first letters."""
+    rows = session.execute(
+        select(states.c.customer_id, states.c.tags, states.c.metafields, states.c.inflight)
+        .where(states.c.shop_id == shop_id, states.c.customer_id > after)
+        .order_by(states.c.customer_id)
+        .limit(limit)
+    ).all()
+    out = []
+    for customer_id, tags_text, metafields_text, inflight_text in rows:
+        tags = set(json.loads(tags_text))
+        keys = set(json.loads(metafields_text))
+        if inflight_text is not None:  # what a bulk mutation under way may have written
+            plan = json.loads(inflight_text)
+            tags |= set(plan.get("add") or [])
+            keys |= set(plan.get("set") or {})
+        out.append(Footprint(int(customer_id), tuple(removable(tags, tags, prefixes)), tuple(sorted(keys))))
+    return out
+
+
+def cleanup(session: Session, shop_id: int, *, lock: bool = False) -> ShopCleanup | None:
+    stmt = select(ShopCleanup).where(ShopCleanup.shop_id == shop_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def cleanup_active(session: Session, shop_id: int) -> bool:
+    return bool(
+        session.scalar(
+            select(exists().where(cleanups.c.shop_id == shop_id, cleanups.c.state.in_(CLEANUP_ACTIVE)))
+        )
+    )
+
+
+def sync_job_running(session: Session, shop_id: int) -> bool:
+    """Whether a worker is running one of the shop's sync jobs right now."""
+    return bool(
+        session.scalar(
+            select(exists().where(Job.shop_id == shop_id, Job.kind == "sync", Job.state == "running"))
+        )
+    )
+
+
+def bulk_operation_in_flight(session: Session, shop_id: int) -> str | None:
+    push = push_state(session, shop_id)
+    return push.bulk_operation_id if push is not None else None
+
+
+def fold_inflight(session: Session, shop_id: int, now: datetime) -> None:
+    """A bulk sync abandoned for a clean-up: what it was asked to write joins each customer's record
+    (it may have been written), and the bulk state is cleared."""
+    for customer_id, text in inflight(session, shop_id):
+        plan = json.loads(text)
+        current = session.execute(
+            select(states.c.tags, states.c.metafields).where(
+                states.c.shop_id == shop_id, states.c.customer_id == customer_id
+            )
+        ).one()
+        tags = set(json.loads(current.tags)) | set(plan.get("add") or [])
+        metafields = dict(json.loads(current.metafields)) | dict(plan.get("set") or {})
+        session.execute(
+            update(states)
+            .where(states.c.shop_id == shop_id, states.c.customer_id == customer_id)
+            .values(
+                tags=json.dumps(sorted(tags), separators=(",", ":")),
+                metafields=json.dumps(metafields, sort_keys=True, separators=(",", ":")),
+                synced_hash=None,
+                inflight=None,
+                updated_at=now,
+            )
+        )
+    push = push_state(session, shop_id)
+    if push is not None:
+        push.bulk_phase, push.bulk_operation_id = None, None
+
+
+def record_cleanup_refusals(
+    session: Session, shop_id: int, refused: Sequence[tuple[int, bool, bool, str]], now: datetime
+) -> None:
+    """Customers a clean-up could not finish: (customer, metafields removed, tags removed, why).
+    Their record keeps only what Shopify still holds, with the refusal, and they are due again for
+    when the sync is turned back on."""
+    for customer_id, metafields_gone, tags_gone, error in refused:
+        values: dict[str, Any] = {"synced_hash": None, "error": error, "updated_at": now}
+        if metafields_gone:
+            values |= {"metafields": "{}", "digests": "{}"}
+        if tags_gone:
+            values["tags"] = "[]"
+        session.execute(
+            update(states)
+            .where(states.c.shop_id == shop_id, states.c.customer_id == customer_id)
+            .values(**values)
+        )

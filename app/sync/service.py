@@ -112,6 +112,17 @@ def forget_customer(session: Session, shop_id: int, customer_id: int, now: datet
         )
 
 
+def app_tag_prefixes(session: Session, shop_id: int) -> tuple[str, ...]:
+    """Every prefix the app's tags may carry for the shop: the settings' current ones, the ones the
+    sync last applied, and every former one (``desired.removable`` takes them)."""
+    settings = get_settings(session, shop_id)
+    push = repo.push_state(session, shop_id)
+    former = tuple(json.loads(push.former_prefixes)) if push is not None else ()
+    current = TagPrefixes(settings.rfm_tag_prefix, settings.stage_tag_prefix, settings.clv_tag_prefix)
+    applied = (push.rfm_prefix, push.stage_prefix, push.clv_prefix) if push is not None else ()
+    return (*current.all(), *applied, *former)
+
+
 # -- a run ----------------------------------------------------------------------------------------
 
 
@@ -123,10 +134,11 @@ def begin_run(session: Session, shop_id: int, now: datetime) -> RunContext | Non
     """Settle the shop's push state for a run: a prefix change in settings starts a migration (the
     old prefixes are remembered, every customer is due again). Former prefixes are kept: they only
     bound which recorded tags may be removed (``desired.removable``), and a customer Shopify refused
-    may still carry tags under them. None when the shop is gone or uninstalled."""
+    may still carry tags under them. None when the shop is gone or uninstalled, or while the
+    merchant's "remove everything this app wrote" runs."""
     shop = repo.shop(session, shop_id)
-    if shop is None or not shop.is_installed:
-        return None
+    if shop is None or not shop.is_installed or repo.cleanup_active(session, shop_id):
+        return None  # a clean-up under way owns what Shopify holds of the app (app.sync.cleanup)
     settings = get_settings(session, shop_id)
     prefixes = TagPrefixes(settings.rfm_tag_prefix, settings.stage_tag_prefix, settings.clv_tag_prefix)
     push = repo.push_state(session, shop_id, lock=True)

@@ -2,7 +2,8 @@
 
 ``sync`` is an async kind: each run is one resumable step of :func:`app.sync.push.sync_shop`
 (committing after every document), or, with a ``redact_customer`` payload, the removal of one
-customer's app metafields and tags (customers/redact). The schedule queues a sync for every
+customer's app metafields and tags (customers/redact). ``cleanup`` removes everything the app
+wrote, on the merchant's request (``app.sync.cleanup``). The schedule queues a sync for every
 installed shop whose scores were rescored or settings saved since the sync last looked:
 level-triggered, so a rescore that changed values is in Shopify a few seconds later."""
 
@@ -17,7 +18,7 @@ from app.jobs.services import WorkerServices
 from app.kit.db import write_transaction
 from app.models import Shop
 from app.shops.tokens import ReauthorizationRequired
-from app.sync import push, service
+from app.sync import cleanup, push, service
 
 SCHEDULE_EVERY_S = 5.0
 
@@ -53,5 +54,22 @@ async def run_sync(services: WorkerServices, job: JobContext) -> float | None:
     return await push.sync_shop(services.factory, services.admin, job.shop_id, token, _now)
 
 
+async def run_cleanup(services: WorkerServices, job: JobContext) -> float | None:
+    """The merchant's "remove everything this app wrote to Shopify" (``app.sync.cleanup``)."""
+    with services.factory() as session:
+        shop = session.scalar(select(Shop).where(Shop.shop_id == job.shop_id))
+        domain = shop.domain if shop is not None and shop.is_installed else None
+    if domain is None:  # uninstalled: Shopify no longer takes the app's calls; the step records why
+        return await cleanup.clean_up_shop(services.factory, services.admin, job.shop_id, "", _now)
+    try:
+        token = await services.tokens.access_token(domain)
+    except ReauthorizationRequired:
+        with write_transaction(services.factory) as session:
+            cleanup.stop_for_token(session, job.shop_id, _now())
+        return None
+    return await cleanup.clean_up_shop(services.factory, services.admin, job.shop_id, token, _now)
+
+
+register_async_kind(cleanup.CLEANUP, run_cleanup, max_attempts=5, backoff_seconds=30, lease_seconds=900)
 register_async_kind(service.SYNC, run_sync, max_attempts=5, backoff_seconds=30, lease_seconds=900)
 register_schedule("sync_due", service.enqueue_due_syncs, every_seconds=SCHEDULE_EVERY_S)
