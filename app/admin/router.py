@@ -38,7 +38,7 @@ from app.config import Settings
 from app.deps import CurrentShop, install_for, session_claims
 from app.jobs import repository as jobs_repo
 from app.kit.db import SessionDep, write_transaction
-from app.kit.errors import BadRequest
+from app.kit.errors import BadRequest, UnprocessablePayload
 from app.kit.request_body import declared_length, read_body
 from app.models import Shop
 from app.scoring import service as scoring
@@ -354,6 +354,7 @@ def _settings_context(session: Any, shop_id: int) -> dict[str, Any]:
     return {
         "current": get_settings(session, shop_id),
         "rescore_pending": jobs_repo.active(session, shop_id, scoring.RESCORE),
+        "leave": service.cleanup_offer(session, shop_id),
     }
 
 
@@ -370,6 +371,7 @@ async def settings_page(request: Request, shop: CurrentShop) -> Response:
         errors=[],
         saved=request.query_params.get("saved") == "1",
         rescore_pending=context["rescore_pending"],
+        leave=context["leave"],
         **views.settings_choices(),
     )
 
@@ -391,6 +393,7 @@ async def save_settings(request: Request, shop: CurrentShop) -> Response:
         except SettingsError as exc:
             errors.append(views.FieldError.of(exc))
     if errors:
+        leave = await _read(request, service.cleanup_offer, shop.shop_id)
         return _page(
             request,
             "settings.html",
@@ -401,9 +404,41 @@ async def save_settings(request: Request, shop: CurrentShop) -> Response:
             errors=errors,
             saved=False,
             rescore_pending=False,
+            leave=leave,
             **views.settings_choices(),
         )
     return RedirectResponse(f"/app/settings?{launch_query(request, saved=1)}", status_code=303)
+
+
+CLEANUP_CONFIRMATION = "remove"
+
+
+@router.post("/app/settings/cleanup")
+async def remove_app_data(request: Request, shop: CurrentShop) -> Response:
+    """ "Remove everything this app wrote to Shopify": the form must name the session's shop and
+    carry the confirmation box; then the sync is turned off and the removal queued (app.sync.cleanup).
+    Like every form post, it is authenticated by the session token (the launch query's id_token), which
+    a page of another site cannot forge."""
+    _check_shop_param(request, shop)
+    raw = await read_body(
+        request.receive,
+        limit=SETTINGS_MAX_BODY_BYTES,
+        declared=declared_length(request.scope["headers"], SETTINGS_MAX_BODY_BYTES),
+        timeout=SETTINGS_BODY_TIMEOUT_SECONDS,
+    )
+    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    named = form.get("shop")
+    if named is None or sanitize_shop_domain(named) != shop.domain:
+        raise UnprocessablePayload(
+            f"shop: the form must name the shop you are signed in to ({shop.domain}); nothing was removed"
+        )
+    if form.get("confirm") != CLEANUP_CONFIRMATION:
+        raise UnprocessablePayload(
+            "confirm: tick the box to confirm that everything this app wrote to Shopify is to be "
+            "removed; nothing was removed"
+        )
+    await _write(request, service.request_cleanup, shop.shop_id, _now())
+    return _after_post(request, "cleanup-queued")
 
 
 # -- status ------------------------------------------------------------------------------------

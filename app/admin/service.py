@@ -28,6 +28,7 @@ from app.settings.service import get_settings
 from app.shopify.admin_client import AdminApiError, AdminClient, Unauthorized
 from app.shopify.token_crypto import TokenDecryptError
 from app.shops.tokens import ShopTokens
+from app.sync import cleanup as sync_cleanup
 from app.sync import service as sync_service
 from app.sync.service import SyncStatus
 from app.vocabulary import (
@@ -288,6 +289,8 @@ class Status:
     sync_running: Job | None
     failed_jobs: list[Job]
     rescored_at: datetime | None
+    cleanup: sync_cleanup.CleanupStatus | None = None
+    """The merchant's "remove everything this app wrote to Shopify", once asked for."""
 
 
 def sync_registered() -> bool:
@@ -306,6 +309,7 @@ def status(session: Session, shop: Shop) -> Status:
         sync_running=repo.active_job(session, shop.shop_id, SYNC_KIND),
         failed_jobs=repo.failed_jobs(session, shop.shop_id),
         rescored_at=row.rescored_at if row else None,
+        cleanup=sync_cleanup.cleanup_status(session, shop.shop_id),
     )
 
 
@@ -347,11 +351,32 @@ def request_sync(session: Session, shop_id: int, now: datetime) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class CleanupOffer:
+    """The settings page's "remove everything this app wrote to Shopify": what it would remove
+    now (from the app's record of what it wrote), and the one under way or last run."""
+
+    counts: sync_cleanup.Counts
+    last: sync_cleanup.CleanupStatus | None
+
+
+def cleanup_offer(session: Session, shop_id: int) -> CleanupOffer:
+    return CleanupOffer(
+        sync_cleanup.what_would_be_removed(session, shop_id), sync_cleanup.cleanup_status(session, shop_id)
+    )
+
+
+def request_cleanup(session: Session, shop_id: int, now: datetime) -> None:
+    """The confirmed settings action: turn the sync off and queue the removal."""
+    sync_cleanup.request_cleanup(session, shop_id, now)
+
+
 JOB_WORDS = {
     "rescore": "Scoring the customers",
     "fit": "Fitting the lifetime-value model",
     "import": "Importing the order history",
     "sync": "Writing scores back to Shopify",
+    sync_cleanup.CLEANUP: "Removing what the app wrote to Shopify",
 }
 
 

@@ -604,4 +604,30 @@ def status_json(s: Status, shop: Shop) -> dict[str, Any]:
             "running": s.sync_running is not None,
         },
         "errors": [f"{j.kind}: {j.last_error}" for j in s.failed_jobs],
+        "cleanup": cleanup_json(s.cleanup),
+    }
+
+
+def cleanup_json(c: Any) -> dict[str, Any] | None:
+    """The removal of what the app wrote to Shopify (``app.sync.cleanup.CleanupStatus``)."""
+    if c is None:
+        return None
+
+    def counts(n: Any) -> dict[str, int]:
+        return {
+            "customers_with_app_tags": n.customers,
+            "metafield_values": n.metafields,
+            "segments": n.segments,
+        }
+
+    return {
+        "state": c.state,
+        "planned": counts(c.planned),
+        "removed": counts(c.removed),
+        "refused_customers": c.refused_customers,
+        "percent": c.percent,
+        "requested_at": c.requested_at.isoformat(),
+        "started_at": c.started_at.isoformat() if c.started_at else None,
+        "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+        "error": c.error,
     }
