@@ -12,7 +12,8 @@ from app.models.shop import ShopId
 class ShopCleanup(Base):
     """Per shop, the merchant's "remove everything this app wrote to Shopify": what the page
     counted when it was asked for (``planned_*``), how far it went (the segments first, then the
-    customers by id up to ``after_customer_id``) and what Shopify confirmed removed (``removed_*``).
+    customers by id up to ``after_customer_id``, many at a time by bulk mutation: ``bulk_*``) and
+    what Shopify confirmed removed (``removed_*``).
     One row per shop; asking again replaces it."""
 
     __tablename__ = "shop_cleanups"
@@ -30,5 +31,11 @@ class ShopCleanup(Base):
     removed_metafields: Mapped[int] = mapped_column(Integer, default=0)
     removed_segments: Mapped[int] = mapped_column(Integer, default=0)
     refused_customers: Mapped[int] = mapped_column(Integer, default=0)
+    bulk_phase: Mapped[str | None] = mapped_column(String(16))  # deletes | tags_remove | finish
+    bulk_operation_id: Mapped[str | None] = mapped_column(String(128))
+    bulk_customers: Mapped[str | None] = mapped_column(Text)  # JSON [id]: the customers of the bulk batch
+    bulk_lines: Mapped[str | None] = mapped_column(
+        Text
+    )  # JSON [id]: the customer of each line of the operation
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,11 +14,13 @@ leaves the shop alone (``service.begin_run``, ``repository.shops_due``). One run
 1. wait for a sync step still running, and for a bulk sync mutation still running in Shopify
    (what it may have written is in the record and is removed too);
 2. delete the segments, one ``segmentDelete`` each, each recorded as it goes;
-3. the customers by id, packed like the sync's documents: aliased ``metafieldsDelete`` (up to 250
-   identifiers each) and ``tagsRemove`` root fields, paced by the Admin client. After each document
-   the customers' records are dropped and the cursor moves in one transaction, so a crash repeats
-   at most that one document (removing a removed tag or metafield changes nothing in Shopify) and
-   skips nobody.
+3. the customers by id: while many are left, a batch at a time by the sync's bulk mutations
+   (metafields, then tags; the batch, its phase, the operation and each line's customer kept in the
+   clean-up's row, so a crash comes back to the same operation); the rest packed like the sync's
+   documents: aliased ``metafieldsDelete`` (up to 250 identifiers each) and ``tagsRemove`` root
+   fields, paced by the Admin client. After each document the customers' records are dropped and
+   the cursor moves in one transaction, so a crash repeats at most that one document (removing a
+   removed tag or metafield changes nothing in Shopify) and skips nobody.
 
 Afterwards the app holds no record of writing to any customer: turning the sync back on writes
 everything again. Mutations: https://shopify.dev/docs/api/admin-graphql/latest/mutations/tagsRemove,
@@ -28,6 +30,7 @@ https://shopify.dev/docs/api/admin-graphql/latest/mutations/segmentDelete.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +52,8 @@ from app.sync.plan import customer_gid
 CLEANUP: Final = "cleanup"
 """The job kind (``app.sync.tasks``)."""
 PAGE: Final = 500
+BULK_BATCH: Final = 10_000
+"""Customers per bulk batch: the batch's ids are kept in the clean-up's row while it runs."""
 STEP_BUDGET_S: Final = 60.0
 WAIT_FOR_SYNC_S: Final = 5.0
 BULK_RUNNING: Final = frozenset({"CREATED", "RUNNING", "CANCELING"})
@@ -186,8 +191,12 @@ async def clean_up_shop(
     budget_s: float = STEP_BUDGET_S,
     document_fields: int = push.DOCUMENT_FIELDS,
     after_document: Callable[[int], None] | None = None,
+    bulk_threshold: int = push.BULK_THRESHOLD,
+    bulk_batch: int = BULK_BATCH,
 ) -> float | None:
-    """One step of the shop's clean-up; None when it is over, else seconds until the next step."""
+    """One step of the shop's clean-up; None when it is over, else seconds until the next step.
+    More than ``bulk_threshold`` customers left: the next ``bulk_batch`` of them go by bulk
+    mutation (one for the metafields, then one for the tags), the rest by documents."""
     started = time.monotonic()
     begun = await _tx(factory, _begin, shop_id, now())
     if begun is None:
@@ -203,8 +212,16 @@ async def clean_up_shop(
         prefixes = await _tx(factory, service.app_tag_prefixes, shop_id)
         documents = 0
         while True:
-            after = await _tx(factory, _cursor, shop_id)
-            page = await _tx(factory, repo.footprints_after, shop_id, after, PAGE, prefixes)
+            bulk = await _tx(factory, _bulk_state, shop_id)
+            if bulk.phase is not None:
+                waiting = await _advance_bulk(factory, admin, shop_id, domain, token, bulk, prefixes, now)
+                if waiting is not None:
+                    return waiting
+                continue
+            if await _tx(factory, repo.count_records_after, shop_id, bulk.after) > bulk_threshold:
+                await _tx(factory, _begin_bulk, shop_id, bulk.after, bulk_batch)
+                continue
+            page = await _tx(factory, repo.footprints_after, shop_id, bulk.after, PAGE, prefixes)
             if not page:
                 break
             for batch in _batches(page, document_fields):
@@ -240,9 +257,26 @@ def _begin(session: Session, shop_id: int, now: datetime) -> tuple[str, bool] | 
     return shop.domain, repo.sync_job_running(session, shop_id)
 
 
-def _cursor(session: Session, shop_id: int) -> int:
+@dataclass(frozen=True, slots=True)
+class _Bulk:
+    after: int
+    phase: str | None
+    operation: str | None
+    customers: list[int]
+    lines: list[int]
+
+
+def _bulk_state(session: Session, shop_id: int) -> _Bulk:
     row = repo.cleanup(session, shop_id)
-    return row.after_customer_id if row is not None else 0
+    if row is None:
+        return _Bulk(0, None, None, [], [])
+    return _Bulk(
+        row.after_customer_id,
+        row.bulk_phase,
+        row.bulk_operation_id,
+        json.loads(row.bulk_customers or "[]"),
+        json.loads(row.bulk_lines or "[]"),
+    )
 
 
 def _note(session: Session, shop_id: int, message: str, now: datetime) -> None:
@@ -335,6 +369,151 @@ def _segment_done(session: Session, shop_id: int, key: str, deleted: bool, now: 
     if row is not None:
         row.removed_segments += int(deleted)
         row.updated_at = now
+
+
+# -- many customers: bulk mutations -----------------------------------------------------------------
+
+BULK_PHASES: Final = ("deletes", "tags_remove", "finish")
+"""The sync's bulk mutations (``push.BULK_MUTATIONS``) run for the batch: metafieldsDelete, then
+tagsRemove, each line one customer (https://shopify.dev/docs/api/usage/bulk-operations/imports)."""
+
+
+def _begin_bulk(session: Session, shop_id: int, after: int, size: int) -> None:
+    ids = [
+        f.customer_id for f in repo.footprints_after(session, shop_id, after, size, ())
+    ]  # ids only: the lines are built per phase from the record
+    row = repo.cleanup(session, shop_id, lock=True)
+    if row is not None and ids:
+        row.bulk_phase, row.bulk_operation_id = BULK_PHASES[0], None
+        row.bulk_customers, row.bulk_lines = json.dumps(ids), None
+
+
+def _line(phase: str, footprint: repo.Footprint) -> dict[str, Any] | None:
+    gid = customer_gid(footprint.customer_id)
+    if phase == "deletes" and footprint.metafield_keys:
+        return {"d": [{"ownerId": gid, "namespace": "$app", "key": k} for k in footprint.metafield_keys]}
+    if phase == "tags_remove" and footprint.tags:
+        return {"id": gid, "tags": list(footprint.tags)}
+    return None
+
+
+async def _advance_bulk(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    shop_id: int,
+    domain: str,
+    token: str,
+    bulk: _Bulk,
+    prefixes: tuple[str, ...],
+    now: Callable[[], datetime],
+) -> float | None:
+    """Carry the batch's current phase one step: start its bulk mutation (its lines' customers kept
+    with its id), wait for it, or record its outcome and move to the next phase. None: go on."""
+    phase = bulk.phase or "finish"
+    if phase == "finish":
+        await _tx(factory, _finish_bulk, shop_id, bulk.customers, prefixes, now())
+        return None
+    if bulk.operation is None:
+        footprints = await _tx(factory, repo.footprints_of, shop_id, bulk.customers, prefixes)
+        lined = [(f.customer_id, line) for f in footprints if (line := _line(phase, f)) is not None]
+        if not lined:
+            await _tx(factory, _set_phase, shop_id, _next(phase), None, [])
+            return None
+        operation = await push._start_bulk(admin, domain, token, phase, [line for _, line in lined])
+        if operation is None:
+            return admin.settings.bulk_poll_seconds  # another bulk mutation of the app still runs
+        await _tx(factory, _set_phase, shop_id, phase, operation, [c for c, _ in lined])
+        bulk = await _tx(factory, _bulk_state, shop_id)
+    result = await admin.execute(domain, token, push.BULK_OPERATION, {"id": bulk.operation})
+    op = result.data.get("bulkOperation") or {}
+    status = op.get("status")
+    if status in BULK_RUNNING:
+        return admin.settings.bulk_poll_seconds
+    url = op.get("url") or op.get("partialDataUrl")
+    rows = await push._read_results(admin, url) if url else {}
+    await _tx(factory, _record_bulk, shop_id, phase, bulk.lines, rows, str(status), now())
+    return None
+
+
+def _next(phase: str) -> str:
+    return BULK_PHASES[BULK_PHASES.index(phase) + 1]
+
+
+def _set_phase(session: Session, shop_id: int, phase: str, operation: str | None, lines: list[int]) -> None:
+    row = repo.cleanup(session, shop_id, lock=True)
+    if row is not None:
+        row.bulk_phase, row.bulk_operation_id = phase, operation
+        row.bulk_lines = json.dumps(lines) if lines else None
+
+
+def _record_bulk(
+    session: Session,
+    shop_id: int,
+    phase: str,
+    lines: list[int],
+    rows: dict[int, dict[str, Any]],
+    status: str,
+    now: datetime,
+) -> None:
+    """A finished bulk mutation: per line (one customer), what Shopify removed joins the counts
+    and leaves the record; refusals are kept on the customer; the batch moves to its next phase."""
+    row = repo.cleanup(session, shop_id, lock=True)
+    if row is None:
+        return
+    what = "metafields" if phase == "deletes" else "tags"
+    removed: list[int] = []
+    refusals: dict[int, str] = {}
+    counted = 0
+    footprints = {f.customer_id: f for f in repo.footprints_of(session, shop_id, lines, ())}
+    for number, customer_id in enumerate(lines):
+        line = rows.get(number)
+        if line is None:
+            refusals[customer_id] = f"the bulk removal in Shopify ended {status.lower()} before this customer"
+            continue
+        errors = [str(e.get("message")) for e in line.get("errors") or []]
+        payload = next(iter((line.get("data") or {}).values()), None) or {}
+        errors += [str(e.get("message")) for e in payload.get("userErrors") or []]
+        if errors and not all(push._no_longer_exists(m) for m in errors):
+            refusals[customer_id] = push._refusal_message(
+                errors[0], "tag removal" if what == "tags" else "metafield removal"
+            )
+            continue
+        removed.append(customer_id)
+        if errors:
+            continue  # the customer no longer exists in Shopify: nothing of the app is left there
+        footprint = footprints.get(customer_id)
+        if what == "metafields":
+            counted += len(footprint.metafield_keys) if footprint is not None else 0
+        else:
+            counted += 1
+    repo.forget_written(session, shop_id, removed, what, now)
+    repo.note_refusals(session, shop_id, refusals, now)
+    if what == "metafields":
+        row.removed_metafields += counted
+    else:
+        row.removed_customers += counted
+    if refusals:
+        last = max(refusals)
+        row.last_error = f"Customer {last}: {refusals[last]}"
+    row.bulk_phase, row.bulk_operation_id, row.bulk_lines = _next(phase), None, None
+    row.updated_at = now
+
+
+def _finish_bulk(
+    session: Session, shop_id: int, customers: list[int], prefixes: tuple[str, ...], now: datetime
+) -> None:
+    """The batch is through both phases: the customers with nothing of the app left lose their
+    record; the others (refused) keep it and count as refused; the cursor moves past the batch."""
+    row = repo.cleanup(session, shop_id, lock=True)
+    if row is None:
+        return
+    left = repo.footprints_of(session, shop_id, customers, prefixes)
+    kept = {f.customer_id for f in left if f.tags or f.metafield_keys}
+    repo.delete_states(session, shop_id, [c for c in customers if c not in kept])
+    row.refused_customers += len(kept)
+    row.after_customer_id = max(customers) if customers else row.after_customer_id
+    row.bulk_phase = row.bulk_operation_id = row.bulk_customers = row.bulk_lines = None
+    row.updated_at = now
 
 
 # -- customers ------------------------------------------------------------------------------------

@@ -485,16 +485,34 @@ def footprints_after(
         .order_by(states.c.customer_id)
         .limit(limit)
     ).all()
-    out = []
-    for customer_id, tags_text, metafields_text, inflight_text in rows:
-        tags = set(json.loads(tags_text))
-        keys = set(json.loads(metafields_text))
-        if inflight_text is not None:  # what a bulk mutation under way may have written
-            plan = json.loads(inflight_text)
-            tags |= set(plan.get("add") or [])
-            keys |= set(plan.get("set") or {})
-        out.append(Footprint(int(customer_id), tuple(removable(tags, tags, prefixes)), tuple(sorted(keys))))
+    return [_footprint(row, prefixes) for row in rows]
+
+
+def footprints_of(
+    session: Session, shop_id: int, customer_ids: Sequence[int], prefixes: Sequence[str]
+) -> list[Footprint]:
+    """``footprints_after`` for the given customers (those still recorded), by id."""
+    ids = sorted(customer_ids)
+    out: list[Footprint] = []
+    for start in range(0, len(ids), 1000):
+        rows = session.execute(
+            select(states.c.customer_id, states.c.tags, states.c.metafields, states.c.inflight)
+            .where(states.c.shop_id == shop_id, states.c.customer_id.in_(ids[start : start + 1000]))
+            .order_by(states.c.customer_id)
+        ).all()
+        out += [_footprint(row, prefixes) for row in rows]
     return out
+
+
+def _footprint(row: Any, prefixes: Sequence[str]) -> Footprint:
+    customer_id, tags_text, metafields_text, inflight_text = row
+    tags = set(json.loads(tags_text))
+    keys = set(json.loads(metafields_text))
+    if inflight_text is not None:  # what a bulk mutation under way may have written
+        plan = json.loads(inflight_text)
+        tags |= set(plan.get("add") or [])
+        keys |= set(plan.get("set") or {})
+    return Footprint(int(customer_id), tuple(removable(tags, tags, prefixes)), tuple(sorted(keys)))
 
 
 def cleanup(session: Session, shop_id: int, *, lock: bool = False) -> ShopCleanup | None:
@@ -570,4 +588,43 @@ def record_cleanup_refusals(
             update(states)
             .where(states.c.shop_id == shop_id, states.c.customer_id == customer_id)
             .values(**values)
+        )
+
+
+def count_records_after(session: Session, shop_id: int, after: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(states)
+            .where(states.c.shop_id == shop_id, states.c.customer_id > after)
+        )
+        or 0
+    )
+
+
+def forget_written(
+    session: Session, shop_id: int, customer_ids: Sequence[int], what: str, now: datetime
+) -> None:
+    """A clean-up removed ``what`` ("metafields" or "tags") from these customers in Shopify."""
+    if not customer_ids:
+        return
+    values: dict[str, Any] = {"synced_hash": None, "updated_at": now}
+    values |= {"metafields": "{}", "digests": "{}"} if what == "metafields" else {"tags": "[]"}
+    for start in range(0, len(customer_ids), 1000):
+        session.execute(
+            update(states)
+            .where(
+                states.c.shop_id == shop_id,
+                states.c.customer_id.in_(list(customer_ids[start : start + 1000])),
+            )
+            .values(**values)
+        )
+
+
+def note_refusals(session: Session, shop_id: int, refusals: dict[int, str], now: datetime) -> None:
+    for customer_id, error in refusals.items():
+        session.execute(
+            update(states)
+            .where(states.c.shop_id == shop_id, states.c.customer_id == customer_id)
+            .values(error=error, synced_hash=None, updated_at=now)
         )

@@ -217,3 +217,46 @@ def test_an_uninstalled_shop_is_not_called_and_the_clean_up_says_why(synced: Wor
     status = _status(world)
     assert status.state == "failed"
     assert status.error is not None and "uninstalled" in status.error
+
+
+def _bulk_runs(world: World) -> int:
+    return sum(1 for c in world.calls() if "bulkOperationRunMutation" in c.query)
+
+
+@pytest.mark.both_dbs
+def test_many_customers_go_by_bulk_mutation_with_the_same_outcome(synced: World) -> None:
+    world = synced
+    _request(world)
+
+    _clean(world, bulk_threshold=10, bulk_batch=12)  # two bulk batches of 12, then 6 by documents
+
+    assert _bulk_runs(world) == 4  # metafieldsDelete then tagsRemove, per batch
+    assert _app_held(world) == (0, 0, 0)
+    assert all(sorted(world.tags(c)) == sorted(MERCHANT) for c in world.customers)
+    status = _status(world)
+    assert status.state == "done" and status.removed == status.planned and status.refused_customers == 0
+
+
+def test_a_crash_while_a_bulk_removal_runs_resumes_it_without_starting_it_again(synced: World) -> None:
+    world = synced
+    _request(world)
+
+    async def one_step(admin: AdminClient) -> float | None:
+        return await cleanup.clean_up_shop(
+            world.factory, admin, world.shop_id, world.token, world.tick, bulk_threshold=10, bulk_batch=100
+        )
+
+    world.store.bulk.auto_complete = False
+    assert world.run(one_step) is not None  # the metafields' bulk mutation runs in Shopify
+    assert _bulk_runs(world) == 1
+    # the worker dies here; Shopify finishes the operation; the job runs again later
+    (running,) = world.store.bulk.all(SHOP)
+    world.store.bulk.complete(SHOP, running.id)
+    world.store.bulk.auto_complete = True
+
+    _clean(world, bulk_threshold=10, bulk_batch=100)
+
+    assert _bulk_runs(world) == 2
+    assert _app_held(world) == (0, 0, 0)
+    status = _status(world)
+    assert status.removed == status.planned
