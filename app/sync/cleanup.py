@@ -299,6 +299,17 @@ def stop_for_token(session: Session, shop_id: int, now: datetime) -> None:
         row.state, row.last_error, row.updated_at = "failed", push.NO_TOKEN, now
 
 
+def give_up(session: Session, shop_id: int, reason: str, now: datetime) -> None:
+    """The worker stopped retrying: the clean-up stops where it is (asking again goes on from
+    there), and the sync is no longer held back."""
+    row = repo.cleanup(session, shop_id)
+    if row is not None and row.state in repo.CLEANUP_ACTIVE:
+        row.state, row.updated_at = "failed", now
+        row.last_error = (
+            f"Removing from Shopify stopped after repeated failures ({reason}); ask again to go on."
+        )
+
+
 def _finish(session: Session, shop_id: int, now: datetime) -> None:
     row = repo.cleanup(session, shop_id)
     if row is None:

@@ -67,9 +67,18 @@ async def run_cleanup(services: WorkerServices, job: JobContext) -> float | None
         with write_transaction(services.factory) as session:
             cleanup.stop_for_token(session, job.shop_id, _now())
         return None
-    return await cleanup.clean_up_shop(services.factory, services.admin, job.shop_id, token, _now)
+    try:
+        return await cleanup.clean_up_shop(services.factory, services.admin, job.shop_id, token, _now)
+    except Exception as exc:
+        if job.attempt >= CLEANUP_ATTEMPTS:  # the worker gives up on it: say so, free the sync
+            with write_transaction(services.factory) as session:
+                cleanup.give_up(session, job.shop_id, str(exc), _now())
+        raise
 
 
-register_async_kind(cleanup.CLEANUP, run_cleanup, max_attempts=5, backoff_seconds=30, lease_seconds=900)
+CLEANUP_ATTEMPTS = 5
+register_async_kind(
+    cleanup.CLEANUP, run_cleanup, max_attempts=CLEANUP_ATTEMPTS, backoff_seconds=30, lease_seconds=900
+)
 register_async_kind(service.SYNC, run_sync, max_attempts=5, backoff_seconds=30, lease_seconds=900)
 register_schedule("sync_due", service.enqueue_due_syncs, every_seconds=SCHEDULE_EVERY_S)

@@ -260,3 +260,20 @@ def test_a_crash_while_a_bulk_removal_runs_resumes_it_without_starting_it_again(
     assert _app_held(world) == (0, 0, 0)
     status = _status(world)
     assert status.removed == status.planned
+
+
+def test_a_refused_token_stops_the_clean_up_with_the_reason_and_frees_the_sync(synced: World) -> None:
+    world = synced
+    _request(world)
+    world.store.revoke(SHOP, world.token)
+
+    _clean(world)
+
+    status = _status(world)
+    assert status.state == "failed"
+    assert status.error is not None and "reconnect" in status.error
+    with world.factory() as session:
+        from app.sync import repository as sync_repo
+
+        assert sync_repo.cleanup_active(session, world.shop_id) is False
+    assert _app_held(world)[0] == 30  # nothing could be removed: it all stays, as the page says

@@ -1,4 +1,4 @@
-// Import progress while you watch: poll the status JSON every few seconds with the session token
+// Import progress (and a removal of what the app wrote to Shopify) while you watch: poll the status JSON every few seconds with the session token
 // (App Bridge's when loaded, else the launch query's), and update the panel in place.
 (function () {
   var panel = document.getElementById("import-status");
@@ -19,6 +19,17 @@
     var bar = document.getElementById("import-progress");
     if (bar && p.percent !== null) { bar.value = p.percent; document.getElementById("import-percent").textContent = p.percent + "%"; }
     if (data.last_webhook_at) document.getElementById("last-webhook").dataset.iso = data.last_webhook_at;
+    var c = data.cleanup, cleanupBar = document.getElementById("cleanup-progress");
+    if (c && cleanupBar) {
+      var states = {queued: "waiting to start", running: "removing", done: "done", failed: "stopped"};
+      document.getElementById("cleanup-state").textContent = states[c.state] || c.state;
+      cleanupBar.value = c.percent;
+      document.getElementById("cleanup-percent").textContent = c.percent + "%";
+      var removed = {customers: c.removed.customers_with_app_tags, metafields: c.removed.metafield_values, segments: c.removed.segments};
+      Object.keys(removed).forEach(function (k) {
+        document.getElementById("cleanup-removed-" + k).textContent = Number(removed[k]).toLocaleString("en-US");
+      });
+    }
   }
   function poll() {
     token().then(function (t) {
