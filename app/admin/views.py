@@ -26,6 +26,7 @@ from app.vocabulary import (
     BEHAVIOUR_LABELS,
     CLV_TIER_LABELS,
     SEGMENT_NAMES,
+    SEGMENT_TAGS,
     SEGMENTS_OF_METHOD,
     STAGE_LABELS,
     STAGE_NAMES,
@@ -520,6 +521,7 @@ def settings_choices() -> dict[str, Any]:
         "grid_rows": GRID_ROWS,
         "grid_columns": GRID_COLUMNS,
         "labels": FIELD_LABELS,
+        "example_segment_tag": SEGMENT_TAGS[SEGMENT_NAMES[0]],
     }
 
 
