@@ -1,7 +1,7 @@
 """shop_cleanups: the merchant's "remove everything this app wrote to Shopify" per shop (what was
 counted, how far it went, what Shopify confirmed removed), so the job resumes after a crash.
 
-Revision ID: 0018_leave
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-04 11:10:00
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import app.models.base
 
-revision: str = "0018_leave"
+revision: str = "0018"
 down_revision: str | Sequence[str] | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
