@@ -4,6 +4,7 @@ them), so that the pages link to the segments the sync created and stored."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -49,10 +50,23 @@ def sync_into_double(engine: Engine, store: DevStore, settings: Settings, shop_i
                 clock.advance(again)
             raise AssertionError("the sync never finished")
 
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(go())
+        except BaseException as exc:  # handed to the test's thread below
+            failures.append(exc)
+
+    # on a thread of its own: the browser tests keep Playwright's event loop running in this one
+    worker = threading.Thread(target=run)
     try:
-        asyncio.run(go())
+        worker.start()
+        worker.join()
     finally:
         shop.bucket = real_bucket
+    if failures:
+        raise failures[0]
 
 
 def double_segments(store: DevStore, domain: str) -> dict[str, int]:
