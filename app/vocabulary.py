@@ -232,3 +232,35 @@ RFM_SEGMENT_TITLE: Final = "RFM · {}"
 STAGE_SEGMENT_TITLE: Final = "Stage · {}"
 CLV_SEGMENT_TITLE: Final = "CLV · {}"
 """Names of the segments the app creates in Shopify, e.g. "RFM · Champions", "CLV · Top 10%"."""
+
+# --------------------------------------------------------------------------------------------
+# Suggested plays: what to do with each RFM segment (the default; a shop may reword its own)
+
+SEGMENT_PLAYS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "Champions": "Thank them and ask for a review or a referral; give early access to new products "
+        "rather than discounts.",
+        "Loyal": "Invite them to a loyalty or VIP programme and recommend products that go with what they "
+        "already buy.",
+        "Active": "Keep them buying: recommend their next product and remind them before they usually "
+        "reorder.",
+        "Promising": "Build the habit: a second-order offer or a bundle of their favourite products.",
+        "New": "Send a welcome series: how to get the most from their purchase, your story, a reason to "
+        "come back.",
+        "Needs attention": "Reach out before they slip: a limited-time offer or a personal recommendation "
+        "based on their last order.",
+        "Previously loyal": "Win them back personally: show what is new since their last order and offer "
+        "a thank-you reward.",
+        "At risk": "Win them back with an offer: a time-limited discount and a reminder of what they "
+        "bought before.",
+        "Almost lost": "Try one last win-back with your best offer, then stop mailing them if they do "
+        "not respond.",
+        "Dormant": "Send a low-cost reactivation email only; do not spend on ads for them.",
+        "Top": "Thank them and ask for a review or a referral; give early access to new products.",
+        "Middle": "Move them up: recommend products that go with what they bought and remind them before "
+        "they usually reorder.",
+        "Low": "Send a win-back offer to the recent ones and a low-cost reactivation email to the rest.",
+    }
+)
+"""The default suggested play of every RFM segment and thirds group (``RFM_SEGMENT_NAMES``), in
+plain words; the settings domain stores a shop's own wording over it."""

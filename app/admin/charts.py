@@ -28,10 +28,12 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
-def _open(width: int, height: int, title: str, description: str) -> tuple[str, str]:
+def _open(width: int, height: int, title: str, description: str, role: str = "img") -> tuple[str, str]:
+    """The chart's root: ``role="img"`` for a picture; ``role="group"`` when it holds links (an
+    image's children are presentational, so its links would be hidden from assistive technology)."""
     uid = f"chart{next(_ids)}"
     head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="{role}" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" '
         f'aria-labelledby="{uid}-title {uid}-desc" aria-label="{escape(title)}: {escape(description)}" '
         f'{FONT} font-size="12">'
@@ -68,15 +70,25 @@ def heat_map(
     cell_height: int = 34,
     description: str | None = None,
     notes: Sequence[Sequence[str | None]] | None = None,
+    links: Sequence[Sequence[str | None]] | None = None,
+    link_words: str = "show these customers",
 ) -> Markup:
     """A grid of cells, darker for larger values, each cell showing its value; None cells blank.
-    ``notes`` (per cell) is added to the cell's tooltip, e.g. the segment the cell belongs to."""
+    ``notes`` (per cell) is added to the cell's tooltip, e.g. the segment the cell belongs to.
+    ``links`` (per cell) makes a cell a link (focusable, named by its row, column, value, note and
+    ``link_words``), e.g. to the customers of that cell."""
     left, top, bottom = 92, 12, 46
     width = left + cell_width * max(len(column_labels), 1) + 12
     height = top + cell_height * max(len(row_labels), 1) + bottom
     flat = [v for row in values for v in row if v is not None]
     peak = max(flat) if flat else 0.0
-    uid, svg = _open(width, height, title, description or f"{y_label} by {x_label}, values in each cell")
+    uid, svg = _open(
+        width,
+        height,
+        title,
+        description or f"{y_label} by {x_label}, values in each cell",
+        role="group" if links is not None else "img",
+    )
     parts = [svg]
     for i, label in enumerate(row_labels):
         y = top + i * cell_height
@@ -91,12 +103,18 @@ def heat_map(
                 continue
             fill, ink = _heat_colour(value / peak if peak else 0.0)
             note = notes[i][j] if notes is not None and i < len(notes) and j < len(notes[i]) else None
+            link = links[i][j] if links is not None and i < len(links) and j < len(links[i]) else None
+            words = f"{label}, {column_labels[j]}: {fmt(value)}{f' ({note})' if note else ''}"
+            if link:
+                name = escape(f"{words}: {link_words}")
+                parts.append(f'<a class="cell-link" href="{escape(link)}" aria-label="{name}">')
             parts.append(
                 f'<rect class="cell" x="{x}" y="{y}" width="{cell_width - 2}" height="{cell_height - 2}" '
-                f'fill="{fill}" stroke="#c9cccf"><title>{escape(label)}, {escape(column_labels[j])}: '
-                f"{escape(fmt(value))}{escape(f' ({note})') if note else ''}</title></rect>"
+                f'fill="{fill}" stroke="#c9cccf"><title>{escape(words)}</title></rect>'
             )
             parts.append(_text(x + cell_width / 2 - 1, y + cell_height / 2 + 4, fmt(value), fill=ink))
+            if link:
+                parts.append("</a>")
     axis_y = top + cell_height * len(row_labels)
     for j, label in enumerate(column_labels):
         parts.append(_text(left + j * cell_width + cell_width / 2 - 1, axis_y + 16, label))

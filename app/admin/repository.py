@@ -107,6 +107,9 @@ class CustomerFilter:
     clv_tier: str | None = None  # one of CLV_TIERS, or NO_CLV_TIER
     sort: str = "predicted_clv"
     descending: bool = True
+    r: int | None = None  # the overview grid's row: the R score
+    fm: int | None = None  # its column: the FM score, or F + M by the thirds method (``thirds``)
+    thirds: bool = False
 
 
 def _filtered(stmt: Any, shop_id: int, f: CustomerFilter) -> Any:
@@ -119,6 +122,15 @@ def _filtered(stmt: Any, shop_id: int, f: CustomerFilter) -> Any:
         stmt = stmt.where(CustomerScore.clv_tier.is_(None))
     elif f.clv_tier in CLV_TIERS:
         stmt = stmt.where(CustomerScore.clv_tier.in_(clv_tiers_within(f.clv_tier)))
+    if f.r is not None:
+        stmt = stmt.where(CustomerScore.recency_score == f.r)
+    if f.fm is not None:
+        fm = (
+            CustomerScore.frequency_score + CustomerScore.monetary_score
+            if f.thirds
+            else CustomerScore.fm_score
+        )
+        stmt = stmt.where(fm == f.fm)
     return stmt
 
 
@@ -150,7 +162,7 @@ LIST_COLUMNS = (
 
 def stored_count(f: CustomerFilter) -> bool:
     """Whether the segments table holds the filter's count (all customers, or one segment)."""
-    return f.stage is None and f.clv_tier is None
+    return f.stage is None and f.clv_tier is None and f.r is None and f.fm is None
 
 
 def customers_page(

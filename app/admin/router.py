@@ -43,9 +43,11 @@ from app.kit.request_body import declared_length, read_body
 from app.models import Shop
 from app.scoring import service as scoring
 from app.scoring.compute import MIN_CUSTOMERS_FOR_TENTHS
-from app.settings.schemas import SettingsError
+from app.settings import service as settings_service
+from app.settings.schemas import PLAY_MAX, SettingsError, play_field
 from app.settings.service import get_settings
 from app.shopify.shop_domain import decode_host, sanitize_shop_domain
+from app.vocabulary import SEGMENT_PLAYS, SEGMENTS_OF_METHOD
 
 router = APIRouter()
 # The settings form is a dozen short fields (well under 2 KB); nothing legitimate comes near this.
@@ -138,11 +140,16 @@ async def embedded_entry(request: Request) -> Response:
         shop,
         active="overview",
         o=data,
-        charts=views.overview_charts(data, fmt),
+        charts=views.overview_charts(data, fmt, _cell_href(request)),
         min_for_tenths=MIN_CUSTOMERS_FOR_TENTHS,
         labels=views.clv_labels(data.settings),
         total_clv=views.total_clv,
     )
+
+
+def _cell_href(request: Request) -> views.CellHref:
+    """A heat-map cell's customer list, keeping the launch query."""
+    return lambda r, fm: f"/app/customers?{launch_query(request, r=r, fm=fm)}"
 
 
 @router.get("/api/shop")
@@ -187,6 +194,8 @@ async def customers_page(request: Request, shop: CurrentShop) -> Response:
             clv=f.clv_tier,
             sort=f.sort,
             dir=None if f.descending else "asc",
+            r=f.r,
+            fm=f.fm,
             page=data.last_page,
         )
         return RedirectResponse(f"/app/customers?{query}", status_code=303)
@@ -239,6 +248,8 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
     factory = request.app.state.sessionmaker
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     shop_id, domain = shop.shop_id, shop.domain
+    with factory() as session:  # a bad grid cell is refused before the download starts
+        f = service.for_method(f, service.get_settings(session, shop_id).scoring_method)
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
@@ -379,13 +390,7 @@ async def settings_page(request: Request, shop: CurrentShop) -> Response:
 @router.post("/app/settings", response_class=HTMLResponse)
 async def save_settings(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    raw = await read_body(
-        request.receive,
-        limit=SETTINGS_MAX_BODY_BYTES,
-        declared=declared_length(request.scope["headers"], SETTINGS_MAX_BODY_BYTES),
-        timeout=SETTINGS_BODY_TIMEOUT_SECONDS,
-    )
-    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    form = await _read_form(request)
     changes, errors = views.settings_changes(form)
     if not errors:
         try:
@@ -410,6 +415,17 @@ async def save_settings(request: Request, shop: CurrentShop) -> Response:
     return RedirectResponse(f"/app/settings?{launch_query(request, saved=1)}", status_code=303)
 
 
+async def _read_form(request: Request) -> dict[str, str]:
+    """A form post's fields, its body bounded in size and time like every form of the app."""
+    raw = await read_body(
+        request.receive,
+        limit=SETTINGS_MAX_BODY_BYTES,
+        declared=declared_length(request.scope["headers"], SETTINGS_MAX_BODY_BYTES),
+        timeout=SETTINGS_BODY_TIMEOUT_SECONDS,
+    )
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
 CLEANUP_CONFIRMATION = "remove"
 
 
@@ -420,13 +436,7 @@ async def remove_app_data(request: Request, shop: CurrentShop) -> Response:
     Like every form post, it is authenticated by the session token (the launch query's id_token), which
     a page of another site cannot forge."""
     _check_shop_param(request, shop)
-    raw = await read_body(
-        request.receive,
-        limit=SETTINGS_MAX_BODY_BYTES,
-        declared=declared_length(request.scope["headers"], SETTINGS_MAX_BODY_BYTES),
-        timeout=SETTINGS_BODY_TIMEOUT_SECONDS,
-    )
-    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    form = await _read_form(request)
     named = form.get("shop")
     if named is None or sanitize_shop_domain(named) != shop.domain:
         raise UnprocessablePayload(
@@ -439,6 +449,60 @@ async def remove_app_data(request: Request, shop: CurrentShop) -> Response:
         )
     await _write(request, service.request_cleanup, shop.shop_id, _now())
     return _after_post(request, "cleanup-queued")
+
+
+# -- suggested plays ---------------------------------------------------------------------------
+
+
+def _plays_context(session: Any, shop_id: int) -> dict[str, Any]:
+    settings = get_settings(session, shop_id)
+    return {
+        "segments": SEGMENTS_OF_METHOD[settings.scoring_method],
+        "plays": settings_service.segment_plays(session, shop_id),
+    }
+
+
+def _plays_page(
+    request: Request, shop: Shop, context: dict[str, Any], status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    return _page(
+        request,
+        "plays.html",
+        shop,
+        status_code=status_code,
+        active="overview",
+        segments=context["segments"],
+        defaults=SEGMENT_PLAYS,
+        field_of=play_field,
+        max_length=PLAY_MAX,
+        **{"values": context["plays"], "errors": [], "saved": False, **extra},
+    )
+
+
+@router.get("/app/plays", response_class=HTMLResponse)
+async def plays_page(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    context = await _read(request, _plays_context, shop.shop_id)
+    return _plays_page(request, shop, context, saved=request.query_params.get("saved") == "1")
+
+
+@router.post("/app/plays", response_class=HTMLResponse)
+async def save_plays(request: Request, shop: CurrentShop) -> Response:
+    """Each segment's suggested play in the shop's own words: all saved, or none (422 naming the
+    field, with what the merchant typed)."""
+    _check_shop_param(request, shop)
+    form = await _read_form(request)
+    context = await _read(request, _plays_context, shop.shop_id)
+    plays, errors = views.plays_form(form, context["segments"])
+    if not errors:
+        try:
+            await _write(request, service.save_plays, shop.shop_id, plays, _now())
+        except SettingsError as exc:
+            errors.append(views.play_error(exc))
+    if errors:
+        typed = {**context["plays"], **plays}
+        return _plays_page(request, shop, context, status_code=422, values=typed, errors=errors)
+    return RedirectResponse(f"/app/plays?{launch_query(request, saved=1)}", status_code=303)
 
 
 # -- status ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from app.config import Settings
 from app.imports import service as imports_service
 from app.imports.schemas import ImportProgress
 from app.jobs import registry
-from app.kit.errors import AppError
+from app.kit.errors import AppError, BadRequest
 from app.models import Job, Shop
 from app.scoring import service as scoring
 from app.settings import service as settings_service
@@ -30,13 +30,20 @@ from app.shopify.token_crypto import TokenDecryptError
 from app.shops.tokens import ShopTokens
 from app.sync import cleanup as sync_cleanup
 from app.sync import service as sync_service
+from app.sync.desired import clv_segment_key, rfm_segment_key, stage_segment_key
 from app.sync.service import SyncStatus
 from app.vocabulary import (
     BELOW_CLV_TIERS_LABEL,
+    CLV_SEGMENT_TITLE,
     CLV_TIER_LABELS,
     RFM_SEGMENT_NAMES,
+    RFM_SEGMENT_TITLE,
+    SCORE_RANGE,
     STAGE_CHANGE_CAUSES,
+    STAGE_LABELS,
     STAGE_NAMES,
+    STAGE_SEGMENT_TITLE,
+    THIRDS_GROUP_SUMS,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +76,64 @@ query CustomerNames($ids: [ID!]!) {
 """
 
 
+# -- the app's segments in Shopify ------------------------------------------------------------
+
+SHOPIFY_SEGMENT_URL: Final = "shopify://admin/customers/segments/{id}"
+"""A segment's page in the Shopify admin (from where Shopify Email campaigns and marketing
+automations start), as an embedded app links to it: App Bridge opens ``shopify://admin/…`` links
+with ``target="_top"`` in the admin around the app's iframe
+(https://shopify.dev/docs/api/app-home/latest/apis/user-interface-and-interactions/navigation-api).
+The path is the admin's segment details page (docs/act.md)."""
+SHOPIFY_LINK_TARGET: Final = "_top"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentLink:
+    """A link to one of the app's segments in Shopify, or why there is none (in plain words)."""
+
+    title: str
+    """The segment's name in Shopify ("RFM · At risk")."""
+    href: str | None
+    missing: str | None = None
+    target: str = SHOPIFY_LINK_TARGET
+
+
+@dataclass(frozen=True, slots=True)
+class ShopifySegments:
+    """The shop's segments the sync created (their stored ids), and whether the sync is on."""
+
+    sync_on: bool
+    ids: dict[str, tuple[str, str]]
+    """{key: (segment GID, name in Shopify)}"""
+
+    def _link(self, key: str, title: str) -> SegmentLink:
+        stored = self.ids.get(key)
+        if not self.sync_on:
+            return SegmentLink(title, None, "Not in Shopify: writing to Shopify is off in Settings.")
+        if stored is None:
+            return SegmentLink(title, None, "Not in Shopify yet: the next sync creates it.")
+        gid, name = stored
+        tail = gid.rsplit("/", 1)[-1]
+        if not tail.isdigit():
+            return SegmentLink(title, None, "Not in Shopify yet: the next sync creates it.")
+        return SegmentLink(name or title, SHOPIFY_SEGMENT_URL.format(id=tail))
+
+    def rfm(self, segment: str) -> SegmentLink:
+        return self._link(rfm_segment_key(segment), RFM_SEGMENT_TITLE.format(segment))
+
+    def stage(self, stage: str) -> SegmentLink:
+        return self._link(stage_segment_key(stage), STAGE_SEGMENT_TITLE.format(STAGE_LABELS[stage]))
+
+    def clv(self, tier: str) -> SegmentLink:
+        return self._link(clv_segment_key(tier), CLV_SEGMENT_TITLE.format(CLV_TIER_LABELS[tier]))
+
+
+def shopify_segments(session: Session, shop_id: int, settings: ScoringSettings) -> ShopifySegments:
+    sync_on = settings.sync_enabled and sync_registered()
+    ids = sync_service.shopify_segment_ids(session, shop_id) if sync_on else {}
+    return ShopifySegments(sync_on, ids)
+
+
 # -- overview ----------------------------------------------------------------------------------
 
 
@@ -88,6 +153,10 @@ class Overview:
     week_start: datetime
     settings: ScoringSettings
     received: tuple[int, int]
+    shopify: ShopifySegments
+    """The app's segments in Shopify, for the links beside each segment."""
+    plays: dict[str, str]
+    """Each segment's suggested play (the shop's own wording or the default)."""
 
 
 def week_start(now: datetime, timezone: str) -> datetime:
@@ -103,6 +172,7 @@ def overview(session: Session, shop_id: int, now: datetime) -> Overview:
     segments = repo.segments(session, shop_id)
     shop_row = next((s for s in segments if s.position == 0), None)
     week_start_at = week_start(now, scoring.shop_timezone(session, shop_id))
+    settings = get_settings(session, shop_id)
     return Overview(
         customers_scored=row.customers_scored if row else 0,
         orders_scored=row.orders_scored if row else 0,
@@ -114,10 +184,12 @@ def overview(session: Session, shop_id: int, now: datetime) -> Overview:
         movements=repo.stage_movements(session, shop_id, week_start_at),
         reclassified=repo.stage_movements(session, shop_id, week_start_at, STAGE_CHANGE_CAUSES[1]),
         week_start=week_start_at,
-        settings=get_settings(session, shop_id),
+        settings=settings,
         # before the first scoring, what webhooks and the import delivered so far (after it, the
         # stored counts above say the same without reading every customer on each page load)
         received=repo.received_counts(session, shop_id) if row is None else (0, 0),
+        shopify=shopify_segments(session, shop_id, settings),
+        plays=settings_service.segment_plays(session, shop_id),
     )
 
 
@@ -141,8 +213,55 @@ def parse_filter(params: Any) -> tuple[repo.CustomerFilter, int]:
         clv_tier=tier if tier in CLV_TIER_FILTERS else None,
         sort=sort if sort in repo.SORTS else "predicted_clv",
         descending=direction != "asc",
+        r=_grid_score(params, "r"),
+        fm=_grid_score(params, "fm"),
     )
     return f, page
+
+
+GRID_SCORE_WORDS: Final = {"r": "the R score", "fm": "the FM score (F + M by the thirds method)"}
+
+
+def _grid_score(params: Any, name: str) -> int | None:
+    """A heat-map cell's coordinate: a whole number, checked against the method's grid by
+    ``for_method``; anything else is refused naming the parameter."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 2):
+        raise BadRequest(
+            f"Query parameter {name}: {GRID_SCORE_WORDS[name]} must be a whole number, got {raw[:20]!r}"
+        )
+    return int(raw)
+
+
+def grid_ranges(method: str) -> dict[str, range]:
+    """The overview grid's rows (R) and columns (FM, or F + M by the thirds method)."""
+    top = SCORE_RANGE[method]
+    return {
+        "r": range(1, top + 1),
+        "fm": range(1, top + 1) if method == "quintile" else range(2, 2 * top + 1),
+    }
+
+
+def for_method(f: repo.CustomerFilter, method: str) -> repo.CustomerFilter:
+    """The filter read with the scoring method in use: a cell outside its grid is refused naming
+    the parameter (400); by the thirds method ``fm`` is the F + M column."""
+    for name, allowed in grid_ranges(method).items():
+        value = getattr(f, name)
+        if value is not None and value not in allowed:
+            raise BadRequest(
+                f"Query parameter {name}: {GRID_SCORE_WORDS[name]} must be from {allowed[0]} to "
+                f"{allowed[-1]} by the {method} method, got {value}"
+            )
+    return replace(f, thirds=method == "thirds")
+
+
+def cell_segment(settings: ScoringSettings, r: int, fm: int) -> str:
+    """The RFM segment (or thirds group) of the overview grid's cell R × FM."""
+    if settings.scoring_method == "quintile":
+        return settings.segment_grid[(r, fm)]
+    return next(name for name, (low, high) in THIRDS_GROUP_SUMS.items() if low <= r + fm <= high)
 
 
 @dataclass
@@ -156,6 +275,11 @@ class CustomerPage:
     names_note: str | None = None
     names: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     scoring_method: str = "quintile"
+    shopify_link: SegmentLink | None = None
+    """The app's Shopify segment matching the filter (one segment, stage or CLV tier; a grid cell's
+    segment), None when no single one does."""
+    cell_segment: str | None = None
+    """With a grid cell (``r`` and ``fm``), the segment the cell belongs to."""
 
     @property
     def first(self) -> int:
@@ -178,16 +302,42 @@ class CustomerPage:
 
 
 def customers(session: Session, shop_id: int, f: repo.CustomerFilter, page: int) -> CustomerPage:
-    method = get_settings(session, shop_id).scoring_method
+    settings = get_settings(session, shop_id)
+    method = settings.scoring_method
+    f = for_method(f, method)
+    link, cell = _filter_link(session, shop_id, settings, f)
+    extra: dict[str, Any] = {"scoring_method": method, "shopify_link": link, "cell_segment": cell}
     offset = (page - 1) * repo.PAGE_SIZE
     if offset > repo.MAX_OFFSET:
         total = repo.customers_matching(session, shop_id, f)
-        return CustomerPage([], page, total, False, True, f, scoring_method=method)
+        return CustomerPage([], page, total, False, True, f, **extra)
     rows, matching = repo.customers_page(session, shop_id, f, offset=offset, limit=repo.PAGE_SIZE + 1)
     has_next = len(rows) > repo.PAGE_SIZE and offset + repo.PAGE_SIZE <= repo.MAX_OFFSET
     total = matching if matching is not None else repo.customers_matching(session, shop_id, f)
     capped = offset + repo.PAGE_SIZE > repo.MAX_OFFSET
-    return CustomerPage(rows[: repo.PAGE_SIZE], page, total, has_next, capped, f, scoring_method=method)
+    return CustomerPage(rows[: repo.PAGE_SIZE], page, total, has_next, capped, f, **extra)
+
+
+def _filter_link(
+    session: Session, shop_id: int, settings: ScoringSettings, f: repo.CustomerFilter
+) -> tuple[SegmentLink | None, str | None]:
+    """(the app's Shopify segment matching the list's filter, the grid cell's segment): a filter on
+    one segment, one stage or one CLV tier has one; a grid cell links to its segment's (which holds
+    the whole segment, the cell among it)."""
+    cell = cell_segment(settings, f.r, f.fm) if f.r is not None and f.fm is not None else None
+    chosen = [k for k, v in (("segment", f.segment), ("stage", f.stage), ("clv", f.clv_tier)) if v]
+    if cell is not None and f.segment in (None, cell) and chosen in ([], ["segment"]):
+        return shopify_segments(session, shop_id, settings).rfm(cell), cell
+    if len(chosen) != 1 or (f.r is not None or f.fm is not None):
+        return None, cell
+    links = shopify_segments(session, shop_id, settings)
+    if f.segment:
+        return links.rfm(f.segment), cell
+    if f.stage:
+        return links.stage(f.stage), cell
+    if f.clv_tier is not None and f.clv_tier in CLV_TIER_LABELS:
+        return links.clv(f.clv_tier), cell
+    return None, cell
 
 
 def admin_customer_url(shop_domain: str, customer_id: int) -> str:
@@ -340,6 +490,11 @@ def save_settings(session: Session, shop_id: int, changes: Any, now: datetime) -
     if change.affects_scores:
         scoring.enqueue_rescore(session, shop_id, now, full=True)
     return change
+
+
+def save_plays(session: Session, shop_id: int, plays: dict[str, str], now: datetime) -> None:
+    """The plays form: every play checked, then saved (raises SettingsError, saving nothing)."""
+    settings_service.save_segment_plays(session, shop_id, plays, now)
 
 
 def request_sync(session: Session, shop_id: int, now: datetime) -> bool:

@@ -3,6 +3,7 @@ settings form (its fields to the settings service's changes, and back)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -15,13 +16,21 @@ from app.admin.service import (
     CLV_TIER_FILTERS,
     CustomerPage,
     Overview,
+    SegmentLink,
     Status,
     admin_customer_url,
 )
 from app.admin.service import progress_json as _progress_json
 from app.models import Shop
 from app.scoring.service import shop_day
-from app.settings.schemas import METHODS, PREFIX_FIELDS, ScoringSettings, SettingsError, validate
+from app.settings.schemas import (
+    METHODS,
+    PLAY_FIELDS,
+    PREFIX_FIELDS,
+    ScoringSettings,
+    SettingsError,
+    validate,
+)
 from app.vocabulary import (
     BEHAVIOUR_LABELS,
     CLV_TIER_LABELS,
@@ -34,6 +43,8 @@ from app.vocabulary import (
     THIRDS_GROUP_SUMS,
 )
 
+LAUNCH_FIELDS = frozenset({"shop", "host", "embedded", "id_token", "hmac", "timestamp", "locale", "session"})
+"""The launch query's parameters, which a form may carry along."""
 COHORT_ROWS = 12
 COHORT_COLUMNS = 13
 
@@ -76,12 +87,16 @@ def total_clv(historic: Decimal | float | None, predicted: Decimal | float | Non
 # -- overview ----------------------------------------------------------------------------------
 
 
-def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
+CellHref = Callable[[int, int], str]
+"""(R, FM) → the customer list of that grid cell."""
+
+
+def overview_charts(o: Overview, fmt: Formatter, cell_href: CellHref | None = None) -> dict[str, Markup]:
     out: dict[str, Markup] = {}
     m = o.metrics or {}
     grid = m.get("rfm_grid")
     if grid and o.customers_scored:
-        out["rfm"] = rfm_heat_map(grid)
+        out["rfm"] = rfm_heat_map(grid, cell_href)
     deciles = (m.get("predicted_clv") or {}).get("deciles") or []
     if len(deciles) == 11:
         out["clv"] = charts.bar_chart(
@@ -107,9 +122,17 @@ def overview_charts(o: Overview, fmt: Formatter) -> dict[str, Markup]:
     return out
 
 
-def rfm_heat_map(grid: dict[str, Any]) -> Markup:
+def _cell_links(
+    grid: dict[str, Any], columns: list[int], cell_href: CellHref | None
+) -> list[list[str | None]] | None:
+    if cell_href is None:
+        return None
+    return [[cell_href(r, c) for c in columns] for r in grid["rows_r"]]
+
+
+def rfm_heat_map(grid: dict[str, Any], cell_href: CellHref | None = None) -> Markup:
     """The R × FM grid (quintiles) or the R × (F + M) grid (thirds), each cell's segment in its
-    tooltip."""
+    tooltip; with ``cell_href`` each cell links to its customers."""
     if grid.get("method", "quintile") == "thirds":
         sums = ", ".join(f"{low}–{high} {name}" for name, (low, high) in THIRDS_GROUP_SUMS.items())
         return charts.heat_map(
@@ -121,6 +144,8 @@ def rfm_heat_map(grid: dict[str, Any]) -> Markup:
             y_label="R score (3 = ordered in the last 4 months)",
             description=f"number of customers in each R and F + M cell; by R + F + M: {sums}",
             notes=grid.get("segments"),
+            links=_cell_links(grid, grid["columns_f_plus_m"], cell_href),
+            link_words="list these customers",
         )
     return charts.heat_map(
         "Customers by recency (R) and frequency-monetary (FM) score",
@@ -131,6 +156,8 @@ def rfm_heat_map(grid: dict[str, Any]) -> Markup:
         y_label="R score",
         description="number of customers in each R and FM score cell; 5 is best",
         notes=grid.get("segments"),
+        links=_cell_links(grid, grid["columns_fm"], cell_href),
+        link_words="list these customers",
     )
 
 
@@ -150,6 +177,10 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
             "max_cpc": _money(s.max_cpc),
         }
 
+    def act(s: Any) -> dict[str, Any]:
+        link = o.shopify.rfm(s.segment)
+        return segment(s) | {"play": o.plays.get(s.segment), "shopify_segment": link_json(link)}
+
     metrics = o.metrics or {}
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     return {
@@ -162,7 +193,7 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
         "clv_horizon_days": o.settings.clv_horizon_days,
         "lifespan_years": o.settings.lifespan_years,
         "ltv_to_cac_uses": "average predicted CLV over the horizon",
-        "segments": [segment(s) for s in o.segments],
+        "segments": [act(s) for s in o.segments],
         "all_customers": segment(o.shop_row) if o.shop_row else None,
         "rfm_grid": metrics.get("rfm_grid"),
         "predicted_clv": metrics.get("predicted_clv"),
@@ -170,6 +201,18 @@ def overview_json(o: Overview, shop: Shop) -> dict[str, Any]:
         "stage_reclassifications": [{"from": a, "to": b, "customers": n} for a, b, n in o.reclassified],
         "stages": metrics.get("stages"),
         "behaviour": metrics.get("behaviour"),
+    }
+
+
+def link_json(link: SegmentLink | None) -> dict[str, Any] | None:
+    """A link to one of the app's Shopify segments as the JSON bodies carry it."""
+    if link is None:
+        return None
+    return {
+        "name": link.title,
+        "href": link.href,
+        "target": link.target if link.href else None,
+        "missing": link.missing,
     }
 
 
@@ -293,6 +336,7 @@ def customers_json(c: CustomerPage, shop: Shop, horizon_days: int) -> dict[str, 
         "total": c.total,
         "has_next": c.has_next,
         "names_note": c.names_note,
+        "shopify_segment": link_json(c.shopify_link),
         "customers": [
             {
                 "customer_id": str(r["customer_id"]),  # ids exceed 2^53: a string for JavaScript
@@ -633,3 +677,32 @@ def cleanup_json(c: Any) -> dict[str, Any] | None:
         "finished_at": c.finished_at.isoformat() if c.finished_at else None,
         "error": c.error,
     }
+
+
+# -- suggested plays ---------------------------------------------------------------------------
+
+
+def plays_form(form: dict[str, str], segments: tuple[str, ...]) -> tuple[dict[str, str], list[FieldError]]:
+    """The plays form's fields (``play_<segment slug>``) to {segment: text}; a field for no segment
+    of the method in use is refused naming it."""
+    plays: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for key, value in form.items():
+        if key in LAUNCH_FIELDS:
+            continue
+        segment = PLAY_FIELDS.get(key)
+        if segment is None or segment not in segments:
+            error = FieldError(f"{key}: there is no segment of the scoring method in use with this field.")
+            error.field = key
+            errors.append(error)
+            continue
+        plays[segment] = value
+    return plays, errors
+
+
+def play_error(exc: SettingsError) -> FieldError:
+    error = FieldError(
+        f"{exc.field}: {exc.detail[:1].upper()}{exc.detail[1:]}." if exc.field else f"{exc.detail}."
+    )
+    error.field = exc.field
+    return error

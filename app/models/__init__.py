@@ -12,6 +12,7 @@ from app.models.job import Job
 from app.models.order import Order
 from app.models.order_import import OrderImport
 from app.models.order_refund import OrderRefund
+from app.models.segment_play import SegmentPlay
 from app.models.shop import Shop
 from app.models.shop_cleanup import ShopCleanup
 from app.models.shop_metrics import ShopMetricsSnapshot
@@ -41,6 +42,7 @@ __all__ = [
     "Order",
     "OrderImport",
     "OrderRefund",
+    "SegmentPlay",
     "Shop",
     "ShopCleanup",
     "ShopSyncState",

@@ -19,9 +19,12 @@ from app.vocabulary import (
     DEFAULT_RFM_TAG_PREFIX,
     DEFAULT_STAGE_TAG_PREFIX,
     LONGEST_TAG_SUFFIX,
+    RFM_SEGMENT_NAMES,
     SCORING_METHODS,
+    SEGMENT_PLAYS,
     Grid,
     GridError,
+    slug,
     validate_grid,
 )
 
@@ -235,3 +238,36 @@ class SettingsChange:
     def affects_scores(self) -> bool:
         """True when the stored scores must be recomputed (tag prefixes and sync do not count)."""
         return self.after.affects_scores(self.before)
+
+
+# -- suggested plays -------------------------------------------------------------------------------
+
+PLAY_MAX: Final = 500
+"""A play is a sentence or two for the merchant's own eyes; the stored column's width."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def play_field(segment: str) -> str:
+    """The form field of a segment's play: ``play_at-risk``."""
+    return "play_" + slug(segment)
+
+
+PLAY_FIELDS: Final[Mapping[str, str]] = MappingProxyType({play_field(n): n for n in RFM_SEGMENT_NAMES})
+"""Form field → segment name, for every segment that has a play."""
+
+
+def validate_play(segment: str, text: Any) -> str | None:
+    """The play as stored, None for "the default" (left empty, or the default word for word);
+    raises SettingsError naming the segment's field."""
+    if segment not in SEGMENT_PLAYS:
+        raise SettingsError(f"there is no segment named {segment!r}", field="segment")
+    field_name = play_field(segment)
+    if not isinstance(text, str):
+        raise SettingsError(f"the play for {segment} must be text", field=field_name)
+    text = text.replace("\r\n", "\n")  # a textarea's line breaks
+    if _CONTROL.search(text):
+        raise SettingsError(f"the play for {segment} may not contain control characters", field=field_name)
+    text = " ".join(text.split())
+    if len(text) > PLAY_MAX:
+        raise SettingsError(f"the play for {segment} must be at most {PLAY_MAX} characters", field=field_name)
+    return None if not text or text == SEGMENT_PLAYS[segment] else text

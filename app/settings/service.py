@@ -20,8 +20,9 @@ from app.settings.schemas import (
     grid_from_json,
     grid_to_json,
     validate,
+    validate_play,
 )
-from app.vocabulary import DEFAULT_GRID
+from app.vocabulary import DEFAULT_GRID, SEGMENT_PLAYS
 
 
 def get_settings(session: Session, shop_id: int) -> ScoringSettings:
@@ -75,3 +76,16 @@ def update_settings(
         },
     )
     return SettingsChange(current, new)
+
+
+def segment_plays(session: Session, shop_id: int) -> dict[str, str]:
+    """Every segment's suggested play: the shop's own wording where it saved one, else the default."""
+    return {**SEGMENT_PLAYS, **repo.plays(session, shop_id)}
+
+
+def save_segment_plays(session: Session, shop_id: int, plays: Mapping[str, Any], now: datetime) -> None:
+    """Validate every play first (raises SettingsError naming the field, saving nothing), then store
+    them; an empty play, or the default word for word, restores the default."""
+    clean = {segment: validate_play(segment, text) for segment, text in plays.items()}
+    for segment, play in clean.items():
+        repo.save_play(session, shop_id, segment, play, now)

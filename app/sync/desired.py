@@ -159,7 +159,7 @@ def segment_specs(prefixes: TagPrefixes, rfm_segments: Iterable[str] = SEGMENT_N
     # keys ("rfm:champions") identify stored segments, so they never follow the merchant's prefixes
     specs = [
         SegmentSpec(
-            f"rfm:{SEGMENT_TAGS[name]}",
+            rfm_segment_key(name),
             RFM_SEGMENT_TITLE.format(name),
             _tag_query(prefixes.rfm + SEGMENT_TAGS[name]),
         )
@@ -167,7 +167,7 @@ def segment_specs(prefixes: TagPrefixes, rfm_segments: Iterable[str] = SEGMENT_N
     ]
     specs += [
         SegmentSpec(
-            f"stage:{tag}",
+            stage_segment_key(stage),
             STAGE_SEGMENT_TITLE.format(STAGE_LABELS[stage]),
             _tag_query(prefixes.stage + tag),
         )
@@ -175,13 +175,28 @@ def segment_specs(prefixes: TagPrefixes, rfm_segments: Iterable[str] = SEGMENT_N
     ]
     specs += [
         SegmentSpec(
-            f"clv:{tag}",
+            clv_segment_key(tier),
             CLV_SEGMENT_TITLE.format(CLV_TIER_LABELS[tier]),
             _tag_query(prefixes.clv + tag),
         )
         for tier, tag in CLV_TIER_TAGS.items()
     ]
     return specs
+
+
+def rfm_segment_key(name: str) -> str:
+    """The stored key of the Shopify segment of an RFM segment or thirds group ("rfm:at-risk")."""
+    return f"rfm:{SEGMENT_TAGS[name]}"
+
+
+def stage_segment_key(stage: str) -> str:
+    """The stored key of a lifecycle stage's Shopify segment ("stage:at-risk")."""
+    return f"stage:{STAGE_TAGS[stage]}"
+
+
+def clv_segment_key(tier: str) -> str:
+    """The stored key of a CLV tier's Shopify segment ("clv:top-10")."""
+    return f"clv:{CLV_TIER_TAGS[tier]}"
 
 
 def _tag_query(tag: str) -> str:

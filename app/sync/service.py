@@ -306,6 +306,15 @@ def _error_key(plan: Plan) -> int:
     return plan.score_hash if plan.score_hash is not None else 0
 
 
+# -- the app's segments in Shopify ---------------------------------------------------------------
+
+
+def shopify_segment_ids(session: Session, shop_id: int) -> dict[str, tuple[str, str]]:
+    """{segment key ("rfm:at-risk", see ``desired.rfm_segment_key``): (the Shopify segment's GID,
+    its name in Shopify)} of the segments the sync created and still holds for the shop."""
+    return {s.key: (s.segment_gid, s.name) for s in repo.synced_segments(session, shop_id)}
+
+
 # -- status ---------------------------------------------------------------------------------------
 
 ERRORS_SHOWN: Final = 5
@@ -347,5 +356,6 @@ __all__ = [
     "record_drift",
     "record_plans",
     "request_repair",
+    "shopify_segment_ids",
     "sync_status",
 ]

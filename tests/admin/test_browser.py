@@ -18,15 +18,18 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import app.tasks  # noqa: F401 - registers every job kind
+from app.config import Settings
 from app.kit.db import make_sessionmaker
 from app.models import CustomerScore, ShopMetricsSnapshot, ShopSegment
 from app.worker import Worker
-from tests.admin.conftest import launch
+from shopify_double import DevStore
+from tests.admin.conftest import SHOP, launch
 from tests.admin.seed import SeededShop
+from tests.admin.shopify_sync import double_segments, sync_into_double
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -114,7 +117,8 @@ def test_every_screen_shows_the_stored_numbers(
     ):
         cell = page.locator(f'tr[data-segment="{segment.segment}"] td[data-col="customers"]')  # type: ignore[attr-defined]
         assert cell.inner_text() == f"{segment.customers:,}"
-    assert page.locator("svg.chart[role=img]").count() == 3  # type: ignore[attr-defined]
+    assert page.locator("svg.chart[role=img]").count() == 2  # type: ignore[attr-defined]
+    assert page.locator("svg.chart[role=group]").count() == 1  # the grid: its cells are links  # type: ignore[attr-defined]
     assert page.locator("nav.tabs a").first.is_visible()  # type: ignore[attr-defined]
     page.screenshot(path=str(shots / "overview.png"), full_page=True)  # type: ignore[attr-defined]
 
@@ -241,3 +245,91 @@ def test_the_status_panel_updates_while_you_watch(
     page.click("#reimport")  # type: ignore[attr-defined]
     page.wait_for_selector("#notice")  # type: ignore[attr-defined]
     assert "queued" in page.locator("#notice").inner_text()  # type: ignore[attr-defined]
+
+
+# App Bridge opens `shopify://admin/...` links itself (the admin is not here): record what it would
+# be asked to open instead of letting Chromium try an unknown scheme.
+APP_BRIDGE_STAND_IN = """
+document.addEventListener("click", function (event) {
+  var a = event.target.closest && event.target.closest("a");
+  if (a && a.getAttribute("href") && a.getAttribute("href").indexOf("shopify:") === 0) {
+    event.preventDefault();
+    window.__adminNavigation = {href: a.getAttribute("href"), target: a.getAttribute("target")};
+  }
+}, true);
+"""
+
+
+def test_a_segment_row_opens_its_segment_in_the_shopify_admin(
+    browser_page: object,
+    server: str,
+    seeded: SeededShop,
+    engine: Engine,
+    store: DevStore,
+    admin_settings: Settings,
+    shots: Path,
+) -> None:
+    sync_into_double(engine, store, admin_settings, seeded.shop_id, SHOP)
+    in_shopify = double_segments(store, SHOP)
+    page = browser_page
+    page.add_init_script(APP_BRIDGE_STAND_IN)  # type: ignore[attr-defined]
+    _open(page, server, "/app")
+
+    row = page.locator('tr[data-segment="At risk"]')  # type: ignore[attr-defined]
+    row.locator("a.shopify-link").click()
+    opened = page.evaluate("window.__adminNavigation")  # type: ignore[attr-defined]
+    assert opened == {
+        "href": f"shopify://admin/customers/segments/{in_shopify['RFM · At risk']}",
+        "target": "_top",
+    }
+    assert page.locator("#use-segment").is_visible()  # type: ignore[attr-defined]
+    page.locator("#act").screenshot(path=str(shots / "act.png"))  # type: ignore[attr-defined]
+
+    page.locator('tr[data-segment="At risk"] th a').first.click()  # type: ignore[attr-defined]
+    page.wait_for_url("**/app/customers?**")  # type: ignore[attr-defined]
+    page.locator("#shopify-segment a.shopify-link").click()  # type: ignore[attr-defined]
+    opened = page.evaluate("window.__adminNavigation")  # type: ignore[attr-defined]
+    assert opened["href"] == f"shopify://admin/customers/segments/{in_shopify['RFM · At risk']}"
+
+
+def test_a_heat_map_cell_opens_the_list_of_its_customers(
+    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Path
+) -> None:
+    page = browser_page
+    _open(page, server, "/app")
+    r, fm = 5, 5
+    count = session.scalar(
+        select(func.count()).where(
+            CustomerScore.shop_id == seeded.shop_id,
+            CustomerScore.recency_score == r,
+            CustomerScore.fm_score == fm,
+        )
+    )
+    assert count
+    cell = page.locator(f'svg.chart a.cell-link[aria-label^="R {r}, FM {fm}:"]')  # type: ignore[attr-defined]
+    assert cell.count() == 1
+    cell.focus()  # focusable: reachable from the keyboard
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')").startswith(
+        f"R {r}, FM {fm}: {count}"
+    )  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    page.wait_for_url(f"**/app/customers?**r={r}**")  # type: ignore[attr-defined]
+
+    assert f"fm={fm}" in page.url  # type: ignore[attr-defined]
+    assert page.locator("#grid-cell").inner_text().startswith(f"Grid cell R {r} × FM {fm}")  # type: ignore[attr-defined]
+    assert f"of {count:,} customers" in page.locator("#result-count").inner_text()  # type: ignore[attr-defined]
+    assert page.locator("#customers tbody tr").count() == min(count, 50)  # type: ignore[attr-defined]
+    page.screenshot(path=str(shots / "grid-cell.png"), full_page=True)  # type: ignore[attr-defined]
+
+    _open(page, server, "/app")
+    page.locator('svg.chart a.cell-link[aria-label^="R 1, FM 1:"]').click()  # type: ignore[attr-defined]
+    page.wait_for_url("**/app/customers?**")  # type: ignore[attr-defined]
+    ones = session.scalar(
+        select(func.count()).where(
+            CustomerScore.shop_id == seeded.shop_id,
+            CustomerScore.recency_score == 1,
+            CustomerScore.fm_score == 1,
+        )
+    )
+    shown = page.locator("#result-count").inner_text()  # type: ignore[attr-defined]
+    assert (f"of {ones:,} customers" in shown) if ones else ("No customers match" in shown)
