@@ -448,7 +448,7 @@ def _customer_query_matches(c: Customer, query: str | None) -> bool:
             matched = customer_search.text_term_matches(c, term)
             if matched is None:
                 value = f"{term.value}*" if term.prefix else term.value
-                matched = _customer_matches(c, [(term.field, term.op, value, False)])
+                matched = _customer_matches(c, [(term.field or "", term.op, value, False)])
             if matched == term.negated:
                 ok = False
                 break
