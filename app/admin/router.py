@@ -171,7 +171,8 @@ def overview_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
 
 
 async def _filter(request: Request, shop: Shop) -> tuple[service.CustomerPage | None, Any, int, Any]:
-    """(the page when a search could not run, the filter, the page number, the shop's settings):
+    """(the page when a search could not run or found more than the app reads, the filter, the
+    page number, the shop's settings):
     the parameters checked against the shop's scoring method and day, a search run through
     Shopify's customer search, its ids restricting the list."""
     settings = await _read(request, service.get_settings, shop.shop_id)
@@ -186,19 +187,23 @@ async def _filter(request: Request, shop: Shop) -> tuple[service.CustomerPage | 
         failed.search_note = found.note
         return failed, f, page, settings
     f = replace(f, customer_ids=found.customer_ids)
+    if found.more:
+        capped = service.CustomerPage([], page, 0, False, False, f, scoring_method=settings.scoring_method)
+        capped.search_capped = True
+        return capped, f, page, settings
     return None, f, page, settings
 
 
 async def _customers(request: Request, shop: Shop) -> tuple[service.CustomerPage, Any]:
-    failed, f, page, settings = await _filter(request, shop)
-    if failed is not None:
-        return failed, settings
+    early, f, page, settings = await _filter(request, shop)
+    if early is not None and early.search_note is not None:
+        return early, settings
     data = await _read(request, service.customers, shop.shop_id, f, page)
     client = service.admin_client(request.app.state.http, request.app.state.settings, request.app.state)
     data.names, data.names_note = await service.customer_names(
         client, request.app.state.auth.tokens, shop, [r["customer_id"] for r in data.rows]
     )
-    data.search_capped = f.customer_ids is not None and len(f.customer_ids) >= service.SEARCH_LIMIT
+    data.search_capped = early is not None and early.search_capped
     return data, settings
 
 
@@ -259,9 +264,9 @@ with the currency's own decimals (JPY 0, EUR 2, KWD 3) in the currency named in 
 async def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
     """The filtered list as CSV, streamed from a server-side cursor (ids and scores; names are
     never stored, so they are not exported). A search runs through Shopify first, as on the page."""
-    failed, f, _, settings = await _filter(request, shop)
-    if failed is not None:
-        raise ServiceUnavailable(failed.search_note or "The search could not run.")
+    early, f, _, settings = await _filter(request, shop)
+    if early is not None and early.search_note is not None:
+        raise ServiceUnavailable(early.search_note)
     factory = request.app.state.sessionmaker
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     shop_id, domain = shop.shop_id, shop.domain

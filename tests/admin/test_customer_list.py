@@ -18,7 +18,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.admin.service import NAMES_PROTECTED, NAMES_TRANSIENT, shopify_search_query
+from app.admin.service import (
+    NAMES_PROTECTED,
+    NAMES_TRANSIENT,
+    SEARCH_LIMIT,
+    SEARCH_PAGES,
+    shopify_search_query,
+)
 from app.models import Customer, CustomerScore, Shop
 from app.scoring.service import shop_day
 from app.vocabulary import CHURN_RISK_BANDS
@@ -351,3 +357,14 @@ def test_a_search_shopify_cannot_run_lists_nobody_and_says_why(
     data = page.get(f"/api/customers?{launch(q='ada')}", headers=bearer()).json()
     assert data["customers"] == [] and "protected customer data" in data["search_note"]
     assert page.get(f"/app/customers.csv?{launch(q='ada')}").status_code == 503
+
+
+def test_a_search_past_what_the_app_reads_says_to_narrow_it(
+    page: TestClient, seeded: SeededShop, store: DevStore
+) -> None:
+    for i in range(SEARCH_LIMIT + 1 - 300):  # with the 300 seeded Ada Lovelaces, one past the limit
+        store.create_customer(SHOP, first_name=f"Ada{1000 + i}", last_name="Byron")
+    html = page.get(f"/app/customers?{launch(q='ada')}").text
+    assert "only the first 1,000 are listed" in _note(html, "search-capped")
+    assert len([c for c in store.calls if "CustomerSearch" in c.query]) == SEARCH_PAGES
+    assert all(c.errors is None for c in store.calls if "CustomerSearch" in c.query)
