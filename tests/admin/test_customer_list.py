@@ -58,6 +58,7 @@ def _all_pages(page: TestClient, **params: Any) -> list[dict[str, Any]]:
 # -- search --------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_dbs
 def test_a_search_lists_only_the_scored_customers_shopify_finds(
     page: TestClient, seeded: SeededShop, session: Session, store: DevStore
 ) -> None:
@@ -319,6 +320,7 @@ def _note(html: str, key: str = "names-note") -> str:
     return found.group(1)
 
 
+@pytest.mark.both_dbs
 def test_a_passing_failure_says_names_will_come_back(
     page: TestClient, seeded: SeededShop, store: DevStore
 ) -> None:
