@@ -205,6 +205,31 @@ def clv_tiers_within(tier: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------------------
+# Churn-risk bands (the customers list's filter): churn risk = 1 − P(alive), docs/metrics.md
+
+CHURN_RISK_BANDS: Final[Mapping[str, tuple[str, float, float]]] = MappingProxyType(
+    {
+        "low": ("Low", 0.0, 0.2),
+        "medium": ("Medium", 0.2, 0.5),
+        "high": ("High", 0.5, 1.0),
+    }
+)
+"""band → (label, from, to): a customer is in the band when from ≤ churn risk < to (the high band
+includes 100 %). High starts where the stages stop expecting a next order from a repeat buyer
+(probability still buying below 50 %)."""
+
+
+def churn_risk_band_words(band: str) -> str:
+    """The band with its thresholds: "High (50% or more)", "Low (under 20%)"."""
+    label, low, high = CHURN_RISK_BANDS[band]
+    if low == 0.0:
+        return f"{label} (under {high * 100:.0f}%)"
+    if high >= 1.0:
+        return f"{label} ({low * 100:.0f}% or more)"
+    return f"{label} ({low * 100:.0f}% to under {high * 100:.0f}%)"
+
+
+# --------------------------------------------------------------------------------------------
 # Tags and Shopify segments
 
 DEFAULT_RFM_TAG_PREFIX: Final = "rfm:"

@@ -50,6 +50,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
+from shopify_double import customer_search
 from shopify_double.cost import MAX_QUERY_COST, actual_cost, requested_cost
 from shopify_double.schema import check_document, load_schema
 from shopify_double.segments import SegmentQueryError, parse_segment_query
@@ -435,6 +436,27 @@ def _customer_matches(c: Customer, terms: list[tuple[str, str, str, bool]]) -> b
     return True
 
 
+def _customer_query_matches(c: Customer, query: str | None) -> bool:
+    """``customers(query:)``: any OR group whose terms all match (``customer_search`` for the text
+    fields and the default search, the other fields as above)."""
+    groups = customer_search.parse(query)
+    if not groups:
+        return True
+    for group in groups:
+        ok = True
+        for term in group:
+            matched = customer_search.text_term_matches(c, term)
+            if matched is None:
+                value = f"{term.value}*" if term.prefix else term.value
+                matched = _customer_matches(c, [(term.field or "", term.op, value, False)])
+            if matched == term.negated:
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
 def _order_matches(o: Order, terms: list[tuple[str, str, str, bool]]) -> bool:
     for field_name, op, value, negated in terms:
         if field_name == "id":
@@ -503,6 +525,7 @@ def _shop(_: Any, info: GraphQLResolveInfo) -> JsonDict:
 @resolver("QueryRoot", "customer")
 def _customer(_: Any, info: GraphQLResolveInfo, id: str) -> JsonDict | None:
     _require_scope(info, "read_customers")
+    _customer_data.require_customer_data(info)
     parsed = parse_gid(id)
     if parsed is None:
         raise _invalid_gid(id)
@@ -516,10 +539,10 @@ def _customers(
     _: Any, info: GraphQLResolveInfo, query: str | None = None, sortKey: str = "ID", **args: Any
 ) -> JsonDict:
     _require_scope(info, "read_customers")
+    _customer_data.require_customer_data(info)
     ctx: RequestContext = info.context
-    terms = parse_search(query)
     with ctx.shop.lock:
-        items = [c for c in ctx.shop.customers.values() if _customer_matches(c, terms)]
+        items = [c for c in ctx.shop.customers.values() if _customer_query_matches(c, query)]
     key = _CUSTOMER_SORT.get(sortKey, _CUSTOMER_SORT["ID"])
     return connection(info, items, key=key, node=lambda c: customer_view(ctx, c), **args)
 
@@ -529,8 +552,7 @@ def _customers_count(
     _: Any, info: GraphQLResolveInfo, query: str | None = None, limit: int | None = 10000, **__: Any
 ) -> JsonDict:
     _require_scope(info, "read_customers")
-    terms = parse_search(query)
-    n = sum(1 for c in info.context.shop.customers.values() if _customer_matches(c, terms))
+    n = sum(1 for c in info.context.shop.customers.values() if _customer_query_matches(c, query))
     return _count(n, limit)
 
 
@@ -556,6 +578,8 @@ def _nodes(_: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[JsonDict | 
     kinds = {v["__typename"] for v in views if v}
     if kinds & {"Customer", "Segment", "Metafield", "MetafieldDefinition"}:
         _require_scope(info, "read_customers")
+    if "Customer" in kinds:
+        _customer_data.require_customer_data(info)
     if "Order" in kinds:
         _require_scope(info, "read_orders")
     return views
@@ -1391,5 +1415,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# Bulk operation resolvers (they register themselves on RESOLVERS).
+# Bulk operation resolvers and the protected customer data fields (they register themselves on
+# RESOLVERS).
 from shopify_double import bulk as _bulk  # noqa: E402, F401
+from shopify_double import customer_data as _customer_data  # noqa: E402

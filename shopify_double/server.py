@@ -74,6 +74,9 @@ def create_devstore_app(store: DevStore) -> FastAPI:
         shop_domain = shop_from_request(request)
         if shop_domain is None or shop_domain not in store.shops:
             return _json({"errors": "Not Found"}, 404)
+        outage = store.take_outage(shop_domain)
+        if outage is not None:
+            return _json({"errors": "Service Unavailable"}, outage)
         scopes = store.token_scopes(shop_domain, request.headers.get("x-shopify-access-token"))
         if scopes is None:
             return _json({"errors": INVALID_TOKEN}, 401)

@@ -275,6 +275,11 @@ class DevStore:
         self._shop_ids = itertools.count(60_000_000_001)
         self._lock = threading.RLock()
         self.grants = OAuthGrants(now)  # OAuth codes, token expiry, refresh tokens (oauth.py)
+        # Protected customer data (customer_data.py): level 1 and the level 2 fields approved for
+        # the app; everything on a development store.
+        self.protected_customer_data = True
+        self.protected_customer_fields: set[str] = {"name", "email", "phone", "address"}
+        self._outages: dict[str, list[int]] = {}
 
     @property
     def bulk(self) -> BulkOperations:
@@ -533,6 +538,18 @@ class DevStore:
         expr = parse_segment_query(segment.query, self, shop)
         with shop.lock:
             return {c.gid for c in shop.customers.values() if evaluate(expr, c, self, shop)}
+
+    # -- outages -------------------------------------------------------------------------------
+    def fail_next(self, shop_domain: str, count: int = 1, status: int = 503) -> None:
+        """The next ``count`` Admin API requests for the shop answer HTTP ``status`` (a passing
+        outage on Shopify's side: 5xx, or 429 without a Retry-After)."""
+        with self._lock:
+            self._outages.setdefault(shop_domain, []).extend([status] * count)
+
+    def take_outage(self, shop_domain: str) -> int | None:
+        with self._lock:
+            queued = self._outages.get(shop_domain)
+            return queued.pop(0) if queued else None
 
     # -- call log -----------------------------------------------------------------------------
     def record_call(self, record: CallRecord) -> None:

@@ -89,6 +89,16 @@ class Formatter:
         symbol = _SYMBOLS.get(self.currency)
         return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {self.currency}"
 
+    def amount(self, value: Decimal | float | int | None) -> str:
+        """A plain number with the currency's own decimals, half away from zero (the CSV's money):
+        ``1234.50`` in EUR, ``1235`` in JPY, ``1.235`` in KWD; empty for no value."""
+        if value is None:
+            return ""
+        exact = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if not exact.is_finite():
+            return ""
+        return str(exact.quantize(Decimal(1).scaleb(-self.currency_places), rounding=ROUND_HALF_UP))
+
     def datetime(self, value: dt.datetime | None) -> str:
         if value is None:
             return "—"

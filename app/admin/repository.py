@@ -28,7 +28,13 @@ from app.models import (
     StageChange,
 )
 from app.models.job import DONE, FAILED, PENDING, RUNNING
-from app.vocabulary import ALL_CUSTOMERS, CLV_TIERS, STAGE_CHANGE_CAUSES, clv_tiers_within
+from app.vocabulary import (
+    ALL_CUSTOMERS,
+    CHURN_RISK_BANDS,
+    CLV_TIERS,
+    STAGE_CHANGE_CAUSES,
+    clv_tiers_within,
+)
 
 PAGE_SIZE = 50
 MAX_OFFSET = 10_000
@@ -37,10 +43,17 @@ MAX_OFFSET = 10_000
 SORTS: dict[str, Any] = {
     "predicted_clv": CustomerScore.predicted_clv,
     "historic_clv": CustomerScore.historic_clv,
+    "total_clv": CustomerScore.historic_clv + CustomerScore.predicted_clv,
     "churn_risk": CustomerScore.churn_risk,
     "orders": CustomerScore.frequency,
+    "last_order": Customer.last_order_at,
+    "next_order": CustomerScore.expected_next_order_at,
     "customer_id": CustomerScore.customer_id,
 }
+"""Every sort ends on the customer id in the same direction, and puts customers without a value
+(no next order expected) last either way: a total order, so offset pages never overlap."""
+JOINED_SORTS = frozenset({"last_order"})
+"""Sorts on the customer aggregates (``customers``), joined only for them."""
 NO_CLV_TIER = "other"
 """The customers filter's value for customers in no CLV tier."""
 
@@ -110,6 +123,37 @@ class CustomerFilter:
     r: int | None = None  # the overview grid's row: the R score
     fm: int | None = None  # its column: the FM score, or F + M by the thirds method (``thirds``)
     thirds: bool = False
+    frequency_score: int | None = None
+    monetary_score: int | None = None
+    churn_band: str | None = None  # one of CHURN_RISK_BANDS
+    next_days: int | None = None
+    next_order_window: tuple[datetime, datetime] | None = None
+    """[from, before) of ``expected_next_order_at`` for ``next_days`` (the shop's days, stored as
+    UTC midnights: ``scoring.shop_day``)."""
+    search: str | None = None
+    customer_ids: tuple[int, ...] | None = None
+    """The customers Shopify's search returned for ``search`` (None: no search)."""
+
+    def params(self) -> dict[str, str | int | None]:
+        """The query parameters that give this list again (links: pages, CSV)."""
+        return {
+            "q": self.search,
+            "segment": self.segment,
+            "stage": self.stage,
+            "clv": self.clv_tier,
+            "r": self.r,
+            "fm": self.fm,
+            "f": self.frequency_score,
+            "m": self.monetary_score,
+            "risk": self.churn_band,
+            "next_days": self.next_days,
+            "sort": self.sort,
+            "dir": None if self.descending else "asc",
+        }
+
+    @property
+    def narrowed(self) -> bool:
+        return any(v is not None for k, v in self.params().items() if k not in ("sort", "dir"))
 
 
 def _filtered(stmt: Any, shop_id: int, f: CustomerFilter) -> Any:
@@ -131,15 +175,39 @@ def _filtered(stmt: Any, shop_id: int, f: CustomerFilter) -> Any:
             else CustomerScore.fm_score
         )
         stmt = stmt.where(fm == f.fm)
+    if f.frequency_score is not None:
+        stmt = stmt.where(CustomerScore.frequency_score == f.frequency_score)
+    if f.monetary_score is not None:
+        stmt = stmt.where(CustomerScore.monetary_score == f.monetary_score)
+    if f.churn_band is not None:
+        _, low, high = CHURN_RISK_BANDS[f.churn_band]
+        stmt = stmt.where(CustomerScore.churn_risk >= low)
+        if high < 1.0:
+            stmt = stmt.where(CustomerScore.churn_risk < high)
+    if f.next_order_window is not None:
+        start, before = f.next_order_window
+        stmt = stmt.where(
+            CustomerScore.expected_next_order_at >= start, CustomerScore.expected_next_order_at < before
+        )
+    if f.customer_ids is not None:
+        stmt = stmt.where(CustomerScore.customer_id.in_(f.customer_ids))
     return stmt
+
+
+def _joined(stmt: Any, shop_id: int) -> Any:
+    return stmt.outerjoin(
+        Customer, (Customer.shop_id == shop_id) & (Customer.customer_id == CustomerScore.customer_id)
+    )
 
 
 def _ordered(stmt: Any, f: CustomerFilter) -> Any:
     column = SORTS.get(f.sort, CustomerScore.predicted_clv)
     tie = CustomerScore.customer_id
+    if column is tie:
+        return stmt.order_by(desc(tie) if f.descending else tie)
     if f.descending:
-        return stmt.order_by(desc(column), desc(tie)) if column is not tie else stmt.order_by(desc(tie))
-    return stmt.order_by(column, tie) if column is not tie else stmt.order_by(tie)
+        return stmt.order_by(desc(column).nulls_last(), desc(tie))
+    return stmt.order_by(column.asc().nulls_last(), tie)
 
 
 LIST_COLUMNS = (
@@ -162,7 +230,16 @@ LIST_COLUMNS = (
 
 def stored_count(f: CustomerFilter) -> bool:
     """Whether the segments table holds the filter's count (all customers, or one segment)."""
-    return f.stage is None and f.clv_tier is None and f.r is None and f.fm is None
+    others = (
+        f.r,
+        f.fm,
+        f.frequency_score,
+        f.monetary_score,
+        f.churn_band,
+        f.next_order_window,
+        f.customer_ids,
+    )
+    return f.stage is None and f.clv_tier is None and all(v is None for v in others)
 
 
 def customers_page(
@@ -174,7 +251,10 @@ def customers_page(
     columns: list[Any] = list(LIST_COLUMNS)
     if not stored_count(f):
         columns.append(func.count().over().label("matching"))
-    stmt = _ordered(_filtered(select(*columns), shop_id, f), f).offset(offset).limit(limit)
+    stmt = _filtered(select(*columns), shop_id, f)
+    if f.sort in JOINED_SORTS:
+        stmt = _joined(stmt, shop_id)
+    stmt = _ordered(stmt, f).offset(offset).limit(limit)
     rows = [dict(r._mapping) for r in session.execute(stmt)]
     matching = int(rows[0].pop("matching")) if rows and "matching" in rows[0] else None
     for row in rows:
@@ -205,9 +285,10 @@ def customers_matching(session: Session, shop_id: int, f: CustomerFilter) -> int
 
 
 def stream_customers(session: Session, shop_id: int, f: CustomerFilter, batch: int = 2000) -> Iterator[Any]:
-    """Every matching customer, in the list's order, read through a server-side cursor in batches
-    (never the whole list in memory)."""
-    stmt = _ordered(_filtered(select(*LIST_COLUMNS), shop_id, f), f)
+    """Every matching customer, in the list's order, with the first and last order times of its
+    aggregates, read through a server-side cursor in batches (never the whole list in memory)."""
+    columns = (*LIST_COLUMNS, Customer.first_order_at, Customer.last_order_at)
+    stmt = _ordered(_joined(_filtered(select(*columns), shop_id, f), shop_id), f)
     result = session.execute(stmt.execution_options(yield_per=batch))
     yield from result
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +39,7 @@ from app.config import Settings
 from app.deps import CurrentShop, install_for, session_claims
 from app.jobs import repository as jobs_repo
 from app.kit.db import SessionDep, write_transaction
-from app.kit.errors import BadRequest, UnprocessablePayload
+from app.kit.errors import AppError, BadRequest, UnprocessablePayload
 from app.kit.request_body import declared_length, read_body
 from app.models import Shop
 from app.scoring import service as scoring
@@ -50,6 +51,12 @@ from app.shopify.shop_domain import decode_host, sanitize_shop_domain
 from app.vocabulary import SEGMENT_PLAYS, SEGMENTS_OF_METHOD
 
 router = APIRouter()
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+
+
 # The settings form is a dozen short fields (well under 2 KB); nothing legitimate comes near this.
 SETTINGS_MAX_BODY_BYTES = 64 * 1024
 SETTINGS_BODY_TIMEOUT_SECONDS = 10.0
@@ -170,36 +177,52 @@ def overview_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
 # -- customers ---------------------------------------------------------------------------------
 
 
-async def _customers(request: Request, shop: Shop) -> service.CustomerPage:
-    f, page = service.parse_filter(request.query_params)
+async def _filter(request: Request, shop: Shop) -> tuple[service.CustomerPage | None, Any, int, Any]:
+    """(the page when a search could not run or found more than the app reads, the filter, the
+    page number, the shop's settings):
+    the parameters checked against the shop's scoring method and day, a search run through
+    Shopify's customer search, its ids restricting the list."""
+    settings = await _read(request, service.get_settings, shop.shop_id)
+    today = service.shop_today(shop.iana_timezone, _now())
+    f, page = service.parse_filter(request.query_params, method=settings.scoring_method, today=today)
+    f = service.for_method(f, settings.scoring_method)  # a grid cell outside the method's grid: 400
+    if f.search is None:
+        return None, f, page, settings
+    client = service.admin_client(request.app.state.http, request.app.state.settings, request.app.state)
+    found = await service.search_customers(client, request.app.state.auth.tokens, shop, f.search)
+    if found.customer_ids is None:
+        failed = service.CustomerPage([], page, 0, False, False, f, scoring_method=settings.scoring_method)
+        failed.search_note = found.note
+        return failed, f, page, settings
+    f = replace(f, customer_ids=found.customer_ids)
+    if found.more:
+        capped = service.CustomerPage([], page, 0, False, False, f, scoring_method=settings.scoring_method)
+        capped.search_capped = True
+        return capped, f, page, settings
+    return None, f, page, settings
+
+
+async def _customers(request: Request, shop: Shop) -> tuple[service.CustomerPage, Any]:
+    early, f, page, settings = await _filter(request, shop)
+    if early is not None and early.search_note is not None:
+        return early, settings
     data = await _read(request, service.customers, shop.shop_id, f, page)
     client = service.admin_client(request.app.state.http, request.app.state.settings, request.app.state)
     data.names, data.names_note = await service.customer_names(
         client, request.app.state.auth.tokens, shop, [r["customer_id"] for r in data.rows]
     )
-    return data
+    data.search_capped = early is not None and early.search_capped
+    return data, settings
 
 
 @router.get("/app/customers", response_class=HTMLResponse)
 async def customers_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    data = await _customers(request, shop)
+    data, settings = await _customers(request, shop)
     if data.out_of_range:
         # a page past the end (an old link, a list that shrank): the last page that has customers
-        f = data.filter
-        query = launch_query(
-            request,
-            segment=f.segment,
-            stage=f.stage,
-            clv=f.clv_tier,
-            sort=f.sort,
-            dir=None if f.descending else "asc",
-            r=f.r,
-            fm=f.fm,
-            page=data.last_page,
-        )
+        query = launch_query(request, **data.filter.params(), page=data.last_page)
         return RedirectResponse(f"/app/customers?{query}", status_code=303)
-    settings = await _read(request, service.get_settings, shop.shop_id)
     return _page(
         request,
         "customers.html",
@@ -214,8 +237,7 @@ async def customers_page(request: Request, shop: CurrentShop) -> Response:
 
 @router.get("/api/customers")
 async def customers_json(request: Request, shop: CurrentShop) -> dict[str, Any]:
-    data = await _customers(request, shop)
-    settings = await _read(request, service.get_settings, shop.shop_id)
+    data, settings = await _customers(request, shop)
     return views.customers_json(data, shop, settings.clv_horizon_days)
 
 
@@ -229,6 +251,10 @@ CSV_COLUMNS = (
     "monetary_score",
     "stage",
     "orders",
+    "first_order_date",
+    "last_order_date",
+    "time_zone",
+    "currency",
     "total_spent",
     "predicted_clv",
     "total_clv",
@@ -238,25 +264,30 @@ CSV_COLUMNS = (
     "expected_next_order_date",
     "clv_tier",
 )
+"""Dates are the shop's calendar days in the zone named in ``time_zone``; amounts are plain numbers
+with the currency's own decimals (JPY 0, EUR 2, KWD 3) in the currency named in ``currency``."""
 
 
 @router.get("/app/customers.csv")
-def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
+async def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
     """The filtered list as CSV, streamed from a server-side cursor (ids and scores; names are
-    never stored, so they are not exported)."""
-    f, _ = service.parse_filter(request.query_params)
+    never stored, so they are not exported). A search runs through Shopify first, as on the page."""
+    early, f, _, settings = await _filter(request, shop)
+    if early is not None and early.search_note is not None:
+        raise ServiceUnavailable(early.search_note)
     factory = request.app.state.sessionmaker
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     shop_id, domain = shop.shop_id, shop.domain
-    with factory() as session:  # a bad grid cell is refused before the download starts
-        f = service.for_method(f, service.get_settings(session, shop_id).scoring_method)
+    horizon_days = settings.clv_horizon_days
+
+    def day(value: datetime | None) -> str:
+        return value.astimezone(fmt.zone).date().isoformat() if value is not None else ""
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         with factory() as session:
-            horizon_days = service.get_settings(session, shop_id).clv_horizon_days
             for n, r in enumerate(repository.stream_customers(session, shop_id, f), 1):
                 writer.writerow(
                     (
@@ -269,9 +300,13 @@ def customers_csv(request: Request, shop: CurrentShop) -> StreamingResponse:
                         r.monetary_score,
                         r.stage,
                         r.frequency,
-                        r.historic_clv,
-                        r.predicted_clv,
-                        views.total_clv(r.historic_clv, r.predicted_clv),
+                        day(r.first_order_at),
+                        day(r.last_order_at),
+                        fmt.timezone,
+                        fmt.currency,
+                        fmt.amount(r.historic_clv),
+                        fmt.amount(r.predicted_clv),
+                        fmt.amount(views.total_clv(r.historic_clv, r.predicted_clv)),
                         horizon_days,
                         f"{r.predicted_orders:.3f}",
                         f"{r.churn_risk:.4f}",

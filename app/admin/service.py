@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from sqlalchemy.orm import Session
@@ -25,7 +26,7 @@ from app.scoring import service as scoring
 from app.settings import service as settings_service
 from app.settings.schemas import ScoringSettings, SettingsChange
 from app.settings.service import get_settings
-from app.shopify.admin_client import AdminApiError, AdminClient, Unauthorized
+from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized
 from app.shopify.token_crypto import TokenDecryptError
 from app.shops.tokens import ShopTokens
 from app.sync import cleanup as sync_cleanup
@@ -34,6 +35,7 @@ from app.sync.desired import clv_segment_key, rfm_segment_key, stage_segment_key
 from app.sync.service import SyncStatus
 from app.vocabulary import (
     BELOW_CLV_TIERS_LABEL,
+    CHURN_RISK_BANDS,
     CLV_SEGMENT_TITLE,
     CLV_TIER_LABELS,
     RFM_SEGMENT_NAMES,
@@ -196,8 +198,27 @@ def overview(session: Session, shop_id: int, now: datetime) -> Overview:
 # -- customers ---------------------------------------------------------------------------------
 
 
-def parse_filter(params: Any) -> tuple[repo.CustomerFilter, int]:
-    """Filters, sort and page from query parameters; unknown values fall back to "all" / defaults."""
+SEARCH_MAX_CHARS = 100
+NEXT_DAYS_MAX = 3660
+"""The "expected to order in the next N days" filter: 1 to ten years (no date lies further)."""
+
+
+def _score_param(params: Any, key: str, top: int, method: str) -> int | None:
+    raw = params.get(key)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= top:
+        what = "frequency" if key == "f" else "monetary"
+        raise BadRequest(f"{key}: the {what} score must be a whole number from 1 to {top} ({method} scoring)")
+    return int(raw)
+
+
+def parse_filter(
+    params: Any, *, method: str = "quintile", today: date | None = None
+) -> tuple[repo.CustomerFilter, int]:
+    """Filters, sort and page from query parameters. The first ones (segment, stage, clv, sort,
+    dir, page) fall back to "all" / defaults when unknown; the search, the F and M scores, the
+    churn-risk band and the next-order window are refused with a 400 naming the parameter."""
     segment = params.get("segment") or None
     stage = params.get("stage") or None
     tier = params.get("clv") or None
@@ -207,6 +228,20 @@ def parse_filter(params: Any) -> tuple[repo.CustomerFilter, int]:
         page = max(1, int(params.get("page") or 1))
     except ValueError:
         page = 1
+    top = 3 if method == "thirds" else 5
+    search = (params.get("q") or "").strip() or None
+    if search is not None and (len(search) > SEARCH_MAX_CHARS or not search.isprintable()):
+        raise BadRequest(f"q: the search must be at most {SEARCH_MAX_CHARS} printable characters")
+    band = params.get("risk") or None
+    if band is not None and band not in CHURN_RISK_BANDS:
+        raise BadRequest(f"risk: the churn-risk band must be one of {', '.join(CHURN_RISK_BANDS)}")
+    next_days, window = None, None
+    raw_days = params.get("next_days")
+    if raw_days:
+        if not raw_days.isdigit() or not 1 <= int(raw_days) <= NEXT_DAYS_MAX:
+            raise BadRequest(f"next_days: must be a whole number of days from 1 to {NEXT_DAYS_MAX}")
+        next_days = int(raw_days)
+        window = next_order_window(today or datetime.now(UTC).date(), next_days)
     f = repo.CustomerFilter(
         segment=segment if segment in RFM_SEGMENT_NAMES else None,
         stage=stage if stage in STAGE_NAMES else None,
@@ -215,6 +250,12 @@ def parse_filter(params: Any) -> tuple[repo.CustomerFilter, int]:
         descending=direction != "asc",
         r=_grid_score(params, "r"),
         fm=_grid_score(params, "fm"),
+        frequency_score=_score_param(params, "f", top, method),
+        monetary_score=_score_param(params, "m", top, method),
+        churn_band=band,
+        next_days=next_days,
+        next_order_window=window,
+        search=search,
     )
     return f, page
 
@@ -264,6 +305,22 @@ def cell_segment(settings: ScoringSettings, r: int, fm: int) -> str:
     return next(name for name, (low, high) in THIRDS_GROUP_SUMS.items() if low <= r + fm <= high)
 
 
+def next_order_window(today: date, days: int) -> tuple[datetime, datetime]:
+    """Expected next order from today through today + ``days`` (the shop's days): the stored
+    ``expected_next_order_at`` is the shop's day d at 00:00 UTC (``scoring.shop_day``)."""
+    start = datetime.combine(today, time(0), UTC)
+    return start, start + timedelta(days=days + 1)
+
+
+def shop_today(timezone: str | None, now: datetime) -> date:
+    """Today in the shop's zone (UTC while it is not known, as the scoring counts days)."""
+    try:
+        zone = ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return now.astimezone(zone).date()
+
+
 @dataclass
 class CustomerPage:
     rows: list[dict[str, Any]]
@@ -280,6 +337,10 @@ class CustomerPage:
     segment), None when no single one does."""
     cell_segment: str | None = None
     """With a grid cell (``r`` and ``fm``), the segment the cell belongs to."""
+    search_note: str | None = None
+    """Why the search could not run (then no customers are listed)."""
+    search_capped: bool = False
+    """Shopify's search found more customers than the app reads (service.SEARCH_LIMIT)."""
 
     @property
     def first(self) -> int:
@@ -360,39 +421,78 @@ def admin_client(http: httpx.AsyncClient, settings: Settings, cache: Any) -> Adm
     return client
 
 
-async def customer_names(
-    client: AdminClient, tokens: ShopTokens, shop: Shop, customer_ids: list[int]
-) -> tuple[dict[int, tuple[str | None, str | None]], str | None]:
-    """({customer id: (display name, email)}, a note when names could not be shown)."""
-    if not customer_ids:
-        return {}, None
+NAMES_TRANSIENT = (
+    "Names are not shown: Shopify did not answer the app in time (a passing failure on the way to "
+    "Shopify). Reload the page in a minute to try again."
+)
+NAMES_PROTECTED = (
+    "Names are not shown: Shopify withholds customer names and emails from this app (protected "
+    "customer data: the app is not approved for these fields). Scores and ids are not affected."
+)
+NAMES_NO_SCOPE = (
+    "Names are not shown: the app was not granted access to customers (read_customers) on this "
+    "store; reopen the app to grant it."
+)
+NAMES_NO_ACCESS = "Names are not shown: the app has no access to this store right now."
+NAMES_REFUSED = "Names are not shown: Shopify refused the app's access; reopen the app."
+PROTECTED_DATA_MESSAGE = "not approved to access"
+"""How Shopify words a refused protected field or object
+(https://shopify.dev/docs/apps/launch/protected-customer-data, "Using protected customer data")."""
+
+
+def unavailable_words(exc: BaseException) -> str:
+    """Why Shopify gave no names (or no search), in plain words: no protected customer data
+    access, no customer scope, or a passing failure (timeout, 5xx, throttling outlasting the page)."""
+    if isinstance(exc, GraphQLError):
+        if any(PROTECTED_DATA_MESSAGE in str(e.get("message", "")) for e in exc.errors):
+            return NAMES_PROTECTED
+        if "ACCESS_DENIED" in exc.codes:
+            return NAMES_NO_SCOPE
+    return NAMES_TRANSIENT
+
+
+async def _token(tokens: ShopTokens, shop: Shop) -> tuple[str | None, str | None]:
     try:
-        token = await tokens.access_token(shop.domain)
+        return await tokens.access_token(shop.domain), None
     except (AppError, httpx.HTTPError):  # not installed, refresh refused or failed: ids only
         log.info("shop %s: no access token for customer names", shop.domain)
-        return {}, "Names are not shown: the app has no access to this store right now."
+        return None, NAMES_NO_ACCESS
     except TokenDecryptError:
         log.warning("shop %s: stored token unreadable with the configured keys", shop.domain)
-        return {}, NAMES_TOKEN_UNREADABLE
+        return None, NAMES_TOKEN_UNREADABLE
+
+
+async def _ask(
+    client: AdminClient, tokens: ShopTokens, shop: Shop, token: str, document: str, variables: Any, cost: int
+) -> tuple[dict[str, Any] | None, str | None]:
     try:
         result = await asyncio.wait_for(
-            client.execute(
-                shop.domain,
-                token,
-                CUSTOMER_NAMES_QUERY,
-                {"ids": [customer_gid(c) for c in customer_ids]},
-                expected_cost=len(customer_ids) + 1,
-            ),
-            NAMES_TIMEOUT_S,
+            client.execute(shop.domain, token, document, variables, expected_cost=cost), NAMES_TIMEOUT_S
         )
     except Unauthorized:
         await tokens.invalidate_access_token(shop.domain, token)
-        return {}, "Names are not shown: Shopify refused the app's access; reopen the app."
+        return None, NAMES_REFUSED
     except (AdminApiError, TimeoutError, httpx.HTTPError) as exc:
         log.info("shop %s: customer names unavailable (%s)", shop.domain, type(exc).__name__)
-        return {}, "Names are not shown: Shopify did not give the app access to customer names."
+        return None, unavailable_words(exc)
+    return result.data, None
+
+
+async def customer_names(
+    client: AdminClient, tokens: ShopTokens, shop: Shop, customer_ids: list[int]
+) -> tuple[dict[int, tuple[str | None, str | None]], str | None]:
+    """({customer id: (display name, email)}, a note when names could not be shown, saying why)."""
+    if not customer_ids:
+        return {}, None
+    token, note = await _token(tokens, shop)
+    if token is None:
+        return {}, note
+    ids = {"ids": [customer_gid(c) for c in customer_ids]}
+    data, note = await _ask(client, tokens, shop, token, CUSTOMER_NAMES_QUERY, ids, len(customer_ids) + 1)
+    if data is None:
+        return {}, note
     names: dict[int, tuple[str | None, str | None]] = {}
-    for node in result.data.get("nodes") or []:
+    for node in data.get("nodes") or []:
         if not isinstance(node, dict) or not isinstance(node.get("id"), str):
             continue
         tail = node["id"].rsplit("/", 1)[-1]
@@ -400,10 +500,81 @@ async def customer_names(
             continue
         email = (node.get("defaultEmailAddress") or {}).get("emailAddress") or None
         names[int(tail)] = (node.get("displayName") or None, email)
-    note = None
-    if customer_ids and not any(n or e for n, e in names.values()):
-        note = "Names are not shown: Shopify withheld them (protected customer data)."
-    return names, note
+    if not any(n or e for n, e in names.values()):
+        return names, NAMES_PROTECTED
+    return names, None
+
+
+# -- search ------------------------------------------------------------------------------------
+
+# Shopify's customer search, never stored: the ids it returns restrict the list. The default
+# (unfielded) search is "a case-insensitive search of multiple fields" (name, email, ...), see
+# https://shopify.dev/docs/api/admin-graphql/latest/queries/customers; each word is sent as a
+# prefix query with the search syntax's special characters escaped
+# (https://shopify.dev/docs/api/usage/search-syntax), so what the merchant types is text, never syntax.
+CUSTOMER_SEARCH_QUERY = """
+query CustomerSearch($query: String!, $after: String) {
+  customers(first: 250, query: $query, after: $after) {
+    nodes {
+      id
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+"""
+SEARCH_PAGES = 4
+SEARCH_LIMIT = 250 * SEARCH_PAGES
+"""The most customers a search reads from Shopify (4 requests of 250); past it the page says so."""
+_SPECIAL = re.compile(r"""([\\:()'"*])""")
+
+
+def shopify_search_query(text: str) -> str:
+    """``Ada O'Brien`` → ``Ada* O\\'Brien*``: every word a prefix term of the default search; a
+    leading ``-`` (NOT) and the connectives ``AND`` / ``OR`` lose their meaning."""
+    terms = []
+    for word in text.split():
+        word = word.lstrip("-")
+        if word:
+            terms.append(_SPECIAL.sub(r"\\\1", word) + "*")
+    return " ".join(terms)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    customer_ids: tuple[int, ...] | None
+    """None: the search could not run (``note`` says why)."""
+    note: str | None = None
+    more: bool = False
+    """Shopify found more than SEARCH_LIMIT customers: only the first ones restrict the list."""
+
+
+async def search_customers(client: AdminClient, tokens: ShopTokens, shop: Shop, text: str) -> SearchResult:
+    query = shopify_search_query(text)
+    if not query:
+        return SearchResult(())
+    token, note = await _token(tokens, shop)
+    if token is None:
+        return SearchResult(None, note and note.replace("Names are not shown", "The search could not run"))
+    found: list[int] = []
+    after: str | None = None
+    for _ in range(SEARCH_PAGES):
+        variables = {"query": query, "after": after}
+        data, note = await _ask(client, tokens, shop, token, CUSTOMER_SEARCH_QUERY, variables, 252)
+        if data is None:
+            return SearchResult(None, (note or "").replace("Names are not shown", "The search could not run"))
+        connection = data.get("customers") or {}
+        for node in connection.get("nodes") or []:
+            tail = str((node or {}).get("id", "")).rsplit("/", 1)[-1]
+            if tail.isdigit():
+                found.append(int(tail))
+        info = connection.get("pageInfo") or {}
+        if not info.get("hasNextPage"):
+            return SearchResult(tuple(found))
+        after = info.get("endCursor")
+    return SearchResult(tuple(found), more=True)
 
 
 # -- accuracy ----------------------------------------------------------------------------------

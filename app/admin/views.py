@@ -4,7 +4,7 @@ settings form (its fields to the settings service's changes, and back)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,7 @@ from app.admin import charts
 from app.admin.rendering import Formatter
 from app.admin.service import (
     CLV_TIER_FILTERS,
+    SEARCH_LIMIT,
     CustomerPage,
     Overview,
     SegmentLink,
@@ -33,6 +34,7 @@ from app.settings.schemas import (
 )
 from app.vocabulary import (
     BEHAVIOUR_LABELS,
+    CHURN_RISK_BANDS,
     CLV_TIER_LABELS,
     SEGMENT_NAMES,
     SEGMENT_TAGS,
@@ -41,6 +43,7 @@ from app.vocabulary import (
     STAGE_NAMES,
     THIRDS_GROUP_NAMES,
     THIRDS_GROUP_SUMS,
+    churn_risk_band_words,
 )
 
 LAUNCH_FIELDS = frozenset({"shop", "host", "embedded", "id_token", "hmac", "timestamp", "locale", "session"})
@@ -318,12 +321,19 @@ def customer_choices(scoring_method: str = "quintile") -> dict[str, Any]:
         "tier_labels": CLV_TIER_LABELS,
         "sorts": [
             ("predicted_clv", "Predicted CLV"),
+            ("total_clv", "Total CLV"),
             ("historic_clv", "Total spent"),
             ("churn_risk", "Churn risk"),
             ("orders", "Orders"),
+            ("last_order", "Last order"),
+            ("next_order", "Next order expected"),
             ("customer_id", "Customer id"),
         ],
         "stage_labels": STAGE_LABELS,
+        "score_values": list(range(1, (3 if scoring_method == "thirds" else 5) + 1)),
+        "churn_bands": [(band, churn_risk_band_words(band)) for band in CHURN_RISK_BANDS],
+        "one_day": timedelta(days=1),
+        "search_limit": SEARCH_LIMIT,
     }
 
 
@@ -337,6 +347,9 @@ def customers_json(c: CustomerPage, shop: Shop, horizon_days: int) -> dict[str, 
         "has_next": c.has_next,
         "names_note": c.names_note,
         "shopify_segment": link_json(c.shopify_link),
+        "search": c.filter.search,
+        "search_note": c.search_note,
+        "search_capped": c.search_capped,
         "customers": [
             {
                 "customer_id": str(r["customer_id"]),  # ids exceed 2^53: a string for JavaScript
