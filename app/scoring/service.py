@@ -213,6 +213,16 @@ def _rescore_shop(
     stage_changes = store.insert_stage_changes(
         session, shop_id, moves.customer_id, moves.from_stage, moves.to_stage, now, moves.cause
     )
+    segment_moves = scores.segment_moves
+    store.insert_segment_changes(
+        session,
+        shop_id,
+        segment_moves.customer_id,
+        segment_moves.from_segment,
+        segment_moves.to_segment,
+        now,
+        "settings" if _settings_changed_since(session, shop_id, last) else "behaviour",
+    )
     if removed_meanwhile:  # a redaction or a merge committed after the buyers were read
         removed = sorted(set(removed) | set(store.drop_removed_customers(session, shop_id)))
     marked = recompute[cust["pending"][recompute]]
@@ -242,6 +252,13 @@ def _rescore_shop(
     return RescoreResult(
         shop_id, full, n, written, changed, removed, stage_changes, scores.clv_source, seconds
     )
+
+
+def _settings_changed_since(session: Session, shop_id: int, last: Any) -> bool:
+    """The stored segments were decided under other settings (method, window, grid): this run's
+    segment changes are the merchant's reclassification, not the customers' behaviour."""
+    changed = settings_updated_at(session, shop_id)
+    return last is not None and changed is not None and changed >= last.rescored_at
 
 
 def _stored_metrics(last: Any) -> dict[str, Any] | None:
