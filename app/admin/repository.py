@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import desc, func, select
+from sqlalchemy import Integer, case, cast, desc, func, literal, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -23,12 +23,20 @@ from app.models import (
     CustomerScore,
     Job,
     Order,
+    SegmentChange,
     ShopMetricsSnapshot,
     ShopSegment,
     StageChange,
 )
+from app.models.base import SumOfMoney
 from app.models.job import DONE, FAILED, PENDING, RUNNING
-from app.vocabulary import ALL_CUSTOMERS, CLV_TIERS, STAGE_CHANGE_CAUSES, clv_tiers_within
+from app.vocabulary import (
+    ALL_CUSTOMERS,
+    CLV_TIERS,
+    SEGMENT_CHANGE_CAUSES,
+    STAGE_CHANGE_CAUSES,
+    clv_tiers_within,
+)
 
 PAGE_SIZE = 50
 MAX_OFFSET = 10_000
@@ -95,6 +103,77 @@ def stage_movements(
         .order_by(func.count().desc())
     )
     return [(a, b, int(n)) for a, b, n in session.execute(stmt)]
+
+
+# -- outcomes ("came back") ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOutcome:
+    """One recorded entry into a stage or segment, and the customer's qualifying orders after it:
+    ``came_back[k]`` / ``spent[k]`` within ``days[k]`` days of the entry."""
+
+    group: str
+    customer_id: int
+    entered_at: datetime
+    cause: str
+    came_back: tuple[bool, ...]
+    spent: tuple[Any, ...]
+
+
+def entry_outcomes(
+    session: Session, shop_id: int, kind: str, since: datetime, until: datetime, days: Sequence[int]
+) -> list[EntryOutcome]:
+    """The entries into a stage (``kind`` "stage") or an RFM segment ("segment") recorded in
+    [``since``, ``until``), each with whether the customer placed a qualifying order in the
+    ``days`` after it (orders strictly after the entry, up to ``days`` × 24 h) and their value.
+    Reclassifications (cause other than behaviour) come with no orders: they are not counted."""
+    if kind == "stage":
+        changes: Any = StageChange
+        group, behaviour = StageChange.to_stage, STAGE_CHANGE_CAUSES[0]
+    else:
+        changes, group, behaviour = SegmentChange, SegmentChange.to_segment, SEGMENT_CHANGE_CAUSES[0]
+    order = Order
+    if session.get_bind().dialect.name == "postgresql":
+        seconds: Any = func.extract("epoch", order.ordered_at - changes.changed_at)
+    else:  # naive UTC text (UTCDateTime): whole seconds
+        seconds = cast(func.strftime("%s", order.ordered_at), Integer) - cast(
+            func.strftime("%s", changes.changed_at), Integer
+        )
+    within = [seconds <= d * 86_400 for d in days]
+    columns = [
+        *(func.max(case((w, 1), else_=0)) for w in within),
+        *(type_coerce(func.sum(case((w, order.value), else_=None)), SumOfMoney) for w in within),
+    ]
+    stmt = (
+        select(changes.customer_id, group, changes.changed_at, changes.cause, *columns)
+        .outerjoin(
+            order,
+            (order.shop_id == changes.shop_id)
+            & (order.customer_id == changes.customer_id)
+            & order.qualifies
+            & (order.ordered_at > changes.changed_at)
+            & (changes.cause == literal(behaviour)),
+        )
+        .where(changes.shop_id == shop_id, changes.changed_at >= since, changes.changed_at < until)
+        .group_by(changes.id, changes.customer_id, group, changes.changed_at, changes.cause)
+        .order_by(changes.changed_at, changes.customer_id)
+    )
+    n = len(days)
+    found = []
+    for row in session.execute(stmt):
+        sums = row[4 + n : 4 + 2 * n]
+        found.append(
+            EntryOutcome(
+                group=row[1],
+                customer_id=int(row[0]),
+                entered_at=row[2],
+                cause=row[3],
+                came_back=tuple(bool(v) for v in row[4 : 4 + n]),
+                spent=tuple(sums),
+            )
+        )
+    return found
 
 
 # -- the customers list -----------------------------------------------------------------------
