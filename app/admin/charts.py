@@ -261,8 +261,8 @@ def came_back_chart(
     on a fixed 0-100 scale so that charts side by side compare; a value of None is drawn as a
     dashed empty bar marked "…", named ``missing`` in the legend and in its tooltip. ``notes``
     (per category) is added to each bar's tooltip, e.g. how many customers the share is of."""
-    left, top, bottom, plot_h = 44, 30, 40, 120
-    bar_w = 12
+    left, top, bottom, plot_h = 44, 30, 40, 140
+    bar_w = 16
     group_w = bar_w * len(series) + 14
     legend = [(s.name, k) for k, s in enumerate(series)]
     legend_w = sum(30 + 6 * len(name) for name, _ in legend) + 30 + 6 * len(missing)
