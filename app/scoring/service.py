@@ -17,7 +17,9 @@ customers whose stored values changed (``store``). Two modes:
 
 A stage change is recorded with its cause: the customer's behaviour, or a reclassification when
 the stored stages were decided by other models than this run's (a new fit, or a switch between the
-model and the segment formula; ``compute.RefitFrom``).
+model and the segment formula; ``compute.RefitFrom``). So is a change of RFM segment: the
+customer's behaviour (an order, time passing, the other buyers moving the score boundaries), or
+"settings" in the first rescore after the merchant changed the scoring settings.
 
 Services take the session first and never commit: the worker's job transaction does.
 """
