@@ -48,6 +48,7 @@ from app.scoring.compute import MONEY_CAP
 from app.scoring.load import shop_timezone
 from app.scoring.repository import fit_in_use, latest_backtest, latest_fit
 from app.scoring.store import erase_customer, lock_scores
+from app.settings.schemas import ScoringSettings, grid_to_json
 from app.settings.service import get_settings, settings_updated_at
 from app.vocabulary import ALL_CUSTOMERS
 
@@ -207,6 +208,7 @@ def _rescore_shop(
     del inputs
     if shop_level is None:  # the order-history metrics of the last full rescore stay, with its time
         scores.metrics["shop"] = (stored_metrics or {}).get("shop")
+    scores.metrics[SEGMENT_BASIS] = _segment_basis(settings)
 
     # Store.
     removed_meanwhile = store.lock_scores(session, shop_id) != removed_seen
@@ -223,7 +225,9 @@ def _rescore_shop(
         segment_moves.from_segment,
         segment_moves.to_segment,
         now,
-        "settings" if _settings_changed_since(session, shop_id, last) else "behaviour",
+        "settings"
+        if _segments_reclassified(session, shop_id, last, stored_metrics, settings)
+        else "behaviour",
     )
     if removed_meanwhile:  # a redaction or a merge committed after the buyers were read
         removed = sorted(set(removed) | set(store.drop_removed_customers(session, shop_id)))
@@ -256,9 +260,30 @@ def _rescore_shop(
     )
 
 
-def _settings_changed_since(session: Session, shop_id: int, last: Any) -> bool:
-    """The stored segments were decided under other settings (method, window, grid): this run's
-    segment changes are the merchant's reclassification, not the customers' behaviour."""
+SEGMENT_BASIS: Final = "segment_basis"
+"""The metrics JSON key of the settings a run's segments were decided by."""
+
+
+def _segment_basis(settings: ScoringSettings) -> dict[str, Any]:
+    return {
+        "method": settings.scoring_method,
+        "window_days": settings.window_days,
+        "grid": grid_to_json(settings.segment_grid),
+    }
+
+
+def _segments_reclassified(
+    session: Session,
+    shop_id: int,
+    last: Any,
+    stored_metrics: dict[str, Any] | None,
+    settings: ScoringSettings,
+) -> bool:
+    """The stored segments were decided under other segment settings (method, window, grid) than
+    this run's: its segment changes are the merchant's reclassification, not the customers'
+    behaviour. Scores stored before the basis was recorded: any settings saved since them."""
+    if stored_metrics is not None and SEGMENT_BASIS in stored_metrics:
+        return bool(stored_metrics[SEGMENT_BASIS] != _segment_basis(settings))
     changed = settings_updated_at(session, shop_id)
     return last is not None and changed is not None and changed >= last.rescored_at
 

@@ -93,3 +93,20 @@ def test_erasing_a_customer_erases_their_segment_history(session: Session, five_
     erase_customer(session, five_customer_shop, 3)
     session.commit()
     assert sorted({c for c, *_ in changes(session, five_customer_shop)}) == [1, 2, 4, 5]
+
+
+def test_a_tag_prefix_change_leaves_segment_moves_to_behaviour(
+    session: Session, five_customer_shop: int
+) -> None:
+    service.rescore_shop(session, five_customer_shop, NOW, full=True)
+    session.commit()
+    before = segments(session, five_customer_shop)
+    update_settings(session, five_customer_shop, {"rfm_tag_prefix": "score:"}, at("2026-06-01T12:10"))
+    add_order(session, five_customer_shop, 3, "2026-06-02T08:00", "900.00")
+    service.rescore_shop(session, five_customer_shop, at("2026-06-02"))
+    session.commit()
+    recorded = changes(session, five_customer_shop)
+    assert recorded and {cause for *_, cause in recorded} == {"behaviour"}
+    assert {c for c, *_ in recorded} == {
+        c for c, s in segments(session, five_customer_shop).items() if s != before[c]
+    }
