@@ -17,7 +17,6 @@ Read from the recorded history (``stage_changes``, ``segment_changes``) and the 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -27,14 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from app.admin import repository as repo
-from app.vocabulary import (
-    RFM_SEGMENT_NAMES,
-    SEGMENT_CHANGE_CAUSES,
-    SEGMENTS_OF_METHOD,
-    STAGE_CHANGE_CAUSES,
-    STAGE_LABELS,
-    STAGE_NAMES,
-)
+from app.vocabulary import RFM_SEGMENT_NAMES, SEGMENTS_OF_METHOD, STAGE_LABELS, STAGE_NAMES
 
 WINDOW_DAYS: Final[tuple[int, ...]] = (30, 60, 90)
 KINDS: Final[tuple[str, str]] = ("stage", "segment")
@@ -132,7 +124,8 @@ def period_starts(now: datetime, zone: ZoneInfo, period: str) -> list[date]:
 
 
 def summarise(
-    entries: list[repo.EntryOutcome],
+    totals: list[repo.OutcomeTotals],
+    reclassified: dict[str, int],
     groups: list[tuple[str, str]],
     starts: list[date],
     period: str,
@@ -140,27 +133,18 @@ def summarise(
     zone: ZoneInfo,
     days: tuple[int, ...] = WINDOW_DAYS,
 ) -> list[GroupOutcome]:
-    """The outcome figures of ``entries`` (ordered by entry time) per (group, label) in ``groups``
-    and period of ``starts``; groups with entries but not in ``groups`` are added at the end."""
-    behaviour = {STAGE_CHANGE_CAUSES[0], SEGMENT_CHANGE_CAUSES[0]}
-    counted: dict[tuple[str, date], dict[int, repo.EntryOutcome]] = defaultdict(dict)
-    reclassified: dict[str, int] = defaultdict(int)
-    known = dict(groups)
-    for entry in entries:
-        start = period_start(entry.entered_at.astimezone(zone).date(), period)
-        if entry.group not in known:
-            known[entry.group] = entry.group
-            groups = [*groups, (entry.group, entry.group)]
-        if entry.cause not in behaviour:
-            reclassified[entry.group] += 1
-            continue
-        counted[(entry.group, start)].setdefault(entry.customer_id, entry)  # the first of the period
+    """The outcome figures per (group, label) of ``groups`` and period of ``starts`` from the
+    database's ``totals`` (period indexes into ``starts``); a group with entries but not in
+    ``groups`` is added at the end. A window's figures are kept only where complete."""
+    found = {(t.group, t.period): t for t in totals}
+    names = {name for name, _ in groups}
+    extra = sorted({t.group for t in totals} | set(reclassified) - names)
     result = []
-    for name, label in groups:
+    for name, label in [*groups, *((g, g) for g in extra if g not in names)]:
         periods = []
-        for start in starts:
+        for i, start in enumerate(starts):
             end = next_period(start, period)
-            members = list(counted.get((name, start), {}).values())
+            t = found.get((name, i))
             windows = []
             for k, n in enumerate(days):
                 complete = _midnight(end, zone) + timedelta(days=n) <= now
@@ -168,10 +152,8 @@ def summarise(
                     Window(
                         n,
                         complete,
-                        sum(1 for e in members if e.came_back[k]) if complete else None,
-                        sum((Decimal(e.spent[k]) for e in members if e.spent[k] is not None), Decimal(0))
-                        if complete
-                        else None,
+                        (t.came_back[k] if t else 0) if complete else None,
+                        (Decimal(t.spent[k] or 0) if t else Decimal(0)) if complete else None,
                     )
                 )
             periods.append(
@@ -179,7 +161,7 @@ def summarise(
                     start,
                     end,
                     period_label(start, period),
-                    len(members),
+                    t.entered if t else 0,
                     tuple(windows),
                     _midnight(end, zone) > now,
                 )
@@ -219,7 +201,14 @@ def outcomes(
     zone = ZoneInfo(timezone)
     starts = period_starts(now, zone, period)
     since = _midnight(starts[0], zone)
-    entries = repo.entry_outcomes(session, shop_id, kind, since, now, WINDOW_DAYS)
+    boundaries = [
+        *(_midnight(start, zone) for start in starts),
+        _midnight(next_period(starts[-1], period), zone),
+    ]
+    totals = repo.outcome_totals(session, shop_id, kind, boundaries, now, WINDOW_DAYS)
+    reclassified = repo.reclassified_entries(session, shop_id, kind, since, now)
     result = Outcomes(kind, period, since, now, timezone)
-    result.groups = summarise(entries, shown_groups(kind, scoring_method), starts, period, now, zone)
+    result.groups = summarise(
+        totals, reclassified, shown_groups(kind, scoring_method), starts, period, now, zone
+    )
     return result

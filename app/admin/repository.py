@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, case, cast, desc, func, literal, select, type_coerce
+from sqlalchemy import Integer, case, cast, desc, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -109,71 +109,124 @@ def stage_movements(
 
 
 @dataclass(frozen=True, slots=True)
-class EntryOutcome:
-    """One recorded entry into a stage or segment, and the customer's qualifying orders after it:
-    ``came_back[k]`` / ``spent[k]`` within ``days[k]`` days of the entry."""
+class OutcomeTotals:
+    """The customers who entered ``group`` in period ``period`` (an index of the boundaries) by
+    their behaviour, counted once each from their first entry of the period, and of them
+    ``came_back[k]`` placed a qualifying order within ``days[k]`` days, worth ``spent[k]``."""
 
     group: str
-    customer_id: int
-    entered_at: datetime
-    cause: str
-    came_back: tuple[bool, ...]
+    period: int
+    entered: int
+    came_back: tuple[int, ...]
     spent: tuple[Any, ...]
 
 
-def entry_outcomes(
-    session: Session, shop_id: int, kind: str, since: datetime, until: datetime, days: Sequence[int]
-) -> list[EntryOutcome]:
-    """The entries into a stage (``kind`` "stage") or an RFM segment ("segment") recorded in
-    [``since``, ``until``), each with whether the customer placed a qualifying order in the
-    ``days`` after it (orders strictly after the entry, up to ``days`` × 24 h) and their value.
-    Reclassifications (cause other than behaviour) come with no orders: they are not counted."""
+def _history(kind: str) -> tuple[Any, Any, str]:
     if kind == "stage":
-        changes: Any = StageChange
-        group, behaviour = StageChange.to_stage, STAGE_CHANGE_CAUSES[0]
-    else:
-        changes, group, behaviour = SegmentChange, SegmentChange.to_segment, SEGMENT_CHANGE_CAUSES[0]
+        return StageChange, StageChange.to_stage, STAGE_CHANGE_CAUSES[0]
+    return SegmentChange, SegmentChange.to_segment, SEGMENT_CHANGE_CAUSES[0]
+
+
+def outcome_totals(
+    session: Session,
+    shop_id: int,
+    kind: str,
+    boundaries: Sequence[datetime],
+    until: datetime,
+    days: Sequence[int],
+) -> list[OutcomeTotals]:
+    """Per group and period, the entrants into a stage (``kind`` "stage") or an RFM segment
+    ("segment") by behaviour, recorded from ``boundaries[0]`` until ``until``; period i runs from
+    ``boundaries[i]`` to ``boundaries[i + 1]``. A return is a qualifying order strictly after the
+    entry and at most ``days`` × 24 h after it. Aggregated in the database: the page gets a row
+    per group and period, not one per entry."""
+    changes, group, behaviour = _history(kind)
+    period: Any = case(
+        *((changes.changed_at < b, i) for i, b in enumerate(boundaries[1:-1])), else_=len(boundaries) - 2
+    )
+    ranked = (
+        select(
+            changes.customer_id.label("customer_id"),
+            group.label("grp"),
+            changes.changed_at.label("entered_at"),
+            period.label("period"),
+            func.row_number()
+            .over(
+                partition_by=(changes.customer_id, group, period), order_by=(changes.changed_at, changes.id)
+            )
+            .label("nth"),
+        )
+        .where(
+            changes.shop_id == shop_id,
+            changes.cause == behaviour,
+            changes.changed_at >= boundaries[0],
+            changes.changed_at < until,
+        )
+        .subquery()
+    )
     order = Order
     if session.get_bind().dialect.name == "postgresql":
-        seconds: Any = func.extract("epoch", order.ordered_at - changes.changed_at)
+        seconds: Any = func.extract("epoch", order.ordered_at - ranked.c.entered_at)
     else:  # naive UTC text (UTCDateTime): whole seconds
         seconds = cast(func.strftime("%s", order.ordered_at), Integer) - cast(
-            func.strftime("%s", changes.changed_at), Integer
+            func.strftime("%s", ranked.c.entered_at), Integer
         )
     within = [seconds <= d * 86_400 for d in days]
-    columns = [
-        *(func.max(case((w, 1), else_=0)) for w in within),
-        *(type_coerce(func.sum(case((w, order.value), else_=None)), SumOfMoney) for w in within),
-    ]
-    stmt = (
-        select(changes.customer_id, group, changes.changed_at, changes.cause, *columns)
+    per_entry = (
+        select(
+            ranked.c.grp,
+            ranked.c.period,
+            *(func.max(case((w, 1), else_=0)).label(f"back_{k}") for k, w in enumerate(within)),
+            *(func.sum(case((w, order.value), else_=None)).label(f"spent_{k}") for k, w in enumerate(within)),
+        )
+        .select_from(ranked)
         .outerjoin(
             order,
-            (order.shop_id == changes.shop_id)
-            & (order.customer_id == changes.customer_id)
+            (order.shop_id == shop_id)
+            & (order.customer_id == ranked.c.customer_id)
             & order.qualifies
-            & (order.ordered_at > changes.changed_at)
-            & (changes.cause == literal(behaviour)),
+            & (order.ordered_at > ranked.c.entered_at),
         )
-        .where(changes.shop_id == shop_id, changes.changed_at >= since, changes.changed_at < until)
-        .group_by(changes.id, changes.customer_id, group, changes.changed_at, changes.cause)
-        .order_by(changes.changed_at, changes.customer_id)
+        .where(ranked.c.nth == 1)
+        .group_by(ranked.c.customer_id, ranked.c.grp, ranked.c.period, ranked.c.entered_at)
+        .subquery()
     )
     n = len(days)
-    found = []
-    for row in session.execute(stmt):
-        sums = row[4 + n : 4 + 2 * n]
-        found.append(
-            EntryOutcome(
-                group=row[1],
-                customer_id=int(row[0]),
-                entered_at=row[2],
-                cause=row[3],
-                came_back=tuple(bool(v) for v in row[4 : 4 + n]),
-                spent=tuple(sums),
-            )
+    stmt = select(
+        per_entry.c.grp,
+        per_entry.c.period,
+        func.count(),
+        *(func.sum(per_entry.c[f"back_{k}"]) for k in range(n)),
+        *(type_coerce(func.sum(per_entry.c[f"spent_{k}"]), SumOfMoney) for k in range(n)),
+    ).group_by(per_entry.c.grp, per_entry.c.period)
+    return [
+        OutcomeTotals(
+            group=row[0],
+            period=int(row[1]),
+            entered=int(row[2]),
+            came_back=tuple(int(v or 0) for v in row[3 : 3 + n]),
+            spent=tuple(row[3 + n : 3 + 2 * n]),
         )
-    return found
+        for row in session.execute(stmt)
+    ]
+
+
+def reclassified_entries(
+    session: Session, shop_id: int, kind: str, since: datetime, until: datetime
+) -> dict[str, int]:
+    """Entries into each stage or segment by a refit or a settings change (not behaviour)."""
+    changes, group, behaviour = _history(kind)
+    stmt = (
+        select(group, func.count())
+        .where(
+            changes.shop_id == shop_id,
+            changes.cause != behaviour,
+            changes.changed_at >= since,
+            changes.changed_at < until,
+        )
+        .group_by(group)
+    )
+    return {name: int(count) for name, count in session.execute(stmt)}
 
 
 # -- the customers list -----------------------------------------------------------------------
