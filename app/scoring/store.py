@@ -27,7 +27,7 @@ from app.models import (
     StageChange,
 )
 from app.models.base import UTCDateTime, table_of
-from app.scoring.columns import FLAG_COLUMNS, SCORE_COLUMNS, Columns, from_us
+from app.scoring.columns import FLAG_COLUMNS, SCORE_COLUMNS, Columns, from_us, to_us
 from app.scoring.load import array_literal, is_postgres
 from app.vocabulary import (
     CLV_TIERS,
@@ -409,30 +409,24 @@ def insert_segment_changes(
     if count == 0:
         return 0
     if is_postgres(session):
-        session.execute(
-            text(
-                "CREATE TEMP TABLE IF NOT EXISTS segment_rows "
-                "(customer_id int8, from_segment int2, to_segment int2) ON COMMIT DELETE ROWS"
-            )
-        )
-        session.execute(text("TRUNCATE segment_rows"))
+        # Straight into the table (binary COPY, names from the codes): no temp table in between.
         columns: list[pgcopy.Column] = [
+            ("shop_id", "int8"),
             ("customer_id", "int8"),
-            ("from_segment", "int2"),
-            ("to_segment", "int2"),
+            ("from_segment", "text"),
+            ("to_segment", "text"),
+            ("changed_at", "timestamptz"),
+            ("cause", "text"),
         ]
-        arrays = {"customer_id": customer_ids, "from_segment": from_segment, "to_segment": to_segment}
-        pgcopy.copy_in(session, "segment_rows", columns, arrays)
-        names = array_literal(RFM_SEGMENT_NAMES)
-        session.execute(
-            text(
-                "INSERT INTO segment_changes "
-                "(shop_id, customer_id, from_segment, to_segment, changed_at, cause) "
-                f"SELECT :shop_id, t.customer_id, ({names})[t.from_segment + 1], "
-                f"({names})[t.to_segment + 1], :now, :cause FROM segment_rows t"
-            ),
-            {"shop_id": shop_id, "now": now, "cause": cause},
-        )
+        arrays = {
+            "shop_id": np.full(count, shop_id, dtype=np.int64),
+            "customer_id": np.asarray(customer_ids, dtype=np.int64),
+            "from_segment": pgcopy.Labels(from_segment, RFM_SEGMENT_NAMES),
+            "to_segment": pgcopy.Labels(to_segment, RFM_SEGMENT_NAMES),
+            "changed_at": np.full(count, to_us(now), dtype=np.int64),
+            "cause": pgcopy.Labels(np.full(count, SEGMENT_CHANGE_CAUSES.index(cause)), SEGMENT_CHANGE_CAUSES),
+        }
+        pgcopy.copy_in(session, "segment_changes", columns, arrays)
         return count
     session.execute(
         table_of(SegmentChange).insert(),
