@@ -145,6 +145,11 @@ STAGE_CHANGE_CAUSES: Final[tuple[str, str]] = ("behaviour", "refit")
 time passed without an order) or "refit" (the same history read by a new model fit, or by the
 segment formula instead of the model, or the other way round). Only behaviour counts as a movement."""
 
+SEGMENT_CHANGE_CAUSES: Final[tuple[str, str]] = ("behaviour", "settings")
+"""Why an RFM segment changed, as stored in `segment_changes.cause`: "behaviour" (the customer
+ordered, time passed, or the shop's other buyers moved the score boundaries) or "settings" (the
+first rescore after the merchant changed the scoring method, window or grid)."""
+
 # --------------------------------------------------------------------------------------------
 # Behaviour segments
 

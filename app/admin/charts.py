@@ -253,3 +253,93 @@ def grouped_bars(
     )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class PartialSeries:
+    """A series whose values may be missing: None is "not known yet" (drawn as a dashed outline)."""
+
+    name: str
+    values: Sequence[float | None]
+
+
+def came_back_chart(
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[PartialSeries],
+    *,
+    x_label: str,
+    y_label: str,
+    missing: str,
+    fmt: Format = _number,
+    notes: Sequence[str] | None = None,
+    description: str | None = None,
+) -> Markup:
+    """A small chart of shares (0-100) per category, one bar per series (solid, hatched, dotted),
+    on a fixed 0-100 scale so that charts side by side compare; a value of None is drawn as a
+    dashed empty bar marked "…", named ``missing`` in the legend and in its tooltip. ``notes``
+    (per category) is added to each bar's tooltip, e.g. how many customers the share is of."""
+    left, top, bottom, plot_h = 44, 30, 40, 140
+    bar_w = 16
+    group_w = bar_w * len(series) + 14
+    legend = [(s.name, k) for k, s in enumerate(series)]
+    legend_w = sum(30 + 6 * len(name) for name, _ in legend) + 30 + 6 * len(missing)
+    width = max(left + group_w * max(len(categories), 1) + 10, left + legend_w)
+    height = top + plot_h + bottom
+    uid, svg = _open(
+        width, height, title, description or f"{y_label} per {x_label}: " + ", ".join(s.name for s in series)
+    )
+    parts = [svg, _patterns(uid)]
+    x = left
+    for name, k in legend:
+        parts.append(
+            f'<rect x="{x}" y="6" width="12" height="12" fill="{_fill(uid, k)}" '
+            f'stroke="{INK}" stroke-width="0.5"/>'
+        )
+        parts.append(_text(x + 16, 16, name, anchor="start", extra='font-size="11"'))
+        x += 30 + 6 * len(name)
+    parts.append(
+        f'<rect x="{x}" y="6" width="12" height="12" fill="none" stroke="{MUTED}" stroke-dasharray="2 2"/>'
+    )
+    parts.append(_text(x + 16, 16, missing, anchor="start", fill=MUTED, extra='font-size="11"'))
+    base = top + plot_h
+    for tick in (0, 50, 100):
+        y = base - plot_h * tick / 100
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 6}" y2="{y:.1f}" stroke="#e1e3e5"/>')
+        parts.append(_text(left - 4, y + 3, f"{tick}%", anchor="end", fill=MUTED, extra='font-size="10"'))
+    for i, category in enumerate(categories):
+        gx = left + i * group_w + 7
+        note = f" ({notes[i]})" if notes is not None and i < len(notes) and notes[i] else ""
+        for k, s in enumerate(series):
+            value = s.values[i]
+            bx = gx + k * bar_w
+            if value is None:
+                parts.append(
+                    f'<rect class="bar missing" x="{bx:.1f}" y="{base - 14:.1f}" width="{bar_w - 2}" '
+                    f'height="14" fill="none" stroke="{MUTED}" stroke-dasharray="2 2">'
+                    f"<title>{escape(category)}, {escape(s.name)}: {escape(missing)}{escape(note)}"
+                    "</title></rect>"
+                )
+                parts.append(_text(bx + (bar_w - 2) / 2, base - 17, "…", fill=MUTED, extra='font-size="10"'))
+                continue
+            h = plot_h * max(0.0, min(float(value), 100.0)) / 100
+            parts.append(
+                f'<rect class="bar" x="{bx:.1f}" y="{base - h:.1f}" width="{bar_w - 2}" '
+                f'height="{max(h, 0.5):.1f}" fill="{_fill(uid, k)}" stroke="{INK}" stroke-width="0.5" '
+                f'data-value="{float(value):.1f}"><title>{escape(category)}, {escape(s.name)}: '
+                f"{escape(fmt(value))}{escape(note)}</title></rect>"
+            )
+        parts.append(_text(gx + (group_w - 14) / 2, base + 14, category, extra='font-size="10"'))
+    parts.append(f'<line x1="{left}" y1="{base}" x2="{width - 6}" y2="{base}" stroke="{MUTED}"/>')
+    parts.append(_text(left + (width - left) / 2, height - 6, x_label, fill=MUTED, extra='font-size="11"'))
+    parts.append(
+        _text(
+            10,
+            top + plot_h / 2,
+            y_label,
+            fill=MUTED,
+            extra=f'font-size="11" transform="rotate(-90 10 {top + plot_h / 2:.1f})"',
+        )
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from app.admin import repository, service, views
+from app.admin import outcomes, repository, service, views
 from app.admin.rendering import Formatter, launch_query, templates
 from app.auth.router import session_token_bounce
 from app.auth.security import set_frame_ancestors
@@ -68,6 +68,7 @@ NAV = (
     ("customers", "/app/customers", "Customers"),
     ("cohorts", "/app/cohorts", "Cohorts & metrics"),
     ("accuracy", "/app/accuracy", "Accuracy"),
+    ("outcomes", "/app/outcomes", "Outcomes"),
     ("settings", "/app/settings", "Settings"),
     ("status", "/app/status", "Status"),
 )
@@ -391,6 +392,45 @@ async def accuracy_page(request: Request, shop: CurrentShop) -> Response:
 def accuracy_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
     a = service.accuracy(session, shop.shop_id)
     return views.accuracy_json(a.backtest, a.fit, a.newest_fit, a.rows, shop)
+
+
+# -- outcomes ("came back") ---------------------------------------------------------------------
+
+
+def _outcome_choice(request: Request, name: str, allowed: Any, default: str) -> str:
+    value = request.query_params.get(name, default)
+    if value not in allowed:
+        raise BadRequest(f"{name}: must be one of {', '.join(allowed)}, not {value[:40]!r}")
+    return value
+
+
+def _outcomes(session: Any, shop: Shop, kind: str, period: str, now: datetime) -> dict[str, Any]:
+    method = get_settings(session, shop.shop_id).scoring_method
+    row = repository.metrics_row(session, shop.shop_id)
+    return {
+        "o": outcomes.outcomes(
+            session, shop.shop_id, kind, period, now, scoring.shop_timezone(session, shop.shop_id), method
+        ),
+        "rescored_at": row.rescored_at if row is not None else None,
+    }
+
+
+@router.get("/app/outcomes", response_class=HTMLResponse)
+async def outcomes_page(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    kind = _outcome_choice(request, "view", outcomes.KINDS, "stage")
+    period = _outcome_choice(request, "period", tuple(outcomes.PERIODS), "month")
+    data = await _read(request, _outcomes, shop, kind, period, _now())
+    return _page(
+        request,
+        "outcomes.html",
+        shop,
+        active="outcomes",
+        charts=views.outcome_charts(data["o"]),
+        kinds=views.OUTCOME_KIND_LABELS,
+        periods=views.OUTCOME_PERIOD_LABELS,
+        **data,
+    )
 
 
 # -- settings ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from markupsafe import Markup
 
 from app.admin import charts
+from app.admin.outcomes import GroupOutcome, Outcomes
 from app.admin.rendering import Formatter
 from app.admin.service import (
     CLV_TIER_FILTERS,
@@ -719,3 +720,39 @@ def play_error(exc: SettingsError) -> FieldError:
     )
     error.field = exc.field
     return error
+
+
+# -- outcomes ("came back") ------------------------------------------------------------------
+
+OUTCOME_KIND_LABELS = {"stage": "Lifecycle stages", "segment": "RFM segments"}
+OUTCOME_PERIOD_LABELS = {"month": "By month", "week": "By week"}
+
+
+def outcome_chart(group: GroupOutcome, period: str) -> Markup:
+    """One group's "came back" chart: per period, the share of its entrants who ordered again
+    within 30, 60 and 90 days; periods not complete for a window are drawn as such."""
+    days = [w.days for w in group.periods[0].windows] if group.periods else []
+    return charts.came_back_chart(
+        f"{group.label}: came back after entering",
+        [p.label.removeprefix("Week of ") for p in group.periods],
+        [
+            charts.PartialSeries(
+                f"{n} days",
+                [None if (v := p.windows[k].share(p.entered)) is None else 100 * v for p in group.periods],
+            )
+            for k, n in enumerate(days)
+        ],
+        x_label=f"{'Month' if period == 'month' else 'Week (from Monday)'} of entering {group.label}",
+        y_label="Ordered again",
+        missing="not complete yet",
+        fmt=lambda v: f"{v:.0f}%",
+        notes=[f"of {p.entered} entered" for p in group.periods],
+        description=(
+            f"percentage of the customers who entered {group.label} in each "
+            f"{period} who placed an order within 30, 60 and 90 days"
+        ),
+    )
+
+
+def outcome_charts(o: Outcomes) -> dict[str, Markup]:
+    return {g.name: outcome_chart(g, o.period) for g in o.groups if g.entered}

@@ -12,6 +12,7 @@ from app.models.job import Job
 from app.models.order import Order
 from app.models.order_import import OrderImport
 from app.models.order_refund import OrderRefund
+from app.models.segment_change import SegmentChange
 from app.models.segment_play import SegmentPlay
 from app.models.shop import Shop
 from app.models.shop_cleanup import ShopCleanup
@@ -32,6 +33,7 @@ __all__ = [
     "SyncedSegment",
     "Job",
     "ShopMetricsSnapshot",
+    "SegmentChange",
     "ShopSegment",
     "ShopSettings",
     "StageChange",

@@ -50,8 +50,10 @@ STORED_STATE_COLUMNS: Final[Columns] = (
     ("stage", "int2"),
     ("stage_since", "timestamptz"),
     ("values_changed_at", "timestamptz"),
+    ("segment", "int2"),
 )
-"""What the last rescore stored that every rescore compares with or carries on."""
+"""What the last rescore stored that every rescore compares with or carries on (``segment``: to
+record segment changes)."""
 STORED_VALUE_COLUMNS: Final[Columns] = (
     ("frequency", "int4"),
     ("monetary", "float8"),
@@ -73,6 +75,7 @@ CUSTOMER_COLUMNS: Final[Columns] = (
 )
 STORED_DEFAULTS: Final[dict[str, Any]] = {
     "stage": -1,
+    "segment": -1,
     "stage_since": NULL_TIME,
     "values_changed_at": NULL_TIME,
     "churn_risk": np.nan,

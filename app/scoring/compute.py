@@ -236,6 +236,16 @@ class StageMoves:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentMoves:
+    """Customers whose RFM segment differs from the one stored for them (a first segment is not a
+    change), as segment codes."""
+
+    customer_id: Array
+    from_segment: Array
+    to_segment: Array
+
+
+@dataclass(frozen=True, slots=True)
 class Scores:
     columns: dict[str, Array]
     """Every buyer's ``SCORE_COLUMNS``, and ``is_new``: no stored row yet."""
@@ -244,6 +254,7 @@ class Scores:
     synced_changed: Array
     """True where the synced values (what Shopify holds) are new or changed."""
     stage_moves: StageMoves
+    segment_moves: SegmentMoves
     segments: list[dict[str, Any]]
     metrics: dict[str, Any]
     """The metrics JSON of this run: the counts over the scores (grid, stages, behaviour, CLV
@@ -488,6 +499,7 @@ def score_customers(
         rows=np.flatnonzero(write),
         synced_changed=synced_changed,
         stage_moves=stage_moves,
+        segment_moves=_segment_moves(cust["customer_id"], cust["segment"], segment),
         segments=segments,
         metrics=metrics,
         clv_source="model" if models is not None else "segment_formula",
@@ -520,6 +532,11 @@ def _stage_moves(ids: Array, logged: Array, previous: Array, by_behaviour: Array
         to_stage=np.r_[after[one_step], by_behaviour[two], stage[two]],
         cause=np.r_[cause, np.full(two.size, BEHAVIOUR), np.full(two.size, REFIT)].astype(np.int16),
     )
+
+
+def _segment_moves(ids: Array, stored: Array, segment: Array) -> SegmentMoves:
+    moved = np.flatnonzero((stored >= 0) & (stored != segment))
+    return SegmentMoves(ids[moved], stored[moved].astype(np.int16), segment[moved].astype(np.int16))
 
 
 def fallback_predictions(

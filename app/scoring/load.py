@@ -31,7 +31,7 @@ from app.scoring.columns import (
     to_us,
 )
 from app.shops.service import EFFECTIVE_TIMEZONE, is_timezone
-from app.vocabulary import STAGE_NAMES
+from app.vocabulary import RFM_SEGMENT_NAMES, STAGE_NAMES
 
 Array = npt.NDArray[Any]
 customers = table_of(Customer)
@@ -75,7 +75,8 @@ WHERE c.shop_id = %(shop_id)s AND c.orders_count > 0
 _STORED_PG: Final = f"""
 SELECT s.customer_id::int8, s.row_hash::int8, s.synced_hash::int8,
   COALESCE(array_position({array_literal(STAGE_NAMES)}, s.stage::text) - 1, -1)::int2,
-  s.stage_since, s.values_changed_at{{predictions}}
+  s.stage_since, s.values_changed_at,
+  COALESCE(array_position({array_literal(RFM_SEGMENT_NAMES)}, s.segment::text) - 1, -1)::int2{{predictions}}
 FROM customer_scores s
 WHERE s.shop_id = %(shop_id)s
 """
@@ -180,6 +181,7 @@ def _load_customers_sqlite(session: Session, shop_id: int, tz: str) -> LoadedCus
             scores.c.churn_risk,
             scores.c.expected_next_order_at,
             scores.c.clv_source,
+            scores.c.segment,
         )
         .select_from(
             customers.outerjoin(
@@ -191,6 +193,7 @@ def _load_customers_sqlite(session: Session, shop_id: int, tz: str) -> LoadedCus
         .order_by(customers.c.customer_id)
     ).all()
     stage_codes = {name: code for code, name in enumerate(STAGE_NAMES)}
+    segment_codes = {name: code for code, name in enumerate(RFM_SEGMENT_NAMES)}
     values: dict[str, list[Any]] = {name: [] for name, _ in CUSTOMER_COLUMNS}
     for row in rows:
         scored = row[9] is not None
@@ -210,6 +213,7 @@ def _load_customers_sqlite(session: Session, shop_id: int, tz: str) -> LoadedCus
             stage_codes.get(row[12], -1) if scored else -1,
             to_us(row[13]),
             to_us(row[14]),
+            segment_codes.get(row[24], -1) if scored else -1,
             row[15] or 0,
             float(row[16] or 0),
             row[17] or 0,

@@ -17,7 +17,9 @@ customers whose stored values changed (``store``). Two modes:
 
 A stage change is recorded with its cause: the customer's behaviour, or a reclassification when
 the stored stages were decided by other models than this run's (a new fit, or a switch between the
-model and the segment formula; ``compute.RefitFrom``).
+model and the segment formula; ``compute.RefitFrom``). So is a change of RFM segment: the
+customer's behaviour (an order, time passing, the other buyers moving the score boundaries), or
+"settings" in the first rescore after the merchant changed the scoring settings.
 
 Services take the session first and never commit: the worker's job transaction does.
 """
@@ -46,6 +48,7 @@ from app.scoring.compute import MONEY_CAP
 from app.scoring.load import shop_timezone
 from app.scoring.repository import fit_in_use, latest_backtest, latest_fit
 from app.scoring.store import erase_customer, lock_scores
+from app.settings.schemas import ScoringSettings, grid_to_json
 from app.settings.service import get_settings, settings_updated_at
 from app.vocabulary import ALL_CUSTOMERS
 
@@ -205,6 +208,7 @@ def _rescore_shop(
     del inputs
     if shop_level is None:  # the order-history metrics of the last full rescore stay, with its time
         scores.metrics["shop"] = (stored_metrics or {}).get("shop")
+    scores.metrics[SEGMENT_BASIS] = _segment_basis(settings)
 
     # Store.
     removed_meanwhile = store.lock_scores(session, shop_id) != removed_seen
@@ -212,6 +216,18 @@ def _rescore_shop(
     moves = scores.stage_moves
     stage_changes = store.insert_stage_changes(
         session, shop_id, moves.customer_id, moves.from_stage, moves.to_stage, now, moves.cause
+    )
+    segment_moves = scores.segment_moves
+    store.insert_segment_changes(
+        session,
+        shop_id,
+        segment_moves.customer_id,
+        segment_moves.from_segment,
+        segment_moves.to_segment,
+        now,
+        "settings"
+        if _segments_reclassified(session, shop_id, last, stored_metrics, settings)
+        else "behaviour",
     )
     if removed_meanwhile:  # a redaction or a merge committed after the buyers were read
         removed = sorted(set(removed) | set(store.drop_removed_customers(session, shop_id)))
@@ -242,6 +258,34 @@ def _rescore_shop(
     return RescoreResult(
         shop_id, full, n, written, changed, removed, stage_changes, scores.clv_source, seconds
     )
+
+
+SEGMENT_BASIS: Final = "segment_basis"
+"""The metrics JSON key of the settings a run's segments were decided by."""
+
+
+def _segment_basis(settings: ScoringSettings) -> dict[str, Any]:
+    return {
+        "method": settings.scoring_method,
+        "window_days": settings.window_days,
+        "grid": grid_to_json(settings.segment_grid),
+    }
+
+
+def _segments_reclassified(
+    session: Session,
+    shop_id: int,
+    last: Any,
+    stored_metrics: dict[str, Any] | None,
+    settings: ScoringSettings,
+) -> bool:
+    """The stored segments were decided under other segment settings (method, window, grid) than
+    this run's: its segment changes are the merchant's reclassification, not the customers'
+    behaviour. Scores stored before the basis was recorded: any settings saved since them."""
+    if stored_metrics is not None and SEGMENT_BASIS in stored_metrics:
+        return bool(stored_metrics[SEGMENT_BASIS] != _segment_basis(settings))
+    changed = settings_updated_at(session, shop_id)
+    return last is not None and changed is not None and changed >= last.rescored_at
 
 
 def _stored_metrics(last: Any) -> dict[str, Any] | None:

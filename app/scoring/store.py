@@ -17,11 +17,26 @@ from sqlalchemy.orm import Session
 
 from app.kit import pgcopy
 from app.kit.sql import advisory_lock, lock_key, upsert
-from app.models import Customer, CustomerScore, Shop, ShopMetricsSnapshot, ShopSegment, StageChange
+from app.models import (
+    Customer,
+    CustomerScore,
+    SegmentChange,
+    Shop,
+    ShopMetricsSnapshot,
+    ShopSegment,
+    StageChange,
+)
 from app.models.base import UTCDateTime, table_of
-from app.scoring.columns import FLAG_COLUMNS, SCORE_COLUMNS, Columns, from_us
+from app.scoring.columns import FLAG_COLUMNS, SCORE_COLUMNS, Columns, from_us, to_us
 from app.scoring.load import array_literal, is_postgres
-from app.vocabulary import CLV_TIERS, RFM_SEGMENT_NAMES, STAGE_CHANGE_CAUSES, STAGE_NAMES, THIRDS_GROUP_NAMES
+from app.vocabulary import (
+    CLV_TIERS,
+    RFM_SEGMENT_NAMES,
+    SEGMENT_CHANGE_CAUSES,
+    STAGE_CHANGE_CAUSES,
+    STAGE_NAMES,
+    THIRDS_GROUP_NAMES,
+)
 
 Array = npt.NDArray[Any]
 customers = table_of(Customer)
@@ -291,17 +306,20 @@ def delete_scores(session: Session, shop_id: int, customer_ids: Sequence[int]) -
 
 
 def _forget_stage_history(session: Session, shop_id: int, customer_ids: Sequence[int]) -> None:
-    """Stage history goes with the customer row (redaction, merge), not with a cancelled order."""
+    """Stage and segment history go with the customer row (redaction, merge), not with a cancelled
+    order."""
     if not customer_ids:
         return
-    changes = table_of(StageChange)
-    session.execute(
-        delete(changes).where(
-            changes.c.shop_id == shop_id,
-            changes.c.customer_id.in_(list(customer_ids)),
-            ~exists().where(customers.c.shop_id == shop_id, customers.c.customer_id == changes.c.customer_id),
+    for changes in (table_of(StageChange), table_of(SegmentChange)):
+        session.execute(
+            delete(changes).where(
+                changes.c.shop_id == shop_id,
+                changes.c.customer_id.in_(list(customer_ids)),
+                ~exists().where(
+                    customers.c.shop_id == shop_id, customers.c.customer_id == changes.c.customer_id
+                ),
+            )
         )
-    )
 
 
 def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
@@ -309,8 +327,10 @@ def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
     :func:`lock_scores`."""
     lock_scores(session, shop_id)
     session.execute(delete(scores).where(scores.c.shop_id == shop_id, scores.c.customer_id == customer_id))
-    changes = table_of(StageChange)
-    session.execute(delete(changes).where(changes.c.shop_id == shop_id, changes.c.customer_id == customer_id))
+    for changes in (table_of(StageChange), table_of(SegmentChange)):
+        session.execute(
+            delete(changes).where(changes.c.shop_id == shop_id, changes.c.customer_id == customer_id)
+        )
 
 
 def insert_stage_changes(
@@ -367,6 +387,59 @@ def insert_stage_changes(
                 "cause": STAGE_CHANGE_CAUSES[int(why)],
             }
             for c, f, t, why in zip(customer_ids, from_stage, to_stage, cause, strict=True)
+        ],
+    )
+    return count
+
+
+def insert_segment_changes(
+    session: Session,
+    shop_id: int,
+    customer_ids: Array,
+    from_segment: Array,
+    to_segment: Array,
+    now: dt.datetime,
+    cause: str,
+) -> int:
+    """Record RFM segment changes (codes into ``RFM_SEGMENT_NAMES``) dated ``now``, all with one
+    ``cause`` of ``SEGMENT_CHANGE_CAUSES``."""
+    if cause not in SEGMENT_CHANGE_CAUSES:
+        raise ValueError(f"unknown segment change cause {cause!r}")
+    count = len(customer_ids)
+    if count == 0:
+        return 0
+    if is_postgres(session):
+        # Straight into the table (binary COPY, names from the codes): no temp table in between.
+        columns: list[pgcopy.Column] = [
+            ("shop_id", "int8"),
+            ("customer_id", "int8"),
+            ("from_segment", "text"),
+            ("to_segment", "text"),
+            ("changed_at", "timestamptz"),
+            ("cause", "text"),
+        ]
+        arrays = {
+            "shop_id": np.full(count, shop_id, dtype=np.int64),
+            "customer_id": np.asarray(customer_ids, dtype=np.int64),
+            "from_segment": pgcopy.Labels(from_segment, RFM_SEGMENT_NAMES),
+            "to_segment": pgcopy.Labels(to_segment, RFM_SEGMENT_NAMES),
+            "changed_at": np.full(count, to_us(now), dtype=np.int64),
+            "cause": pgcopy.Labels(np.full(count, SEGMENT_CHANGE_CAUSES.index(cause)), SEGMENT_CHANGE_CAUSES),
+        }
+        pgcopy.copy_in(session, "segment_changes", columns, arrays)
+        return count
+    session.execute(
+        table_of(SegmentChange).insert(),
+        [
+            {
+                "shop_id": shop_id,
+                "customer_id": int(c),
+                "from_segment": RFM_SEGMENT_NAMES[int(f)],
+                "to_segment": RFM_SEGMENT_NAMES[int(t)],
+                "changed_at": now,
+                "cause": cause,
+            }
+            for c, f, t in zip(customer_ids, from_segment, to_segment, strict=True)
         ],
     )
     return count

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
@@ -24,11 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 import app.tasks  # noqa: F401 - registers every job kind
 from app.config import Settings
 from app.kit.db import make_sessionmaker
-from app.models import CustomerScore, ShopMetricsSnapshot, ShopSegment
+from app.models import CustomerScore, Order, ShopMetricsSnapshot, ShopSegment, StageChange
 from app.worker import Worker
 from shopify_double import DevStore
-from tests.admin.conftest import SHOP, launch
-from tests.admin.seed import SeededShop
+from tests.admin.conftest import SHOP, SHOP_TIMEZONE, launch
+from tests.admin.seed import NOW, SeededShop
 from tests.admin.shopify_sync import double_segments, sync_into_double
 
 CHROMIUM = "/usr/bin/chromium"
@@ -333,3 +336,73 @@ def test_a_heat_map_cell_opens_the_list_of_its_customers(
     )
     shown = page.locator("#result-count").inner_text()  # type: ignore[attr-defined]
     assert (f"of {ones:,} customers" in shown) if ones else ("No customers match" in shown)
+
+
+def _entries_history(session: Session, seeded: SeededShop) -> list[tuple[int, str, datetime]]:
+    """Entries into stages over the last six months for the seeded buyers (a fixed draw), so the
+    outcomes read them against the seeded ledger; returns (customer, stage, when)."""
+    rng = random.Random(17)
+    entries = []
+    for customer_id in seeded.customer_ids:
+        for stage in ("at_risk", "lapsed", "reactivated"):
+            if rng.random() < 0.45:
+                entries.append(
+                    (customer_id, stage, NOW - timedelta(days=rng.uniform(1, 178), hours=rng.uniform(0, 23)))
+                )
+    for customer_id, stage, when in entries:
+        session.add(
+            StageChange(
+                shop_id=seeded.shop_id,
+                customer_id=customer_id,
+                from_stage="active",
+                to_stage=stage,
+                changed_at=when,
+                cause="behaviour",
+            )
+        )
+    session.commit()
+    return entries
+
+
+def test_the_outcomes_chart_shows_who_came_back(
+    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Path
+) -> None:
+    entries = _entries_history(session, seeded)
+    zone = ZoneInfo(SHOP_TIMEZONE)
+    # an independent count for the oldest month shown (complete for 30 days): the at-risk entrants
+    # of that month (first entry each) with a qualifying order within 30 days after it
+    oldest = sorted(e for e in entries if e[1] == "at_risk")
+    first_month = min(when.astimezone(zone).replace(day=1).date() for _, _, when in oldest)
+    shown_from = (NOW.astimezone(zone).date().replace(day=1) - timedelta(days=150)).replace(day=1)
+    month = max(first_month, shown_from)
+    firsts: dict[int, datetime] = {}
+    for customer_id, _, when in sorted((e for e in oldest), key=lambda e: e[2]):
+        if when.astimezone(zone).replace(day=1).date() == month:
+            firsts.setdefault(customer_id, when)
+    came_back = 0
+    for customer_id, when in firsts.items():
+        later = session.scalar(
+            select(func.count()).where(
+                Order.shop_id == seeded.shop_id,
+                Order.customer_id == customer_id,
+                Order.qualifies,
+                Order.ordered_at > when,
+                Order.ordered_at <= when + timedelta(days=30),
+            )
+        )
+        came_back += 1 if later else 0
+
+    page = browser_page
+    _open(page, server, "/app")
+    page.locator("nav.tabs a", has_text="Outcomes").click()  # type: ignore[attr-defined]
+    page.wait_for_load_state("domcontentloaded")  # type: ignore[attr-defined]
+    section = page.locator("#outcome-at_risk")  # type: ignore[attr-defined]
+    assert section.locator("svg.chart[role=img]").count() == 1
+    row = section.locator(f'tr[data-period="{month.isoformat()}"]')
+    assert row.locator("td").nth(0).inner_text() == str(len(firsts))
+    share = round(100 * came_back / len(firsts))
+    assert row.locator('td[data-days="30"]').inner_text() == f"{came_back} ({share}%)"
+    assert section.locator("rect.bar.missing").count() >= 1  # the month under way is not complete yet
+    for stage in ("lapsed", "reactivated"):
+        assert page.locator(f"#outcome-{stage} svg.chart").count() == 1  # type: ignore[attr-defined]
+    page.screenshot(path=str(shots / "outcomes.png"), full_page=True)  # type: ignore[attr-defined]
