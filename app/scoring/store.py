@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session
 
 from app.kit import pgcopy
 from app.kit.sql import advisory_lock, lock_key, upsert
-from app.models import Customer, CustomerScore, Shop, ShopMetricsSnapshot, ShopSegment, StageChange
+from app.models import (
+    Customer,
+    CustomerScore,
+    FlowTriggerEvent,
+    Shop,
+    ShopMetricsSnapshot,
+    ShopSegment,
+    StageChange,
+)
 from app.models.base import UTCDateTime, table_of
 from app.scoring.columns import FLAG_COLUMNS, SCORE_COLUMNS, Columns, from_us
 from app.scoring.load import array_literal, is_postgres
@@ -311,6 +319,8 @@ def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
     session.execute(delete(scores).where(scores.c.shop_id == shop_id, scores.c.customer_id == customer_id))
     changes = table_of(StageChange)
     session.execute(delete(changes).where(changes.c.shop_id == shop_id, changes.c.customer_id == customer_id))
+    flow = table_of(FlowTriggerEvent)
+    session.execute(delete(flow).where(flow.c.shop_id == shop_id, flow.c.customer_id == customer_id))
 
 
 def insert_stage_changes(

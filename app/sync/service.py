@@ -294,6 +294,23 @@ def _error_key(plan: Plan) -> int:
     return plan.score_hash if plan.score_hash is not None else 0
 
 
+# -- Shopify Flow ---------------------------------------------------------------------------------
+
+
+def record_trigger_usage(
+    session: Session, shop_id: int, handle: str, enabled: bool, reported_at: datetime
+) -> None:
+    """Flow's trigger lifecycle callback: whether the shop has an enabled workflow starting with
+    ``handle``. Rescores queue a trigger only while it is enabled; turned off, its unsent rows are
+    dropped by the next sync (https://shopify.dev/docs/apps/build/flow/track-lifecycle-events)."""
+    repo.save_flow_trigger_usage(session, shop_id, handle, enabled, reported_at)
+
+
+def flow_trigger_counts(session: Session, shop_id: int) -> dict[str, int]:
+    """How many of the shop's Flow triggers are sent, pending, refused or dropped."""
+    return repo.flow_event_counts(session, shop_id)
+
+
 # -- status ---------------------------------------------------------------------------------------
 
 ERRORS_SHOWN: Final = 5
@@ -331,9 +348,11 @@ __all__ = [
     "begin_run",
     "enqueue_due_syncs",
     "enqueue_sync",
+    "flow_trigger_counts",
     "forget_customer",
     "record_drift",
     "record_plans",
+    "record_trigger_usage",
     "request_repair",
     "sync_status",
 ]
