@@ -74,6 +74,10 @@ def create_devstore_app(store: DevStore) -> FastAPI:
         shop_domain = shop_from_request(request)
         if shop_domain is None or shop_domain not in store.shops:
             return _json({"errors": "Not Found"}, 404)
+        shop = store.shops[shop_domain]
+        if shop.failing_requests > 0:  # a test's outage: Shopify's 503 while it is unavailable
+            shop.failing_requests -= 1
+            return _json({"errors": "Service Unavailable"}, 503)
         scopes = store.token_scopes(shop_domain, request.headers.get("x-shopify-access-token"))
         if scopes is None:
             return _json({"errors": INVALID_TOKEN}, 401)

@@ -225,6 +225,8 @@ class ShopState:
         self.metafield_definitions: dict[int, MetafieldDefinition] = {}
         self.metafields: dict[tuple[str, str, str], Metafield] = {}  # (owner gid, namespace, key)
         self.segments: dict[int, Segment] = {}
+        self.flow_runs: list[Any] = []  # shopify_double.flow.FlowRun: the Flow triggers accepted
+        self.failing_requests = 0  # the next this many Admin API requests answer HTTP 503
         self._ids = itertools.count(shop_id * 1000 + 1)
         self._order_number = itertools.count(1001)
 
@@ -275,6 +277,7 @@ class DevStore:
         self._shop_ids = itertools.count(60_000_000_001)
         self._lock = threading.RLock()
         self.grants = OAuthGrants(now)  # OAuth codes, token expiry, refresh tokens (oauth.py)
+        self.flow_triggers: dict[str, Any] = {}  # handle -> shopify_double.flow.FlowTriggerDefinition
 
     @property
     def bulk(self) -> BulkOperations:

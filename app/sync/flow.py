@@ -38,7 +38,7 @@ DOCUMENT_FIELDS: Final = 20
 MUTATION_COST: Final = 10
 PAGE: Final = 500
 MAX_ATTEMPTS: Final = 3
-FIELD: Final = "flowTriggerReceive(handle: ${h}, payload: ${p}) { userErrors { field message } }"
+SELECTION: Final = "{ userErrors { field message } }"
 
 Clock = Callable[[], datetime]
 
@@ -46,7 +46,7 @@ Clock = Callable[[], datetime]
 def document(count: int) -> str:
     """``count`` aliased ``flowTriggerReceive`` fields, variables ``h0, p0, h1, p1, …``."""
     definitions = ", ".join(f"$h{i}: String, $p{i}: JSON" for i in range(count))
-    fields = " ".join(f"t{i}: " + FIELD.format(h=f"h{i}", p=f"p{i}") for i in range(count))
+    fields = " ".join(f"t{i}: flowTriggerReceive(handle: $h{i}, payload: $p{i}) {SELECTION}" for i in range(count))
     return f"mutation FlowTriggers({definitions}) {{ {fields} }}"
 
 
