@@ -114,9 +114,8 @@ def payload_errors(definition: FlowTriggerDefinition, payload: Any) -> list[dict
         return [{"field": ["payload"], "message": "Payload must be a JSON object"}]
     size = len(json.dumps(payload, separators=(",", ":")).encode())
     if size > MAX_PAYLOAD_BYTES:
-        return [
-            {"field": ["payload"], "message": f"Payload is {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"}
-        ]
+        message = f"Payload is {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
+        return [{"field": ["payload"], "message": message}]
     declared = dict(definition.fields)
     errors = [
         {"field": ["payload", key], "message": f"'{key}' is not a field of trigger '{definition.handle}'"}

@@ -46,7 +46,9 @@ Clock = Callable[[], datetime]
 def document(count: int) -> str:
     """``count`` aliased ``flowTriggerReceive`` fields, variables ``h0, p0, h1, p1, …``."""
     definitions = ", ".join(f"$h{i}: String, $p{i}: JSON" for i in range(count))
-    fields = " ".join(f"t{i}: flowTriggerReceive(handle: $h{i}, payload: $p{i}) {SELECTION}" for i in range(count))
+    fields = " ".join(
+        f"t{i}: flowTriggerReceive(handle: $h{i}, payload: $p{i}) {SELECTION}" for i in range(count)
+    )
     return f"mutation FlowTriggers({definitions}) {{ {fields} }}"
 
 

@@ -38,7 +38,7 @@ router = APIRouter()
 
 
 def _field_error(field: str, message: str) -> UnprocessablePayload:
-    return UnprocessablePayload(f"{field} {message}")
+    return UnprocessablePayload(f"{field}: {message}")
 
 
 def parse_callback(body: Any) -> tuple[str, bool, int, str, datetime]:

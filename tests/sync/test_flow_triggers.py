@@ -28,7 +28,9 @@ from tests.sync.conftest import SHOP, World
 NOW = at("2026-03-05")
 
 
-def enable(client: TestClient, world: World, *handles: str, enabled: bool = True, when: datetime = NOW) -> None:
+def enable(
+    client: TestClient, world: World, *handles: str, enabled: bool = True, when: datetime = NOW
+) -> None:
     """Flow's lifecycle callback, signed, through the app's endpoint."""
     for handle in handles:
         body, headers = lifecycle_callback(world.store, SHOP, handle, enabled, when)
@@ -45,7 +47,9 @@ def events(world: World) -> list[FlowTriggerEvent]:
     with world.factory() as session:
         return list(
             session.scalars(
-                select(FlowTriggerEvent).where(FlowTriggerEvent.shop_id == world.shop_id).order_by(FlowTriggerEvent.id)
+                select(FlowTriggerEvent)
+                .where(FlowTriggerEvent.shop_id == world.shop_id)
+                .order_by(FlowTriggerEvent.id)
             )
         )
 
@@ -59,7 +63,11 @@ def monthly_buyers(world: World, session: Session) -> list[int]:
     interval: at risk after 60 days without an order); the first one's last order is recent."""
     ids = [c.id for c in world.store.create_customers(SHOP, 4)]
     for n, customer_id in enumerate(ids):
-        days = ("2025-12-01", "2025-12-31", "2026-03-01") if n == 0 else ("2026-01-04", "2026-02-03", "2026-03-04")
+        days = (
+            ("2025-12-01", "2025-12-31", "2026-03-01")
+            if n == 0
+            else ("2026-01-04", "2026-02-03", "2026-03-04")
+        )
         for k, day in enumerate(days):
             add_order(session, world.shop_id, customer_id, day, order_id=customer_id * 10 + k, now=at(day))
     world.customers.extend(ids)
@@ -295,9 +303,9 @@ def test_a_refit_queues_no_trigger(session: Session, world: World) -> None:
     scoring.rescore_shop(session, shop_id, at("2026-06-01T14:00"))
     session.commit()
 
-    assert {s.stage for s in session.scalars(select(CustomerScore).where(CustomerScore.shop_id == shop_id))} == {
-        "lapsed"
-    }  # the refit did move both customers (and their churn risk)
+    assert {
+        s.stage for s in session.scalars(select(CustomerScore).where(CustomerScore.shop_id == shop_id))
+    } == {"lapsed"}  # the refit did move both customers (and their churn risk)
     assert _queued(session, shop_id) == []
 
 
@@ -306,7 +314,13 @@ def test_a_settings_change_queues_no_trigger(session: Session, world: World) -> 
     shop_id = world.shop_id
     for customer_id in range(1, 11):
         for k in range(1 + customer_id % 4):
-            add_order(session, shop_id, customer_id, f"2026-0{1 + (customer_id + k) % 5}-1{k}", str(20 * customer_id))
+            add_order(
+                session,
+                shop_id,
+                customer_id,
+                f"2026-0{1 + (customer_id + k) % 5}-1{k}",
+                str(20 * customer_id),
+            )
     scoring.rescore_shop(session, shop_id, at("2026-06-01"))
     session.commit()
     _enable_all(session, shop_id)
