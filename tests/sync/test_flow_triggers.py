@@ -16,9 +16,15 @@ from app.kit.db import write_transaction
 from app.models import ClvFit, CustomerScore, FlowTriggerEvent
 from app.scoring import flow_events
 from app.scoring import service as scoring
+from app.scoring.store import erase_customer
 from app.settings.service import update_settings
 from app.sync import flow, push, service
-from app.vocabulary import FLOW_STAGE_CHANGED, FLOW_TRIGGER_HANDLES
+from app.vocabulary import (
+    FLOW_CLV_TIER_CHANGED,
+    FLOW_SEGMENT_CHANGED,
+    FLOW_STAGE_CHANGED,
+    FLOW_TRIGGER_HANDLES,
+)
 from shopify_double.flow import lifecycle_callback
 from tests.fixtures.factories import order_payload
 from tests.fixtures.webhooks import post_webhook
@@ -351,3 +357,38 @@ def test_time_passing_is_a_real_change_and_queues_each_trigger_once(session: Ses
     session.commit()
     queued = _queued(session, shop_id)
     assert queued.count((FLOW_STAGE_CHANGED, 1)) == 1 and queued.count((FLOW_STAGE_CHANGED, 2)) == 1
+
+
+@pytest.mark.both_dbs
+def test_every_trigger_a_rescore_queues_is_accepted_by_flow(
+    session: Session, world: World, client: TestClient
+) -> None:
+    """Time passing moves stages, segments, churn risk and tiers; each payload the rescore builds
+    matches its extension (the double refuses any that does not)."""
+    ids = [c.id for c in world.store.create_customers(SHOP, 12)]
+    for n, customer_id in enumerate(ids):
+        for k in range(1 + n % 3):
+            add_order(
+                session, world.shop_id, customer_id, f"2026-0{1 + (n + k) % 5}-0{1 + k}", str(15 * (n + 1))
+            )
+    world.customers.extend(ids)
+    rescore(world, at("2026-06-01"))
+    enable(client, world, *FLOW_TRIGGER_HANDLES, when=at("2026-06-01"))
+    for customer_id in ids[:4]:  # some come back
+        add_order(session, world.shop_id, customer_id, "2026-09-14", "400.00")
+    rescore(world, at("2026-09-15"), full=True)  # months later: everyone moved on
+    world.sync()
+
+    statuses = {(e.handle, e.status) for e in events(world)}
+    assert {status for _, status in statuses} == {"sent"}, [e.error for e in events(world) if e.error]
+    assert {h for h, _ in statuses} >= {FLOW_STAGE_CHANGED, FLOW_SEGMENT_CHANGED, FLOW_CLV_TIER_CHANGED}
+    assert len(fired(world)) == len(events(world))
+
+
+@pytest.mark.both_dbs
+def test_a_redacted_customer_leaves_no_trigger_behind(world: World, client: TestClient) -> None:
+    enable(client, world, FLOW_STAGE_CHANGED)
+    ids = _queue(world, 2)
+    with write_transaction(world.factory) as session:
+        erase_customer(session, world.shop_id, ids[0])
+    assert [e.customer_id for e in events(world)] == [ids[1]]
