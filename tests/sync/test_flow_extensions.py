@@ -7,7 +7,9 @@ import re
 import tomllib
 from pathlib import Path
 
+from app.sync.flow import document
 from app.vocabulary import FLOW_CUSTOMER_FIELD, FLOW_TRIGGER_FIELDS, FLOW_TRIGGER_HANDLES
+from shopify_double import check_document
 from shopify_double.flow import TRIGGER_FIELD_TYPES, load_flow_triggers
 
 EXTENSIONS = Path(__file__).resolve().parents[2] / "extensions"
@@ -31,3 +33,10 @@ def test_the_extensions_follow_shopify_cli_rules() -> None:
                 assert field["type"] == "customer_reference" or re.fullmatch(r"[A-Za-z ]+", field["key"])
         else:
             assert ext["type"] == "flow_trigger_lifecycle_callback" and ext["url"] == "/flow/lifecycle"
+
+
+def test_the_trigger_document_is_valid_against_the_2026_10_schema() -> None:
+    for count in (1, 20):
+        parsed, errors = check_document(document(count))
+        assert parsed is not None and errors == [], errors
+    assert "body:" not in document(3)  # the deprecated argument
