@@ -544,3 +544,12 @@ def save_flow_trigger_usage(
         ),
         row,
     )
+
+
+def last_flow_refusal(session: Session, shop_id: int) -> str | None:
+    return session.scalar(
+        select(FlowTriggerEvent.error)
+        .where(FlowTriggerEvent.shop_id == shop_id, FlowTriggerEvent.status == "refused")
+        .order_by(FlowTriggerEvent.id.desc())
+        .limit(1)
+    )

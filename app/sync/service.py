@@ -16,6 +16,7 @@ from app.jobs import repository as jobs_repo
 from app.models import ShopPushState
 from app.settings.service import get_settings, settings_updated_at
 from app.sync import repository as repo
+from app.sync.flow import MAX_ATTEMPTS as MAX_FLOW_ATTEMPTS
 from app.sync.desired import TagPrefixes
 from app.sync.plan import Plan
 from app.vocabulary import SEGMENT_NAMES, SEGMENTS_OF_METHOD
@@ -329,6 +330,13 @@ def sync_status(session: Session, shop_id: int) -> SyncStatus:
         errors.append(f"Customer {customer_id}: {error}")
     if refused > ERRORS_SHOWN:
         errors.append(f"… and {refused - ERRORS_SHOWN} more customers Shopify refused")
+    flow_refused = repo.flow_event_counts(session, shop_id).get("refused", 0)
+    if flow_refused:
+        plural = "trigger" if flow_refused == 1 else "triggers"
+        errors.append(
+            f"Shopify Flow refused {flow_refused} {plural} after {MAX_FLOW_ATTEMPTS} tries; the last: "
+            f"{repo.last_flow_refusal(session, shop_id)}"
+        )
     return SyncStatus(
         enabled=settings.sync_enabled,
         last_sync_at=push.last_sync_at if push is not None else None,

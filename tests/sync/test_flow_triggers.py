@@ -259,6 +259,9 @@ def test_a_refused_trigger_is_recorded_and_not_sent_again_after_its_last_attempt
     assert event.status == "refused" and event.attempts == flow.MAX_ATTEMPTS
     assert event.error is not None and "'Previous stage' is required" in event.error
     assert fired(world) == []
+    with world.factory() as session:
+        shown = service.sync_status(session, world.shop_id).errors
+    assert any(e.startswith("Shopify Flow refused 1 trigger after 3 tries") for e in shown), shown
 
 
 # -- what fires none --------------------------------------------------------------------------------
