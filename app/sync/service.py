@@ -16,8 +16,8 @@ from app.jobs import repository as jobs_repo
 from app.models import ShopPushState
 from app.settings.service import get_settings, settings_updated_at
 from app.sync import repository as repo
-from app.sync.flow import MAX_ATTEMPTS as MAX_FLOW_ATTEMPTS
 from app.sync.desired import TagPrefixes
+from app.sync.flow import MAX_ATTEMPTS as MAX_FLOW_ATTEMPTS
 from app.sync.plan import Plan
 from app.vocabulary import SEGMENT_NAMES, SEGMENTS_OF_METHOD
 
