@@ -99,19 +99,26 @@ def enabled_triggers(session: Session, shop_id: int) -> frozenset[str]:
     )
 
 
-def _previous(session: Session, shop_id: int, ids: Sequence[int]) -> dict[int, tuple[int | None, str | None]]:
-    """(segment code, CLV tier) the customers' stored rows hold, read before the new rows go in."""
-    out: dict[int, tuple[int | None, str | None]] = {}
+def _previous(
+    session: Session, shop_id: int, ids: Sequence[int]
+) -> dict[int, tuple[int | None, str | None, float | None]]:
+    """(segment code, CLV tier, churn risk) the customers' stored rows hold, read before the new
+    rows go in (a full rescore does not load the stored predictions)."""
+    out: dict[int, tuple[int | None, str | None, float | None]] = {}
     names = {name: code for code, name in enumerate(RFM_SEGMENT_NAMES)}
     for start in range(0, len(ids), READ_CHUNK):
         chunk = list(ids[start : start + READ_CHUNK])
         rows = session.execute(
-            select(CustomerScore.customer_id, CustomerScore.segment, CustomerScore.clv_tier).where(
-                CustomerScore.shop_id == shop_id, CustomerScore.customer_id.in_(chunk)
-            )
+            select(
+                CustomerScore.customer_id,
+                CustomerScore.segment,
+                CustomerScore.clv_tier,
+                CustomerScore.churn_risk,
+            ).where(CustomerScore.shop_id == shop_id, CustomerScore.customer_id.in_(chunk))
         )
-        for customer_id, segment, tier in rows:
-            out[int(customer_id)] = (names.get(segment) if segment else None, tier)
+        for customer_id, segment, tier, churn in rows:
+            risk = None if churn is None else float(churn)
+            out[int(customer_id)] = (names.get(segment) if segment else None, tier, risk)
     return out
 
 
@@ -186,11 +193,9 @@ def trigger_events(
     changed = np.flatnonzero(synced_changed & cust["scored"])
     want_segments = FLOW_SEGMENT_CHANGED in enabled and not why.segments
     want_tiers = FLOW_CLV_TIER_CHANGED in enabled and not why.tiers
-    previous = (
-        _previous(session, shop_id, ids[changed].tolist())
-        if changed.size and (want_segments or want_tiers)
-        else {}
-    )
+    want_churn = FLOW_CHURN_RISK_CROSSED in enabled and not why.churn
+    wanted = want_segments or want_tiers or want_churn
+    previous = _previous(session, shop_id, ids[changed].tolist()) if changed.size and wanted else {}
     for i in changed.tolist():
         customer_id = int(ids[i])
         old = previous.get(customer_id)
@@ -218,11 +223,9 @@ def trigger_events(
                     customer_id,
                     {"Previous tier": _tier_label(old[1]), "New tier": _tier_label(new_tier), **common(i)},
                 )
-        if FLOW_CHURN_RISK_CROSSED in enabled and not why.churn:
-            before_risk = float(cust["churn_risk"][i])
+        if want_churn and old is not None and old[2] is not None:
+            before_risk = old[2]
             after_risk = float(columns["churn_risk"][i])
-            if np.isnan(before_risk):
-                continue
             for level in _crossed(before_risk, after_risk, CHURN_RISK_THRESHOLDS):
                 stage = int(columns["stage"][i])
                 add(
