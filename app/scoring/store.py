@@ -299,17 +299,20 @@ def delete_scores(session: Session, shop_id: int, customer_ids: Sequence[int]) -
 
 
 def _forget_stage_history(session: Session, shop_id: int, customer_ids: Sequence[int]) -> None:
-    """Stage history goes with the customer row (redaction, merge), not with a cancelled order."""
+    """Stage history (and the Flow triggers queued for it) goes with the customer row (redaction,
+    merge), not with a cancelled order."""
     if not customer_ids:
         return
-    changes = table_of(StageChange)
-    session.execute(
-        delete(changes).where(
-            changes.c.shop_id == shop_id,
-            changes.c.customer_id.in_(list(customer_ids)),
-            ~exists().where(customers.c.shop_id == shop_id, customers.c.customer_id == changes.c.customer_id),
+    for table in (table_of(StageChange), table_of(FlowTriggerEvent)):
+        session.execute(
+            delete(table).where(
+                table.c.shop_id == shop_id,
+                table.c.customer_id.in_(list(customer_ids)),
+                ~exists().where(
+                    customers.c.shop_id == shop_id, customers.c.customer_id == table.c.customer_id
+                ),
+            )
         )
-    )
 
 
 def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
