@@ -33,6 +33,7 @@ from app.kit.errors import install_error_handler
 from app.kit.http import outbound_client
 from app.kit.observability import RequestContextMiddleware, configure_logging, install_token_redaction
 from app.webhooks.endpoint import WebhookEndpoint
+from app.webhooks.flow_lifecycle import router as flow_lifecycle_router
 from app.webhooks.handlers import TOPICS as WEBHOOK_TOPICS
 
 
@@ -85,6 +86,9 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
     if settings.dev_login:
         app.include_router(dev_router)
     app.include_router(admin_router)
+    app.include_router(
+        flow_lifecycle_router
+    )  # POST /flow/lifecycle: Shopify Flow's trigger lifecycle callback
     app.mount("/admin/static", StaticFiles(directory=ADMIN_STATIC_DIR), name="admin-static")
     return app
 

@@ -294,3 +294,55 @@ SEGMENT_PLAYS: Final[Mapping[str, str]] = MappingProxyType(
 )
 """The default suggested play of every RFM segment and thirds group (``RFM_SEGMENT_NAMES``), in
 plain words; the settings domain stores a shop's own wording over it."""
+
+# Shopify Flow triggers: one `flow_trigger` extension each (extensions/<handle>/shopify.extension.toml)
+# https://shopify.dev/docs/apps/build/flow/triggers/reference . A trigger field's key may hold
+# only letters and spaces (Shopify CLI's flow_trigger schema); the customer reference is sent as
+# `customer_id`. The toml files and these names are held together by tests/sync/test_flow_extensions.py.
+
+FLOW_SEGMENT_CHANGED: Final = "rfm-segment-changed"
+FLOW_STAGE_CHANGED: Final = "lifecycle-stage-changed"
+FLOW_CHURN_RISK_CROSSED: Final = "churn-risk-crossed"
+FLOW_CLV_TIER_CHANGED: Final = "clv-tier-changed"
+FLOW_TRIGGER_HANDLES: Final[tuple[str, ...]] = (
+    FLOW_SEGMENT_CHANGED,
+    FLOW_STAGE_CHANGED,
+    FLOW_CHURN_RISK_CROSSED,
+    FLOW_CLV_TIER_CHANGED,
+)
+FLOW_CUSTOMER_FIELD: Final = "customer_id"
+
+FLOW_TRIGGER_FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        FLOW_SEGMENT_CHANGED: (
+            "Previous segment",
+            "New segment",
+            "Recency score",
+            "Frequency score",
+            "Monetary score",
+            "Predicted CLV",
+            "Churn risk",
+            "Currency",
+        ),
+        FLOW_STAGE_CHANGED: ("Previous stage", "New stage", "Predicted CLV", "Churn risk", "Currency"),
+        FLOW_CHURN_RISK_CROSSED: (
+            "Previous churn risk",
+            "Churn risk",
+            "Threshold",
+            "Direction",
+            "Lifecycle stage",
+            "Predicted CLV",
+            "Currency",
+        ),
+        FLOW_CLV_TIER_CHANGED: ("Previous tier", "New tier", "Predicted CLV", "Churn risk", "Currency"),
+    }
+)
+"""Each trigger's fields besides the customer reference, as its toml declares them."""
+
+CHURN_RISK_THRESHOLDS: Final[tuple[float, ...]] = (0.5, 0.8)
+"""Churn risk (1 - P(alive)) levels whose crossing fires the churn trigger: 0.5 is "more likely
+gone than not", 0.8 "very likely gone"."""
+CHURN_ROSE: Final = "rose above"
+CHURN_FELL: Final = "fell below"
+NO_STAGE_LABEL: Final = "None"
+"""A Flow text field's value where a customer had no stage, segment or tier before."""

@@ -14,7 +14,8 @@ Real behaviour: ``shop``, ``customer``, ``customers`` (query ``id:``, ``tag:``, 
 ``financial_status``, ``customer_id``, ``source_name``, ``status``; ``sortKey`` ID / CREATED_AT /
 UPDATED_AT / PROCESSED_AT; ``reverse``), ``ordersCount``, ``segment(s)``, ``metafieldDefinitions``,
 ``Customer.metafield(s)``, ``Customer.lastOrder``; mutations ``metafieldsSet``, ``metafieldsDelete``,
-``tagsAdd``, ``tagsRemove``, ``segmentCreate``, ``segmentUpdate``, ``segmentDelete``. Unknown search
+``tagsAdd``, ``tagsRemove``, ``segmentCreate``, ``segmentUpdate``, ``segmentDelete``,
+``flowTriggerReceive`` (``flow.py``). Unknown search
 terms are ignored (Shopify would run them as full-text search). Access scopes are checked for these
 root fields (``ACCESS_DENIED`` as Shopify words it). Bulk query operations: ``bulk.py``.
 """
@@ -1419,3 +1420,6 @@ def _jsonable(value: Any) -> Any:
 # RESOLVERS).
 from shopify_double import bulk as _bulk  # noqa: E402, F401
 from shopify_double import customer_data as _customer_data  # noqa: E402
+from shopify_double.flow import flow_trigger_receive  # noqa: E402
+
+resolver("Mutation", "flowTriggerReceive")(flow_trigger_receive)

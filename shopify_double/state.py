@@ -225,6 +225,7 @@ class ShopState:
         self.metafield_definitions: dict[int, MetafieldDefinition] = {}
         self.metafields: dict[tuple[str, str, str], Metafield] = {}  # (owner gid, namespace, key)
         self.segments: dict[int, Segment] = {}
+        self.flow_runs: list[Any] = []  # shopify_double.flow.FlowRun: the Flow triggers accepted
         self._ids = itertools.count(shop_id * 1000 + 1)
         self._order_number = itertools.count(1001)
 
@@ -280,6 +281,7 @@ class DevStore:
         self.protected_customer_data = True
         self.protected_customer_fields: set[str] = {"name", "email", "phone", "address"}
         self._outages: dict[str, list[int]] = {}
+        self.flow_triggers: dict[str, Any] = {}  # handle -> shopify_double.flow.FlowTriggerDefinition
 
     @property
     def bulk(self) -> BulkOperations:
@@ -545,6 +547,11 @@ class DevStore:
         outage on Shopify's side: 5xx, or 429 without a Retry-After)."""
         with self._lock:
             self._outages.setdefault(shop_domain, []).extend([status] * count)
+
+    def end_outage(self, shop_domain: str) -> None:
+        """Shopify is back: the outage ``fail_next`` began answers no more requests."""
+        with self._lock:
+            self._outages.pop(shop_domain, None)
 
     def take_outage(self, shop_domain: str) -> int | None:
         with self._lock:

@@ -2,10 +2,10 @@
 
 1. The Shopify double (`shopify_double`) starts as a local store server, filled with a seeded
    realistic history (`app.demo.history`), with the app's metafield definitions from
-   `shopify.app.toml` (what `shopify app deploy` does).
+   `shopify.app.toml` and its Flow triggers from `extensions/` (what `shopify app deploy` does).
 2. The app starts as a local server and is installed the way the Shopify admin does it (managed
    install: the embedded page opened with a session token, then token exchange); the install
-   queues the history import.
+   queues the history import; a Flow workflow is turned on for each of the app's triggers.
 3. A worker runs the import (bulk operation), the scoring, the CLV fit and the sync back into the
    store; meanwhile new orders stream in as signed webhooks.
 4. The embedded pages are served at a printed local URL, through a development-only login.
@@ -39,9 +39,10 @@ from app.imports.service import import_progress
 from app.jobs.services import services_factory
 from app.kit.db import make_engine, make_sessionmaker, migrate
 from app.main import create_app
-from app.models import Customer, CustomerScore, Shop
+from app.models import Customer, CustomerScore, FlowTriggerEvent, Shop
 from app.sync.desired import metafields_expected
 from app.worker import Worker
+from shopify_double.flow import deploy_flow_triggers, lifecycle_callback
 from shopify_double.oauth import install_app
 from shopify_double.server import create_devstore_app
 from shopify_double.signing import make_session_token
@@ -55,6 +56,7 @@ NEW_BUYER_SHARE = 0.5
 DEMO_CURRENCY = "EUR"
 DEMO_TIMEZONE = "Europe/Berlin"
 TOML = Path(__file__).resolve().parents[2] / "shopify.app.toml"
+EXTENSIONS = Path(__file__).resolve().parents[2] / "extensions"
 
 
 @dataclass
@@ -69,6 +71,8 @@ class DemoResult:
     metafields_expected: int = 0
     tagged_customers: int = 0
     segments_in_store: int = 0
+    flow_triggers_fired: dict[str, int] = field(default_factory=dict)
+    """Flow triggers the store accepted, by handle (every workflow turned on at install)."""
     url: str = ""
     page_status: int = 0
     errors: list[str] = field(default_factory=list)
@@ -193,9 +197,10 @@ class Demo:
         self._apply_history(history)
         self.result.customers_generated, self.result.orders_generated = history.customers, history.orders
         definitions = define_app_metafields(self.store, DEMO_SHOP)
+        triggers = deploy_flow_triggers(self.store, EXTENSIONS)
         out.write(
             f"Store history: {history.customers:,} customers, {history.orders:,} orders over two years; "
-            f"{definitions} app metafield definitions deployed\n"
+            f"{definitions} app metafield definitions and {triggers} Flow triggers deployed\n"
         )
 
         settings = self.base_settings.model_copy(
@@ -216,6 +221,8 @@ class Demo:
 
         self._install(app_port, settings)
         out.write("Installed through Shopify-managed install + token exchange; history import queued\n")
+        self._turn_on_workflows(app_port)
+        out.write("A Flow workflow turned on for each of the app's triggers (Flow's lifecycle callback)\n")
 
         engine = make_engine(settings.database_url)
         factory = make_sessionmaker(engine)
@@ -250,7 +257,10 @@ class Demo:
         def caught_up() -> bool:
             self._refresh_store_counts()
             self.result.metafields_expected = self._metafields_expected(factory)
-            return self.result.metafields_in_store == self.result.metafields_expected
+            with factory() as session:  # and the Flow triggers of the last changes are sent
+                pending = session.scalar(select(func.count()).where(FlowTriggerEvent.status == "pending"))
+            self._refresh_store_counts()
+            return self.result.metafields_in_store == self.result.metafields_expected and not pending
 
         self._wait(caught_up, timeout=30)
         self._summarise(factory)
@@ -272,6 +282,16 @@ class Demo:
         response = httpx.get(f"http://{self.host}:{app_port}/app", params=params, timeout=30)
         if response.status_code != 200:
             raise RuntimeError(f"the embedded page answered {response.status_code} on install")
+
+    def _turn_on_workflows(self, app_port: int) -> None:
+        """What Shopify Flow tells the app when the merchant turns on a workflow using a trigger."""
+        for handle in self.store.flow_triggers:
+            body, headers = lifecycle_callback(self.store, DEMO_SHOP, handle, True, datetime.now(UTC))
+            response = httpx.post(
+                f"http://{self.host}:{app_port}/flow/lifecycle", content=body, headers=headers, timeout=30
+            )
+            if response.status_code != 200:
+                raise RuntimeError(f"the Flow lifecycle callback answered {response.status_code}")
 
     def _open_overview(self) -> int:
         with httpx.Client(follow_redirects=True, timeout=30) as client:
@@ -366,6 +386,10 @@ class Demo:
             1 for c in list(shop.customers.values()) if any(t.lower().startswith(prefixes) for t in c.tags)
         )
         self.result.segments_in_store = len(getattr(shop, "segments", {}))
+        fired: dict[str, int] = {}
+        for run in list(shop.flow_runs):
+            fired[run.handle] = fired.get(run.handle, 0) + 1
+        self.result.flow_triggers_fired = fired
 
     def _stream_orders(self, app_port: int, settings: Settings) -> None:
         asyncio.run(self._stream(app_port, settings))
@@ -407,6 +431,9 @@ class Demo:
             f"  app metafields in the store        {r.metafields_in_store:>10,}\n"
             f"  customers with the app's tags      {r.tagged_customers:>10,}\n"
             f"  segments in the store              {r.segments_in_store:>10,}\n"
+            f"  Flow triggers fired                {sum(r.flow_triggers_fired.values()):>10,}"
+            + "".join(f"\n    {handle:<32} {n:>10,}" for handle, n in sorted(r.flow_triggers_fired.items()))
+            + "\n"
         )
         for error in r.errors:
             self.out.write(f"  problem: {error}\n")

@@ -8,6 +8,7 @@ from app.models.customer_score import CustomerScore
 from app.models.customer_sync_state import CustomerSyncState
 from app.models.data_request import DataRequest
 from app.models.deleted_order import DeletedOrder
+from app.models.flow_trigger import FlowTriggerEvent, FlowTriggerUsage
 from app.models.job import Job
 from app.models.order import Order
 from app.models.order_import import OrderImport
@@ -41,6 +42,8 @@ __all__ = [
     "Customer",
     "DataRequest",
     "DeletedOrder",
+    "FlowTriggerEvent",
+    "FlowTriggerUsage",
     "Order",
     "OrderImport",
     "OrderRefund",

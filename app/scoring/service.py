@@ -40,7 +40,7 @@ from app.jobs import repository as jobs_repo
 from app.kit import memory
 from app.kit.sql import advisory_lock, lock_key
 from app.models import ClvFit
-from app.scoring import compute, fit, load, store
+from app.scoring import compute, fit, flow_events, load, store
 from app.scoring import repository as repo
 from app.scoring.cache import RescoreCache
 from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS, shop_day
@@ -191,6 +191,7 @@ def _rescore_shop(
     used_fit = repo.fit_in_use(session, shop_id)
     models = fit.models_from_fit(used_fit)
     stored_metrics = _stored_metrics(last)
+    refit_from = _refit_from(session, shop_id, stored_metrics, used_fit if models is not None else None)
     scores = compute.score_customers(
         shop_id,
         cust,
@@ -203,15 +204,35 @@ def _rescore_shop(
         fit=used_fit,
         newest_fit=newest_fit,
         shop_level=shop_level,
-        refit_from=_refit_from(session, shop_id, stored_metrics, used_fit if models is not None else None),
+        refit_from=refit_from,
     )
     del inputs
     if shop_level is None:  # the order-history metrics of the last full rescore stay, with its time
         scores.metrics["shop"] = (stored_metrics or {}).get("shop")
     scores.metrics[SEGMENT_BASIS] = _segment_basis(settings)
+    # one answer, for the segment history's cause and the Flow segment triggers alike
+    segments_reclassified = _segments_reclassified(session, shop_id, last, stored_metrics, settings)
 
-    # Store.
+    # Store. The Flow triggers first: they compare with the stored rows.
     removed_meanwhile = store.lock_scores(session, shop_id) != removed_seen
+    basis = flow_events.basis_of(settings)
+    scores.metrics[flow_events.BASIS_KEY] = basis
+    triggers = flow_events.trigger_events(
+        session,
+        shop_id,
+        cust,
+        scores.columns,
+        scores.synced_changed,
+        scores.stage_moves,
+        enabled=flow_events.enabled_triggers(session, shop_id),
+        why=flow_events.reclassified(
+            stored_metrics,
+            basis,
+            models_changed=refit_from is not None,
+            segments_changed=segments_reclassified,
+        ),
+        stamp_us=load.to_us(now),
+    )
     written = store.write_scores(session, shop_id, scores.columns, scores.rows)
     moves = scores.stage_moves
     stage_changes = store.insert_stage_changes(
@@ -225,10 +246,9 @@ def _rescore_shop(
         segment_moves.from_segment,
         segment_moves.to_segment,
         now,
-        "settings"
-        if _segments_reclassified(session, shop_id, last, stored_metrics, settings)
-        else "behaviour",
+        "settings" if segments_reclassified else "behaviour",
     )
+    flow_events.queue(session, triggers, now)
     if removed_meanwhile:  # a redaction or a merge committed after the buyers were read
         removed = sorted(set(removed) | set(store.drop_removed_customers(session, shop_id)))
     marked = recompute[cust["pending"][recompute]]

@@ -20,6 +20,7 @@ from app.kit.sql import advisory_lock, lock_key, upsert
 from app.models import (
     Customer,
     CustomerScore,
+    FlowTriggerEvent,
     SegmentChange,
     Shop,
     ShopMetricsSnapshot,
@@ -306,17 +307,17 @@ def delete_scores(session: Session, shop_id: int, customer_ids: Sequence[int]) -
 
 
 def _forget_stage_history(session: Session, shop_id: int, customer_ids: Sequence[int]) -> None:
-    """Stage and segment history go with the customer row (redaction, merge), not with a cancelled
-    order."""
+    """Stage and segment history (and the Flow triggers queued for them) go with the customer row
+    (redaction, merge), not with a cancelled order."""
     if not customer_ids:
         return
-    for changes in (table_of(StageChange), table_of(SegmentChange)):
+    for table in (table_of(StageChange), table_of(SegmentChange), table_of(FlowTriggerEvent)):
         session.execute(
-            delete(changes).where(
-                changes.c.shop_id == shop_id,
-                changes.c.customer_id.in_(list(customer_ids)),
+            delete(table).where(
+                table.c.shop_id == shop_id,
+                table.c.customer_id.in_(list(customer_ids)),
                 ~exists().where(
-                    customers.c.shop_id == shop_id, customers.c.customer_id == changes.c.customer_id
+                    customers.c.shop_id == shop_id, customers.c.customer_id == table.c.customer_id
                 ),
             )
         )
@@ -327,10 +328,8 @@ def erase_customer(session: Session, shop_id: int, customer_id: int) -> None:
     :func:`lock_scores`."""
     lock_scores(session, shop_id)
     session.execute(delete(scores).where(scores.c.shop_id == shop_id, scores.c.customer_id == customer_id))
-    for changes in (table_of(StageChange), table_of(SegmentChange)):
-        session.execute(
-            delete(changes).where(changes.c.shop_id == shop_id, changes.c.customer_id == customer_id)
-        )
+    for table in (table_of(StageChange), table_of(SegmentChange), table_of(FlowTriggerEvent)):
+        session.execute(delete(table).where(table.c.shop_id == shop_id, table.c.customer_id == customer_id))
 
 
 def insert_stage_changes(

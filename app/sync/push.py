@@ -33,8 +33,8 @@ from app.kit.db import write_transaction
 from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
 from app.shopify.token_crypto import TokenCipher
 from app.shops.tokens import forget_refused_token, token_cipher
+from app.sync import flow, service
 from app.sync import repository as repo
-from app.sync import service
 from app.sync.desired import removable, segment_specs
 from app.sync.plan import Plan, customer_gid, plan_for
 
@@ -177,8 +177,11 @@ async def sync_shop(
     bulk_threshold: int = BULK_THRESHOLD,
     document_fields: int = DOCUMENT_FIELDS,
     after_document: Callable[[int], None] | None = None,
+    flow_document_fields: int = flow.DOCUMENT_FIELDS,
 ) -> float | None:
-    """One step of the shop's sync; None when Shopify is in step, else seconds until the next step."""
+    """One step of the shop's sync; None when Shopify is in step, else seconds until the next step.
+    The Flow triggers the rescores queued go last (``app.sync.flow``), after the customers' values
+    they describe are in Shopify, so a workflow that reads the customer's tags finds the new ones."""
     started = time.monotonic()
     ctx = await _tx(factory, service.begin_run, shop_id, now())
     if ctx is None:
@@ -189,6 +192,18 @@ async def sync_shop(
             await delete_segments(factory, admin, ctx, token, now)
             if ctx.bulk_phase is not None:  # a bulk sync cut short: its customers stay due for later
                 await _tx(factory, _abandon_bulk, shop_id)
+            if not await flow.send_flow_triggers(
+                factory,
+                admin,
+                shop_id,
+                ctx.domain,
+                token,
+                now,
+                started=started,
+                budget_s=budget_s,
+                document_fields=flow_document_fields,
+            ):
+                return 0.0
             await _tx(factory, _finish, ctx, now(), 0, None, marks)
             return None
         if (
@@ -230,6 +245,19 @@ async def sync_shop(
             if time.monotonic() - started > budget_s:
                 await _tx(factory, service.finish_run, ctx, now(), written, None)
                 return 0.0
+        if not await flow.send_flow_triggers(
+            factory,
+            admin,
+            shop_id,
+            ctx.domain,
+            token,
+            now,
+            started=started,
+            budget_s=budget_s,
+            document_fields=flow_document_fields,
+        ):
+            await _tx(factory, service.finish_run, ctx, now(), written, None)
+            return 0.0
         await _tx(factory, _finish, ctx, now(), written, None, marks)
         return None
     except Unauthorized:

@@ -15,6 +15,8 @@ from app.kit.sql import upsert
 from app.models import (
     CustomerScore,
     CustomerSyncState,
+    FlowTriggerEvent,
+    FlowTriggerUsage,
     Job,
     Shop,
     ShopCleanup,
@@ -422,8 +424,8 @@ def delete_segment(session: Session, shop_id: int, key: str) -> None:
 
 
 def shops_due(session: Session) -> list[int]:
-    """Installed shops with a token whose scores or settings moved since the sync last looked, or
-    whose segments must go because sync was turned off."""
+    """Installed shops with a token whose scores or settings moved since the sync last looked,
+    whose segments must go because sync was turned off, or with Flow triggers still to send."""
     enabled = func.coalesce(ShopSettings.sync_enabled, True)
     rows = session.execute(
         select(Shop.shop_id)
@@ -439,6 +441,9 @@ def shops_due(session: Session) -> list[int]:
                 ShopPushState.shop_id.is_(None),
                 ShopPushState.bulk_operation_id.is_not(None),
                 and_(enabled, ShopPushState.repair_after.is_not(None)),
+                exists().where(
+                    FlowTriggerEvent.shop_id == Shop.shop_id, FlowTriggerEvent.status == "pending"
+                ),
                 and_(
                     enabled,
                     or_(
@@ -628,3 +633,98 @@ def note_refusals(session: Session, shop_id: int, refusals: dict[int, str], now:
             .where(states.c.shop_id == shop_id, states.c.customer_id == customer_id)
             .values(error=error, synced_hash=None, updated_at=now)
         )
+
+
+# -- Shopify Flow triggers (the outbox rows the rescore queued) -------------------------------------
+
+
+def pending_flow_events(
+    session: Session, shop_id: int, after_id: int, limit: int
+) -> list[tuple[int, str, str, int]]:
+    """(id, handle, payload JSON, attempts) of the shop's unsent triggers after ``after_id``, oldest
+    first."""
+    rows = session.execute(
+        select(
+            FlowTriggerEvent.id, FlowTriggerEvent.handle, FlowTriggerEvent.payload, FlowTriggerEvent.attempts
+        )
+        .where(
+            FlowTriggerEvent.shop_id == shop_id,
+            FlowTriggerEvent.status == "pending",
+            FlowTriggerEvent.id > after_id,
+        )
+        .order_by(FlowTriggerEvent.id)
+        .limit(limit)
+    )
+    return [(int(i), str(h), str(p), int(a)) for i, h, p, a in rows]
+
+
+def set_flow_event_status(
+    session: Session, shop_id: int, ids: Sequence[int], status: str, now: datetime, error: str | None = None
+) -> None:
+    if not ids:
+        return
+    values: dict[str, Any] = {"status": status, "error": error}
+    if status == "sent":
+        values["sent_at"] = now
+    session.execute(
+        update(FlowTriggerEvent)
+        .where(FlowTriggerEvent.shop_id == shop_id, FlowTriggerEvent.id.in_(list(ids)))
+        .values(**values)
+    )
+
+
+def refuse_flow_event(session: Session, shop_id: int, event_id: int, error: str, give_up: bool) -> None:
+    session.execute(
+        update(FlowTriggerEvent)
+        .where(FlowTriggerEvent.shop_id == shop_id, FlowTriggerEvent.id == event_id)
+        .values(
+            attempts=FlowTriggerEvent.attempts + 1,
+            error=error,
+            status="refused" if give_up else "pending",
+        )
+    )
+
+
+def flow_event_counts(session: Session, shop_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(FlowTriggerEvent.status, func.count())
+        .where(FlowTriggerEvent.shop_id == shop_id)
+        .group_by(FlowTriggerEvent.status)
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+def enabled_flow_triggers(session: Session, shop_id: int) -> frozenset[str]:
+    return frozenset(
+        session.scalars(
+            select(FlowTriggerUsage.handle).where(
+                FlowTriggerUsage.shop_id == shop_id, FlowTriggerUsage.enabled.is_(True)
+            )
+        )
+    )
+
+
+def save_flow_trigger_usage(
+    session: Session, shop_id: int, handle: str, enabled: bool, reported_at: datetime
+) -> None:
+    """Flow's newer report wins; an older one (delivered late) changes nothing."""
+    row = {"shop_id": shop_id, "handle": handle, "enabled": enabled, "reported_at": reported_at}
+    session.execute(
+        upsert(
+            session,
+            table_of(FlowTriggerUsage),
+            keys=("shop_id", "handle"),
+            update=("enabled", "reported_at"),
+            only_if_newer="reported_at",
+        ),
+        row,
+    )
+
+
+def last_flow_refusal(session: Session, shop_id: int) -> str | None:
+    return session.scalar(
+        select(FlowTriggerEvent.error)
+        .where(FlowTriggerEvent.shop_id == shop_id, FlowTriggerEvent.status == "refused")
+        .order_by(FlowTriggerEvent.id.desc())
+        .limit(1)
+    )

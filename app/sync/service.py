@@ -17,6 +17,7 @@ from app.models import ShopPushState
 from app.settings.service import get_settings, settings_updated_at
 from app.sync import repository as repo
 from app.sync.desired import TagPrefixes
+from app.sync.flow import MAX_ATTEMPTS as MAX_FLOW_ATTEMPTS
 from app.sync.plan import Plan
 from app.vocabulary import SEGMENT_NAMES, SEGMENTS_OF_METHOD
 
@@ -315,6 +316,23 @@ def shopify_segment_ids(session: Session, shop_id: int) -> dict[str, tuple[str, 
     return {s.key: (s.segment_gid, s.name) for s in repo.synced_segments(session, shop_id)}
 
 
+# -- Shopify Flow ---------------------------------------------------------------------------------
+
+
+def record_trigger_usage(
+    session: Session, shop_id: int, handle: str, enabled: bool, reported_at: datetime
+) -> None:
+    """Flow's trigger lifecycle callback: whether the shop has an enabled workflow starting with
+    ``handle``. Rescores queue a trigger only while it is enabled; turned off, its unsent rows are
+    dropped by the next sync (https://shopify.dev/docs/apps/build/flow/track-lifecycle-events)."""
+    repo.save_flow_trigger_usage(session, shop_id, handle, enabled, reported_at)
+
+
+def flow_trigger_counts(session: Session, shop_id: int) -> dict[str, int]:
+    """How many of the shop's Flow triggers are sent, pending, refused or dropped."""
+    return repo.flow_event_counts(session, shop_id)
+
+
 # -- status ---------------------------------------------------------------------------------------
 
 ERRORS_SHOWN: Final = 5
@@ -333,6 +351,13 @@ def sync_status(session: Session, shop_id: int) -> SyncStatus:
         errors.append(f"Customer {customer_id}: {error}")
     if refused > ERRORS_SHOWN:
         errors.append(f"… and {refused - ERRORS_SHOWN} more customers Shopify refused")
+    flow_refused = repo.flow_event_counts(session, shop_id).get("refused", 0)
+    if flow_refused:
+        plural = "trigger" if flow_refused == 1 else "triggers"
+        errors.append(
+            f"Shopify Flow refused {flow_refused} {plural} after {MAX_FLOW_ATTEMPTS} tries; the last: "
+            f"{repo.last_flow_refusal(session, shop_id)}"
+        )
     return SyncStatus(
         enabled=settings.sync_enabled,
         last_sync_at=push.last_sync_at if push is not None else None,
@@ -352,9 +377,11 @@ __all__ = [
     "begin_run",
     "enqueue_due_syncs",
     "enqueue_sync",
+    "flow_trigger_counts",
     "forget_customer",
     "record_drift",
     "record_plans",
+    "record_trigger_usage",
     "request_repair",
     "shopify_segment_ids",
     "sync_status",

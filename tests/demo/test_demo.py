@@ -11,13 +11,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.demo.run import DEMO_SHOP
 from app.kit.observability import JsonFormatter
-from app.models import Customer
+from app.models import Customer, FlowTriggerEvent
 from app.sync.desired import (
     METAFIELD_TYPES,
     OPTIONAL_METAFIELDS,
@@ -55,6 +55,11 @@ def test_demo_runs_the_whole_product_headless(
     assert result.metafields_in_store == result.metafields_expected
     per_customer = len(METAFIELD_TYPES) - len(OPTIONAL_METAFIELDS)
     assert result.metafields_expected >= result.customers_scored * per_customer
+    # live orders moved customers between segments and stages: Flow received each trigger once
+    session.rollback()
+    sent = session.scalar(select(func.count()).where(FlowTriggerEvent.status == "sent"))
+    assert sum(result.flow_triggers_fired.values()) == sent > 0
+    assert "Flow triggers fired" in demo.out.getvalue()  # type: ignore[attr-defined]
 
     # what the app holds equals the double's final orders (imported history + streamed webhooks)
     expected: dict[int, tuple[int, Decimal]] = {}

@@ -28,11 +28,13 @@ from app.shops.tokens import token_cipher
 from app.sync import push
 from app.vocabulary import CLV_TIERS, SEGMENT_NAMES, STAGE_NAMES
 from shopify_double import DevStore, FakeClock, create_devstore_app
+from shopify_double.flow import deploy_flow_triggers
 from tests.fixtures.factories import create_shop
 
 SHOP = "synced.myshopify.com"
 SCOPES = "read_orders,read_customers,write_customers"
 TOML = Path(__file__).resolve().parents[2] / "shopify.app.toml"
+EXTENSIONS = Path(__file__).resolve().parents[2] / "extensions"
 T = TypeVar("T")
 
 
@@ -242,9 +244,12 @@ def seed(world: World, count: int, *, merchant_tags: tuple[str, ...] = ("wholesa
 @pytest.fixture
 def world(engine: Engine, session: Session, settings: Settings) -> World:
     clock = FakeClock()
-    store = DevStore(clock=clock, now=lambda: datetime(2026, 3, 1, tzinfo=UTC))
+    store = DevStore(
+        clock=clock, now=lambda: datetime(2026, 3, 1, tzinfo=UTC), client_secret=settings.shopify_api_secret
+    )
     store.create_shop(SHOP, plan="Standard")
     deploy_metafield_definitions(store, SHOP)
+    deploy_flow_triggers(store, EXTENSIONS)  # what `shopify app deploy` does with extensions/
     token = store.issue_access_token(SHOP, SCOPES)
     app_settings = settings.model_copy(
         update={"shopify_admin_base_url_template": "http://devstore/shops/{shop}"}
