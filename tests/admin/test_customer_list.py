@@ -29,10 +29,22 @@ from app.models import Customer, CustomerScore, Shop
 from app.scoring.service import shop_day
 from app.vocabulary import CHURN_RISK_BANDS
 from shopify_double import DevStore
-from tests.admin.conftest import SHOP, SHOP_TIMEZONE, bearer, launch
+from tests.admin.conftest import API_KEY, OTHER_SHOP, SHOP, SHOP_CURRENCY, SHOP_TIMEZONE, bearer, launch
 from tests.admin.seed import SeededShop
+from tests.fixtures.webhooks import SECRET
 
 ZONE = ZoneInfo(SHOP_TIMEZONE)
+
+
+@pytest.fixture
+def store() -> DevStore:
+    """The admin tests' store on the Plus plan's API budget: these tests walk every page of
+    searches that match all 300 buyers (about 500 cost points a page), which on the Basic plan
+    waits seconds for the bucket to refill. The pacing is tested on its own (tests/shopify)."""
+    s = DevStore(client_id=API_KEY, client_secret=SECRET)
+    s.create_shop(SHOP, currency_code=SHOP_CURRENCY, iana_timezone=SHOP_TIMEZONE, plan="Plus")
+    s.create_shop(OTHER_SHOP)
+    return s
 
 
 def _scores(session: Session, shop_id: int) -> list[CustomerScore]:
