@@ -30,6 +30,7 @@ from typing import Any, Final
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.kit.db import write_transaction
+from app.scoring import flow_events
 from app.shopify.admin_client import AdminClient, GraphQLError
 from app.sync import repository as repo
 
@@ -60,7 +61,7 @@ def _tx(factory: sessionmaker[Session], fn: Callable[..., Any], *args: Any) -> A
 def _drop_unused(
     session: Session, shop_id: int, rows: list[tuple[int, str, str, int]], now: datetime
 ) -> list[tuple[int, str, str, int]]:
-    enabled = repo.enabled_flow_triggers(session, shop_id)
+    enabled = flow_events.enabled_triggers(session, shop_id)  # the rescore queues by the same rule
     unused = [r[0] for r in rows if r[1] not in enabled]
     repo.set_flow_event_status(
         session, shop_id, unused, "dropped", now, "no enabled workflow uses this trigger"

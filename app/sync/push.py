@@ -187,22 +187,28 @@ async def sync_shop(
     if ctx is None:
         return None
     marks = await _tx(factory, service.watermarks, shop_id)
+    domain = ctx.domain
+
+    async def triggers_sent() -> bool:
+        """Whether every queued Flow trigger went out within the step's budget."""
+        return await flow.send_flow_triggers(
+            factory,
+            admin,
+            shop_id,
+            domain,
+            token,
+            now,
+            started=started,
+            budget_s=budget_s,
+            document_fields=flow_document_fields,
+        )
+
     try:
         if not ctx.enabled:
             await delete_segments(factory, admin, ctx, token, now)
             if ctx.bulk_phase is not None:  # a bulk sync cut short: its customers stay due for later
                 await _tx(factory, _abandon_bulk, shop_id)
-            if not await flow.send_flow_triggers(
-                factory,
-                admin,
-                shop_id,
-                ctx.domain,
-                token,
-                now,
-                started=started,
-                budget_s=budget_s,
-                document_fields=flow_document_fields,
-            ):
+            if not await triggers_sent():
                 return 0.0
             await _tx(factory, _finish, ctx, now(), 0, None, marks)
             return None
@@ -245,17 +251,7 @@ async def sync_shop(
             if time.monotonic() - started > budget_s:
                 await _tx(factory, service.finish_run, ctx, now(), written, None)
                 return 0.0
-        if not await flow.send_flow_triggers(
-            factory,
-            admin,
-            shop_id,
-            ctx.domain,
-            token,
-            now,
-            started=started,
-            budget_s=budget_s,
-            document_fields=flow_document_fields,
-        ):
+        if not await triggers_sent():
             await _tx(factory, service.finish_run, ctx, now(), written, None)
             return 0.0
         await _tx(factory, _finish, ctx, now(), written, None, marks)

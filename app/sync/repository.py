@@ -694,16 +694,6 @@ def flow_event_counts(session: Session, shop_id: int) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
-def enabled_flow_triggers(session: Session, shop_id: int) -> frozenset[str]:
-    return frozenset(
-        session.scalars(
-            select(FlowTriggerUsage.handle).where(
-                FlowTriggerUsage.shop_id == shop_id, FlowTriggerUsage.enabled.is_(True)
-            )
-        )
-    )
-
-
 def save_flow_trigger_usage(
     session: Session, shop_id: int, handle: str, enabled: bool, reported_at: datetime
 ) -> None:
