@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -26,6 +26,7 @@ from tests.bad_input.bodies import (
     SHOP_SHOPIFY_ID,
     body,
 )
+from tests.fixtures import database
 from tests.fixtures.factories import create_shop, order_payload
 from tests.fixtures.webhooks import post_webhook
 
@@ -54,9 +55,30 @@ def _every_row(dialect: str) -> str:
     return " UNION ALL ".join(selects)
 
 
+@pytest.fixture(scope="session")
+def seeded_once() -> set[str]:
+    """The databases (by URL) whose seeded state `database.snapshot` keeps for this session."""
+    return set()
+
+
 @pytest.fixture
-def seeded(client: TestClient, session: Session) -> Snapshot:
-    """Two installed shops whose Shopify ids we know, each with orders, and a data request."""
+def seeded(client: TestClient, session: Session, engine: Engine, seeded_once: set[str]) -> Snapshot:
+    """Two installed shops whose Shopify ids we know, each with orders, and a data request.
+
+    The deliveries go through the real endpoint once per session and database; on PostgreSQL the
+    later tests get a copy of the rows they left (`database.restore`), as the admin tests do."""
+    url = str(engine.url)
+    if url in seeded_once:
+        database.restore(engine, "bad_input")
+        return snapshot(session)
+    _seed(client, session)
+    if engine.dialect.name == "postgresql":
+        database.snapshot(engine, "bad_input")
+        seeded_once.add(url)
+    return snapshot(session)
+
+
+def _seed(client: TestClient, session: Session) -> None:
     create_shop(session, SHOP, shopify_shop_id=SHOP_SHOPIFY_ID)
     create_shop(session, OTHER, shopify_shop_id=OTHER_SHOPIFY_ID)
     for shop in (SHOP, OTHER):
@@ -67,7 +89,6 @@ def seeded(client: TestClient, session: Session) -> Snapshot:
             assert post_webhook(client, "orders/create", payload, shop).status_code == 200
     request = body("customers/data_request")
     assert post_webhook(client, "customers/data_request", request, SHOP).status_code == 200
-    return snapshot(session)
 
 
 Refuse = Callable[..., str]
