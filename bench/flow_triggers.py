@@ -31,35 +31,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker, write_transaction  # noqa: E402
 from app.models import ShopMetricsSnapshot  # noqa: E402
 from app.scoring import flow_events  # noqa: E402
 from app.settings.service import update_settings  # noqa: E402
 from app.shopify.admin_client import AdminClient  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
 from app.sync import push, service  # noqa: E402
-from app.vocabulary import FLOW_STAGE_CHANGED  # noqa: E402
+from app.vocabulary import FLOW_STAGE_CHANGED, STAGE_LABELS, STAGE_NAMES  # noqa: E402
+from bench._database import fresh_database  # noqa: E402
 from shopify_double import DevStore, FakeClock, create_devstore_app  # noqa: E402
 from shopify_double.flow import deploy_flow_triggers  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_flow"
 SHOP = "bench-flow.myshopify.com"
 BUCKET, RATE = 2000.0, 100.0
-STAGES = ("New", "Active", "At risk", "Lapsed", "Reactivated")
-
-
-def fresh_database(url: str) -> None:
-    target = make_url(normalise_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    migrate(url)
+STAGES = tuple(STAGE_LABELS[name] for name in STAGE_NAMES)
 
 
 def event(shop_id: int, customer_id: int, i: int) -> dict[str, Any]:

@@ -28,26 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from app.imports import pull  # noqa: E402
 from app.imports.repository import LEDGER_COLUMNS  # noqa: E402
-from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker, write_transaction  # noqa: E402
 from app.models import Customer, Order, OrderImport  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
+from bench._database import fresh_database  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_import"
-
-
-def fresh_database(url: str) -> None:
-    target = make_url(normalise_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    migrate(url)
 
 
 def iso(ts: datetime) -> str:

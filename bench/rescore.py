@@ -36,22 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.customers import repository as customers_repo  # noqa: E402
 from app.kit import pgcopy
-from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker, normalise_url, write_transaction  # noqa: E402
 from app.scoring import service  # noqa: E402
+from bench._database import fresh_database  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_scoring"
 NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 HISTORY_DAYS = 3 * 365
-
-
-def _fresh_database(url: str) -> None:
-    target = make_url(normalise_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    migrate(url)
 
 
 def _setup_name(url: str, customers: int, seed: int) -> str:
@@ -82,7 +73,7 @@ def _us(days_before_now: np.ndarray) -> np.ndarray:
 
 def setup(url: str, customers: int, seed: int) -> None:
     """A fresh database with one shop, its ledger and its aggregates."""
-    _fresh_database(url)
+    fresh_database(url)
     rng = np.random.default_rng(seed)
     counts = 1 + rng.poisson(4.0, customers)
     customer_of_order = np.repeat(np.arange(1, customers + 1, dtype=np.int64), counts)

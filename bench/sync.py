@@ -31,16 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url, write_transaction  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker, write_transaction  # noqa: E402
 from app.models import CustomerScore, ShopMetricsSnapshot  # noqa: E402
 from app.models.base import table_of  # noqa: E402
 from app.shopify.admin_client import AdminClient  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
 from app.sync import push  # noqa: E402
+from bench._database import fresh_database  # noqa: E402
 from shopify_double import DevStore, FakeClock, create_devstore_app  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_sync"
@@ -48,16 +47,6 @@ SHOP = "bench-sync.myshopify.com"
 BUCKET, RATE = 2000.0, 100.0
 SEGMENTS = ("Champions", "Loyal", "Active", "Promising", "New", "Needs attention", "At risk", "Dormant")
 STAGES = ("new", "active", "at_risk", "lapsed", "reactivated")
-
-
-def fresh_database(url: str) -> None:
-    target = make_url(normalise_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    migrate(url)
 
 
 def deploy_definitions(store: DevStore) -> None:
