@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.models import CustomerScore, SegmentPlay, SyncedSegment
 from app.settings.service import update_settings
+from app.sync.desired import rfm_segment_key
 from app.vocabulary import RFM_SEGMENT_NAMES, SEGMENT_NAMES, SEGMENT_PLAYS, STAGE_LABELS, THIRDS_GROUP_NAMES
 from shopify_double import DevStore
 from tests.admin.conftest import SHOP, bearer, launch
@@ -65,7 +66,7 @@ def test_the_links_are_the_ids_the_app_stored(
     segments = page.get("/api/overview", headers=bearer()).json()["segments"]
 
     for s in segments:
-        key = "rfm:" + s["segment"].lower().replace(" ", "-")
+        key = rfm_segment_key(s["segment"])
         assert s["shopify_segment"]["href"] == f"shopify://admin/customers/segments/{stored[key]}"
         assert s["shopify_segment"]["target"] == "_top"
 
