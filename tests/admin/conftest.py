@@ -96,7 +96,7 @@ def seeded(
 ) -> SeededShop:
     """The demo shop: CUSTOMERS buyers known to the double by name, two years of orders, scored.
 
-    Seeding (scoring, a fit, a backtest) costs seconds, so on PostgreSQL it runs once per session
+    Seeding (scoring, a fit, a backtest) costs seconds, so it runs once per session and database
     and each test gets a copy of its rows (`restore`), holding this test's token for the double."""
     people = [
         store.create_customer(SHOP, first_name=f"Ada{i}", last_name="Lovelace", email=f"ada{i}@example.com")
@@ -104,7 +104,8 @@ def seeded(
     ]
     token = store.issue_access_token(SHOP, SCOPES)
     customer_ids = [p.id for p in people]
-    kept = seeds.get("admin") if engine.dialect.name == "postgresql" else None
+    name = f"admin_{engine.dialect.name}"
+    kept = seeds.get(name)
     if kept is None or kept.customer_ids != customer_ids:
         shop = seed_shop(
             session,
@@ -115,11 +116,10 @@ def seeded(
             settings=admin_settings,
             access_token=token,
         )
-        if engine.dialect.name == "postgresql":
-            snapshot(engine, "admin")
-            seeds["admin"] = shop
+        snapshot(engine, name)
+        seeds[name] = shop
         return shop
-    restore(engine, "admin")
+    restore(engine, name)
     give_token(session, session.get_one(Shop, kept.shop_id), admin_settings, token)
     session.commit()
     return kept
