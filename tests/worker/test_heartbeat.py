@@ -96,7 +96,9 @@ def test_a_worker_whose_job_was_taken_over_can_neither_renew_nor_finish_it(
     [job] = jobs(session, long_kind)
     assert (job.state, job.locked_by, job.attempts) == ("running", "other-worker", 2)
     with write_transaction(factory) as s:
-        assert not jobs_repo.heartbeat(s, job.id, stale_claim[0], clock.now + timedelta(seconds=5))
-        assert not jobs_repo.complete(s, job.id, stale_claim[0], clock.now)
+        assert not jobs_repo.heartbeat(
+            s, job.shop_id, job.id, stale_claim[0], clock.now + timedelta(seconds=5)
+        )
+        assert not jobs_repo.complete(s, job.shop_id, job.id, stale_claim[0], clock.now)
     [job] = jobs(session, long_kind)
     assert (job.state, job.locked_by, job.heartbeat_at) == ("running", "other-worker", clock.now)
