@@ -6,7 +6,7 @@ sync; the other finishes the job within the heartbeat expiry, nothing is done tw
 lost: every customer scored once, every customer's metafields written to Shopify once.
 
 Needs root and `ip` (the CI runs as root); skipped otherwise. Cheap by design: a 40-customer shop,
-a 1 s heartbeat with a 5 s expiry (the workers' environment), and waits on events, not sleeps of a
+a 1 s heartbeat with an 8 s expiry (the workers' environment), and waits on events, not sleeps of a
 fixed length."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.skipif(
 
 SHOP = "two-hosts.myshopify.com"
 CUSTOMERS = 40
-HEARTBEAT_S, EXPIRY_S = 1.0, 5.0
+HEARTBEAT_S, EXPIRY_S = 1.0, 8.0  # a long expiry: a live worker starved on a loaded machine keeps its job
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 120.0  # the longest any step may take on a loaded machine before the test fails
 
@@ -310,7 +310,9 @@ def test_a_worker_killed_mid_rescore_and_mid_sync_leaves_the_work_to_the_other(
         assert len(workers.running) == 1  # the other worker alone, until the killed one's host gets a new one
         workers.start(workers.host_of[rescoring])
         job = wait_for(lambda: done(engine, shop_id, "rescore"), "the other worker to finish the rescore")
-        assert time.monotonic() - killed_at < EXPIRY_S + 30
+        assert (
+            time.monotonic() - killed_at < EXPIRY_S + 60
+        )  # the expiry, not the kind's lease (600 s and more)
         assert job.attempts == 2  # the killed run and the finished one
         scored = session.scalar(select(func.count()).where(CustomerScore.shop_id == shop_id))
         assert scored == CUSTOMERS
@@ -333,7 +335,9 @@ def test_a_worker_killed_mid_rescore_and_mid_sync_leaves_the_work_to_the_other(
         killed_at = time.monotonic()
         wait_for(gate.dropped.is_set, "the killed worker's request to be dropped")
         job = wait_for(lambda: done(engine, shop_id, "sync"), "the other worker to finish the sync")
-        assert time.monotonic() - killed_at < EXPIRY_S + 30
+        assert (
+            time.monotonic() - killed_at < EXPIRY_S + 60
+        )  # the expiry, not the kind's lease (600 s and more)
         assert job.attempts == 2
     finally:
         lock.close()
