@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # The worker's metrics have no token: they listen on loopback unless the operator names the
     # address of the monitoring network (docs/security.md).
     worker_metrics_addr: str = "127.0.0.1"
+    # A running job's worker renews its heartbeat this often; a job not renewed for the expiry is
+    # taken over by another worker (its worker died). Every worker of a deployment uses the same
+    # pair; the expiry must leave room for several missed beats (app/jobs/repository.py).
+    worker_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    worker_heartbeat_expiry_seconds: float = Field(default=90.0, gt=0)
     # Prometheus scrapes the web process's /metrics with `Authorization: Bearer <token>`; without
     # a token /metrics answers only in development (docs/operations.md).
     metrics_token: SecretStr | None = None
@@ -62,6 +67,12 @@ class Settings(BaseSettings):
     # (https://shopify.dev/docs/api/usage/bulk-operations/queries). The demo's local store
     # answers at once, so it checks more often.
     bulk_poll_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_expiry_after_several_beats(self) -> Settings:
+        if self.worker_heartbeat_expiry_seconds < 3 * self.worker_heartbeat_seconds:
+            raise ValueError("WORKER_HEARTBEAT_EXPIRY_SECONDS must be at least 3 x WORKER_HEARTBEAT_SECONDS")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -30,6 +30,7 @@ LONGEST_FIRST = (
     "tests/imports/test_cli.py",
     "tests/webhooks/test_verification.py::test_database_down",
     "tests/test_packaging.py",
+    "tests/worker/test_multi_host.py",
     "tests/scoring/test_properties.py",
 )
 

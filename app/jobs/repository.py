@@ -21,7 +21,8 @@ jobs = table_of(Job)
 _pending_where = text("state = 'pending'")
 DEFAULT_MAX_ATTEMPTS = 5
 # A running job's worker renews its heartbeat this often (app.worker); one not renewed for
-# HEARTBEAT_EXPIRY_S is taken over: its worker died or lost the database.
+# HEARTBEAT_EXPIRY_S is taken over: its worker died or lost the database. The defaults of
+# WORKER_HEARTBEAT_SECONDS and WORKER_HEARTBEAT_EXPIRY_SECONDS (app.config).
 HEARTBEAT_S = 20.0
 HEARTBEAT_EXPIRY_S = 90.0
 
@@ -106,7 +107,7 @@ def claim(session: Session, worker: str, now: datetime, kinds: Collection[str]) 
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    job_id = session.execute(
+    claimed = session.execute(
         update(jobs)
         .where(jobs.c.id == candidate)
         .values(
@@ -117,38 +118,45 @@ def claim(session: Session, worker: str, now: datetime, kinds: Collection[str]) 
             claim_token=secrets.token_hex(16),
             attempts=jobs.c.attempts + 1,
         )
-        .returning(jobs.c.id)
-    ).scalar()
-    if job_id is None:
+        .returning(jobs.c.shop_id, jobs.c.id)
+    ).first()
+    if claimed is None:
         return None
-    return session.get(Job, job_id)
+    return session.get(Job, tuple(claimed))
 
 
-def _claimed(job_id: int, claim_token: str) -> Any:
-    return (jobs.c.id == job_id) & (jobs.c.state == RUNNING) & (jobs.c.claim_token == claim_token)
+def _claimed(shop_id: int, job_id: int, claim_token: str) -> Any:
+    return (
+        (jobs.c.shop_id == shop_id)
+        & (jobs.c.id == job_id)
+        & (jobs.c.state == RUNNING)
+        & (jobs.c.claim_token == claim_token)
+    )
 
 
-def heartbeat(session: Session, job_id: int, claim_token: str, now: datetime) -> bool:
+def heartbeat(session: Session, shop_id: int, job_id: int, claim_token: str, now: datetime) -> bool:
     """Renew the claim's heartbeat; False when the job is no longer this claim's (taken over)."""
-    result = session.execute(update(jobs).where(_claimed(job_id, claim_token)).values(heartbeat_at=now))
+    result = session.execute(
+        update(jobs).where(_claimed(shop_id, job_id, claim_token)).values(heartbeat_at=now)
+    )
     return bool(getattr(result, "rowcount", 0))
 
 
 _RELEASED = {"locked_by": None, "locked_at": None, "heartbeat_at": None, "claim_token": None}
 
 
-def complete(session: Session, job_id: int, claim_token: str, now: datetime) -> bool:
+def complete(session: Session, shop_id: int, job_id: int, claim_token: str, now: datetime) -> bool:
     """Mark the claim's job done; False when another worker took it over meanwhile."""
     result = session.execute(
         update(jobs)
-        .where(_claimed(job_id, claim_token))
+        .where(_claimed(shop_id, job_id, claim_token))
         .values(state=DONE, finished_at=now, last_error=None, **_RELEASED)
     )
     return bool(getattr(result, "rowcount", 0))
 
 
-def _held(session: Session, job_id: int, claim_token: str) -> Job | None:
-    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+def _held(session: Session, shop_id: int, job_id: int, claim_token: str) -> Job | None:
+    job = session.get(Job, (shop_id, job_id), with_for_update=True, populate_existing=True)
     if job is None or job.state != RUNNING or job.claim_token != claim_token:
         return None
     return job
@@ -159,11 +167,11 @@ def _release(job: Job) -> None:
         setattr(job, column, value)
 
 
-def requeue(session: Session, job_id: int, claim_token: str, run_after: datetime) -> None:
+def requeue(session: Session, shop_id: int, job_id: int, claim_token: str, run_after: datetime) -> None:
     """A resumable job asked to run again later: back to pending, and this run was no failed
     attempt. Folds into a pending job of the same (shop, kind, key) enqueued meanwhile. Nothing
     when the claim was taken over."""
-    job = _held(session, job_id, claim_token)
+    job = _held(session, shop_id, job_id, claim_token)
     if job is None:
         return
     other = session.scalar(
@@ -180,23 +188,26 @@ def requeue(session: Session, job_id: int, claim_token: str, run_after: datetime
     _release(job)
 
 
-def fail(session: Session, job_id: int, claim_token: str, error: str, now: datetime) -> str | None:
+def fail(
+    session: Session, shop_id: int, job_id: int, claim_token: str, error: str, now: datetime
+) -> str | None:
     """Record a failed attempt: back to pending after the kind's backoff, or, out of attempts,
     ``failed`` for good (reported, never dropped). Returns the new state, None when the claim was
     taken over (the job is another worker's now)."""
-    job = _held(session, job_id, claim_token)
+    job = _held(session, shop_id, job_id, claim_token)
     if job is None:
         return None
     return _fail(session, job, error, now)
 
 
-def _fail(session: Session, job: Job, error: str, now: datetime) -> str:
+def _fail(session: Session, job: Job, error: str, now: datetime, delay: float | None = None) -> str:
     registered = registry.kind(job.kind)
     if job.attempts >= job.max_attempts:
         job.state, job.finished_at, job.last_error = FAILED, now, error
         _release(job)
         return FAILED
-    delay = registered.backoff(job.attempts) if registered else 60.0 * job.attempts
+    if delay is None:
+        delay = registered.backoff(job.attempts) if registered else 60.0 * job.attempts
     retry_at = now + timedelta(seconds=delay)
     other = session.scalar(
         select(Job)
@@ -215,25 +226,28 @@ def _fail(session: Session, job: Job, error: str, now: datetime) -> str:
     return PENDING
 
 
-def reclaim_expired(session: Session, now: datetime) -> int:
-    """Running jobs whose worker stopped renewing the heartbeat (it died) count as a failed
-    attempt. A job claimed by a worker that does not beat (an older version) keeps its kind's
-    lease. A live worker's long job is never taken: its heartbeat is recent."""
+def reclaim_expired(session: Session, now: datetime, expiry_seconds: float = HEARTBEAT_EXPIRY_S) -> int:
+    """Running jobs whose worker stopped renewing the heartbeat for ``expiry_seconds`` (it died)
+    count as a failed attempt and are due again at once: the missed heartbeat was the wait, so
+    another worker finishes the job within the expiry (an attempt is still counted, so a job that
+    kills every worker running it ends ``failed``). A job claimed by a worker that does not beat
+    (an older version) keeps its kind's lease. A live worker's long job is never taken: its
+    heartbeat is recent."""
     running = session.scalars(
         select(Job)
         .where(Job.state == RUNNING)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     ).all()
-    expired = [job for job in running if _expired(job, now)]
+    expired = [job for job in running if _expired(job, now, expiry_seconds)]
     for job in expired:
-        _fail(session, job, "the worker running this job stopped before it finished", now)
+        _fail(session, job, "the worker running this job stopped before it finished", now, delay=0.0)
     return len(expired)
 
 
-def _expired(job: Job, now: datetime) -> bool:
+def _expired(job: Job, now: datetime, expiry_seconds: float) -> bool:
     if job.heartbeat_at is not None:
-        return job.heartbeat_at <= now - timedelta(seconds=HEARTBEAT_EXPIRY_S)
+        return job.heartbeat_at <= now - timedelta(seconds=expiry_seconds)
     registered = registry.kind(job.kind)
     lease = registered.lease_seconds if registered else 900.0
     return job.locked_at is not None and job.locked_at <= now - timedelta(seconds=lease)

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -20,7 +31,7 @@ class Backtest(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"), primary_key=True)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     calibration_end: Mapped[date] = mapped_column(Date)
     holdout_end: Mapped[date] = mapped_column(Date)
@@ -44,4 +55,7 @@ class Backtest(Base):
     naive_revenue_bias: Mapped[float] = mapped_column(Float)
     by_frequency: Mapped[str] = mapped_column(Text)  # JSON rows for the chart, by calibration repeats
 
-    __table_args__ = (Index("ix_backtests_shop_id_computed_at", "shop_id", "computed_at"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("shop_id", "id"),
+        Index("ix_backtests_shop_id_computed_at", "shop_id", "computed_at"),
+    )

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, Numeric, Table
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, MetaData, Numeric, PrimaryKeyConstraint, Table
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from app.kit.money import AMOUNT_PRECISION, MONEY_PLACES, MONEY_QUANTUM, SUM_PRECISION
@@ -23,6 +25,35 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def generated_id_of(table: Table) -> Column[Any] | None:
+    """The generated ``id`` of a ``(shop_id, id)`` key: every table is keyed by shop first, so that
+    it can be distributed by ``shop_id`` (docs/deployment.md, "Citus"), and a history table numbers
+    its rows with a sequence. None for a table keyed otherwise."""
+    columns = list(table.primary_key.columns)
+    column = table.autoincrement_column
+    return column if len(columns) > 1 and column is not None else None
+
+
+# SQLite generates a key only for a single ``INTEGER PRIMARY KEY`` (the rowid), never for a column of
+# a composite key. There the ``id`` of a ``(shop_id, id)`` key is the rowid: unique on its own, so
+# ``(shop_id, id)`` is unique too, and SQLite numbers new rows as PostgreSQL's sequence does.
+@compiles(CreateColumn, "sqlite")
+def _sqlite_column(create: CreateColumn, compiler: Any, **kw: Any) -> str:
+    column = create.element
+    if isinstance(column.table, Table) and column is generated_id_of(column.table):
+        return f"{compiler.preparer.format_column(column)} INTEGER NOT NULL"
+    return cast(str, compiler.visit_create_column(create, **kw))
+
+
+@compiles(PrimaryKeyConstraint, "sqlite")
+def _sqlite_primary_key(constraint: PrimaryKeyConstraint, compiler: Any, **kw: Any) -> str:
+    column = generated_id_of(cast(Table, constraint.table))
+    if column is None:
+        return cast(str, compiler.visit_primary_key_constraint(constraint, **kw))
+    name = compiler.preparer.format_constraint(constraint)
+    return f"CONSTRAINT {name} PRIMARY KEY ({compiler.preparer.format_column(column)})"
 
 
 def table_of(model: type[Base]) -> Table:

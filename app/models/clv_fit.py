@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -22,7 +22,7 @@ class ClvFit(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"), primary_key=True)
     fitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     customers: Mapped[int] = mapped_column(Integer)
     repeat_buyers: Mapped[int] = mapped_column(Integer)
@@ -43,4 +43,7 @@ class ClvFit(Base):
     fallback_order_value: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_clv_fits_shop_id_fitted_at", "shop_id", "fitted_at"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("shop_id", "id"),
+        Index("ix_clv_fits_shop_id_fitted_at", "shop_id", "fitted_at"),
+    )

@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -19,7 +29,7 @@ class FlowTriggerEvent(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"), primary_key=True)
     event_key: Mapped[str] = mapped_column(String(128))  # "<handle>:<customer id>:<rescore µs>"
     handle: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[int] = mapped_column(BigInteger)
@@ -32,6 +42,7 @@ class FlowTriggerEvent(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
+        PrimaryKeyConstraint("shop_id", "id"),
         Index("uq_flow_trigger_events_shop_id_event_key", "shop_id", "event_key", unique=True),
         Index("ix_flow_trigger_events_shop_id_status_id", "shop_id", "status", "id"),
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -24,7 +24,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(64), server_default=text("''"))
     payload: Mapped[str | None] = mapped_column(Text)  # JSON, for kinds that need arguments
@@ -43,6 +43,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
+        PrimaryKeyConstraint("shop_id", "id"),
         Index("ix_jobs_shop_id_kind", "shop_id", "kind"),
         Index("ix_jobs_state_run_after", "state", "run_after"),
         Index(

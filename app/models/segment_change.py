@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -19,7 +19,7 @@ class SegmentChange(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"), primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger)
     from_segment: Mapped[str] = mapped_column(String(24))
     to_segment: Mapped[str] = mapped_column(String(24))
@@ -28,6 +28,7 @@ class SegmentChange(Base):
     cause: Mapped[str] = mapped_column(String(16))
 
     __table_args__ = (
+        PrimaryKeyConstraint("shop_id", "id"),
         Index("ix_segment_changes_shop_id_changed_at", "shop_id", "changed_at"),
         Index("ix_segment_changes_shop_id_customer_id", "shop_id", "customer_id"),
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -18,7 +18,7 @@ class StageChange(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"))
+    shop_id: Mapped[int] = mapped_column(ShopId, ForeignKey("shops.shop_id"), primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger)
     from_stage: Mapped[str | None] = mapped_column(String(16))  # None: first staging
     to_stage: Mapped[str] = mapped_column(String(16))
@@ -27,6 +27,7 @@ class StageChange(Base):
     cause: Mapped[str] = mapped_column(String(16), server_default="behaviour")
 
     __table_args__ = (
+        PrimaryKeyConstraint("shop_id", "id"),
         Index("ix_stage_changes_shop_id_changed_at", "shop_id", "changed_at"),
         Index("ix_stage_changes_shop_id_customer_id", "shop_id", "customer_id"),
     )

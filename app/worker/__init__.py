@@ -3,7 +3,8 @@
 One loop: run the registered schedules that are due (they enqueue level-triggered work), reclaim
 jobs whose worker vanished, claim the next due job and run its handler in one transaction. While a
 job runs, a thread renews its heartbeat (``jobs.heartbeat_at``) on its own connection, so a job
-whose worker died is taken over within ``HEARTBEAT_EXPIRY_S`` (``app.jobs.repository``). Many
+whose worker died is taken over within the heartbeat expiry (``WORKER_HEARTBEAT_EXPIRY_SECONDS``,
+``app.jobs.repository``), by a worker on any host. Many
 workers may run against PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``, and one (shop, kind) never
 runs twice at once); on SQLite run one. The worker knows no domain: the kinds are those registered
 (``app.tasks``, imported by ``python -m app.worker``). SIGTERM / SIGINT finish the job in hand, then exit.
@@ -54,6 +55,7 @@ class Worker:
         run_schedules: bool = True,
         services: ServicesFactory | None = None,
         heartbeat_seconds: float = jobs_repo.HEARTBEAT_S,
+        heartbeat_expiry_seconds: float = jobs_repo.HEARTBEAT_EXPIRY_S,
     ) -> None:
         self.factory = factory
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -67,6 +69,7 @@ class Worker:
         self._services: WorkerServices | None = None
         self._loop: asyncio.Runner | None = None
         self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_expiry_seconds = heartbeat_expiry_seconds
 
     # -- control ---------------------------------------------------------------------------
 
@@ -104,7 +107,7 @@ class Worker:
             except Exception:
                 log.exception("schedule %s failed; it runs again next time", schedule.name)
         with write_transaction(self.factory) as session:
-            jobs_repo.reclaim_expired(session, now)
+            jobs_repo.reclaim_expired(session, now, self.heartbeat_expiry_seconds)
 
     def run_one(self) -> bool:
         """Claim and run one due job; False when there was none."""
@@ -115,7 +118,7 @@ class Worker:
                 return False
             assert job.claim_token is not None
             claim = job.claim_token
-            heartbeat = _Heartbeat(self, job.id, claim)
+            heartbeat = _Heartbeat(self, job.shop_id, job.id, claim)
             context = registry.JobContext(
                 id=job.id,
                 shop_id=job.shop_id,
@@ -140,16 +143,16 @@ class Worker:
                 again = self._run_async(kind.async_handler, context)
                 with write_transaction(self.factory) as session:
                     if again is None:
-                        jobs_repo.complete(session, context.id, claim, self.clock())
+                        jobs_repo.complete(session, context.shop_id, context.id, claim, self.clock())
                     else:
                         run_after = self.clock() + dt.timedelta(seconds=max(again, 0.0))
-                        jobs_repo.requeue(session, context.id, claim, run_after)
+                        jobs_repo.requeue(session, context.shop_id, context.id, claim, run_after)
             else:
                 assert kind.handler is not None
                 context = dataclasses.replace(context, services=self._services_for_jobs())
                 with write_transaction(self.factory) as session:
                     kind.handler(session, context)
-                    if not jobs_repo.complete(session, context.id, claim, self.clock()):
+                    if not jobs_repo.complete(session, context.shop_id, context.id, claim, self.clock()):
                         raise ClaimLost(f"job {context.id} was taken over by another worker")
             JOB_RUNS.labels(context.kind, "ok").inc()
         except ClaimLost:
@@ -159,7 +162,7 @@ class Worker:
             JOB_RUNS.labels(context.kind, "error").inc()
             error = f"{type(exc).__name__}: {exc}"
             with write_transaction(self.factory) as session:
-                state = jobs_repo.fail(session, context.id, claim, error, self.clock())
+                state = jobs_repo.fail(session, context.shop_id, context.id, claim, error, self.clock())
             if state == FAILED:
                 log.error(
                     "job %s (%s, shop %s) failed after %d attempts: %s\n%s",
@@ -236,8 +239,8 @@ class _Heartbeat:
     """Renews a claimed job's heartbeat every ``worker.heartbeat_seconds`` from a thread with its
     own connection, while the job runs; sets ``lost`` once the job is no longer this claim's."""
 
-    def __init__(self, worker: Worker, job_id: int, claim: str) -> None:
-        self.worker, self.job_id, self.claim = worker, job_id, claim
+    def __init__(self, worker: Worker, shop_id: int, job_id: int, claim: str) -> None:
+        self.worker, self.shop_id, self.job_id, self.claim = worker, shop_id, job_id, claim
         self.lost = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
@@ -254,7 +257,9 @@ class _Heartbeat:
         while not self._done.wait(self.worker.heartbeat_seconds):
             try:
                 with write_transaction(self.worker.factory) as session:
-                    held = jobs_repo.heartbeat(session, self.job_id, self.claim, self.worker.clock())
+                    held = jobs_repo.heartbeat(
+                        session, self.shop_id, self.job_id, self.claim, self.worker.clock()
+                    )
             except Exception:
                 log.warning("job %s: heartbeat failed; trying again", self.job_id, exc_info=True)
                 continue

@@ -32,7 +32,12 @@ def main() -> int:
     configure_logging(settings.log_level, json_logs=settings.json_logs)
     serve_metrics(settings)
     engine = make_engine(settings.database_url)
-    worker = Worker(make_sessionmaker(engine), services=services_factory(settings))
+    worker = Worker(
+        make_sessionmaker(engine),
+        services=services_factory(settings),
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        heartbeat_expiry_seconds=settings.worker_heartbeat_expiry_seconds,
+    )
     worker.install_signal_handlers()
     try:
         worker.run()

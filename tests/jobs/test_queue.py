@@ -80,3 +80,4 @@ def test_a_job_whose_worker_vanished_runs_again_once_its_heartbeat_is_missed(
     [job] = jobs(session)
     assert (job.state, job.locked_by, job.claim_token, job.attempts) == ("pending", None, None, 1)
     assert job.last_error == "the worker running this job stopped before it finished"
+    assert job.run_after == NOW + expiry  # due at once: the missed heartbeat was the wait

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import Settings
 from app.jobs import JobContext, enqueue, register_kind
 from app.jobs import repository as jobs_repo
 from app.jobs.registry import unregister
@@ -96,7 +98,20 @@ def test_a_worker_whose_job_was_taken_over_can_neither_renew_nor_finish_it(
     [job] = jobs(session, long_kind)
     assert (job.state, job.locked_by, job.attempts) == ("running", "other-worker", 2)
     with write_transaction(factory) as s:
-        assert not jobs_repo.heartbeat(s, job.id, stale_claim[0], clock.now + timedelta(seconds=5))
-        assert not jobs_repo.complete(s, job.id, stale_claim[0], clock.now)
+        assert not jobs_repo.heartbeat(
+            s, job.shop_id, job.id, stale_claim[0], clock.now + timedelta(seconds=5)
+        )
+        assert not jobs_repo.complete(s, job.shop_id, job.id, stale_claim[0], clock.now)
     [job] = jobs(session, long_kind)
     assert (job.state, job.locked_by, job.heartbeat_at) == ("running", "other-worker", clock.now)
+
+
+def test_a_heartbeat_expiry_shorter_than_three_beats_is_refused() -> None:
+    with pytest.raises(ValidationError, match="WORKER_HEARTBEAT_EXPIRY_SECONDS"):
+        Settings(worker_heartbeat_seconds=2.0, worker_heartbeat_expiry_seconds=5.0)
+    assert (
+        Settings(
+            worker_heartbeat_seconds=1.0, worker_heartbeat_expiry_seconds=5.0
+        ).worker_heartbeat_expiry_seconds
+        == 5.0
+    )
