@@ -8,7 +8,7 @@ On PostgreSQL each key is dropped and rebuilt in one ALTER TABLE (the new unique
 under an exclusive lock: seconds per million history rows). On SQLite nothing changes: there the
 ``id`` of a ``(shop_id, id)`` key stays the rowid key it already is (app/models/base.py says why).
 
-Revision ID: 0022_citus
+Revision ID: 0022
 Revises: 0021
 Create Date: 2026-12-04 13:00:00
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0022_citus"
+revision: str = "0022"
 down_revision: str | Sequence[str] | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
