@@ -852,6 +852,8 @@ class _Part:
     staged_at: datetime | None
     operation_id: str | None
     attempts: int
+    looked: bool = False
+    """Whether this step knows no operation of the part exists (it staged it, or looked)."""
 
 
 def _snapshot(row: SyncBulkPart) -> _Part:
@@ -883,6 +885,7 @@ async def _drive_parts(
     """Carry the phase's parts as far as they go now: follow the running ones, record the finished
     ones, start the next ones while fewer than ``concurrency`` run. True while any is unfinished."""
     parts = [_snapshot(r) for r in rows]
+    busy = False
     while True:
         progress = False
         for part in parts:
@@ -890,13 +893,14 @@ async def _drive_parts(
                 progress = True
         running = sum(1 for p in parts if p.state == "running")
         for part in parts:
-            if running >= concurrency:
+            if running >= concurrency or busy:
                 break
             if part.state not in ("pending", "staged"):
                 continue
             started = await _start_part(factory, admin, ctx, token, now, part)
             if started is None:
-                break  # Shopify's limit is reached (another bulk operation of the app): wait
+                busy = True  # Shopify's limit is reached (another bulk operation of the app): wait
+                break
             progress = True
             running += int(started)
         await _tx(
@@ -936,9 +940,10 @@ async def _start_part(
     """Stage the part's file (when not staged yet) and start its bulk mutation. True: it runs;
     False: it ended (refused for good); None: Shopify's concurrency limit is reached."""
     domain, shop_id = ctx.domain, ctx.shop_id
-    if part.state == "staged" and part.staged_at is not None:
+    if part.state == "staged" and part.staged_at is not None and not part.looked:
         # The step that started it may have stopped before recording the operation: follow that one.
         found = await bulk.find_mutation(admin, domain, token, part.name, part.staged_at - FIND_MARGIN)
+        part.looked = True
         if found is not None:
             part.state, part.operation_id = "running", found
             await _tx(factory, _set_part, shop_id, part, now())
@@ -952,7 +957,7 @@ async def _start_part(
                     f"the part changed while it waited ({len(lined)} lines, not {part.lines})"
                 )
             part.staged_path = await bulk.stage_file(admin, domain, token, f"sync-{part.name}.jsonl", body)
-            part.state, part.staged_at = "staged", now()
+            part.state, part.staged_at, part.looked = "staged", now(), True
             await _tx(factory, _set_part, shop_id, part, part.staged_at)
         assert part.staged_path is not None
         part.operation_id = await bulk.run_mutation(
