@@ -10,7 +10,7 @@ from app.models.shop import ShopId
 
 
 class SyncBulkPart(Base):
-    """One staged file of a bulk sync (docs/act.md, "Many customers at once"): the customers of one
+    """One staged file of a bulk sync (docs/operations.md, "Large syncs"): the customers of one
     phase with ids in ``first_customer_id``..``last_customer_id`` whose lines fit under Shopify's
     file limit, and how far it went. ``pending`` → ``staged`` (file uploaded, ``staged_path``) →
     ``running`` (``operation_id``) → ``done``, or ``failed`` when Shopify refused it (``error``).

@@ -5,8 +5,10 @@ One run of :func:`sync_shop` is a resumable step:
 1. settle the shop's push state (tag prefixes, former prefixes) and read the watermarks;
 2. sync off: delete the app's segments and stop; on: create / update the segments;
 3. the customers Shopify is behind on (``repository.due_customers``: changed ``synced_hash``, tags
-   under former prefixes, removed scores) — few: call by call, many (> ``BULK_THRESHOLD``): one bulk
-   mutation per kind of write;
+   under former prefixes, removed scores) — few: call by call, many (> ``BULK_THRESHOLD``): bulk
+   mutations, one kind of write after the other, each cut into files under Shopify's 100 MB limit
+   and run up to five at once, each part's state kept so a crash resumes part by part
+   (``sync_bulk_parts``; docs/operations.md, "Large syncs");
 4. call by call, customers are packed into documents of at most ``DOCUMENT_FIELDS`` aliased root
    mutations (``metafieldsSet`` with 25 metafields each, ``metafieldsDelete``, ``tagsAdd``,
    ``tagsRemove``); the Admin client paces each by its cost (10 points a root field). After each
@@ -33,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.kit.db import write_transaction
 from app.models import SyncBulkPart
 from app.shopify import bulk_mutation as bulk
-from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
+from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized
 from app.shopify.token_crypto import TokenCipher
 from app.shops.tokens import forget_refused_token, token_cipher
 from app.sync import flow, service
@@ -134,7 +136,7 @@ BULK_WHAT: Final = {
 }
 BULK_PART_BYTES: Final = 90_000_000
 """The most bytes of JSONL one part's staged file holds: a tenth under Shopify's limit
-(``bulk_mutation.FILE_LIMIT_BYTES``), so no file is near it (docs/act.md, "Many customers at once")."""
+(``bulk_mutation.FILE_LIMIT_BYTES``), so no file is near it (docs/operations.md, "Large syncs")."""
 BULK_CONCURRENCY: Final = bulk.CONCURRENT_OPERATIONS
 BULK_PART_ATTEMPTS: Final = 3
 """Transient failures (storage 5xx, an expired staged file) after which a part is given up."""
@@ -976,9 +978,9 @@ async def _start_part(
     except bulk.FileRefused as exc:
         await _refuse_part(factory, shop_id, part, str(exc), now)
         return False
-    except (Unauthorized, UserErrors, GraphQLError):
-        raise
-    except AdminApiError as exc:
+    except (Unauthorized, GraphQLError):
+        raise  # the token is gone (the caller forgets it), or the document is wrong: not the part's
+    except AdminApiError as exc:  # 5xx, timeouts, INTERNAL_FILE_SERVER_ERROR: may pass
         return await _transient(factory, shop_id, part, str(exc), now)
     part.state = "running"
     await _tx(factory, _set_part, shop_id, part, now())

@@ -1,9 +1,10 @@
-"""A bulk sync in parts (docs/act.md, "Many customers at once"): each phase's JSONL cut under a byte
+"""A bulk sync in parts (docs/operations.md, "Large syncs"): each phase's JSONL cut under a byte
 limit, at most ``concurrency`` parts running in Shopify at once, each part's state kept so that a
 crash resumes part by part, and a file Shopify refuses ends its part with the reason shown."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -72,7 +73,7 @@ def test_a_bulk_sync_is_cut_into_parts_under_the_limit_and_runs_five_at_a_time(w
     assert all(0 < p.bytes <= LIMITS.part_bytes for p in metafields)
     assert sum(p.lines for p in metafields) == 30
     # the parts are consecutive customer ranges, none shared
-    assert all(a.last_customer_id < b.first_customer_id for a, b in zip(metafields, metafields[1:]))
+    assert all(a.last_customer_id < b.first_customer_id for a, b in pairwise(metafields))
     uploads = [u for u in world.store.bulk.uploads.values() if u.content is not None]
     assert sorted(len(u.content or b"") for u in uploads) == sorted(p.bytes for p in metafields[:5])
     running = [op for op in world.store.bulk.all(SHOP) if op.status in ("CREATED", "RUNNING")]
@@ -87,8 +88,8 @@ def test_a_bulk_sync_is_cut_into_parts_under_the_limit_and_runs_five_at_a_time(w
         world.store.bulk.complete(SHOP, op.id)
     assert world.sync(bulk_threshold=10, bulk_limits=LIMITS) is None
     _in_step(world, ids)
-    tags_parts = max(1, 0)  # the tags of 30 customers (a line each, ~100 bytes) fit one 4 KB part
-    assert _runs(world) == len(metafields) + tags_parts
+    # the tags of 30 customers (a line each, about 100 bytes) fit one 4 KB part
+    assert _runs(world) == len(metafields) + 1
     assert _parts(world) == []  # a finished bulk sync keeps no parts
 
 
@@ -213,3 +214,23 @@ def test_a_file_shopify_refuses_ends_its_part_with_the_reason_shown(
     with world.factory() as session:
         assert not service.sync_status(session, world.shop_id).errors
     assert _stagings(world) == len(refused) + 1  # + the tags part: nothing was staged again
+
+
+def test_a_staged_file_that_expired_while_waiting_is_uploaded_again(world: World) -> None:
+    ids = seed(world, 12)
+    world.store.bulk.auto_complete = False
+    world.store.bulk.max_concurrent_mutations = 1
+    assert _step(world) is not None
+    metafields = [p for p in _parts(world) if p.phase == "metafields"]
+    assert [p.state for p in metafields[:2]] == ["running", "staged"]
+    assert metafields[1].staged_path is not None
+    del world.store.bulk.uploads[metafields[1].staged_path]  # Shopify's staged upload expired
+    for op in world.store.bulk.all(SHOP):
+        world.store.bulk.complete(SHOP, op.id)
+    stagings = _stagings(world)
+    world.store.bulk.auto_complete = True
+    assert world.sync(bulk_threshold=10, bulk_limits=LIMITS) is None
+    _in_step(world, ids)
+    # NO_SUCH_FILE: the waiting part staged once more, the parts not staged yet, the tags part
+    assert _stagings(world) - stagings == 1 + (len(metafields) - 2) + 1
+    assert len(world.store.bulk.all(SHOP)) == len(metafields) + 1  # each part ran once
