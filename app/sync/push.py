@@ -755,18 +755,10 @@ async def _advance_bulk(
     on Shopify's side, None once every phase is done and recorded."""
     phase = ctx.bulk_phase
     if phase == "plan":
-        await _plan_bulk(factory, ctx, now)
-        phase = _next_phase("plan")
-        await _tx(factory, service.set_bulk, ctx.shop_id, phase, None)
+        phase = await _plan_bulk(factory, ctx, now, limits.part_bytes)
     while phase is not None and phase != "finish":
         parts = await _tx(factory, repo.bulk_parts, ctx.shop_id, phase)
-        if not parts:
-            if not await _split_phase(factory, ctx.shop_id, phase, limits.part_bytes, now):
-                phase = _next_phase(phase)
-                await _tx(factory, service.set_bulk, ctx.shop_id, phase, None)
-                continue
-            parts = await _tx(factory, repo.bulk_parts, ctx.shop_id, phase)
-        if await _drive_parts(factory, admin, ctx, token, now, phase, parts, limits.concurrency):
+        if parts and await _drive_parts(factory, admin, ctx, token, now, phase, parts, limits.concurrency):
             return admin.settings.bulk_poll_seconds
         phase = _next_phase(phase)
         await _tx(factory, service.set_bulk, ctx.shop_id, phase, None)
@@ -774,55 +766,30 @@ async def _advance_bulk(
     return None
 
 
-async def _plan_bulk(factory: sessionmaker[Session], ctx: service.RunContext, now: Clock) -> None:
-    after = 0
-    while True:
-        dues = await _tx(factory, repo.due_customers, ctx.shop_id, ctx.generation, after, 5 * PAGE)
-        if not dues:
-            return
-        after = dues[-1].customer_id
-        plans = [plan_for(d, ctx.prefixes, ctx.former, ctx.generation) for d in dues]
+class _Cutter:
+    """Cuts each phase's lines, in customer order, into parts of at most ``part_bytes`` bytes of
+    JSONL (the bytes uploaded, exactly)."""
 
-        await _tx(factory, _store_plans, ctx.shop_id, plans, now())
+    def __init__(self, part_bytes: int) -> None:
+        self.part_bytes = part_bytes
+        self.cuts: dict[str, list[dict[str, Any]]] = {phase: [] for phase in BULK_PHASES}
 
-
-def _store_plans(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
-    service.record_plans(session, shop_id, [p for p in plans if p.empty], now)
-    repo.set_inflight(session, shop_id, {p.customer_id: p.to_json() for p in plans if not p.empty}, now)
-
-
-async def _split_phase(
-    factory: sessionmaker[Session], shop_id: int, phase: str, part_bytes: int, now: Clock
-) -> int:
-    """Cut the phase's lines, in customer order, into parts of at most ``part_bytes`` bytes of JSONL
-    (the bytes uploaded, exactly) and record them, all in one transaction; how many parts."""
-    cuts: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
-    after = 0
-    while True:
-        page = await _tx(factory, repo.inflight_after, shop_id, after, 5 * PAGE)
-        if not page:
-            break
-        after = page[-1][0]
-        for customer_id, text in page:
-            line = _bulk_line(phase, Plan.from_json(customer_id, text))
+    def add(self, plan: Plan) -> None:
+        for phase, cuts in self.cuts.items():
+            line = _bulk_line(phase, plan)
             if line is None:
                 continue
             size = len(bulk.jsonl_line(line))
-            if current is not None and current["bytes"] + size > part_bytes:
-                cuts.append(current)
-                current = None
-            if current is None:
-                current = {"first_customer_id": customer_id, "lines": 0, "bytes": 0}
-            current["last_customer_id"] = customer_id
-            current["lines"] += 1
-            current["bytes"] += size
-    if current is not None:
-        cuts.append(current)
-    if cuts:
-        run = secrets.token_hex(4)
-        stamp = now()
-        rows = [
+            if not cuts or cuts[-1]["bytes"] + size > self.part_bytes:
+                cuts.append({"first_customer_id": plan.customer_id, "lines": 0, "bytes": 0})
+            cut = cuts[-1]
+            cut["last_customer_id"] = plan.customer_id
+            cut["lines"] += 1
+            cut["bytes"] += size
+
+    def rows(self, shop_id: int, now: datetime) -> list[dict[str, Any]]:
+        run = secrets.token_hex(4)  # the parts' operation names are unique to this bulk sync
+        return [
             cut
             | {
                 "shop_id": shop_id,
@@ -831,12 +798,45 @@ async def _split_phase(
                 "name": f"{BULK_MUTATION_NAMES[phase]}_{run}_{number}",
                 "state": "pending",
                 "attempts": 0,
-                "updated_at": stamp,
+                "updated_at": now,
             }
+            for phase, cuts in self.cuts.items()
             for number, cut in enumerate(cuts, start=1)
         ]
-        await _tx(factory, repo.add_bulk_parts, rows)
-    return len(cuts)
+
+
+async def _plan_bulk(
+    factory: sessionmaker[Session], ctx: service.RunContext, now: Clock, part_bytes: int
+) -> str:
+    """Plan every due customer (kept in ``inflight``, a page per transaction) and cut each phase into
+    parts as the plans go by; the parts and the first phase are recorded in one transaction, so a
+    crash before it plans again. The phase to run first."""
+    cutter = _Cutter(part_bytes)
+    after = 0
+    while True:
+        dues = await _tx(factory, repo.due_customers, ctx.shop_id, ctx.generation, after, 5 * PAGE)
+        if not dues:
+            break
+        after = dues[-1].customer_id
+        plans = [plan_for(d, ctx.prefixes, ctx.former, ctx.generation) for d in dues]
+        for plan in plans:
+            if not plan.empty:
+                cutter.add(plan)
+        await _tx(factory, _store_plans, ctx.shop_id, plans, now())
+    first = BULK_PHASES[0]
+    await _tx(factory, _store_parts, ctx.shop_id, cutter.rows(ctx.shop_id, now()), first)
+    return first
+
+
+def _store_plans(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
+    service.record_plans(session, shop_id, [p for p in plans if p.empty], now)
+    repo.set_inflight(session, shop_id, {p.customer_id: p.to_json() for p in plans if not p.empty}, now)
+
+
+def _store_parts(session: Session, shop_id: int, rows: list[dict[str, Any]], phase: str) -> None:
+    repo.delete_bulk_parts(session, shop_id)  # defensive: no parts exist while the phase is "plan"
+    repo.add_bulk_parts(session, rows)
+    service.set_bulk(session, shop_id, phase, None)
 
 
 @dataclass(slots=True)
