@@ -31,7 +31,7 @@ drives them (``stageFile``):
   body over the limit, or over the ``fileSize`` declared, from its byte count before reading the form
   (``400 EntityTooLarge``, as a signed POST policy's ``content-length-range`` does), so a file is never
   parsed to be measured; ``bulkOperationRunMutation`` refuses an oversized file with
-  ``INVALID_STAGED_UPLOAD_FILE``.
+  ``INVALID_STAGED_UPLOAD_FILE``. ``failing_uploads`` (a test hook) makes the storage answer 503.
 - ``bulkOperationRunMutation(mutation:, stagedUploadPath: <the key>)``: one mutation with exactly one
   root field (else ``INVALID_MUTATION``), a staged file that exists (else ``NO_SUCH_FILE``), at most
   ``max_concurrent_mutations`` (5 on API ≥ 2026-01, https://shopify.dev/changelog/faster-bulk-operations)
@@ -144,6 +144,7 @@ class BulkOperations:
         self.max_concurrent = MAX_CONCURRENT_QUERIES
         self.max_concurrent_mutations = MAX_CONCURRENT_MUTATIONS
         self.uploads: dict[str, StagedUpload] = {}  # key -> upload
+        self.failing_uploads = 0  # test hook: the storage answers 503 to this many uploads
         self.auto_complete = True
         # where the double is reachable; the HTTP layer sets it from each request
         self.base_url = "http://devstore"
@@ -682,6 +683,9 @@ async def download(request: Request, shop_domain: str, op_id: int) -> Response:
 async def staged_upload(request: Request) -> Response:
     """The storage a staged target points at: a form POST with every parameter, the file last."""
     store: DevStore = request.app.state.store
+    if store.bulk.failing_uploads > 0:
+        store.bulk.failing_uploads -= 1
+        return Response("ServiceUnavailable: Please reduce your request rate.", status_code=503)
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES:
         return Response(_TOO_LARGE, status_code=400)  # refused by its size, before reading the form

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.models import ShopPushState, SyncBulkPart
 from app.shopify import bulk_mutation
-from app.shopify.admin_client import AdminClient
+from app.shopify.admin_client import AdminApiError, AdminClient
 from app.sync import push, service
 from shopify_double import bulk as double_bulk
 from tests.sync.conftest import SHOP, World, seed
@@ -234,3 +234,30 @@ def test_a_staged_file_that_expired_while_waiting_is_uploaded_again(world: World
     # NO_SUCH_FILE: the waiting part staged once more, the parts not staged yet, the tags part
     assert _stagings(world) - stagings == 1 + (len(metafields) - 2) + 1
     assert len(world.store.bulk.all(SHOP)) == len(metafields) + 1  # each part ran once
+
+
+def test_an_upload_that_keeps_failing_ends_its_part_after_three_tries(world: World) -> None:
+    """The storage answers 503: the step fails and is retried (a job retry), the part counting its
+    tries; the third ends the part with the reason shown, and the sync goes on without it."""
+    ids = seed(world, 12)
+    world.store.bulk.failing_uploads = push.BULK_PART_ATTEMPTS
+    world.store.bulk.auto_complete = False
+    for attempt in range(1, push.BULK_PART_ATTEMPTS):
+        with pytest.raises(AdminApiError, match="HTTP 503"):
+            _step(world)
+        assert _parts(world)[0].attempts == attempt
+    assert _step(world) is not None  # the third failure ends the part; the others run
+    failed = [p for p in _parts(world) if p.state == "failed"]
+    assert len(failed) == 1 and "HTTP 503" in (failed[0].error or "") and "3 tries" in (failed[0].error or "")
+    with world.factory() as session:
+        errors = service.sync_status(session, world.shop_id).errors
+    assert any("Shopify refused the bulk write of the metafields" in e and "503" in e for e in errors)
+
+    for op in world.store.bulk.all(SHOP):
+        world.store.bulk.complete(SHOP, op.id)
+    world.store.bulk.auto_complete = True
+    assert world.sync(bulk_threshold=10, bulk_limits=LIMITS) is None
+    assert _parts(world) == []  # the bulk sync is over
+    _in_step(world, ids)  # the ended part's customers were written call by call
+    uploads = [u for u in world.store.bulk.uploads.values() if u.content is not None]
+    assert len(uploads) == len(world.store.bulk.all(SHOP))  # every other part uploaded once
