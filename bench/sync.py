@@ -15,7 +15,7 @@ requested, (requested − 2,000) / 100 points/s; the ratio is simulated time / t
 The bulk path also prints its parts (docs/operations.md, "Large syncs"): how many staged files,
 the largest one in bytes and its ratio to Shopify's 100 MB limit (which the double enforces), and
 the most bulk mutations running in Shopify at once (Shopify allows five). ``--customers 250000``
-is the shop whose metafields need three files.
+is the shop whose metafields need four files.
 
     .venv/bin/python bench/sync.py [--customers 10000 100000] [--paths calls bulk] [--database-url URL]
 """
