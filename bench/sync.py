@@ -12,6 +12,11 @@ cost points, THROTTLED replies, the simulated time the budget imposed, and the r
 time. Reference, from the same run's figures: the minimum time the budget allows for the points
 requested, (requested − 2,000) / 100 points/s; the ratio is simulated time / that minimum.
 
+The bulk path also prints its parts (docs/operations.md, "Large syncs"): how many staged files,
+the largest one in bytes and its ratio to Shopify's 100 MB limit (which the double enforces), and
+the most bulk mutations running in Shopify at once (Shopify allows five). ``--customers 250000``
+is the shop whose metafields need four files.
+
     .venv/bin/python bench/sync.py [--customers 10000 100000] [--paths calls bulk] [--database-url URL]
 """
 
@@ -37,6 +42,7 @@ from app.kit.db import make_engine, make_sessionmaker, write_transaction  # noqa
 from app.models import CustomerScore, ShopMetricsSnapshot  # noqa: E402
 from app.models.base import table_of  # noqa: E402
 from app.shopify.admin_client import AdminClient  # noqa: E402
+from app.shopify.bulk_mutation import FILE_LIMIT_BYTES  # noqa: E402
 from app.shops.service import register_shop  # noqa: E402
 from app.sync import push  # noqa: E402
 from bench._database import fresh_database  # noqa: E402
@@ -132,6 +138,17 @@ def run_one(url: str, customers: int, path: str) -> dict[str, float]:
 
     double = create_devstore_app(store)
     in_double = 0.0
+    most_running = 0
+    run_mutation = store.bulk.run_mutation
+
+    def counted(ctx: Any, mutation: str, path: str) -> Any:
+        nonlocal most_running
+        answer = run_mutation(ctx, mutation, path)
+        running = [op for op in store.bulk.all(SHOP) if op.status in ("CREATED", "RUNNING")]
+        most_running = max(most_running, len(running))
+        return answer
+
+    store.bulk.run_mutation = counted  # type: ignore[method-assign]
 
     async def timed(scope: Any, receive: Any, send: Any) -> None:
         nonlocal in_double
@@ -169,6 +186,7 @@ def run_one(url: str, customers: int, path: str) -> dict[str, float]:
         if shop.metafields.get((f"gid://shopify/Customer/{cid}", store.app_namespace, "rfm_segment"))
     )
     engine.dispose()
+    files = [len(u.content) for u in store.bulk.uploads.values() if u.content is not None]
     requested = float(sum(c.requested_cost for c in calls))
     return {
         "customers": customers,
@@ -182,6 +200,9 @@ def run_one(url: str, customers: int, path: str) -> dict[str, float]:
         "wall_s": wall,
         "cpu_s": cpu,
         "double_s": in_double,
+        "parts": len(files),
+        "largest": max(files, default=0),
+        "most_running": most_running,
     }
 
 
@@ -211,6 +232,13 @@ def main() -> None:
                 f"{r['double_s']:>9.1f}s",
                 flush=True,
             )
+            if path == "bulk":
+                print(
+                    f"{'':>10} {'':>6} staged files {int(r['parts'])}, largest {int(r['largest']):,} bytes "
+                    f"({r['largest'] / FILE_LIMIT_BYTES:.3f} of Shopify's {FILE_LIMIT_BYTES:,}), "
+                    f"at most {int(r['most_running'])} bulk mutations running at once",
+                    flush=True,
+                )
     print(
         "minimum = (requested - 2000) / 100 points/s: the time the budget allows at best for the points "
         "requested; ratio = budget time / minimum. 'n/a': under one bucketful, no wait is needed. "

@@ -26,9 +26,16 @@ drives them (``stageFile``):
   ``Content-Type``, ``success_action_status``, ``acl``, ``policy``) must all be sent back as form
   fields of a ``multipart/form-data`` POST, the file last (field ``file``); a wrong or missing
   ``policy`` is refused (403) like an expired signature. The upload answers 201.
+- Files of at most 100 MB (https://shopify.dev/changelog/faster-bulk-operations), taken as 10^8 bytes
+  (the smaller reading): ``stagedUploadsCreate`` refuses a larger ``fileSize``; the storage refuses a
+  body over the limit, or over the ``fileSize`` declared, from its byte count before reading the form
+  (``400 EntityTooLarge``, as a signed POST policy's ``content-length-range`` does), so a file is never
+  parsed to be measured; ``bulkOperationRunMutation`` refuses an oversized file with
+  ``INVALID_STAGED_UPLOAD_FILE``. ``failing_uploads`` (a test hook) makes the storage answer 503.
 - ``bulkOperationRunMutation(mutation:, stagedUploadPath: <the key>)``: one mutation with exactly one
   root field (else ``INVALID_MUTATION``), a staged file that exists (else ``NO_SUCH_FILE``), at most
-  ``max_concurrent_mutations`` (1) running per shop (else ``LIMIT_REACHED``). When the operation
+  ``max_concurrent_mutations`` (5 on API ≥ 2026-01, https://shopify.dev/changelog/faster-bulk-operations)
+  running per shop and app (else ``LIMIT_REACHED``). When the operation
   runs (it completes like a query operation), each JSONL line's variables go through the same
   resolvers as a normal request; the result file has one line per input line,
   ``{"data": …, "__lineNumber": n}`` or ``{"errors": […], "__lineNumber": n}`` for a line whose
@@ -81,8 +88,9 @@ if TYPE_CHECKING:
     from shopify_double.webhooks import Delivery, WebhookSender
 
 MAX_CONCURRENT_QUERIES = 5  # per shop and app, API ≥ 2026-01
-MAX_CONCURRENT_MUTATIONS = 1
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # 100 MB per staged JSONL
+MAX_CONCURRENT_MUTATIONS = 5  # per shop and app, API ≥ 2026-01
+MAX_UPLOAD_BYTES = 100_000_000  # "100MB" per staged JSONL, the smaller reading
+FORM_OVERHEAD_BYTES = 64 * 1024  # the policy fields and multipart framing around the file
 MAX_CONNECTIONS = 5
 MAX_NESTING = 2
 RUNNING = ("CREATED", "RUNNING")
@@ -117,6 +125,7 @@ class StagedUpload:
     policy: str
     filename: str
     content: bytes | None = None
+    declared_size: int | None = None  # the fileSize given to stagedUploadsCreate
 
 
 @dataclass
@@ -135,6 +144,7 @@ class BulkOperations:
         self.max_concurrent = MAX_CONCURRENT_QUERIES
         self.max_concurrent_mutations = MAX_CONCURRENT_MUTATIONS
         self.uploads: dict[str, StagedUpload] = {}  # key -> upload
+        self.failing_uploads = 0  # test hook: the storage answers 503 to this many uploads
         self.auto_complete = True
         # where the double is reachable; the HTTP layer sets it from each request
         self.base_url = "http://devstore"
@@ -244,9 +254,15 @@ class BulkOperations:
         return op
 
     # -- bulk mutations -----------------------------------------------------------------------
-    def stage(self, shop: str, filename: str) -> StagedUpload:
+    def stage(self, shop: str, filename: str, declared_size: int | None = None) -> StagedUpload:
         key = f"tmp/{self.store.app_id}/bulk/{uuid.uuid4()}/{filename}"
-        upload = StagedUpload(key=key, shop=shop, policy=secrets.token_urlsafe(24), filename=filename)
+        upload = StagedUpload(
+            key=key,
+            shop=shop,
+            policy=secrets.token_urlsafe(24),
+            filename=filename,
+            declared_size=declared_size,
+        )
         self.uploads[key] = upload
         return upload
 
@@ -261,6 +277,9 @@ class BulkOperations:
         if upload is None or upload.shop != ctx.shop.domain or upload.content is None:
             message = f"The JSONL file could not be found at {path}."
             return refuse("NO_SUCH_FILE", message, ["stagedUploadPath"])
+        if len(upload.content) > MAX_UPLOAD_BYTES:  # measured, not parsed
+            message = f"The JSONL file exceeds the maximum file size of {MAX_UPLOAD_BYTES} bytes."
+            return refuse("INVALID_STAGED_UPLOAD_FILE", message, ["stagedUploadPath"])
         with ctx.shop.lock:
             mine = self.ops.setdefault(ctx.shop.domain, {})
             running = sum(1 for op in mine.values() if op.type == "MUTATION" and op.status in RUNNING)
@@ -514,7 +533,8 @@ def _staged_uploads_create(_: Any, info: GraphQLResolveInfo, input: list[JsonDic
         if item.get("fileSize") is not None and int(item["fileSize"]) > MAX_UPLOAD_BYTES:
             errors.append({"field": ["input", str(i), "fileSize"], "message": "File size is too large."})
             continue
-        upload = bulk.stage(ctx.shop.domain, item["filename"])
+        declared = int(item["fileSize"]) if item.get("fileSize") is not None else None
+        upload = bulk.stage(ctx.shop.domain, item["filename"], declared)
         params = [
             ("key", upload.key),
             ("Content-Type", item["mimeType"]),
@@ -633,6 +653,7 @@ def _bulk_operations(
 # -- the file, served like Shopify's storage serves a signed URL -----------------------------------
 
 router = APIRouter()
+_TOO_LARGE = "EntityTooLarge: Your proposed upload exceeds the maximum allowed size"
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 
@@ -662,6 +683,12 @@ async def download(request: Request, shop_domain: str, op_id: int) -> Response:
 async def staged_upload(request: Request) -> Response:
     """The storage a staged target points at: a form POST with every parameter, the file last."""
     store: DevStore = request.app.state.store
+    if store.bulk.failing_uploads > 0:
+        store.bulk.failing_uploads -= 1
+        return Response("ServiceUnavailable: Please reduce your request rate.", status_code=503)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES:
+        return Response(_TOO_LARGE, status_code=400)  # refused by its size, before reading the form
     form = await request.form(max_part_size=MAX_UPLOAD_BYTES)
     names = list(form.keys())
     key = form.get("key")
@@ -673,7 +700,11 @@ async def staged_upload(request: Request) -> Response:
     file = form.get("file")
     if isinstance(file, str) or file is None or names[-1] != "file":
         return Response("InvalidArgument: the file must be the last form field", status_code=400)
-    upload.content = await file.read()
+    content = await file.read()
+    allowed = min(MAX_UPLOAD_BYTES, upload.declared_size or MAX_UPLOAD_BYTES)
+    if len(content) > allowed:
+        return Response(_TOO_LARGE, status_code=400)
+    upload.content = content
     return Response(status_code=int(str(form.get("success_action_status") or "204")))
 
 

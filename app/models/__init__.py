@@ -23,6 +23,7 @@ from app.models.shop_segment import ShopSegment
 from app.models.shop_settings import ShopSettings
 from app.models.shop_sync_state import ShopSyncState
 from app.models.stage_change import StageChange
+from app.models.sync_bulk_part import SyncBulkPart
 from app.models.synced_segment import SyncedSegment
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "CustomerSyncState",
     "ShopPushState",
     "SyncedSegment",
+    "SyncBulkPart",
     "Job",
     "ShopMetricsSnapshot",
     "SegmentChange",

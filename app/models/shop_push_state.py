@@ -29,5 +29,6 @@ class ShopPushState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     bulk_phase: Mapped[str | None] = mapped_column(String(16))  # metafields | tags_add | tags_remove
     bulk_operation_id: Mapped[str | None] = mapped_column(String(128))
+    bulk_error: Mapped[str | None] = mapped_column(Text)  # parts of the last bulk sync Shopify refused
     repair_after: Mapped[int | None] = mapped_column(BigInteger)  # customer id compared so far; NULL: none
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -338,8 +338,7 @@ async def _settle_bulk_sync(
 ) -> float | None:
     """A bulk sync mutation started before the request may still be writing in Shopify: wait for
     it, then fold what it was asked to write into the record (removed with the rest)."""
-    operation = await _tx(factory, repo.bulk_operation_in_flight, shop_id)
-    if operation is not None:
+    for operation in await _tx(factory, repo.bulk_operations_in_flight, shop_id):
         result = await admin.execute(domain, token, push.BULK_OPERATION, {"id": operation})
         if (result.data.get("bulkOperation") or {}).get("status") in BULK_RUNNING:
             return admin.settings.bulk_poll_seconds

@@ -5,8 +5,10 @@ One run of :func:`sync_shop` is a resumable step:
 1. settle the shop's push state (tag prefixes, former prefixes) and read the watermarks;
 2. sync off: delete the app's segments and stop; on: create / update the segments;
 3. the customers Shopify is behind on (``repository.due_customers``: changed ``synced_hash``, tags
-   under former prefixes, removed scores) — few: call by call, many (> ``BULK_THRESHOLD``): one bulk
-   mutation per kind of write;
+   under former prefixes, removed scores) — few: call by call, many (> ``BULK_THRESHOLD``): bulk
+   mutations, one kind of write after the other, each cut into files under Shopify's 100 MB limit
+   and run up to five at once, each part's state kept so a crash resumes part by part
+   (``sync_bulk_parts``; docs/operations.md, "Large syncs");
 4. call by call, customers are packed into documents of at most ``DOCUMENT_FIELDS`` aliased root
    mutations (``metafieldsSet`` with 25 metafields each, ``metafieldsDelete``, ``tagsAdd``,
    ``tagsRemove``); the Admin client paces each by its cost (10 points a root field). After each
@@ -19,18 +21,21 @@ metafields and retries once. Shopify's refusals are recorded per customer in pla
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.kit.db import write_transaction
-from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized, UserErrors
+from app.models import SyncBulkPart
+from app.shopify import bulk_mutation as bulk
+from app.shopify.admin_client import AdminApiError, AdminClient, GraphQLError, Unauthorized
 from app.shopify.token_crypto import TokenCipher
 from app.shops.tokens import forget_refused_token, token_cipher
 from app.sync import flow, service
@@ -106,24 +111,7 @@ SEGMENT_DELETE: Final = """
 mutation SyncSegmentDelete($id: ID!) {
   segmentDelete(id: $id) { deletedSegmentId userErrors { field message } }
 }"""
-STAGED_UPLOAD: Final = """
-mutation SyncStagedUpload($input: [StagedUploadInput!]!) {
-  stagedUploadsCreate(input: $input) {
-    stagedTargets { url resourceUrl parameters { name value } }
-    userErrors { field message }
-  }
-}"""
-RUN_BULK_MUTATION: Final = """
-mutation SyncRunBulkMutation($mutation: String!, $path: String!) {
-  bulkOperationRunMutation(mutation: $mutation, stagedUploadPath: $path, clientIdentifier: "rfm-clv-sync") {
-    bulkOperation { id status }
-    userErrors { field message code }
-  }
-}"""
-BULK_OPERATION: Final = """
-query SyncBulkOperation($id: ID!) {
-  bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
-}"""
+BULK_OPERATION: Final = bulk.BULK_OPERATION
 
 # One mutation per kind of write, run once per line of a bulk mutation (https://shopify.dev/docs/api/usage/bulk-operations/imports).
 BULK_MUTATIONS: Final[dict[str, str]] = {
@@ -137,6 +125,32 @@ BULK_MUTATIONS: Final[dict[str, str]] = {
     "tagsRemove(id: $id, tags: $tags) { userErrors { field message } } }",
 }
 BULK_PHASES: Final = tuple(BULK_MUTATIONS)
+BULK_MUTATION_NAMES: Final = {
+    phase: text.split("(", 1)[0].removeprefix("mutation ") for phase, text in BULK_MUTATIONS.items()
+}
+BULK_WHAT: Final = {
+    "metafields": "metafields",
+    "deletes": "metafield removals",
+    "tags_add": "new tags",
+    "tags_remove": "tag removals",
+}
+BULK_PART_BYTES: Final = 90_000_000
+"""The most bytes of JSONL one part's staged file holds: a tenth under Shopify's limit
+(``bulk_mutation.FILE_LIMIT_BYTES``), so no file is near it (docs/operations.md, "Large syncs")."""
+BULK_CONCURRENCY: Final = bulk.CONCURRENT_OPERATIONS
+BULK_PART_ATTEMPTS: Final = 3
+"""Transient failures (storage 5xx, an expired staged file) after which a part is given up."""
+FIND_MARGIN: Final = timedelta(hours=1)
+"""How far before its staging a lost operation is looked for (the app's and Shopify's clocks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkLimits:
+    """How a bulk sync is cut and run: the most bytes of one staged file (under Shopify's limit, with
+    a margin) and how many of the shop's parts run in Shopify at once (its limit)."""
+
+    part_bytes: int = BULK_PART_BYTES
+    concurrency: int = BULK_CONCURRENCY
 
 
 class SyncStopped(Exception):
@@ -178,6 +192,7 @@ async def sync_shop(
     document_fields: int = DOCUMENT_FIELDS,
     after_document: Callable[[int], None] | None = None,
     flow_document_fields: int = flow.DOCUMENT_FIELDS,
+    bulk_limits: BulkLimits = BulkLimits(),
 ) -> float | None:
     """One step of the shop's sync; None when Shopify is in step, else seconds until the next step.
     The Flow triggers the rescores queued go last (``app.sync.flow``), after the customers' values
@@ -224,7 +239,7 @@ async def sync_shop(
                 await _tx(factory, service.set_bulk, shop_id, "plan", None)
                 ctx = await _tx(factory, service.begin_run, shop_id, now())
         if ctx is not None and ctx.bulk_phase is not None:
-            again = await _advance_bulk(factory, admin, ctx, token, now)
+            again = await _advance_bulk(factory, admin, ctx, token, now, bulk_limits)
             if again is not None:
                 return again
             ctx = await _tx(factory, service.begin_run, shop_id, now())
@@ -309,8 +324,13 @@ def _finish(
     error: str | None,
     marks: tuple[datetime | None, datetime | None],
 ) -> None:
+    """Shopify is in step: what a refused bulk part left undone was written since, or its customers'
+    own refusals say why not (``bulk_error`` goes)."""
     service.mark_seen(session, ctx.shop_id, *marks)
     service.finish_run(session, ctx, now, written, error)
+    push = repo.push_state(session, ctx.shop_id)
+    if push is not None:
+        push.bulk_error = None
 
 
 def _shop_error(exc: AdminApiError) -> str:
@@ -714,54 +734,98 @@ def _next_phase(phase: str | None) -> str | None:
     return BULK_PHASES[index + 1] if index + 1 < len(BULK_PHASES) else "finish"
 
 
+def _named(phase: str, name: str) -> str:
+    """The phase's mutation under an operation name of its own: the part's mark in
+    ``bulkOperations`` (their ``query`` is the mutation text), so a lost answer can be found."""
+    text = BULK_MUTATIONS[phase]
+    head, rest = text.split("(", 1)
+    return f"mutation {name}({rest}" if head.startswith("mutation ") else text
+
+
 async def _advance_bulk(
-    factory: sessionmaker[Session], admin: AdminClient, ctx: service.RunContext, token: str, now: Clock
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    ctx: service.RunContext,
+    token: str,
+    now: Clock,
+    limits: BulkLimits,
 ) -> float | None:
-    """Drive the bulk mutations one phase after the other; a delay while one runs on Shopify's side,
-    None once every phase is done and recorded."""
-    phase, operation = ctx.bulk_phase, ctx.bulk_operation_id
+    """Drive the bulk mutations one phase after the other, each phase's customers in parts that fit
+    Shopify's file limit, up to ``limits.concurrency`` parts running at once; a delay while parts run
+    on Shopify's side, None once every phase is done and recorded."""
+    phase = ctx.bulk_phase
     if phase == "plan":
-        await _plan_bulk(factory, ctx, now)
-        phase, operation = _next_phase("plan"), None
+        phase = await _plan_bulk(factory, ctx, now, limits.part_bytes)
     while phase is not None and phase != "finish":
-        plans = await _tx(factory, _inflight, ctx.shop_id)
-        lined = [(p, line) for p in plans if (line := _bulk_line(phase, p)) is not None]
-        if operation is None:
-            if not lined:
-                phase = _next_phase(phase)
-                await _tx(factory, service.set_bulk, ctx.shop_id, phase, None)
-                continue
-            operation = await _start_bulk(admin, ctx.domain, token, phase, [line for _, line in lined])
-            if operation is None:
-                return admin.settings.bulk_poll_seconds  # another bulk mutation still runs
-            await _tx(factory, service.set_bulk, ctx.shop_id, phase, operation)
-        result = await admin.execute(ctx.domain, token, BULK_OPERATION, {"id": operation})
-        op = result.data.get("bulkOperation") or {}
-        status = op.get("status")
-        if status in ("CREATED", "RUNNING", "CANCELING"):
+        parts = await _tx(factory, repo.bulk_parts, ctx.shop_id, phase)
+        if parts and await _drive_parts(factory, admin, ctx, token, now, phase, parts, limits.concurrency):
             return admin.settings.bulk_poll_seconds
-        url = op.get("url") or op.get("partialDataUrl")
-        outcomes = await _read_results(admin, url) if url else {}
-        for number, (plan, _) in enumerate(lined):
-            _apply_bulk_line(phase, plan, outcomes.get(number), status)
-        next_phase = _next_phase(phase)
-        await _tx(factory, _save_inflight, ctx.shop_id, [p for p, _ in lined], next_phase, now())
-        phase, operation = next_phase, None
-    plans = await _tx(factory, _inflight, ctx.shop_id)
-    await _tx(factory, _finish_bulk, ctx.shop_id, plans, now())
+        phase = _next_phase(phase)
+        await _tx(factory, service.set_bulk, ctx.shop_id, phase, None)
+    await _finish_bulk(factory, ctx.shop_id, now)
     return None
 
 
-async def _plan_bulk(factory: sessionmaker[Session], ctx: service.RunContext, now: Clock) -> None:
+class _Cutter:
+    """Cuts each phase's lines, in customer order, into parts of at most ``part_bytes`` bytes of
+    JSONL (the bytes uploaded, exactly)."""
+
+    def __init__(self, part_bytes: int) -> None:
+        self.part_bytes = part_bytes
+        self.cuts: dict[str, list[dict[str, Any]]] = {phase: [] for phase in BULK_PHASES}
+
+    def add(self, plan: Plan) -> None:
+        for phase, cuts in self.cuts.items():
+            line = _bulk_line(phase, plan)
+            if line is None:
+                continue
+            size = len(bulk.jsonl_line(line))
+            if not cuts or cuts[-1]["bytes"] + size > self.part_bytes:
+                cuts.append({"first_customer_id": plan.customer_id, "lines": 0, "bytes": 0})
+            cut = cuts[-1]
+            cut["last_customer_id"] = plan.customer_id
+            cut["lines"] += 1
+            cut["bytes"] += size
+
+    def rows(self, shop_id: int, now: datetime) -> list[dict[str, Any]]:
+        run = secrets.token_hex(4)  # the parts' operation names are unique to this bulk sync
+        return [
+            cut
+            | {
+                "shop_id": shop_id,
+                "phase": phase,
+                "part": number,
+                "name": f"{BULK_MUTATION_NAMES[phase]}_{run}_{number}",
+                "state": "pending",
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for phase, cuts in self.cuts.items()
+            for number, cut in enumerate(cuts, start=1)
+        ]
+
+
+async def _plan_bulk(
+    factory: sessionmaker[Session], ctx: service.RunContext, now: Clock, part_bytes: int
+) -> str:
+    """Plan every due customer (kept in ``inflight``, a page per transaction) and cut each phase into
+    parts as the plans go by; the parts and the first phase are recorded in one transaction, so a
+    crash before it plans again. The phase to run first."""
+    cutter = _Cutter(part_bytes)
     after = 0
     while True:
         dues = await _tx(factory, repo.due_customers, ctx.shop_id, ctx.generation, after, 5 * PAGE)
         if not dues:
-            return
+            break
         after = dues[-1].customer_id
         plans = [plan_for(d, ctx.prefixes, ctx.former, ctx.generation) for d in dues]
-
+        for plan in plans:
+            if not plan.empty:
+                cutter.add(plan)
         await _tx(factory, _store_plans, ctx.shop_id, plans, now())
+    first = BULK_PHASES[0]
+    await _tx(factory, _store_parts, ctx.shop_id, cutter.rows(ctx.shop_id, now()), first)
+    return first
 
 
 def _store_plans(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
@@ -769,78 +833,288 @@ def _store_plans(session: Session, shop_id: int, plans: list[Plan], now: datetim
     repo.set_inflight(session, shop_id, {p.customer_id: p.to_json() for p in plans if not p.empty}, now)
 
 
-def _inflight(session: Session, shop_id: int) -> list[Plan]:
-    return [Plan.from_json(c, text) for c, text in repo.inflight(session, shop_id)]
+def _store_parts(session: Session, shop_id: int, rows: list[dict[str, Any]], phase: str) -> None:
+    repo.delete_bulk_parts(session, shop_id)  # defensive: no parts exist while the phase is "plan"
+    repo.add_bulk_parts(session, rows)
+    service.set_bulk(session, shop_id, phase, None)
 
 
-def _save_inflight(
-    session: Session, shop_id: int, plans: list[Plan], phase: str | None, now: datetime
+@dataclass(slots=True)
+class _Part:
+    """What a step knows of one part (a snapshot of its row)."""
+
+    phase: str
+    number: int
+    first: int
+    last: int
+    lines: int
+    name: str
+    state: str
+    staged_path: str | None
+    staged_at: datetime | None
+    operation_id: str | None
+    attempts: int
+    looked: bool = False
+    """Whether this step knows no operation of the part exists (it staged it, or looked)."""
+
+
+def _snapshot(row: SyncBulkPart) -> _Part:
+    return _Part(
+        row.phase,
+        row.part,
+        row.first_customer_id,
+        row.last_customer_id,
+        row.lines,
+        row.name,
+        row.state,
+        row.staged_path,
+        row.staged_at,
+        row.operation_id,
+        row.attempts,
+    )
+
+
+async def _drive_parts(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    ctx: service.RunContext,
+    token: str,
+    now: Clock,
+    phase: str,
+    rows: list[SyncBulkPart],
+    concurrency: int,
+) -> bool:
+    """Carry the phase's parts as far as they go now: follow the running ones, record the finished
+    ones, start the next ones while fewer than ``concurrency`` run. True while any is unfinished."""
+    parts = [_snapshot(r) for r in rows]
+    busy = False
+    while True:
+        progress = False
+        for part in parts:
+            if part.state == "running" and await _follow(factory, admin, ctx, token, now, part):
+                progress = True
+        running = sum(1 for p in parts if p.state == "running")
+        for part in parts:
+            if running >= concurrency or busy:
+                break
+            if part.state not in ("pending", "staged"):
+                continue
+            started = await _start_part(factory, admin, ctx, token, now, part)
+            if started is None:
+                busy = True  # Shopify's limit is reached (another bulk operation of the app): wait
+                break
+            progress = True
+            running += int(started)
+        await _tx(
+            factory, _note_running, ctx.shop_id, [p.operation_id for p in parts if p.state == "running"]
+        )
+        if all(p.state in ("done", "failed") for p in parts):
+            return False
+        if not progress:
+            return True
+
+
+def _note_running(session: Session, shop_id: int, operations: list[str | None]) -> None:
+    """The push state names one running operation while any runs (the status page's "bulk running")."""
+    push = repo.push_state(session, shop_id)
+    if push is not None:
+        push.bulk_operation_id = next((o for o in operations if o), None)
+
+
+async def _part_lines(
+    factory: sessionmaker[Session], shop_id: int, part: _Part
+) -> list[tuple[Plan, dict[str, Any]]]:
+    """The part's customers and their lines, in file order (rebuilt from the plans the bulk sync
+    keeps, which change only when the part's own result is recorded)."""
+    rows = await _tx(factory, repo.inflight_between, shop_id, part.first, part.last)
+    plans = [Plan.from_json(c, text) for c, text in rows]
+    return [(p, line) for p in plans if (line := _bulk_line(part.phase, p)) is not None]
+
+
+async def _start_part(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    ctx: service.RunContext,
+    token: str,
+    now: Clock,
+    part: _Part,
+) -> bool | None:
+    """Stage the part's file (when not staged yet) and start its bulk mutation. True: it runs;
+    False: it ended (refused for good); None: Shopify's concurrency limit is reached."""
+    domain, shop_id = ctx.domain, ctx.shop_id
+    if part.state == "staged" and part.staged_at is not None and not part.looked:
+        # The step that started it may have stopped before recording the operation: follow that one.
+        found = await bulk.find_mutation(admin, domain, token, part.name, part.staged_at - FIND_MARGIN)
+        part.looked = True
+        if found is not None:
+            part.state, part.operation_id = "running", found
+            await _tx(factory, _set_part, shop_id, part, now())
+            return True
+    try:
+        if part.state == "pending":
+            lined = await _part_lines(factory, shop_id, part)
+            body = b"".join(bulk.jsonl_line(line) for _, line in lined)
+            if len(lined) != part.lines:
+                raise bulk.FileRefused(
+                    f"the part changed while it waited ({len(lined)} lines, not {part.lines})"
+                )
+            part.staged_path = await bulk.stage_file(admin, domain, token, f"sync-{part.name}.jsonl", body)
+            part.state, part.staged_at, part.looked = "staged", now(), True
+            await _tx(factory, _set_part, shop_id, part, part.staged_at)
+        assert part.staged_path is not None
+        part.operation_id = await bulk.run_mutation(
+            admin, domain, token, _named(part.phase, part.name), part.staged_path
+        )
+    except bulk.Busy:
+        return None
+    except bulk.FileMissing:  # the staged upload expired while it waited: stage it again
+        part.state, part.staged_path, part.staged_at = "pending", None, None
+        part.attempts += 1
+        if part.attempts >= BULK_PART_ATTEMPTS:
+            await _refuse_part(factory, shop_id, part, "its staged file kept disappearing", now)
+            return False
+        await _tx(factory, _set_part, shop_id, part, now())
+        return await _start_part(factory, admin, ctx, token, now, part)
+    except bulk.FileRefused as exc:
+        await _refuse_part(factory, shop_id, part, str(exc), now)
+        return False
+    except (Unauthorized, GraphQLError):
+        raise  # the token is gone (the caller forgets it), or the document is wrong: not the part's
+    except AdminApiError as exc:  # 5xx, timeouts, INTERNAL_FILE_SERVER_ERROR: may pass
+        return await _transient(factory, shop_id, part, str(exc), now)
+    part.state = "running"
+    await _tx(factory, _set_part, shop_id, part, now())
+    return True
+
+
+async def _transient(
+    factory: sessionmaker[Session], shop_id: int, part: _Part, problem: str, now: Clock
+) -> bool:
+    """A failure that may pass: counted on the part; the ``BULK_PART_ATTEMPTS``-th ends it."""
+    part.attempts += 1
+    if part.attempts >= BULK_PART_ATTEMPTS:
+        await _refuse_part(factory, shop_id, part, f"{problem} ({part.attempts} tries)", now)
+        return False
+    await _tx(factory, _set_part, shop_id, part, now())
+    raise AdminApiError(f"bulk sync part {part.number} of the {part.phase}: {problem}")
+
+
+def _set_part(session: Session, shop_id: int, part: _Part, now: datetime, error: str | None = None) -> None:
+    row = repo.bulk_part(session, shop_id, part.phase, part.number)
+    if row is None:
+        return
+    row.state, row.staged_path, row.staged_at = part.state, part.staged_path, part.staged_at
+    row.operation_id, row.attempts, row.updated_at = part.operation_id, part.attempts, now
+    if error is not None:
+        row.error = error
+
+
+async def _refuse_part(
+    factory: sessionmaker[Session], shop_id: int, part: _Part, reason: str, now: Clock
+) -> None:
+    """Shopify refused the part for good: its customers carry the refusal (kept due, and counted
+    towards ``repository.MAX_ATTEMPTS`` like any refusal), the part is over, the status says why."""
+    lined = await _part_lines(factory, shop_id, part)
+    message = f"Shopify refused the bulk write of the {BULK_WHAT[part.phase]}: {reason}"
+    for plan, _ in lined:
+        plan.errors.append(message)
+    part.state = "failed"
+    await _tx(factory, _record_part, shop_id, part, [p for p, _ in lined], message, now())
+
+
+def _record_part(
+    session: Session, shop_id: int, part: _Part, plans: list[Plan], error: str | None, now: datetime
 ) -> None:
     repo.set_inflight(session, shop_id, {p.customer_id: p.to_json() for p in plans}, now)
-    service.set_bulk(session, shop_id, phase, None)
+    _set_part(session, shop_id, part, now, error)
+    if part.state == "failed":
+        push = repo.push_state(session, shop_id)
+        if push is not None:
+            push.bulk_error = (
+                f"{error} ({len(plans)} customers in that part; they are tried again with the next sync)"
+            )
+
+
+async def _follow(
+    factory: sessionmaker[Session],
+    admin: AdminClient,
+    ctx: service.RunContext,
+    token: str,
+    now: Clock,
+    part: _Part,
+) -> bool:
+    """Ask Shopify about the part's operation; once it ended, record each line's outcome on its
+    customer's plan and the part as done, in one transaction. True when it ended."""
+    assert part.operation_id is not None
+    op = await bulk.operation(admin, ctx.domain, token, part.operation_id)
+    status = op.get("status")
+    if status in bulk.RUNNING:
+        return False
+    url = op.get("url") or op.get("partialDataUrl")
+    outcomes: dict[int, dict[str, Any]] = {}
+    if url:
+        async for row in bulk.result_lines(admin, str(url)):
+            outcomes[int(row.get("__lineNumber", -1))] = row
+    lined = await _part_lines(factory, ctx.shop_id, part)
+    for number, (plan, _) in enumerate(lined):
+        _apply_bulk_line(part.phase, plan, outcomes.get(number), status)
+    part.state = "done"
+    ended = None if status == "COMPLETED" else f"the operation ended {str(status).lower()}"
+    if ended and op.get("errorCode"):
+        ended += f" ({str(op['errorCode']).lower()})"
+    await _tx(factory, _record_part, ctx.shop_id, part, [p for p, _ in lined], ended, now())
+    return True
+
+
+async def _finish_bulk(factory: sessionmaker[Session], shop_id: int, now: Clock) -> None:
+    """Every phase is over: the outcome of each customer is recorded a page at a time, then the
+    bulk state goes (its refused parts, if any, stay named in ``bulk_error``)."""
+    after = 0
+    while True:
+        page = await _tx(factory, repo.inflight_after, shop_id, after, 5 * PAGE)
+        if not page:
+            break
+        after = page[-1][0]
+        plans = [Plan.from_json(c, text) for c, text in page]
+        await _tx(factory, _record_finished, shop_id, plans, now())
+    await _tx(factory, _end_bulk, shop_id)
+
+
+def _record_finished(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
+    service.record_plans(session, shop_id, plans, now)  # the rows leave the bulk sync (inflight NULL)
+
+
+def _end_bulk(session: Session, shop_id: int) -> None:
+    failed = repo.failed_bulk_parts(session, shop_id)
+    repo.delete_bulk_parts(session, shop_id)
+    push = repo.push_state(session, shop_id)
+    if push is not None:
+        push.bulk_phase, push.bulk_operation_id = None, None
+        if not failed:
+            push.bulk_error = None
 
 
 def _abandon_bulk(session: Session, shop_id: int) -> None:
     repo.clear_inflight(session, shop_id)
-    service.set_bulk(session, shop_id, None, None)
-
-
-def _finish_bulk(session: Session, shop_id: int, plans: list[Plan], now: datetime) -> None:
-    service.record_plans(session, shop_id, plans, now)
-    repo.clear_inflight(session, shop_id)
+    repo.delete_bulk_parts(session, shop_id)
     service.set_bulk(session, shop_id, None, None)
 
 
 async def _start_bulk(
     admin: AdminClient, domain: str, token: str, phase: str, lines: list[dict[str, Any]]
 ) -> str | None:
-    body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
-    result = await admin.execute(
-        domain,
-        token,
-        STAGED_UPLOAD,
-        {
-            "input": [
-                {
-                    "resource": "BULK_MUTATION_VARIABLES",
-                    "filename": f"sync-{phase}.jsonl",
-                    "mimeType": "text/jsonl",
-                    "httpMethod": "POST",
-                    "fileSize": str(len(body)),
-                }
-            ]
-        },
-    )
-    target = (result.data["stagedUploadsCreate"]["stagedTargets"] or [])[0]
-    params = [(p["name"], p["value"]) for p in target["parameters"]]
-    key = next(value for name, value in params if name == "key")
-    # The staged target is Shopify's storage, not the Admin API: never send the access token there.
-    response = await admin.http.post(
-        target["url"], data=dict(params), files={"file": (f"sync-{phase}.jsonl", body, "text/jsonl")}
-    )
-    if response.status_code >= 300:
-        raise AdminApiError(f"{domain}: staged upload refused (HTTP {response.status_code})")
+    """One file, one bulk mutation (the clean-up's batches, far under the file limit); None while
+    Shopify's concurrency limit is reached."""
+    body = b"".join(bulk.jsonl_line(line) for line in lines)
+    key = await bulk.stage_file(admin, domain, token, f"sync-{phase}.jsonl", body)
     try:
-        run = await admin.execute(
-            domain, token, RUN_BULK_MUTATION, {"mutation": BULK_MUTATIONS[phase], "path": key}
-        )
-    except UserErrors as exc:
-        if "LIMIT_REACHED" in exc.codes or "OPERATION_IN_PROGRESS" in exc.codes:
-            return None
-        raise
-    return str(run.data["bulkOperationRunMutation"]["bulkOperation"]["id"])
+        return await bulk.run_mutation(admin, domain, token, BULK_MUTATIONS[phase], key)
+    except bulk.Busy:
+        return None
 
 
 async def _read_results(admin: AdminClient, url: str) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
-    async with admin.http.stream("GET", url) as response:
-        if response.status_code != 200:
-            return out
-        async for line in response.aiter_lines():
-            if line.strip():
-                row = json.loads(line)
-                out[int(row.get("__lineNumber", -1))] = row
-    return out
+    return {int(row.get("__lineNumber", -1)): row async for row in bulk.result_lines(admin, url)}
 
 
 def _apply_bulk_line(phase: str, plan: Plan, row: dict[str, Any] | None, status: str | None) -> None:

@@ -23,6 +23,7 @@ from app.models import (
     ShopMetricsSnapshot,
     ShopPushState,
     ShopSettings,
+    SyncBulkPart,
     SyncedSegment,
 )
 from app.models.base import table_of
@@ -33,6 +34,7 @@ states = table_of(CustomerSyncState)
 pushes = table_of(ShopPushState)
 segments = table_of(SyncedSegment)
 cleanups = table_of(ShopCleanup)
+parts = table_of(SyncBulkPart)
 CLEANUP_ACTIVE = ("queued", "running")
 """States of a clean-up (``app.sync.cleanup``) during which the sync leaves the shop alone."""
 
@@ -364,6 +366,31 @@ def set_inflight(session: Session, shop_id: int, plans: dict[int, str], now: dat
     )
 
 
+def inflight_after(session: Session, shop_id: int, after: int, limit: int) -> list[tuple[int, str]]:
+    """Up to ``limit`` customers after ``after`` (by id) handed to the bulk sync, with their plan."""
+    rows = session.execute(
+        select(states.c.customer_id, states.c.inflight)
+        .where(states.c.shop_id == shop_id, states.c.customer_id > after, states.c.inflight.is_not(None))
+        .order_by(states.c.customer_id)
+        .limit(limit)
+    ).all()
+    return [(int(c), str(p)) for c, p in rows]
+
+
+def inflight_between(session: Session, shop_id: int, first: int, last: int) -> list[tuple[int, str]]:
+    """The customers of one bulk part (ids ``first``..``last``) with their plan, by id."""
+    rows = session.execute(
+        select(states.c.customer_id, states.c.inflight)
+        .where(
+            states.c.shop_id == shop_id,
+            states.c.customer_id.between(first, last),
+            states.c.inflight.is_not(None),
+        )
+        .order_by(states.c.customer_id)
+    ).all()
+    return [(int(c), str(p)) for c, p in rows]
+
+
 def clear_inflight(session: Session, shop_id: int) -> None:
     session.execute(
         update(states)
@@ -439,7 +466,7 @@ def shops_due(session: Session) -> list[int]:
             ~exists().where(cleanups.c.shop_id == Shop.shop_id, cleanups.c.state.in_(CLEANUP_ACTIVE)),
             or_(
                 ShopPushState.shop_id.is_(None),
-                ShopPushState.bulk_operation_id.is_not(None),
+                ShopPushState.bulk_phase.is_not(None),
                 and_(enabled, ShopPushState.repair_after.is_not(None)),
                 exists().where(
                     FlowTriggerEvent.shop_id == Shop.shop_id, FlowTriggerEvent.status == "pending"
@@ -544,9 +571,64 @@ def sync_job_running(session: Session, shop_id: int) -> bool:
     )
 
 
-def bulk_operation_in_flight(session: Session, shop_id: int) -> str | None:
-    push = push_state(session, shop_id)
-    return push.bulk_operation_id if push is not None else None
+def bulk_operations_in_flight(session: Session, shop_id: int) -> list[str]:
+    """The bulk sync's operations Shopify may still be running (its parts started, not recorded)."""
+    return [
+        str(op)
+        for op in session.scalars(
+            select(parts.c.operation_id).where(
+                parts.c.shop_id == shop_id, parts.c.state == "running", parts.c.operation_id.is_not(None)
+            )
+        )
+    ]
+
+
+# -- the parts of a bulk sync ---------------------------------------------------------------------
+
+
+def bulk_parts(session: Session, shop_id: int, phase: str) -> list[SyncBulkPart]:
+    return list(
+        session.scalars(
+            select(SyncBulkPart)
+            .where(SyncBulkPart.shop_id == shop_id, SyncBulkPart.phase == phase)
+            .order_by(SyncBulkPart.part)
+        )
+    )
+
+
+def bulk_part(session: Session, shop_id: int, phase: str, part: int) -> SyncBulkPart | None:
+    return session.scalar(
+        select(SyncBulkPart).where(
+            SyncBulkPart.shop_id == shop_id, SyncBulkPart.phase == phase, SyncBulkPart.part == part
+        )
+    )
+
+
+def add_bulk_parts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(parts.insert(), list(rows))
+
+
+def failed_bulk_parts(session: Session, shop_id: int) -> list[SyncBulkPart]:
+    return list(
+        session.scalars(
+            select(SyncBulkPart)
+            .where(SyncBulkPart.shop_id == shop_id, SyncBulkPart.state == "failed")
+            .order_by(SyncBulkPart.phase, SyncBulkPart.part)
+        )
+    )
+
+
+def bulk_part_counts(session: Session, shop_id: int) -> dict[str, int]:
+    """{state: parts} of the shop's bulk sync under way."""
+    rows = session.execute(
+        select(parts.c.state, func.count()).where(parts.c.shop_id == shop_id).group_by(parts.c.state)
+    ).all()
+    return {str(s): int(n) for s, n in rows}
+
+
+def delete_bulk_parts(session: Session, shop_id: int) -> None:
+    session.execute(delete(parts).where(parts.c.shop_id == shop_id))
 
 
 def fold_inflight(session: Session, shop_id: int, now: datetime) -> None:
@@ -572,6 +654,7 @@ def fold_inflight(session: Session, shop_id: int, now: datetime) -> None:
                 updated_at=now,
             )
         )
+    delete_bulk_parts(session, shop_id)
     push = push_state(session, shop_id)
     if push is not None:
         push.bulk_phase, push.bulk_operation_id = None, None

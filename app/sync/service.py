@@ -346,6 +346,8 @@ def sync_status(session: Session, shop_id: int) -> SyncStatus:
     errors: list[str] = []
     if push is not None and push.last_error:
         errors.append(push.last_error)
+    if push is not None and push.bulk_error:
+        errors.append(push.bulk_error)
     refused = repo.count_refused(session, shop_id)
     for customer_id, error, _ in repo.refusals(session, shop_id, ERRORS_SHOWN):
         errors.append(f"Customer {customer_id}: {error}")
@@ -365,7 +367,7 @@ def sync_status(session: Session, shop_id: int) -> SyncStatus:
         customers_pending=repo.count_due(session, shop_id, generation),
         customers_refused=refused,
         errors=errors,
-        bulk_running=push is not None and push.bulk_operation_id is not None,
+        bulk_running=push is not None and push.bulk_phase is not None,
     )
 
 

@@ -144,18 +144,69 @@ def test_a_bad_mutation_or_missing_file_is_refused(mutation: str, code: str) -> 
     assert [e["code"] for e in run(go)] == [code]
 
 
-def test_one_bulk_mutation_at_a_time_per_shop() -> None:
+def test_five_bulk_mutations_at_a_time_per_shop_then_limit_reached() -> None:
+    """API ≥ 2026-01: up to five bulk operations per app and shop
+    (https://shopify.dev/changelog/faster-bulk-operations); a sixth start is refused."""
     double = Double()
     double.store.bulk.auto_complete = False
     (person,) = double.store.create_customers(SHOP, 1)
 
-    async def go() -> list[dict[str, Any]]:
+    async def go() -> list[list[dict[str, Any]]]:
         path, _ = await double.stage([{"id": person.gid, "tags": ["a"]}])
-        first = await double.gql(RUN, {"m": TAGS_ADD, "p": path})
-        assert first["bulkOperationRunMutation"]["userErrors"] == []
-        second = await double.gql(RUN, {"m": TAGS_ADD, "p": path})
-        errors: list[dict[str, Any]] = second["bulkOperationRunMutation"]["userErrors"]
-        return errors
+        out = []
+        for _ in range(6):
+            started = await double.gql(RUN, {"m": TAGS_ADD, "p": path})
+            out.append(started["bulkOperationRunMutation"]["userErrors"])
+        return out
 
-    assert [e["code"] for e in run(go)] == ["LIMIT_REACHED"]
+    answers = run(go)
+    assert answers[:5] == [[]] * 5
+    assert [e["code"] for e in answers[5]] == ["LIMIT_REACHED"]
     assert person.tags == []  # nothing runs before the operation does
+
+
+def test_a_file_over_100_mb_is_refused_by_its_size() -> None:
+    """Declared too large: stagedUploadsCreate refuses; uploaded too large (or larger than declared):
+    the storage answers 400 EntityTooLarge from the byte count."""
+    double = Double()
+
+    async def go() -> tuple[list[dict[str, Any]], int, int]:
+        big = await double.gql(
+            STAGE,
+            {
+                "input": [
+                    {
+                        "resource": "BULK_MUTATION_VARIABLES",
+                        "filename": "v.jsonl",
+                        "mimeType": "text/jsonl",
+                        "fileSize": str(100_000_001),
+                    }
+                ]
+            },
+        )
+        declared = await double.gql(
+            STAGE,
+            {
+                "input": [
+                    {
+                        "resource": "BULK_MUTATION_VARIABLES",
+                        "filename": "v.jsonl",
+                        "mimeType": "text/jsonl",
+                        "fileSize": "10",
+                    }
+                ]
+            },
+        )
+        target = declared["stagedUploadsCreate"]["stagedTargets"][0]
+        params = {p["name"]: p["value"] for p in target["parameters"]}
+        over_declared = await double.http.post(
+            target["url"], data=params, files={"file": ("v.jsonl", b'{"id":"x"}\n{"id":"y"}\n')}
+        )
+        over_limit = await double.http.post(
+            target["url"], data=params, files={"file": ("v.jsonl", b"{}\n" * 33_400_000)}
+        )
+        return big["stagedUploadsCreate"]["userErrors"], over_declared.status_code, over_limit.status_code
+
+    errors, over_declared, over_limit = run(go)
+    assert [e["message"] for e in errors] == ["File size is too large."]
+    assert (over_declared, over_limit) == (400, 400)
