@@ -2,8 +2,8 @@
 one phase that fit under Shopify's 100 MB bulk-mutation file limit) and how far it went, so that a
 crash resumes part by part; ``shop_push_state.bulk_error`` says which parts Shopify refused.
 
-Revision ID: 0022_bulksplit
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-04 13:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import app.models.base
 
-revision: str = "0022_bulksplit"
-down_revision: str | Sequence[str] | None = "0021"
+revision: str = "0023"
+down_revision: str | Sequence[str] | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
