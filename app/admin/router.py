@@ -22,7 +22,6 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -60,7 +59,6 @@ class ServiceUnavailable(AppError):
 # The settings form is a dozen short fields (well under 2 KB); nothing legitimate comes near this.
 SETTINGS_MAX_BODY_BYTES = 64 * 1024
 SETTINGS_BODY_TIMEOUT_SECONDS = 10.0
-STATIC_DIR = Path(__file__).parent / "static"
 T = TypeVar("T")
 
 NAV = (
