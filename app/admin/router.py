@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from app.admin import outcomes, repository, service, views
+from app.admin import outcomes, repository, service, settings_page, views
 from app.admin.rendering import Formatter, launch_query, templates
 from app.auth.router import session_token_bounce
 from app.auth.security import set_frame_ancestors
@@ -442,49 +442,66 @@ def _settings_context(session: Any, shop_id: int) -> dict[str, Any]:
     }
 
 
-@router.get("/app/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, shop: CurrentShop) -> Response:
-    _check_shop_param(request, shop)
-    context = await _read(request, _settings_context, shop.shop_id)
+def _settings_page(
+    request: Request, shop: Shop, values: dict[str, Any], status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    errors: list[settings_page.FieldError] = context.pop("errors", [])
     return _page(
         request,
         "settings.html",
         shop,
+        status_code=status_code,
         active="settings",
-        values=views.settings_form_values(context["current"]),
-        errors=[],
+        values=values,
+        errors=errors,
+        error_of={e.field: e.message for e in errors if e.field},
+        **{"saved": False, "rescore_pending": False, "rewrite": None, **context},
+        **settings_page.choices(),
+    )
+
+
+@router.get("/app/settings", response_class=HTMLResponse)
+async def settings_view(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    context = await _read(request, _settings_context, shop.shop_id)
+    return _settings_page(
+        request,
+        shop,
+        settings_page.form_values(context["current"]),
         saved=request.query_params.get("saved") == "1",
         rescore_pending=context["rescore_pending"],
         leave=context["leave"],
-        **views.settings_choices(),
     )
 
 
 @router.post("/app/settings", response_class=HTMLResponse)
 async def save_settings(request: Request, shop: CurrentShop) -> Response:
+    """Every problem at its field (422, nothing saved); a change that rewrites tags or metafields in
+    Shopify is shown with how many customers it rewrites and saved only once the form comes back
+    with that change's confirmation; the "reset to Shopify's default grid" form goes the same way."""
     _check_shop_param(request, shop)
     form = await _read_form(request)
-    changes, errors = views.settings_changes(form)
+    errors: list[settings_page.FieldError] = []
+    if settings_page.RESET_GRID in form:
+        changes = settings_page.reset_grid_changes(form)  # a wrong value: 422, nothing saved
+    else:
+        changes, errors = settings_page.parse(form)
+    proposal = None
     if not errors:
         try:
-            await _write(request, service.save_settings, shop.shop_id, changes, _now())
+            proposal = await _read(request, settings_page.propose, shop.shop_id, changes)
         except SettingsError as exc:
-            errors.append(views.FieldError.of(exc))
-    if errors:
+            errors.append(settings_page.FieldError.of(exc))
+    if proposal is None:
         leave = await _read(request, service.cleanup_offer, shop.shop_id)
-        return _page(
-            request,
-            "settings.html",
-            shop,
-            status_code=422,
-            active="settings",
-            values=views.settings_form_echo(form),
-            errors=errors,
-            saved=False,
-            rescore_pending=False,
-            leave=leave,
-            **views.settings_choices(),
-        )
+        typed = settings_page.form_echo(form)
+        return _settings_page(request, shop, typed, status_code=422, errors=errors, leave=leave)
+    rewrite = proposal.rewrite
+    if rewrite is not None and form.get(settings_page.CONFIRM) != rewrite.token:
+        leave = await _read(request, service.cleanup_offer, shop.shop_id)
+        values = settings_page.form_values(proposal.after)
+        return _settings_page(request, shop, values, rewrite=rewrite, leave=leave)
+    await _write(request, service.save_settings, shop.shop_id, changes, _now())
     return RedirectResponse(f"/app/settings?{launch_query(request, saved=1)}", status_code=303)
 
 

@@ -175,6 +175,8 @@ def test_a_settings_change_moves_the_segments(
     for cell in ("5_4", "5_5", "4_5"):  # no more Champions: they become Loyal
         page.select_option(f'select[name="grid_{cell}"]', "Loyal")  # type: ignore[attr-defined]
     page.click("#save-settings")  # type: ignore[attr-defined]
+    page.wait_for_selector("#settings-confirm")  # type: ignore[attr-defined] # how many it rewrites
+    page.click("#confirm-save")  # type: ignore[attr-defined]
     page.wait_for_selector("#settings-saved")  # type: ignore[attr-defined]
     assert "scored again" in page.locator("#settings-saved").inner_text()  # type: ignore[attr-defined]
 
@@ -201,7 +203,7 @@ def test_a_settings_error_is_shown_next_to_the_form(
     page.click("#save-settings")  # type: ignore[attr-defined]
     page.wait_for_selector("#settings-errors")  # type: ignore[attr-defined]
     assert (
-        "Conversion rate: conversion rate must be more than 0 and at most 1."
+        "Conversion rate: Must be a share above 0 and at most 1 (0.02)"
         in page.locator(  # type: ignore[attr-defined]
             "#settings-errors"
         ).inner_text()
