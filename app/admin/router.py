@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from app.admin import outcomes, repository, service, settings_page, views
+from app.admin import outcomes, repository, service, settings_page, status_page, views
 from app.admin.rendering import Formatter, launch_query, templates
 from app.auth.router import session_token_bounce
 from app.auth.security import set_frame_ancestors
@@ -598,31 +598,67 @@ async def save_plays(request: Request, shop: CurrentShop) -> Response:
 # -- status ------------------------------------------------------------------------------------
 
 
+def _pending_counts(request: Request) -> status_page.PendingCounts:
+    counts: status_page.PendingCounts | None = getattr(request.app.state, "pending_counts", None)
+    if counts is None:
+        counts = request.app.state.pending_counts = status_page.PendingCounts()
+    return counts
+
+
+def _status(session: Any, shop: Shop, pending: status_page.PendingCounts) -> dict[str, Any]:
+    return {
+        "s": service.status(session, shop, pending),
+        "retry": status_page.import_retry(session, shop.shop_id),
+    }
+
+
+def _retry_json(retry: status_page.ImportRetry | None, fmt: Formatter) -> dict[str, Any] | None:
+    if retry is None:
+        return None
+    return {
+        "attempts": retry.attempts,
+        "next_try_at": retry.next_try_at.isoformat(),
+        "next_try_local": fmt.datetime(retry.next_try_at),
+        "shopify_unreachable": retry.unreachable,
+        "words": retry.words,
+    }
+
+
 @router.get("/app/status", response_class=HTMLResponse)
-async def status_page(request: Request, shop: CurrentShop) -> Response:
+async def status_view(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    data = await _read(request, service.status, shop)
+    data = await _read(request, _status, shop, _pending_counts(request))
+    s = data["s"]
     return _page(
         request,
         "status.html",
         shop,
         active="status",
-        s=data,
-        progress=service.progress_json(data.progress),
-        failures=[service.job_words(j) for j in data.failed_jobs],
+        s=s,
+        retry=data["retry"],
+        progress=service.progress_json(s.progress),
+        under_way=status_page.under_way(s.progress),
+        failures=[service.job_words(j) for j in s.failed_jobs],
         notice=request.query_params.get("notice"),
     )
 
 
 @router.get("/api/status")
-def status_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
-    return views.status_json(service.status(session, shop), shop)
+def status_json(request: Request, shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
+    data = _status(session, shop, _pending_counts(request))
+    body = views.status_json(data["s"], shop)
+    body["import"]["retry"] = _retry_json(data["retry"], Formatter(shop.currency_code, shop.iana_timezone))
+    body["import"]["under_way"] = status_page.under_way(data["s"].progress)
+    return body
 
 
 @router.post("/app/status/import")
 async def reimport(request: Request, shop: CurrentShop) -> Response:
+    """Import the order history (again): not while one runs (409); a repeat only with the form's
+    confirmation (422); nothing is queued otherwise."""
     _check_shop_param(request, shop)
-    await _write(request, service.request_import, shop.shop_id, _now())
+    form = await _read_form(request)
+    await _write(request, status_page.request_reimport, shop.shop_id, _now(), form.get("confirm"))
     return _after_post(request, "import-queued")
 
 

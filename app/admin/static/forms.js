@@ -1,4 +1,4 @@
-// The settings page: after a save that was refused (or needs confirming), focus goes to the
+// The settings and status pages. Settings: after a save that was refused (or needs confirming), focus goes to the
 // summary above the form, so that a screen reader reads the problems and the keyboard starts
 // there (`autofocus` does the same without JavaScript, where the browser allows it in a frame).
 // Once Polaris has defined its form components, the plain controls beside them (shown until then,
