@@ -3,7 +3,7 @@ settings service's changes with every problem at its own field, and, before a sa
 what the app wrote to Shopify, how many customers it would rewrite there (a confirm step).
 
 Errors are told at their field in plain words that do not repeat the field's name (the field's
-label stands beside them); see docs/customers.md, "Settings"."""
+label stands beside them); see docs/settings-and-status.md."""
 
 from __future__ import annotations
 
