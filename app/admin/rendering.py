@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 
 from app.auth.router import APP_BRIDGE_URL
+from app.kit.static import FingerprintedStatic
 from app.scoring.service import shop_day
 
 POLARIS_URL = "https://cdn.shopify.com/shopifycloud/polaris.js"
@@ -50,8 +51,15 @@ _NO_DECIMALS = {
 }  # fmt: skip
 _THREE_DECIMALS = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
 
+STATIC_DIR = Path(__file__).parent / "static"
+static_files = FingerprintedStatic(STATIC_DIR, "/admin/static")
+"""Mounted by `create_app`; templates name a file with `static_url("admin.css")` (a content-hashed
+URL, cached for a year: app/kit/static.py)."""
+
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.globals.update(app_bridge_url=APP_BRIDGE_URL, polaris_url=POLARIS_URL)
+templates.env.globals.update(
+    app_bridge_url=APP_BRIDGE_URL, polaris_url=POLARIS_URL, static_url=static_files.url
+)
 
 
 class Formatter:

@@ -22,7 +22,6 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -30,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from app.admin import outcomes, repository, service, views
+from app.admin import outcomes, repository, service, settings_page, status_page, views
 from app.admin.rendering import Formatter, launch_query, templates
 from app.auth.router import session_token_bounce
 from app.auth.security import set_frame_ancestors
@@ -60,7 +59,6 @@ class ServiceUnavailable(AppError):
 # The settings form is a dozen short fields (well under 2 KB); nothing legitimate comes near this.
 SETTINGS_MAX_BODY_BYTES = 64 * 1024
 SETTINGS_BODY_TIMEOUT_SECONDS = 10.0
-STATIC_DIR = Path(__file__).parent / "static"
 T = TypeVar("T")
 
 NAV = (
@@ -444,49 +442,66 @@ def _settings_context(session: Any, shop_id: int) -> dict[str, Any]:
     }
 
 
-@router.get("/app/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, shop: CurrentShop) -> Response:
-    _check_shop_param(request, shop)
-    context = await _read(request, _settings_context, shop.shop_id)
+def _settings_page(
+    request: Request, shop: Shop, values: dict[str, Any], status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    errors: list[settings_page.FieldError] = context.pop("errors", [])
     return _page(
         request,
         "settings.html",
         shop,
+        status_code=status_code,
         active="settings",
-        values=views.settings_form_values(context["current"]),
-        errors=[],
+        values=values,
+        errors=errors,
+        error_of={e.field: e.message for e in errors if e.field},
+        **{"saved": False, "rescore_pending": False, "rewrite": None, **context},
+        **settings_page.choices(),
+    )
+
+
+@router.get("/app/settings", response_class=HTMLResponse)
+async def settings_view(request: Request, shop: CurrentShop) -> Response:
+    _check_shop_param(request, shop)
+    context = await _read(request, _settings_context, shop.shop_id)
+    return _settings_page(
+        request,
+        shop,
+        settings_page.form_values(context["current"]),
         saved=request.query_params.get("saved") == "1",
         rescore_pending=context["rescore_pending"],
         leave=context["leave"],
-        **views.settings_choices(),
     )
 
 
 @router.post("/app/settings", response_class=HTMLResponse)
 async def save_settings(request: Request, shop: CurrentShop) -> Response:
+    """Every problem at its field (422, nothing saved); a change that rewrites tags or metafields in
+    Shopify is shown with how many customers it rewrites and saved only once the form comes back
+    with that change's confirmation; the "reset to Shopify's default grid" form goes the same way."""
     _check_shop_param(request, shop)
     form = await _read_form(request)
-    changes, errors = views.settings_changes(form)
+    errors: list[settings_page.FieldError] = []
+    if settings_page.RESET_GRID in form:
+        changes = settings_page.reset_grid_changes(form)  # a wrong value: 422, nothing saved
+    else:
+        changes, errors = settings_page.parse(form)
+    proposal = None
     if not errors:
         try:
-            await _write(request, service.save_settings, shop.shop_id, changes, _now())
+            proposal = await _read(request, settings_page.propose, shop.shop_id, changes)
         except SettingsError as exc:
-            errors.append(views.FieldError.of(exc))
-    if errors:
+            errors.append(settings_page.FieldError.of(exc))
+    if proposal is None:
         leave = await _read(request, service.cleanup_offer, shop.shop_id)
-        return _page(
-            request,
-            "settings.html",
-            shop,
-            status_code=422,
-            active="settings",
-            values=views.settings_form_echo(form),
-            errors=errors,
-            saved=False,
-            rescore_pending=False,
-            leave=leave,
-            **views.settings_choices(),
-        )
+        typed = settings_page.form_echo(form)
+        return _settings_page(request, shop, typed, status_code=422, errors=errors, leave=leave)
+    rewrite = proposal.rewrite
+    if rewrite is not None and form.get(settings_page.CONFIRM) != rewrite.token:
+        leave = await _read(request, service.cleanup_offer, shop.shop_id)
+        values = settings_page.form_values(proposal.after)
+        return _settings_page(request, shop, values, rewrite=rewrite, leave=leave)
+    await _write(request, service.save_settings, shop.shop_id, changes, _now())
     return RedirectResponse(f"/app/settings?{launch_query(request, saved=1)}", status_code=303)
 
 
@@ -583,31 +598,67 @@ async def save_plays(request: Request, shop: CurrentShop) -> Response:
 # -- status ------------------------------------------------------------------------------------
 
 
+def _pending_counts(request: Request) -> status_page.PendingCounts:
+    counts: status_page.PendingCounts | None = getattr(request.app.state, "pending_counts", None)
+    if counts is None:
+        counts = request.app.state.pending_counts = status_page.PendingCounts()
+    return counts
+
+
+def _status(session: Any, shop: Shop, pending: status_page.PendingCounts) -> dict[str, Any]:
+    return {
+        "s": service.status(session, shop, pending),
+        "retry": status_page.import_retry(session, shop.shop_id),
+    }
+
+
+def _retry_json(retry: status_page.ImportRetry | None, fmt: Formatter) -> dict[str, Any] | None:
+    if retry is None:
+        return None
+    return {
+        "attempts": retry.attempts,
+        "next_try_at": retry.next_try_at.isoformat(),
+        "next_try_local": fmt.datetime(retry.next_try_at),
+        "shopify_unreachable": retry.unreachable,
+        "words": retry.words,
+    }
+
+
 @router.get("/app/status", response_class=HTMLResponse)
-async def status_page(request: Request, shop: CurrentShop) -> Response:
+async def status_view(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    data = await _read(request, service.status, shop)
+    data = await _read(request, _status, shop, _pending_counts(request))
+    s = data["s"]
     return _page(
         request,
         "status.html",
         shop,
         active="status",
-        s=data,
-        progress=service.progress_json(data.progress),
-        failures=[service.job_words(j) for j in data.failed_jobs],
+        s=s,
+        retry=data["retry"],
+        progress=service.progress_json(s.progress),
+        under_way=status_page.under_way(s.progress),
+        failures=[service.job_words(j) for j in s.failed_jobs],
         notice=request.query_params.get("notice"),
     )
 
 
 @router.get("/api/status")
-def status_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
-    return views.status_json(service.status(session, shop), shop)
+def status_json(request: Request, shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
+    data = _status(session, shop, _pending_counts(request))
+    body = views.status_json(data["s"], shop)
+    body["import"]["retry"] = _retry_json(data["retry"], Formatter(shop.currency_code, shop.iana_timezone))
+    body["import"]["under_way"] = status_page.under_way(data["s"].progress)
+    return body
 
 
 @router.post("/app/status/import")
 async def reimport(request: Request, shop: CurrentShop) -> Response:
+    """Import the order history (again): not while one runs (409); a repeat only with the form's
+    confirmation (422); nothing is queued otherwise."""
     _check_shop_param(request, shop)
-    await _write(request, service.request_import, shop.shop_id, _now())
+    form = await _read_form(request)
+    await _write(request, status_page.request_reimport, shop.shop_id, _now(), form.get("confirm"))
     return _after_post(request, "import-queued")
 
 

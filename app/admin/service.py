@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -619,14 +620,17 @@ def sync_registered() -> bool:
     return registry.kind(SYNC_KIND) is not None
 
 
-def status(session: Session, shop: Shop) -> Status:
+def status(session: Session, shop: Shop, pending: Callable[[Session, int], int] | None = None) -> Status:
+    """``pending`` counts the customers waiting to be written (the status page keeps the count
+    between requests: app.admin.status_page.PendingCounts); without it they are counted here."""
     row = repo.metrics_row(session, shop.shop_id)
     available = sync_registered()
+    waiting = pending(session, shop.shop_id) if available and pending is not None else None
     return Status(
         progress=imports_service.import_progress(session, shop.shop_id),
         last_webhook_at=shop.last_webhook_at,
         sync_available=available,
-        sync=sync_service.sync_status(session, shop.shop_id) if available else None,
+        sync=sync_service.sync_status(session, shop.shop_id, waiting) if available else None,
         sync_running=repo.active_job(session, shop.shop_id, SYNC_KIND),
         failed_jobs=repo.failed_jobs(session, shop.shop_id),
         rescored_at=row.rescored_at if row else None,

@@ -23,26 +23,21 @@ from app.admin.service import (
     admin_customer_url,
 )
 from app.admin.service import progress_json as _progress_json
+from app.admin.settings_page import plain_number
 from app.models import Shop
 from app.scoring.service import shop_day
 from app.settings.schemas import (
-    METHODS,
     PLAY_FIELDS,
-    PREFIX_FIELDS,
     ScoringSettings,
     SettingsError,
-    validate,
 )
 from app.vocabulary import (
     BEHAVIOUR_LABELS,
     CHURN_RISK_BANDS,
     CLV_TIER_LABELS,
-    SEGMENT_NAMES,
-    SEGMENT_TAGS,
     SEGMENTS_OF_METHOD,
     STAGE_LABELS,
     STAGE_NAMES,
-    THIRDS_GROUP_NAMES,
     THIRDS_GROUP_SUMS,
     churn_risk_band_words,
 )
@@ -67,7 +62,7 @@ def horizon_words(days: int) -> str:
 def clv_labels(settings: ScoringSettings) -> dict[str, str]:
     """Every CLV figure's label with its period and method (one CLV story on every page)."""
     horizon = horizon_words(settings.clv_horizon_days)
-    lifespan = _plain_number(settings.lifespan_years)
+    lifespan = plain_number(settings.lifespan_years)
     return {
         "horizon": horizon,
         "predicted": f"Predicted CLV (next {horizon})",
@@ -514,132 +509,12 @@ def accuracy_json(b: Any, fit: Any, newest: Any, rows: list[dict[str, Any]], sho
 
 # -- settings ----------------------------------------------------------------------------------
 
-GRID_ROWS = (5, 4, 3, 2, 1)
-GRID_COLUMNS = (1, 2, 3, 4, 5)
-TEXT_FIELDS = (
-    "scoring_method",
-    "window_days",
-    "clv_horizon_days",
-    "lifespan_years",
-    "cac",
-    "conversion_rate",
-    "rfm_tag_prefix",
-    "stage_tag_prefix",
-    "clv_tag_prefix",
-)
-FIELD_LABELS = {
-    "scoring_method": "Scoring method",
-    "window_days": "Window",
-    "clv_horizon_days": "CLV horizon",
-    "lifespan_years": "Average lifespan",
-    "cac": "Customer acquisition cost",
-    "conversion_rate": "Conversion rate",
-    "rfm_tag_prefix": "RFM tag prefix",
-    "stage_tag_prefix": "Stage tag prefix",
-    "clv_tag_prefix": "CLV tag prefix",
-    "segment_grid": "Segment grid",
-    "sync_enabled": "Sync",
-}
-
-
-WINDOW_HELP = (
-    "With a window, the scores rank the buyers who ordered within it: frequency and monetary count "
-    "their orders and spend in the window, recency the days since their last order. A buyer with no "
-    "order in the window is not ranked: they score 1 on frequency and monetary, and by quintiles 1 on "
-    "recency too (so they fall in the grid's R 1, FM 1 cell); by thirds recency keeps its month bins. "
-    "Empty: every order counts, and every buyer is ranked."
-)
-
-
-def method_help() -> str:
-    groups = ", ".join(f"{low}–{high} {name}" for name, (low, high) in THIRDS_GROUP_SUMS.items())
-    return (
-        "Quintiles: each score 1–5 by the share of buyers strictly worse on it (5 is best), and the "
-        "segment by the grid below. Thirds: each score 1–3, recency 3 for an order in the last 4 months, "
-        "2 for 4 to 8 months, 1 for older; frequency and monetary by the lower, middle or upper third of "
-        f"the range of your buyers' values; the group by R + F + M: {groups}. The group is the segment "
-        "written to Shopify (tag, metafield, segment) and shown on every page."
-    )
-
-
-def settings_choices() -> dict[str, Any]:
-    return {
-        "methods": [
-            (
-                m,
-                "Quintiles (1–5, as Shopify does)"
-                if m == "quintile"
-                else f"Thirds (1–3, {'/'.join(THIRDS_GROUP_NAMES)})",
-            )
-            for m in METHODS
-        ],
-        "method_help": method_help(),
-        "window_help": WINDOW_HELP,
-        "segment_names": SEGMENT_NAMES,
-        "grid_rows": GRID_ROWS,
-        "grid_columns": GRID_COLUMNS,
-        "labels": FIELD_LABELS,
-        "example_segment_tag": SEGMENT_TAGS[SEGMENT_NAMES[0]],
-    }
-
-
-def _plain_number(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return str(value)
-
-
-def settings_form_values(s: ScoringSettings) -> dict[str, Any]:
-    values: dict[str, Any] = {k: _plain_number(getattr(s, k)) for k in TEXT_FIELDS}
-    values["sync_enabled"] = s.sync_enabled
-    values["grid"] = {f"{r}_{fm}": name for (r, fm), name in s.segment_grid.items()}
-    return values
-
-
-def settings_form_echo(form: dict[str, str]) -> dict[str, Any]:
-    """What the merchant typed, shown again next to the error messages."""
-    values: dict[str, Any] = {k: form.get(k, "") for k in TEXT_FIELDS}
-    values["sync_enabled"] = "sync_enabled" in form
-    values["grid"] = {f"{r}_{fm}": form.get(f"grid_{r}_{fm}", "") for r in GRID_ROWS for fm in GRID_COLUMNS}
-    return values
-
 
 class FieldError(str):
-    """A problem in plain words, shown in the banner and next to the field it names."""
+    """A problem in plain words, shown in the banner and next to the field it names (the plays
+    form; the settings form's are `app.admin.settings_page.FieldError`)."""
 
     field: str | None = None
-
-    @staticmethod
-    def of(exc: SettingsError, key: str | None = None) -> FieldError:
-        field = exc.field or key
-        detail = exc.detail if field else exc.detail[:1].upper() + exc.detail[1:]
-        error = FieldError(f"{FIELD_LABELS.get(field, field)}: {detail}." if field else f"{detail}.")
-        error.field = field
-        return error
-
-
-def settings_changes(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """The settings service's changes from the form, and every field's problem in plain words
-    (each field is checked on its own so that the merchant sees all the problems at once)."""
-    changes: dict[str, Any] = {k: form.get(k, "").strip() for k in TEXT_FIELDS if k in form}
-    changes["sync_enabled"] = "sync_enabled" in form
-    grid_fields = {f"{r},{fm}": form.get(f"grid_{r}_{fm}", "") for r in GRID_ROWS for fm in GRID_COLUMNS}
-    if any(f"grid_{r}_{fm}" in form for r in GRID_ROWS for fm in GRID_COLUMNS):
-        changes["segment_grid"] = grid_fields
-    # the prefixes are checked together: none may begin another
-    prefixes: dict[str, Any] = {k: changes[k] for k in PREFIX_FIELDS if k in changes}
-    errors: list[str] = []
-    for key, value in changes.items():
-        try:
-            validate(prefixes if key in PREFIX_FIELDS else {key: value})
-        except SettingsError as exc:
-            if exc.field in (None, key):
-                errors.append(FieldError.of(exc, key))
-    return changes, errors
 
 
 # -- status ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, SmallInteger, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -29,3 +29,15 @@ class CustomerSyncState(Base):
     error_hash: Mapped[int | None] = mapped_column(BigInteger)  # the synced_hash that was refused
     error_attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # The status page's "customers Shopify refused" (count and the newest five) read only the
+    # refused rows, not every customer the app wrote to.
+    __table_args__ = (
+        Index(
+            "ix_customer_sync_state_refused",
+            "shop_id",
+            "updated_at",
+            postgresql_where=text("error IS NOT NULL"),
+            sqlite_where=text("error IS NOT NULL"),
+        ),
+    )

@@ -96,11 +96,12 @@ def grid_from_json(text: str) -> Grid:
 
 
 def _grid(value: Any) -> Grid:
+    key = "segment_grid"
     if isinstance(value, str):
         try:
             value = grid_from_json(value)
         except (ValueError, AttributeError) as exc:
-            raise SettingsError(f"segment grid is not valid JSON of 'R,FM' cells: {exc}") from exc
+            raise SettingsError(f"is not valid JSON of 'R,FM' cells: {exc}", field=key) from exc
     if isinstance(value, Mapping):
         try:
             value = {
@@ -108,61 +109,68 @@ def _grid(value: Any) -> Grid:
                 for k, v in value.items()
             }
         except (ValueError, TypeError, IndexError) as exc:
-            raise SettingsError("segment grid cells must be written 'R,FM', e.g. '5,4'") from exc
+            raise SettingsError("cells must be written 'R,FM', e.g. '5,4'", field=key) from exc
     try:
         return MappingProxyType(validate_grid(value))
     except GridError as exc:
-        raise SettingsError(str(exc)) from exc
+        raise SettingsError(str(exc).removeprefix("segment grid "), field=key) from exc
 
 
-def _whole(value: Any, name: str, low: int, high: int) -> int:
+def _whole(value: Any, key: str, low: int, high: int, *, empty: str = "") -> int:
+    words = f"must be a whole number of days from {low} to {high}{empty}"
     if isinstance(value, bool) or not isinstance(value, int | str | float | Decimal):
-        raise SettingsError(f"{name} must be a whole number of days between {low} and {high}")
+        raise SettingsError(words, field=key)
     try:
         number = Decimal(str(value))
     except InvalidOperation as exc:
-        raise SettingsError(f"{name} must be a whole number of days between {low} and {high}") from exc
-    if number != number.to_integral_value() or not low <= number <= high:
-        raise SettingsError(f"{name} must be a whole number of days between {low} and {high}")
+        raise SettingsError(words, field=key) from exc
+    if not number.is_finite() or number != number.to_integral_value() or not low <= number <= high:
+        raise SettingsError(words, field=key)
     return int(number)
 
 
-def _number(value: Any, name: str, low: float, high: float, *, low_open: bool = False) -> float:
+def _number(value: Any, key: str, low: float, high: float, words: str) -> float:
+    """A number above ``low`` and at most ``high``; ``words`` say so in the merchant's terms."""
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{name} must be a number") from exc
-    if (
-        isinstance(value, bool)
-        or not math.isfinite(number)
-        or number > high
-        or number < low
-        or (low_open and number == low)
-    ):
-        bound = f"more than {low:g}" if low_open else f"at least {low:g}"
-        raise SettingsError(f"{name} must be {bound} and at most {high:g}")
+        raise SettingsError(words, field=key) from exc
+    if isinstance(value, bool) or not math.isfinite(number) or not low < number <= high:
+        raise SettingsError(words, field=key)
     return number
+
+
+CONVERSION_WORDS: Final = (
+    "must be a share above 0 and at most 1 (0.02), or a percentage above 0 and at most 100 (2%), or empty"
+)
+
+
+def _rate(value: Any) -> float:
+    """The conversion rate: a share (0.02) or a percentage ("2%", "2 %")."""
+    key = "conversion_rate"
+    if isinstance(value, str) and value.strip().endswith("%"):
+        percent = _number(value.strip()[:-1].strip(), key, 0.0, 100.0, CONVERSION_WORDS)
+        return float(Decimal(str(percent)) / 100)
+    return _number(value, key, 0.0, 1.0, CONVERSION_WORDS)
 
 
 def _prefix(value: Any, key: str) -> str:
     """A tag prefix: it ends in a separator, so that the app's tags can be told from a merchant's
     own ones sharing their first letters ("v-new" is the app's, "vip" never is)."""
-    name = PREFIX_NAMES[key]
     if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"{name} must not be empty", field=key)
+        raise SettingsError("must not be empty", field=key)
     value = value.strip()
     if len(value) > TAG_PREFIX_MAX:
-        raise SettingsError(f"{name} must be at most {TAG_PREFIX_MAX} characters", field=key)
+        raise SettingsError(f"must be at most {TAG_PREFIX_MAX} characters", field=key)
     if not _TAG_PREFIX.fullmatch(value):
         raise SettingsError(
-            f"{name} may contain only letters, digits, '.', ':', '-' and '_', and must start with a "
-            "letter or digit",
+            "may contain only letters, digits, '.', ':', '-' and '_', and must start with a letter or digit",
             field=key,
         )
     if not value.endswith(TAG_SEPARATORS) or len(value) < 2:
         raise SettingsError(
-            f"{name} must be a word followed by ':', '-' or '_' (for example 'rfm:'), so that the app's "
-            "tags cannot be confused with your own",
+            "must be a word followed by ':', '-' or '_' (for example 'rfm:'), so that the app's tags "
+            "cannot be confused with your own",
             field=key,
         )
     return value
@@ -179,15 +187,16 @@ def _check_prefixes(result: ScoringSettings, changed: set[str]) -> None:
                 continue
             how = "is the same as" if mine == theirs else "overlaps"
             raise SettingsError(
-                f"{PREFIX_NAMES[key]} '{getattr(result, key)}' {how} the {PREFIX_NAMES[other]} "
-                f"'{getattr(result, other)}': the three tag prefixes must differ and none may begin "
-                "another, or the app could not tell its tags apart",
+                f"'{getattr(result, key)}' {how} the {PREFIX_NAMES[other]} '{getattr(result, other)}': "
+                "the three tag prefixes must differ and none may begin another, or the app could not "
+                "tell its tags apart",
                 field=key,
             )
 
 
 def validate(changes: Mapping[str, Any], current: ScoringSettings = DEFAULTS) -> ScoringSettings:
-    """``current`` with ``changes`` applied, every value checked; raises SettingsError in plain words."""
+    """``current`` with ``changes`` applied, every value checked; raises SettingsError in plain words
+    (``field`` names the setting, the words do not repeat its name)."""
     known = {f.name for f in fields(ScoringSettings)}
     unknown = sorted(set(changes) - known)
     if unknown:
@@ -196,31 +205,39 @@ def validate(changes: Mapping[str, Any], current: ScoringSettings = DEFAULTS) ->
     for key, value in changes.items():
         if key == "scoring_method":
             if value not in METHODS:
-                raise SettingsError("scoring method must be 'quintile' or 'thirds'")
+                raise SettingsError("must be 'quintile' or 'thirds'", field=key)
             clean[key] = value
         elif key == "window_days":
-            clean[key] = None if value in (None, "", "all") else _whole(value, "window", 1, MAX_WINDOW_DAYS)
+            clean[key] = (
+                None
+                if value in (None, "", "all")
+                else _whole(value, key, 1, MAX_WINDOW_DAYS, empty=", or empty to count every order")
+            )
         elif key == "segment_grid":
             clean[key] = _grid(value)
         elif key == "clv_horizon_days":
-            clean[key] = _whole(value, "CLV horizon", 1, MAX_HORIZON_DAYS)
+            clean[key] = _whole(value, key, 1, MAX_HORIZON_DAYS)
         elif key == "lifespan_years":
-            clean[key] = _number(value, "average lifespan (years)", 0.0, MAX_LIFESPAN_YEARS, low_open=True)
+            clean[key] = _number(
+                value,
+                key,
+                0.0,
+                MAX_LIFESPAN_YEARS,
+                f"must be a number of years above 0 and at most {MAX_LIFESPAN_YEARS:g}",
+            )
         elif key == "cac":
             if value in (None, ""):
                 clean[key] = None
             else:
-                cac = Decimal(str(_number(value, "customer acquisition cost", 0.0, 1e9, low_open=True)))
+                cac = Decimal(str(_number(value, key, 0.0, 1e9, "must be an amount above 0, or empty")))
                 clean[key] = cac.quantize(Decimal("0.0001"))
         elif key == "conversion_rate":
-            clean[key] = (
-                None if value in (None, "") else _number(value, "conversion rate", 0.0, 1.0, low_open=True)
-            )
+            clean[key] = None if value in (None, "") else _rate(value)
         elif key in PREFIX_FIELDS:
             clean[key] = _prefix(value, key)
         elif key == "sync_enabled":
             if not isinstance(value, bool):
-                raise SettingsError("sync on/off must be true or false")
+                raise SettingsError("must be true or false", field=key)
             clean[key] = value
     result = replace(current, **clean)
     _check_prefixes(result, {k for k in PREFIX_FIELDS if k in clean and clean[k] != getattr(current, k)})

@@ -49,7 +49,7 @@ from app.sync import push, service
 from app.sync import repository as repo
 from app.sync.plan import customer_gid
 
-CLEANUP: Final = "cleanup"
+CLEANUP: Final = service.CLEANUP_KIND
 """The job kind (``app.sync.tasks``)."""
 PAGE: Final = 500
 BULK_BATCH: Final = 10_000

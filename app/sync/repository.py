@@ -409,6 +409,20 @@ def push_state(session: Session, shop_id: int, *, lock: bool = False) -> ShopPus
     return session.scalar(stmt)
 
 
+def job_stamp(session: Session, shop_id: int, kinds: Sequence[str]) -> tuple[Any, Any, bool]:
+    """(newest job id, newest finish, whether one is pending or running) of the shop's jobs of
+    ``kinds`` (the index on shop_id, kind)."""
+    jobs = table_of(Job)
+    row = session.execute(
+        select(
+            func.max(jobs.c.id),
+            func.max(jobs.c.finished_at),
+            func.count().filter(jobs.c.state.in_(("pending", "running"))),
+        ).where(jobs.c.shop_id == shop_id, jobs.c.kind.in_(list(kinds)))
+    ).one()
+    return row[0], row[1], bool(row[2])
+
+
 def rescored_at(session: Session, shop_id: int) -> datetime | None:
     return session.scalar(
         select(ShopMetricsSnapshot.rescored_at).where(ShopMetricsSnapshot.shop_id == shop_id)

@@ -24,6 +24,8 @@ from app.vocabulary import SEGMENT_NAMES, SEGMENTS_OF_METHOD
 SYNC: Final = "sync"
 """The job kind (``app.sync.tasks``)."""
 REDACT_KEY: Final = "redact:{customer_id}"
+CLEANUP_KIND: Final = "cleanup"
+"""The clean-up's job kind (``app.sync.cleanup.CLEANUP``; it imports this module, not the reverse)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,8 +340,32 @@ def flow_trigger_counts(session: Session, shop_id: int) -> dict[str, int]:
 ERRORS_SHOWN: Final = 5
 
 
-def sync_status(session: Session, shop_id: int) -> SyncStatus:
-    """Last sync time, customers still to write, and errors in plain words (for the status page)."""
+def customers_pending(session: Session, shop_id: int) -> int:
+    """Customers whose Shopify copy is behind (a count over all the shop's scores: see
+    `pending_stamp` for when it can have moved)."""
+    push = repo.push_state(session, shop_id)
+    return repo.count_due(session, shop_id, push.prefix_generation if push is not None else 0)
+
+
+def pending_stamp(session: Session, shop_id: int) -> tuple[object, ...]:
+    """What `customers_pending` depends on, read from a few indexed rows: the scores' last rescore
+    (which writes every changed ``synced_hash``), the push state (prefix generation, each run), and
+    the shop's sync and clean-up jobs (the only writers of the sync state, customers/redact
+    included, which queues one). The last item: whether such a job is pending or running, when the
+    count may move without the rest changing."""
+    push = repo.push_state(session, shop_id)
+    jobs = repo.job_stamp(session, shop_id, (SYNC, CLEANUP_KIND))
+    return (
+        repo.rescored_at(session, shop_id),
+        None if push is None else (push.prefix_generation, push.updated_at, push.last_sync_at),
+        jobs[:2],
+        jobs[2],
+    )
+
+
+def sync_status(session: Session, shop_id: int, pending: int | None = None) -> SyncStatus:
+    """Last sync time, customers still to write (``pending`` when the caller already knows it),
+    and errors in plain words (for the status page)."""
     settings = get_settings(session, shop_id)
     push = repo.push_state(session, shop_id)
     generation = push.prefix_generation if push is not None else 0
@@ -364,7 +390,7 @@ def sync_status(session: Session, shop_id: int) -> SyncStatus:
         enabled=settings.sync_enabled,
         last_sync_at=push.last_sync_at if push is not None else None,
         last_written=push.last_written if push is not None else 0,
-        customers_pending=repo.count_due(session, shop_id, generation),
+        customers_pending=repo.count_due(session, shop_id, generation) if pending is None else pending,
         customers_refused=refused,
         errors=errors,
         bulk_running=push is not None and push.bulk_phase is not None,

@@ -175,6 +175,8 @@ def test_a_settings_change_moves_the_segments(
     for cell in ("5_4", "5_5", "4_5"):  # no more Champions: they become Loyal
         page.select_option(f'select[name="grid_{cell}"]', "Loyal")  # type: ignore[attr-defined]
     page.click("#save-settings")  # type: ignore[attr-defined]
+    page.wait_for_selector("#settings-confirm")  # type: ignore[attr-defined] # how many it rewrites
+    page.click("#confirm-save")  # type: ignore[attr-defined]
     page.wait_for_selector("#settings-saved")  # type: ignore[attr-defined]
     assert "scored again" in page.locator("#settings-saved").inner_text()  # type: ignore[attr-defined]
 
@@ -201,7 +203,7 @@ def test_a_settings_error_is_shown_next_to_the_form(
     page.click("#save-settings")  # type: ignore[attr-defined]
     page.wait_for_selector("#settings-errors")  # type: ignore[attr-defined]
     assert (
-        "Conversion rate: conversion rate must be more than 0 and at most 1."
+        "Conversion rate: Must be a share above 0 and at most 1 (0.02)"
         in page.locator(  # type: ignore[attr-defined]
             "#settings-errors"
         ).inner_text()
@@ -245,9 +247,9 @@ def test_the_status_panel_updates_while_you_watch(
     page.wait_for_function(  # type: ignore[attr-defined]
         "document.getElementById('import-state').textContent === 'waiting to start'", timeout=10_000
     )
-    page.click("#reimport")  # type: ignore[attr-defined]
-    page.wait_for_selector("#notice")  # type: ignore[attr-defined]
-    assert "queued" in page.locator("#notice").inner_text()  # type: ignore[attr-defined]
+    # no "import again" while that import is under way
+    assert page.locator("#reimport-busy").is_visible()  # type: ignore[attr-defined]
+    assert not page.locator("#reimport").is_visible()  # type: ignore[attr-defined]
 
 
 # App Bridge opens `shopify://admin/...` links itself (the admin is not here): record what it would

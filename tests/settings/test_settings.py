@@ -32,18 +32,22 @@ def test_a_shop_that_never_saved_settings_gets_the_defaults(session: Session) ->
 
 
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("changes", "field", "message"),
     [
-        ({"scoring_method": "deciles"}, "scoring method must be 'quintile' or 'thirds'"),
-        ({"window_days": 0}, "window must be a whole number of days between 1 and 3660"),
-        ({"window_days": 12.5}, "window must be a whole number of days"),
-        ({"clv_horizon_days": -3}, "CLV horizon must be a whole number of days"),
-        ({"lifespan_years": 0}, "average lifespan (years) must be more than 0"),
-        ({"cac": "abc"}, "customer acquisition cost must be a number"),
-        ({"conversion_rate": 1.5}, "conversion rate must be more than 0 and at most 1"),
-        ({"rfm_tag_prefix": " "}, "rfm tag prefix must not be empty"),
-        ({"clv_tag_prefix": "rfm:"}, "the three tag prefixes must differ"),
-        ({"segment_grid": {"5,5": "Champions"}}, "segment grid cell R=5, FM=1 is missing"),
+        ({"scoring_method": "deciles"}, "scoring_method", "must be 'quintile' or 'thirds'"),
+        ({"window_days": 0}, "window_days", "must be a whole number of days from 1 to 3660"),
+        ({"window_days": 12.5}, "window_days", "must be a whole number of days"),
+        ({"window_days": "NaN"}, "window_days", "must be a whole number of days"),
+        ({"clv_horizon_days": -3}, "clv_horizon_days", "must be a whole number of days"),
+        ({"lifespan_years": 0}, "lifespan_years", "must be a number of years above 0"),
+        ({"cac": "abc"}, "cac", "must be an amount above 0, or empty"),
+        ({"conversion_rate": 1.5}, "conversion_rate", "must be a share above 0 and at most 1 (0.02)"),
+        ({"conversion_rate": "150%"}, "conversion_rate", "or a percentage above 0 and at most 100 (2%)"),
+        ({"conversion_rate": "%"}, "conversion_rate", "or a percentage above 0 and at most 100 (2%)"),
+        ({"conversion_rate": "2%%"}, "conversion_rate", "or a percentage above 0 and at most 100 (2%)"),
+        ({"rfm_tag_prefix": " "}, "rfm_tag_prefix", "must not be empty"),
+        ({"clv_tag_prefix": "rfm:"}, "clv_tag_prefix", "the three tag prefixes must differ"),
+        ({"segment_grid": {"5,5": "Champions"}}, "segment_grid", "cell R=5, FM=1 is missing"),
         (
             {
                 "segment_grid": {
@@ -51,17 +55,28 @@ def test_a_shop_that_never_saved_settings_gets_the_defaults(session: Session) ->
                     "1,1": "Gone",
                 }
             },
+            "segment_grid",
             "names unknown segment 'Gone'",
         ),
-        ({"sync_enabled": "yes"}, "sync on/off must be true or false"),
-        ({"colour": "blue"}, "unknown setting(s): colour"),
+        ({"sync_enabled": "yes"}, "sync_enabled", "must be true or false"),
+        ({"colour": "blue"}, None, "unknown setting(s): colour"),
     ],
 )
-def test_invalid_settings_are_refused_in_plain_words(changes: dict[str, Any], message: str) -> None:
+def test_invalid_settings_are_refused_in_plain_words_at_their_field(
+    changes: dict[str, Any], field: str | None, message: str
+) -> None:
     with pytest.raises(SettingsError) as refused:
         validate(changes)
     assert message in refused.value.detail
+    assert refused.value.field == field
     assert refused.value.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("typed", "rate"), [("2%", 0.02), ("2 %", 0.02), (" 0.5% ", 0.005), ("100%", 1.0), ("0.02", 0.02)]
+)
+def test_a_conversion_rate_may_be_typed_as_a_percentage(typed: str, rate: float) -> None:
+    assert validate({"conversion_rate": typed}).conversion_rate == pytest.approx(rate, abs=1e-12)
 
 
 @pytest.mark.both_dbs
