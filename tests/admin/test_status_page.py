@@ -34,7 +34,7 @@ def _failing_import(session: Session, shop_id: int, error: BaseException, tries:
         assert job is not None
         session.refresh(job)
         assert job.claim_token is not None
-        jobs_repo.fail(session, job.id, job.claim_token, f"{type(error).__name__}: {error}", now)
+        jobs_repo.fail(session, job.shop_id, job.id, job.claim_token, f"{type(error).__name__}: {error}", now)
         session.commit()
     run_after = session.scalar(select(Job.run_after).where(Job.kind == IMPORT_JOB, Job.state == "pending"))
     assert run_after is not None

@@ -1,8 +1,8 @@
 """The customers Shopify refused, indexed on their own (a partial index on the refused sync states),
 so that the status page counts and lists them without reading every customer the app wrote to.
 
-Revision ID: 0022_ui_flow
-Revises: 0021
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-04 13:20:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0022_ui_flow"
-down_revision: str | Sequence[str] | None = "0021"
+revision: str = "0024"
+down_revision: str | Sequence[str] | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
