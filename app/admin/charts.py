@@ -101,7 +101,7 @@ def heat_map(
     x_label: str,
     y_label: str,
     fmt: Format = _number,
-    cell_width: int = 64,
+    cell_width: int = 50,
     cell_height: int = 34,
     description: str | None = None,
     notes: Sequence[Sequence[str | None]] | None = None,
@@ -112,7 +112,9 @@ def heat_map(
     ``notes`` (per cell) is added to the cell's tooltip, e.g. the segment the cell belongs to.
     ``links`` (per cell) makes a cell a link (focusable, named by its row, column, value, note and
     ``link_words``), e.g. to the customers of that cell."""
-    left, top, bottom = 92, 12, 46
+    # room for the rotated axis label and the longest row label (about 7 px a character at 12 px),
+    # so a 5 × 5 grid fits a 360 px phone at its drawn size
+    left, top, bottom = 34 + 7 * max((len(label) for label in row_labels), default=3), 12, 46
     width = left + cell_width * max(len(column_labels), 1) + 12
     height = top + cell_height * max(len(row_labels), 1) + bottom
     flat = [v for row in values for v in row if v is not None]

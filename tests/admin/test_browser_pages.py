@@ -65,6 +65,8 @@ def test_every_page_fits_a_desktop_and_a_phone_and_passes_axe(
     for width, height in (DESKTOP, PHONE):
         context = new_context(chromium, width, height)
         page = context.new_page()
+        page.goto(f"{server}/", wait_until="domcontentloaded")  # the landing page, outside the admin
+        problems += _check_page(page, width)
         for path, name in PAGES:
             open_page(page, server, path)
             problems += _check_page(page, width)
