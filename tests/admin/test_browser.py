@@ -29,6 +29,16 @@ from tests.admin.shopify_sync import double_segments, sync_into_double
 pytestmark = BROWSER
 
 
+def __getattr__(name: str) -> object:
+    """The browser fixtures moved to tests/admin/conftest.py (one Chromium per session); a module
+    that still imports them from here gets them (PEP 562)."""
+    if name in ("browser_page", "chromium", "server", "shots"):
+        from tests.admin import conftest
+
+        return getattr(conftest, name)
+    raise AttributeError(name)
+
+
 def _open(page: object, server: str, path: str, **extra: str) -> None:
     open_page(page, server, path, **extra)
 
