@@ -61,10 +61,6 @@ SHOP_CURRENCY = "EUR"
 SHOP_TIMEZONE = "Europe/Berlin"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives the pages in headless Chromium (/usr/bin/chromium)")
-
-
 def host_param(shop: str) -> str:
     return base64.b64encode(f"admin.shopify.com/store/{shop.split('.')[0]}".encode()).decode().rstrip("=")
 
