@@ -278,13 +278,19 @@ def open_page(page: Any, server: str, path: str, **extra: str) -> None:
 _axe_source: list[str] = []
 
 
-def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
-    """axe-core's violations of these impacts on the page as it is now, one line each."""
+def axe_violations(
+    page: Any, impacts: tuple[str, ...] = ("serious", "critical"), rules: tuple[str, ...] = ()
+) -> list[str]:
+    """axe-core's violations of these impacts on the page as it is now, one line each; every rule,
+    or only ``rules`` (axe rule ids) when given."""
     if not _axe_source:
         assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix tests/browser` (.ci/run does)"
         _axe_source.append(AXE.read_text())
     page.add_script_tag(content=_axe_source[0])
-    found = page.evaluate("axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
+    options: dict[str, Any] = {"resultTypes": ["violations"]}
+    if rules:
+        options["runOnly"] = {"type": "rule", "values": list(rules)}
+    found = page.evaluate("options => axe.run(document, options).then(r => r.violations)", options)
     return [
         f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
         for v in found
