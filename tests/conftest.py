@@ -24,6 +24,7 @@ LONGEST_FIRST = (
     "tests/demo/test_demo.py",
     "tests/orders/test_ingest_function.py::test_the_function_and_the_python_rules",
     "tests/admin/test_browser.py",
+    "tests/admin/test_browser_pages.py",
     "tests/admin/test_browser_cleanup.py",
     "tests/orders/test_delivery_properties.py",
     "tests/scoring/test_scoring_properties.py",

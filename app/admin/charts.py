@@ -20,7 +20,8 @@ _ids = count(1)
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"'
 INK = "#202223"
 MUTED = "#616161"
-SERIES_COLOURS = ("#2c6ecb", "#b98900", "#6d7175")
+# Each at least 3:1 against the white card (WCAG 1.4.11); the hatch of the second is drawn in it.
+SERIES_COLOURS = ("#2c6ecb", "#8a6500", "#6d7175")
 SERIES_PATTERNS = ("solid", "hatch", "dots")
 
 
@@ -49,12 +50,46 @@ def _text(x: float, y: float, text: str, *, anchor: str = "middle", fill: str = 
     )
 
 
+def _linear(channel: int) -> float:
+    c = channel / 255
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def luminance(rgb: tuple[int, int, int]) -> float:
+    """WCAG 2 relative luminance (https://www.w3.org/TR/WCAG22/#dfn-relative-luminance)."""
+    r, g, b = (_linear(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG 2 contrast ratio of two colours (1 to 21)."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def rgb_of(colour: str) -> tuple[int, int, int]:
+    """``#rrggbb`` or ``rgb(r,g,b)`` as a tuple."""
+    if colour.startswith("#"):
+        return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+    r, g, b = (int(v) for v in colour.removeprefix("rgb(").removesuffix(")").split(","))
+    return r, g, b
+
+
+# The heat ramp, lightest to darkest. Its light end still stands out from the white card at 3:1
+# (WCAG 1.4.11, non-text contrast); each cell's number is black or white, whichever reads better,
+# and on every colour of the ramp that is at least 4.5:1 (WCAG 1.4.3); tests/admin/test_charts.py
+# walks the ramp to hold both.
+HEAT_LIGHT = (92, 142, 210)
+HEAT_DARK = (16, 52, 110)
+HEAT_TEXT = ("#000000", "#ffffff")
+
+
 def _heat_colour(share: float) -> tuple[str, str]:
     """(fill, text colour) for a cell at ``share`` of the chart's largest value (light → dark blue)."""
     share = max(0.0, min(1.0, share))
-    light, dark = (242, 247, 254), (20, 73, 149)
-    r, g, b = (round(lo + (hi - lo) * share) for lo, hi in zip(light, dark, strict=True))
-    return f"rgb({r},{g},{b})", "#ffffff" if share > 0.55 else INK
+    r, g, b = (round(lo + (hi - lo) * share) for lo, hi in zip(HEAT_LIGHT, HEAT_DARK, strict=True))
+    ink = max(HEAT_TEXT, key=lambda text: contrast((r, g, b), rgb_of(text)))
+    return f"rgb({r},{g},{b})", ink
 
 
 def heat_map(
@@ -66,7 +101,7 @@ def heat_map(
     x_label: str,
     y_label: str,
     fmt: Format = _number,
-    cell_width: int = 64,
+    cell_width: int = 50,
     cell_height: int = 34,
     description: str | None = None,
     notes: Sequence[Sequence[str | None]] | None = None,
@@ -77,7 +112,9 @@ def heat_map(
     ``notes`` (per cell) is added to the cell's tooltip, e.g. the segment the cell belongs to.
     ``links`` (per cell) makes a cell a link (focusable, named by its row, column, value, note and
     ``link_words``), e.g. to the customers of that cell."""
-    left, top, bottom = 92, 12, 46
+    # room for the rotated axis label and the longest row label (about 7 px a character at 12 px),
+    # so a 5 × 5 grid fits a 360 px phone at its drawn size
+    left, top, bottom = 34 + 7 * max((len(label) for label in row_labels), default=3), 12, 46
     width = left + cell_width * max(len(column_labels), 1) + 12
     height = top + cell_height * max(len(row_labels), 1) + bottom
     flat = [v for row in values for v in row if v is not None]
@@ -87,7 +124,7 @@ def heat_map(
         height,
         title,
         description or f"{y_label} by {x_label}, values in each cell",
-        role="group" if links is not None else "img",
+        role="group",  # its cells are focusable: an image's children would be hidden
     )
     parts = [svg]
     for i, label in enumerate(row_labels):
@@ -108,13 +145,14 @@ def heat_map(
             if link:
                 name = escape(f"{words}: {link_words}")
                 parts.append(f'<a class="cell-link" href="{escape(link)}" aria-label="{name}">')
+            else:  # still reachable from the keyboard, and named, like the linked cells
+                parts.append(f'<g class="cell" tabindex="0" role="img" aria-label="{escape(words)}">')
             parts.append(
                 f'<rect class="cell" x="{x}" y="{y}" width="{cell_width - 2}" height="{cell_height - 2}" '
-                f'fill="{fill}" stroke="#c9cccf"><title>{escape(words)}</title></rect>'
+                f'fill="{fill}" stroke="#ffffff"><title>{escape(words)}</title></rect>'
             )
             parts.append(_text(x + cell_width / 2 - 1, y + cell_height / 2 + 4, fmt(value), fill=ink))
-            if link:
-                parts.append("</a>")
+            parts.append("</a>" if link else "</g>")
     axis_y = top + cell_height * len(row_labels)
     for j, label in enumerate(column_labels):
         parts.append(_text(left + j * cell_width + cell_width / 2 - 1, axis_y + 16, label))
@@ -235,12 +273,12 @@ def grouped_bars(
                 f'fill="{_fill(uid, k)}" stroke="{INK}" stroke-width="0.5"><title>{escape(category)}, '
                 f"{escape(s.name)}: {escape(fmt(value))}</title></rect>"
             )
-            parts.append(_text(x + (bar_w - 4) / 2, base - h - 4, fmt(value), extra='font-size="10"'))
+            parts.append(_text(x + (bar_w - 4) / 2, base - h - 4, fmt(value), extra='font-size="11"'))
         parts.append(_text(gx + (group_w - 24) / 2, base + 16, category))
     parts.append(f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="{MUTED}"/>')
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="{MUTED}"/>')
-    parts.append(_text(left - 6, top + 4, fmt(peak), anchor="end", fill=MUTED, extra='font-size="10"'))
-    parts.append(_text(left - 6, base, "0", anchor="end", fill=MUTED, extra='font-size="10"'))
+    parts.append(_text(left - 6, top + 4, fmt(peak), anchor="end", fill=MUTED, extra='font-size="11"'))
+    parts.append(_text(left - 6, base, "0", anchor="end", fill=MUTED, extra='font-size="11"'))
     parts.append(_text(left + (width - left) / 2, height - 10, x_label, fill=MUTED))
     parts.append(
         _text(
@@ -306,7 +344,7 @@ def came_back_chart(
     for tick in (0, 50, 100):
         y = base - plot_h * tick / 100
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - 6}" y2="{y:.1f}" stroke="#e1e3e5"/>')
-        parts.append(_text(left - 4, y + 3, f"{tick}%", anchor="end", fill=MUTED, extra='font-size="10"'))
+        parts.append(_text(left - 4, y + 3, f"{tick}%", anchor="end", fill=MUTED, extra='font-size="11"'))
     for i, category in enumerate(categories):
         gx = left + i * group_w + 7
         note = f" ({notes[i]})" if notes is not None and i < len(notes) and notes[i] else ""
@@ -320,7 +358,7 @@ def came_back_chart(
                     f"<title>{escape(category)}, {escape(s.name)}: {escape(missing)}{escape(note)}"
                     "</title></rect>"
                 )
-                parts.append(_text(bx + (bar_w - 2) / 2, base - 17, "…", fill=MUTED, extra='font-size="10"'))
+                parts.append(_text(bx + (bar_w - 2) / 2, base - 17, "…", fill=MUTED, extra='font-size="11"'))
                 continue
             h = plot_h * max(0.0, min(float(value), 100.0)) / 100
             parts.append(
@@ -329,7 +367,7 @@ def came_back_chart(
                 f'data-value="{float(value):.1f}"><title>{escape(category)}, {escape(s.name)}: '
                 f"{escape(fmt(value))}{escape(note)}</title></rect>"
             )
-        parts.append(_text(gx + (group_w - 14) / 2, base + 14, category, extra='font-size="10"'))
+        parts.append(_text(gx + (group_w - 14) / 2, base + 14, category, extra='font-size="11"'))
     parts.append(f'<line x1="{left}" y1="{base}" x2="{width - 6}" y2="{base}" stroke="{MUTED}"/>')
     parts.append(_text(left + (width - left) / 2, height - 6, x_label, fill=MUTED, extra='font-size="11"'))
     parts.append(

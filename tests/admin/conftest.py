@@ -1,19 +1,40 @@
 """The embedded page against a seeded shop: the app's outbound client goes to the Shopify double
 (which knows the shop's customers by name), the shop holds a valid offline token, and requests
-carry real session tokens signed with the app's secret."""
+carry real session tokens signed with the app's secret.
+
+Browser tests (any ``tests/admin/test_browser*.py``) share ONE headless Chromium per test session
+(Debian's /usr/bin/chromium driven by Playwright; a launch costs about a second and a half of CPU).
+To write one:
+
+    from tests.admin.conftest import BROWSER, open_page
+
+    pytestmark = BROWSER  # the `browser` marker, skipped where /usr/bin/chromium is missing
+
+    def test_something(browser_page, server, seeded):   # a fresh context + page, the app on a port
+        open_page(browser_page, server, "/app/settings")  # a launch query with a fresh session token
+        ...
+
+``chromium`` (the shared Browser) is there for a test that needs its own context (another viewport,
+say); ``axe_violations(page)`` runs axe-core (tests/browser/package.json, installed by `.ci/run`
+with `npm ci`) on the page and returns the serious and critical violations.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -38,10 +59,6 @@ CUSTOMERS = 300
 # The seeded shop counts in euros and Berlin days (the README's screenshots come from it).
 SHOP_CURRENCY = "EUR"
 SHOP_TIMEZONE = "Europe/Berlin"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives the pages in headless Chromium (/usr/bin/chromium)")
 
 
 def host_param(shop: str) -> str:
@@ -146,3 +163,136 @@ def admin_app(admin_settings: Settings, shopify_http: httpx.AsyncClient) -> Fast
 def page(admin_app: FastAPI) -> Iterator[TestClient]:
     with TestClient(admin_app, base_url=APP_URL, follow_redirects=False) as client:
         yield client
+
+
+# -- the shared browser ---------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+BROWSER = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (browser tests need it)"
+    ),
+]
+AXE = Path(__file__).resolve().parents[1] / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@dataclass
+class SharedChromium:
+    browser: Any
+    loop: asyncio.AbstractEventLoop | None
+
+
+@pytest.fixture(scope="session")
+def _shared_chromium() -> Iterator[SharedChromium]:
+    """Playwright's sync API keeps its event loop marked as running in this thread for as long as
+    it is started, which would break every later test of the process that runs a loop of its own
+    (`asyncio.run`). So the loop is marked running only while a browser test runs (`chromium`)."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    shared = SharedChromium(browser, asyncio.events._get_running_loop())
+    asyncio.events._set_running_loop(None)
+    yield shared
+    asyncio.events._set_running_loop(shared.loop)
+    try:
+        browser.close()
+        playwright.stop()
+    finally:
+        asyncio.events._set_running_loop(None)
+
+
+@pytest.fixture
+def chromium(_shared_chromium: SharedChromium) -> Iterator[Any]:
+    """The session's Chromium (a Playwright Browser), for this test."""
+    asyncio.events._set_running_loop(_shared_chromium.loop)
+    try:
+        yield _shared_chromium.browser
+    finally:
+        asyncio.events._set_running_loop(None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(admin_app: FastAPI) -> Iterator[str]:
+    """The app served by uvicorn on a loopback port (a thread of this process), its base URL."""
+    port = _free_port()
+    config = uvicorn.Config(admin_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not served.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    served.should_exit = True
+    thread.join(5)
+
+
+def new_context(chromium: Any, width: int = 1280, height: int = 900) -> Any:
+    """A context of the shared browser at this viewport; nothing leaves the machine (Shopify's CDN
+    is unreachable in the tests: its requests fail at once)."""
+    context = chromium.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    context.route("https://**/*", lambda route: route.abort())
+    return context
+
+
+@pytest.fixture
+def browser_page(chromium: Any, server: str) -> Iterator[Any]:
+    context = new_context(chromium)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: a temporary folder, or ``ADMIN_SCREENSHOTS`` (e.g. docs/screenshots)."""
+    import os
+
+    folder = Path(os.environ.get("ADMIN_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_page(page: Any, server: str, path: str, **extra: str) -> None:
+    """Load ``path`` with a launch query (fresh session token), up to DOMContentLoaded (Shopify's
+    scripts never load here, so `load` is not the moment to wait for)."""
+    page.goto(f"{server}{path}?{launch(**extra)}", wait_until="domcontentloaded")
+
+
+_axe_source: list[str] = []
+
+
+def axe_violations(
+    page: Any, impacts: tuple[str, ...] = ("serious", "critical"), rules: tuple[str, ...] = ()
+) -> list[str]:
+    """axe-core's violations of these impacts on the page as it is now, one line each; every rule,
+    or only ``rules`` (axe rule ids) when given."""
+    if not _axe_source:
+        assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix tests/browser` (.ci/run does)"
+        _axe_source.append(AXE.read_text())
+    page.add_script_tag(content=_axe_source[0])
+    options: dict[str, Any] = {"resultTypes": ["violations"]}
+    if rules:
+        options["runOnly"] = {"type": "rule", "values": list(rules)}
+    found = page.evaluate("options => axe.run(document, options).then(r => r.violations)", options)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
+        for v in found
+        if v["impact"] in impacts
+    ]

@@ -1,6 +1,6 @@
-"""The screens in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright), served
-by uvicorn on a loopback port against the test database. Shopify's CDN scripts cannot load here
-(no network), so pages are checked at `domcontentloaded` with our own stylesheet only.
+"""The screens in real headless Chromium (the session's shared browser, tests/admin/conftest.py),
+served by uvicorn on a loopback port against the test database. Shopify's CDN scripts cannot load
+here (no network), so pages are checked at `domcontentloaded` with our own stylesheet only.
 
 Screenshots go to a temporary folder, or to `ADMIN_SCREENSHOTS` (e.g. `docs/screenshots`) when set.
 """
@@ -8,19 +8,11 @@ Screenshots go to a temporary folder, or to `ADMIN_SCREENSHOTS` (e.g. `docs/scre
 from __future__ import annotations
 
 import csv
-import os
 import random
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,79 +22,25 @@ from app.kit.db import make_sessionmaker
 from app.models import CustomerScore, Order, ShopMetricsSnapshot, ShopSegment, StageChange
 from app.worker import Worker
 from shopify_double import DevStore
-from tests.admin.conftest import SHOP, SHOP_TIMEZONE, launch
+from tests.admin.conftest import BROWSER, SHOP, SHOP_TIMEZONE, open_page
 from tests.admin.seed import NOW, SeededShop
 from tests.admin.shopify_sync import double_segments, sync_into_double
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (browser tests need it)"
-    ),
-]
+pytestmark = BROWSER
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def __getattr__(name: str) -> object:
+    """The browser fixtures moved to tests/admin/conftest.py (one Chromium per session); a module
+    that still imports them from here gets them (PEP 562)."""
+    if name in ("browser_page", "chromium", "server", "shots"):
+        from tests.admin import conftest
 
-
-@pytest.fixture
-def server(admin_app: FastAPI) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(admin_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not served.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    served.should_exit = True
-    thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    """One browser for the module (a launch costs about a second); each test has its own context."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def browser_page(chromium: object, server: str) -> Iterator[object]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
-    # nothing leaves the machine: Shopify's CDN is unreachable here, fail it at once
-    context.route("https://**/*", lambda route: route.abort())
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("ADMIN_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+        return getattr(conftest, name)
+    raise AttributeError(name)
 
 
 def _open(page: object, server: str, path: str, **extra: str) -> None:
-    page.goto(f"{server}{path}?{launch(**extra)}", wait_until="domcontentloaded")  # type: ignore[attr-defined]
+    open_page(page, server, path, **extra)
 
 
 def test_every_screen_shows_the_stored_numbers(
@@ -122,11 +60,10 @@ def test_every_screen_shows_the_stored_numbers(
         assert cell.inner_text() == f"{segment.customers:,}"
     assert page.locator("svg.chart[role=img]").count() == 2  # type: ignore[attr-defined]
     assert page.locator("svg.chart[role=group]").count() == 1  # the grid: its cells are links  # type: ignore[attr-defined]
-    assert page.locator("nav.tabs a").first.is_visible()  # type: ignore[attr-defined]
+    assert page.locator("nav.tabs").count() == 0  # type: ignore[attr-defined] # s-app-nav is the only nav
     page.screenshot(path=str(shots / "overview.png"), full_page=True)  # type: ignore[attr-defined]
 
-    page.locator("nav.tabs a", has_text="Customers").click()  # type: ignore[attr-defined]
-    page.wait_for_load_state("domcontentloaded")  # type: ignore[attr-defined]
+    _open(page, server, "/app/customers")
     top = session.scalar(
         select(CustomerScore)
         .where(CustomerScore.shop_id == seeded.shop_id)
@@ -395,9 +332,7 @@ def test_the_outcomes_chart_shows_who_came_back(
         came_back += 1 if later else 0
 
     page = browser_page
-    _open(page, server, "/app")
-    page.locator("nav.tabs a", has_text="Outcomes").click()  # type: ignore[attr-defined]
-    page.wait_for_load_state("domcontentloaded")  # type: ignore[attr-defined]
+    _open(page, server, "/app/outcomes")
     section = page.locator("#outcome-at_risk")  # type: ignore[attr-defined]
     assert section.locator("svg.chart[role=img]").count() == 1
     row = section.locator(f'tr[data-period="{month.isoformat()}"]')

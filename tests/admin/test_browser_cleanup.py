@@ -10,28 +10,22 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from shopify_double import DevStore
+from tests.admin.conftest import BROWSER
+from tests.admin.conftest import open_page as _open
 from tests.admin.seed import SeededShop
-from tests.admin.test_browser import (  # noqa: F401 - the browser fixtures
-    _open,
-    browser_page,
-    chromium,
-    pytestmark,
-    server,
-    shots,
-)
 from tests.admin.test_cleanup_page import _work
 
-pytestmark = pytestmark  # noqa: PLW0127 - the browser marker and the Chromium check
+pytestmark = BROWSER
 
 
 def test_the_removal_needs_the_box_and_its_progress_shows_on_the_status_page(
-    browser_page: object,  # noqa: F811
-    server: str,  # noqa: F811
+    browser_page: object,
+    server: str,
     seeded: SeededShop,
     engine: Engine,
     store: DevStore,
     admin_settings: Settings,
-    shots: Path,  # noqa: F811
+    shots: Path,
 ) -> None:
     page = browser_page
     _open(page, server, "/app/settings")

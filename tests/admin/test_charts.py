@@ -17,7 +17,7 @@ def _texts(root: ET.Element) -> list[str]:
     return [t.text or "" for t in root.iter(f"{SVG}text")]
 
 
-def test_a_heat_map_is_an_accessible_image_with_every_value_written() -> None:
+def test_a_heat_map_is_a_named_group_of_focusable_named_cells_with_every_value_written() -> None:
     svg = charts.heat_map(
         "Customers by R and FM",
         ["R 5", "R 4"],
@@ -27,7 +27,10 @@ def test_a_heat_map_is_an_accessible_image_with_every_value_written() -> None:
         y_label="R score",
     )
     root = _parse(svg)
-    assert root.get("role") == "img" and "Customers by R and FM" in (root.get("aria-label") or "")
+    assert root.get("role") == "group" and "Customers by R and FM" in (root.get("aria-label") or "")
+    cells = root.findall(f".//{SVG}g[@class='cell']")
+    assert len(cells) == 4 and all(c.get("tabindex") == "0" and c.get("role") == "img" for c in cells)
+    assert cells[0].get("aria-label") == "R 5, FM 1: 7"
     assert root.find(f"{SVG}title") is not None and root.find(f"{SVG}title").text == "Customers by R and FM"  # type: ignore[union-attr]
     texts = _texts(root)
     assert {"7", "12", "0", "3", "R 5", "R 4", "FM 1", "FM 2", "FM score", "R score"} <= set(texts)
@@ -86,3 +89,32 @@ def test_chart_text_is_escaped() -> None:
     root = _parse(charts.bar_chart("<b>x</b> & y", ["a<b"], [1.0], x_label="x", y_label="y"))
     assert root.find(f"{SVG}title").text == "<b>x</b> & y"  # type: ignore[union-attr]
     assert "a<b" in _texts(root)
+
+
+def test_every_heat_colour_reads_at_4_5_to_1_and_stands_out_from_the_card_at_3_to_1() -> None:
+    white = (255, 255, 255)
+    for step in range(101):
+        fill, ink = charts._heat_colour(step / 100)
+        assert charts.contrast(charts.rgb_of(fill), charts.rgb_of(ink)) >= 4.5, (step, fill, ink)
+        assert charts.contrast(charts.rgb_of(fill), white) >= 3.0, (step, fill)
+
+
+def test_every_series_colour_stands_out_from_the_card_at_3_to_1() -> None:
+    for colour in charts.SERIES_COLOURS:
+        assert charts.contrast(charts.rgb_of(colour), (255, 255, 255)) >= 3.0, colour
+
+
+def test_no_chart_text_is_drawn_below_11_px() -> None:
+    drawn = [
+        charts.heat_map("h", ["a"], ["b"], [[1.0]], x_label="x", y_label="y"),
+        charts.bar_chart("b", ["a"], [1.0], x_label="x", y_label="y"),
+        charts.grouped_bars("g", ["0"], [charts.Series("s", [1.0])], x_label="x", y_label="y"),
+        charts.came_back_chart(
+            "c", ["Jan"], [charts.PartialSeries("30 days", [None])], x_label="x", y_label="y", missing="…"
+        ),
+    ]
+    for svg in drawn:
+        root = _parse(svg)
+        default = float(root.get("font-size") or 0)
+        sizes = [float(t.get("font-size") or default) for t in root.iter(f"{SVG}text")]
+        assert sizes and min(sizes) >= 11, svg
