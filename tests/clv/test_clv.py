@@ -147,8 +147,9 @@ def _buyers_who_never_stop(seed: int, customers: int = 40) -> tuple[np.ndarray, 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_no_dropout_limit_of_large_a_b_is_a_usable_model(seed: int) -> None:
+    """Maximum likelihood (no prior: a prior holds a and b away from the edge)."""
     x, t_x, T = _buyers_who_never_stop(seed)
-    models = clv.fit_shop_models(x, t_x, T, np.where(x > 0, 40.0 + x, 0.0))
+    models = clv.fit_shop_models(x, t_x, T, np.where(x > 0, 40.0 + x, 0.0), priors=None)
     assert models.usable, models.reasons
     bg = models.purchases
     assert bg is not None and bg.converged
