@@ -147,7 +147,7 @@ def backtest(
     holdout_end: float,
     period: float = 1.0,
     time_unit: float = 1.0,
-    min_repeat_buyers: int = DEFAULT_MIN_REPEAT_BUYERS,
+    min_repeat_buyers: int | None = DEFAULT_MIN_REPEAT_BUYERS,
     priors: ShopPriors | None = BUILT_IN_PRIORS,
 ) -> BacktestResult:
     """Fit on orders up to ``calibration_end``, predict (calibration_end, holdout_end], compare.

@@ -27,7 +27,7 @@ An operator may replace these by a prior estimated from the deployment's own lar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +40,10 @@ DEPLOYMENT = "deployment"
 
 # a prior whose share of the fit's precision is below this is reported as no prior at all
 NEGLIGIBLE_SHARE = 0.01
-# the deployment prior: at least this many shops, each fitted with the prior's share below this
+# the deployment prior: at least this many shops, each with this many repeat buyers and fitted with
+# the prior's share below the maximum (their parameters are their own data's, not the prior's)
 MIN_SHOPS_FOR_DEPLOYMENT_PRIOR = 10
+MIN_REPEAT_BUYERS_OF_A_PRIOR_SHOP = 500
 MAX_SHARE_OF_A_PRIOR_SHOP = 0.05
 # a deployment prior is never narrower than this (logs), so one deployment's shops cannot pin a
 # new shop to their average
@@ -143,6 +145,10 @@ def prior_share(information: ArrayLike, prior: LogNormalPrior) -> float:
     centre (the posterior mean is a precision-weighted average of prior centre and data), so 0.5
     means the fit leans on the prior as much as on the shop's own data."""
     info = as_float_array(information)
+    # where the likelihood curves the wrong way at the MAP (a direction the data do not identify),
+    # the data contribute nothing there rather than negative information
+    eigenvalues, vectors = np.linalg.eigh(0.5 * (info + info.T))
+    info = (vectors * np.maximum(eigenvalues, 0.0)) @ vectors.T
     precision = np.diag(prior.precision)
     posterior = info + precision
     try:
@@ -165,3 +171,25 @@ def estimate_prior(
     centre = tuple(float(c) for c in rows.mean(axis=0))
     spread = tuple(float(max(s, min_spread)) for s in rows.std(axis=0, ddof=1))
     return LogNormalPrior(base.names, centre, spread, DEPLOYMENT)
+
+
+def deployment_priors(fits: Iterable[Mapping[str, float | None]]) -> ShopPriors:
+    """Priors estimated from other shops' fitted parameters (keys r, alpha, a, b, p, q, v and
+    purchases_prior_share, one mapping per shop; alpha per day), each model on its own: fits where
+    the prior contributed ``MAX_SHARE_OF_A_PRIOR_SHOP`` or more are left out, and a model with fewer
+    than ``MIN_SHOPS_FOR_DEPLOYMENT_PRIOR`` shops keeps the built-in prior. Gamma-Gamma's v enters
+    relative to the shop's mean order value as the model estimates it, v / (p v / (q - 1)) =
+    (q - 1) / p, so no shop's money figures are used."""
+    purchases: list[list[float]] = []
+    spend: list[list[float]] = []
+    for fit in fits:
+        share = fit.get("purchases_prior_share")
+        if share is not None and share >= MAX_SHARE_OF_A_PRIOR_SHOP:
+            continue
+        bg = [fit.get(k) for k in PURCHASES.names]
+        if all(v is not None and v > 0 for v in bg):
+            purchases.append([math.log(float(v)) for v in bg if v is not None])
+        p, q = fit.get("p"), fit.get("q")
+        if p is not None and q is not None and p > 0 and q > 1:
+            spend.append([math.log(p), math.log(q), math.log((q - 1) / p)])
+    return ShopPriors(estimate_prior(purchases, PURCHASES), estimate_prior(spend, SPEND))
