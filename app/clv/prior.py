@@ -16,10 +16,11 @@ fits its tests reproduce (tests/data/cdnow/SOURCES.md):
   = 35.2 dollars, close to the mean of the 946 CDNOW repeat buyers' average repeat order values
   (35.08 dollars, which the model's E[Z] estimates). v is money, so its prior is stated relative to
   the shop's own such mean: v / mean value = 15.44 / 35.08, i.e. ln = -0.82.
-Spreads (standard deviations of the logs) are wide on purpose, e^1 = a factor of 2.7 either way at
-one standard deviation: they cover the shape parameters reported for CDNOW-type catalogue retail
-and for grocery (r and a above 1) within two standard deviations, and the time scale alpha, which
-varies most between shops (a coffee subscription vs a furniture store), gets 2 (a factor of 7.4).
+Spreads (standard deviations of the logs) are wide on purpose rather than estimated from the one
+published fit the project can check: e^1 = a factor of 2.7 either way at one standard deviation for
+the shape parameters, so two cover buyers far more uniform (r = 2) or more varied (r = 0.03) than
+CDNOW's; the time scale alpha, which varies most between shops (a coffee subscription vs a
+furniture store), gets 2 (a factor of 7.4).
 An operator may replace these by a prior estimated from the deployment's own larger shops
 (``estimate_prior``; docs/privacy.md).
 """
