@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # (https://shopify.dev/docs/api/usage/bulk-operations/queries). The demo's local store
     # answers at once, so it checks more often.
     bulk_poll_seconds: float = Field(default=5.0, gt=0)
+    # CLV fits: replace the built-in prior (published retail fits, app/clv/prior.py) by one estimated
+    # from the parameters of this deployment's larger shops' fits (never their customers' data;
+    # docs/privacy.md, docs/predictions.md). Off by default.
+    clv_prior_from_shops: bool = False
 
     @model_validator(mode="after")
     def _heartbeat_expiry_after_several_beats(self) -> Settings:

@@ -381,6 +381,13 @@ async def accuracy_page(request: Request, shop: CurrentShop) -> Response:
         fit=a.fit,
         newest_fit=a.newest_fit,
         method_label=views.METHOD_LABELS.get(a.backtest.method) if measured else None,
+        clv_method=views.method_sentence(a.method),
+        prior_words=views.prior_words(
+            a.method,
+            a.prior_share,
+            a.fit.repeat_buyers if a.fit else 0,
+            a.fit.prior_source if a.fit else None,
+        ),
         words=views.accuracy_words(a.backtest, fmt) if a.backtest else [],
         charts=views.accuracy_charts(a.backtest, a.rows, fmt) if measured else {},
     )
@@ -389,7 +396,7 @@ async def accuracy_page(request: Request, shop: CurrentShop) -> Response:
 @router.get("/api/accuracy")
 def accuracy_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
     a = service.accuracy(session, shop.shop_id)
-    return views.accuracy_json(a.backtest, a.fit, a.newest_fit, a.rows, shop)
+    return views.accuracy_json(a.backtest, a.fit, a.newest_fit, a.rows, shop, a.method, a.prior_share)
 
 
 # -- outcomes ("came back") ---------------------------------------------------------------------

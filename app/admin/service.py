@@ -589,13 +589,18 @@ class Accuracy:
     newest_fit: Any
     """The newest fit, which may have failed (and then not replaced ``fit``)."""
     rows: list[dict[str, Any]]
+    method: str = "segment_formula"
+    """What the predictions come from: "model_with_prior", "model" or "segment_formula"."""
+    prior_share: float | None = None
+    """How much the prior contributed to the fit in use, in [0, 1] (docs/predictions.md)."""
 
 
 def accuracy(session: Session, shop_id: int) -> Accuracy:
     backtest = scoring.latest_backtest(session, shop_id)
     rows = json.loads(backtest.by_frequency) if backtest is not None and backtest.by_frequency else []
     in_use, newest = scoring.fit_in_use(session, shop_id), scoring.latest_fit(session, shop_id)
-    return Accuracy(backtest, in_use, newest, rows)
+    method, share = scoring.fit_method(in_use)
+    return Accuracy(backtest, in_use, newest, rows, method, share)
 
 
 # -- status ------------------------------------------------------------------------------------

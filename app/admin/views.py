@@ -375,14 +375,59 @@ def customers_json(c: CustomerPage, shop: Shop, horizon_days: int) -> dict[str, 
 # -- accuracy ----------------------------------------------------------------------------------
 
 
-METHOD_LABELS = {"model": "the model", "segment_formula": "the segment formula"}
+METHOD_LABELS = {
+    "model_with_prior": "the model with a prior",
+    "model": "the model",
+    "segment_formula": "the segment formula",
+}
+METHOD_NAMES = {
+    "model_with_prior": "model with prior",
+    "model": "model",
+    "segment_formula": "fallback (the segment formula)",
+}
 METHOD_WORDS = {
+    "model_with_prior": "the model fitted to your orders together with typical store behaviour (BG/NBD "
+    "for how often each customer buys and whether they are still buying, Gamma-Gamma for how much "
+    "they spend per order, each steadied by a prior)",
     "model": "the model fitted to your orders (BG/NBD for how often each customer buys and whether "
     "they are still buying, Gamma-Gamma for how much they spend per order)",
     "segment_formula": "the segment formula (each customer is worth their RFM segment's spend of the "
     "last 12 months per customer, scaled to the period and to the customer's chance of still buying)",
 }
 NAIVE = "the naive forecast (“each customer keeps ordering at the same rate as before”)"
+
+
+def method_sentence(method: str) -> str:
+    """Which method produced the shop's predictions, named as the Accuracy page names it."""
+    return f"Method: {METHOD_NAMES[method]}."
+
+
+def prior_words(method: str, prior_share: float | None, repeat_buyers: int, source: str | None) -> str | None:
+    """How much the prior contributed to the fit in use, in plain words (docs/predictions.md: the
+    prior's share of what the fit knows); None when it did not count (under 1%, or no model)."""
+    if method != "model_with_prior" or prior_share is None:
+        return None
+    buyers = f"{repeat_buyers:,} repeat buyer{'' if repeat_buyers == 1 else 's'}"
+    if prior_share < 0.2:
+        lean = "rests mostly on your own orders; typical store behaviour adds a little"
+    elif prior_share < 0.4:
+        lean = "leans on your own orders more than on typical store behaviour"
+    elif prior_share < 0.6:
+        lean = "leans on typical store behaviour as much as on yours"
+    elif prior_share < 0.8:
+        lean = "leans on typical store behaviour more than on yours"
+    else:
+        lean = "comes mostly from typical store behaviour; your own orders adjust it a little"
+    typical = (
+        "the larger shops using this app"
+        if source == "deployment"
+        else "published studies of retail customers"
+    )
+    return (
+        f"With {buyers}, the forecast {lean} (typical store behaviour, from {typical}, "
+        f"makes up about {prior_share * 100:.0f}% of what the fit knows). "
+        "Its weight shrinks as your shop gets more repeat buyers."
+    )
 
 
 def _change(predicted: float, actual: float) -> str:
@@ -462,7 +507,15 @@ def accuracy_charts(b: Any, rows: list[dict[str, Any]], fmt: Formatter) -> dict[
     return out
 
 
-def accuracy_json(b: Any, fit: Any, newest: Any, rows: list[dict[str, Any]], shop: Shop) -> dict[str, Any]:
+def accuracy_json(
+    b: Any,
+    fit: Any,
+    newest: Any,
+    rows: list[dict[str, Any]],
+    shop: Shop,
+    method: str = "segment_formula",
+    prior_share: float | None = None,
+) -> dict[str, Any]:
     backtest = None
     if b is not None:
         keys = (
@@ -502,6 +555,8 @@ def accuracy_json(b: Any, fit: Any, newest: Any, rows: list[dict[str, Any]], sho
     return {
         "shop": shop.domain,
         "clv_source": "model" if fit is not None else "segment_formula",
+        "clv_method": method,
+        "prior_share": prior_share,
         "backtest": backtest,
         "model": model,
     }

@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from app.clv import bgnbd
 from app.clv._numeric import FloatArray, as_float_array, collapse_rows
 from app.clv.clv import DEFAULT_MIN_REPEAT_BUYERS, ShopModels, expected_order_value, fit_shop_models
+from app.clv.prior import BUILT_IN_PRIORS, ShopPriors
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,8 @@ def backtest(
     holdout_end: float,
     period: float = 1.0,
     time_unit: float = 1.0,
-    min_repeat_buyers: int = DEFAULT_MIN_REPEAT_BUYERS,
+    min_repeat_buyers: int | None = DEFAULT_MIN_REPEAT_BUYERS,
+    priors: ShopPriors | None = BUILT_IN_PRIORS,
 ) -> BacktestResult:
     """Fit on orders up to ``calibration_end``, predict (calibration_end, holdout_end], compare.
 
@@ -155,7 +157,8 @@ def backtest(
     distinct purchase periods, like x. Model forecast: E[Y(h) | x, t_x, T] (FHL eq. 10) orders, each
     worth the Gamma-Gamma conditional expected value (Fader & Hardie 2013 eq. 5). Naive forecast:
     x / T repeat orders per unit of time kept up for the holdout (0 when T = 0), each worth the
-    customer's average calibration order (first order included).
+    customer's average calibration order (first order included). The models are fitted as
+    ``fit_shop_models`` does, with ``priors`` (None: maximum likelihood); times are in days.
     """
     customer_arr = np.asarray(customer).astype(np.int64).ravel()
     time_arr = as_float_array(time).ravel()
@@ -183,7 +186,15 @@ def backtest(
     naive_orders = naive_rate * horizon
     naive_revenue = naive_orders * average_order
 
-    models = fit_shop_models(summary.x, summary.t_x, summary.T, summary.m, min_repeat_buyers)
+    models = fit_shop_models(
+        summary.x,
+        summary.t_x,
+        summary.T,
+        summary.m,
+        min_repeat_buyers,
+        priors=priors,
+        days_per_unit=time_unit,
+    )
     if models.purchases is not None:
         predicted_orders = bgnbd.expected_purchases(
             models.purchases, horizon, summary.x, summary.t_x, summary.T

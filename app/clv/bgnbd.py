@@ -21,6 +21,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, log_expit, polygamma
 
 from app.clv._numeric import FloatArray, as_float_array, collapse_rows, weighted_sum
+from app.clv.prior import LogNormalPrior, observed_information, prior_share
 
 LOG_PARAM_BOUND = 15.0
 GRADIENT_TOLERANCE = 1e-5
@@ -44,6 +45,7 @@ class BetaGeoParams:
     n_distinct: int = 0
     iterations: int = 0
     message: str = ""
+    prior_share: float | None = None  # how much a prior contributed (``prior.prior_share``); None: MLE
 
     @property
     def log_params(self) -> FloatArray:
@@ -191,8 +193,10 @@ def fit(
     weights: ArrayLike | None = None,
     penalizer: float = 0.0,
     initial: BetaGeoParams | None = None,
+    prior: LogNormalPrior | None = None,
 ) -> BetaGeoParams:
-    """Maximum-likelihood BG/NBD fit (FHL section 4, eq. 6) on the distinct (x, t_x, T) triples.
+    """Maximum-likelihood BG/NBD fit (FHL section 4, eq. 6) on the distinct (x, t_x, T) triples, or
+    with ``prior`` (log-normal, in the data's time unit) the maximum a posteriori fit.
 
     Customers are first collapsed to distinct triples with counts, so the cost grows with the number
     of distinct histories, not customers. The optimiser (L-BFGS-B with the analytic gradient) works
@@ -202,26 +206,39 @@ def fit(
     ``converged`` is true when the optimiser's final gradient (of the mean objective) is below 1e-5
     and r and alpha are inside the search box; a or b on its edge counts when the gradient there
     only points outwards (the limit of a dropout probability near 0).
+    With a prior its log-density is one more term of the objective (divided by the total weight
+    like the likelihood), and ``prior_share`` says how much it contributed; without customers the
+    fit is the prior's centre.
     """
     x_u, t_x_u, T_u, counts = collapse(x, t_x, T, weights)
     n_customers = int(round(float(np.sum(counts)))) if counts.size else 0
     if x_u.size == 0 or float(np.sum(counts)) <= 0:
+        if prior is not None:
+            r, alpha, a, b = _params_from_log(prior.centre)
+            return BetaGeoParams(r, alpha, a, b, None, True, 0, 0, 0, "no customers: the prior's centre", 1.0)
         return BetaGeoParams(1.0, 1.0, 1.0, 1.0, None, False, 0, 0, 0, "no customers")
     max_T = float(np.max(T_u))
     scale = max_T / 10.0 if max_T > 0 else 1.0
     data = _PreparedData.build(x_u, t_x_u / scale, T_u / scale, counts)
     total_weight = float(np.sum(counts))
+    # the prior is in the data's time unit; theta is in the rescaled one
+    to_data_units = np.array([0.0, math.log(scale), 0.0, 0.0])
 
     def objective(theta: FloatArray) -> tuple[float, FloatArray]:
         r, alpha, a, b = _params_from_log(theta)
         ll, grad = _ll_and_grad(r, alpha, a, b, data)
+        if prior is not None:
+            log_prior, prior_grad = prior.log_density_and_gradient(theta + to_data_units)
+            ll, grad = ll + log_prior, grad + prior_grad
         value = -ll / total_weight + penalizer * float(weighted_sum(theta, theta))
         gradient = -grad / total_weight + 2.0 * penalizer * theta
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
             return 1e10, np.zeros(4)
         return value, gradient
 
-    if initial is None:
+    if initial is None and prior is not None:
+        theta0 = np.clip(np.asarray(prior.centre) - to_data_units, -10, 10)
+    elif initial is None:
         theta0 = np.zeros(4)
     else:
         theta0 = np.clip(initial.log_params - np.array([0.0, math.log(scale), 0.0, 0.0]), -10, 10)
@@ -249,6 +266,10 @@ def fit(
     converged = bool(
         rate_inside and np.isfinite(ll) and float(np.max(np.abs(projected))) < GRADIENT_TOLERANCE
     )
+    share = None
+    if prior is not None:
+        information = observed_information(lambda t: _ll_and_grad(*_params_from_log(t), data)[1], theta)
+        share = prior_share(information, prior)
     return BetaGeoParams(
         r=r,
         alpha=alpha_s * scale,
@@ -260,6 +281,7 @@ def fit(
         n_distinct=int(x_u.size),
         iterations=int(result.nit),
         message=str(result.message),
+        prior_share=share,
     )
 
 

@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
 from app.clv._numeric import FloatArray, as_float_array, collapse_rows, weighted_sum
+from app.clv.prior import LogNormalPrior, observed_information, prior_share
 
 LOG_PARAM_BOUND = 15.0
 GRADIENT_TOLERANCE = 1e-5
@@ -42,6 +43,7 @@ class GammaGammaParams:
     n_distinct: int = 0
     iterations: int = 0
     message: str = ""
+    prior_share: float | None = None  # how much a prior contributed (``prior.prior_share``); None: MLE
 
     @property
     def usable(self) -> bool:
@@ -135,37 +137,53 @@ def log_likelihood_and_gradient(
 
 
 def fit(
-    x: ArrayLike, m: ArrayLike, weights: ArrayLike | None = None, penalizer: float = 0.0
+    x: ArrayLike,
+    m: ArrayLike,
+    weights: ArrayLike | None = None,
+    penalizer: float = 0.0,
+    prior: LogNormalPrior | None = None,
 ) -> GammaGammaParams:
-    """Maximum-likelihood Gamma-Gamma fit (Fader & Hardie 2013, eq. 3) on the repeat buyers.
+    """Maximum-likelihood Gamma-Gamma fit (Fader & Hardie 2013, eq. 3) on the repeat buyers, or with
+    ``prior`` (log-normal, v in the data's money) the maximum a posteriori fit.
 
     Customers with x = 0 or m <= 0 carry no information about spend and are left out. The distinct
     (x, m) pairs are fitted with their counts as weights, over log-parameters, with money rescaled so
     that the mean m is 1 (v is scaled back). ``penalizer`` adds ``penalizer * sum(log-params**2)``
-    (rescaled units) to the mean negative log-likelihood; default 0.
+    (rescaled units) to the mean negative log-likelihood; default 0. A prior's log-density is one
+    more term of the objective, ``prior_share`` says how much it contributed; without repeat buyers
+    the fit is the prior's centre.
     """
     x_arr, m_arr = (as_float_array(value).ravel() for value in (x, m))
     w_arr = np.ones_like(x_arr) if weights is None else as_float_array(weights).ravel()
     keep = _repeat_buyers(x_arr, m_arr) & (w_arr > 0)
     if not np.any(keep):
+        if prior is not None:
+            p, q, v = (float(value) for value in np.exp(prior.centre))
+            return GammaGammaParams(p, q, v, None, True, 0, 0, 0, "no repeat buyers: the prior's centre", 1.0)
         return GammaGammaParams(1.0, 1.0, 1.0, None, False, 0, 0, 0, "no repeat buyers with a positive value")
     (x_u, m_u), _, inverse = collapse_rows(x_arr[keep], m_arr[keep])
     counts = np.bincount(inverse, weights=w_arr[keep], minlength=x_u.size)
     total_weight = float(np.sum(counts))
     scale = float(np.average(m_u, weights=counts))
     m_scaled = m_u / scale
+    # the prior is in the data's money; theta is in the rescaled one
+    to_data_units = np.array([0.0, 0.0, math.log(scale)])
 
     def objective(theta: FloatArray) -> tuple[float, FloatArray]:
         ll, grad = log_likelihood_and_gradient(theta, x_u, m_scaled, counts)
+        if prior is not None:
+            log_prior, prior_grad = prior.log_density_and_gradient(theta + to_data_units)
+            ll, grad = ll + log_prior, grad + prior_grad
         value = -ll / total_weight + penalizer * float(weighted_sum(theta, theta))
         gradient = -grad / total_weight + 2.0 * penalizer * theta
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
             return 1e10, np.zeros(3)
         return value, gradient
 
+    theta0 = np.zeros(3) if prior is None else np.clip(np.asarray(prior.centre) - to_data_units, -10, 10)
     result = minimize(
         objective,
-        np.zeros(3),
+        theta0,
         jac=True,
         method="L-BFGS-B",
         bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * 3,
@@ -178,6 +196,12 @@ def fit(
     ll = log_likelihood(params, x_u, m_u, counts)
     inside = bool(np.all(np.abs(theta) < LOG_PARAM_BOUND - 1e-6))
     converged = bool(inside and np.isfinite(ll) and float(np.max(np.abs(final_grad))) < GRADIENT_TOLERANCE)
+    share = None
+    if prior is not None:
+        information = observed_information(
+            lambda t: log_likelihood_and_gradient(t, x_u, m_scaled, counts)[1], theta
+        )
+        share = prior_share(information, prior)
     return GammaGammaParams(
         p=p,
         q=q,
@@ -188,6 +212,7 @@ def fit(
         n_distinct=int(x_u.size),
         iterations=int(result.nit),
         message=str(result.message),
+        prior_share=share,
     )
 
 

@@ -37,7 +37,8 @@ class Backtest(Base):
     holdout_end: Mapped[date] = mapped_column(Date)
     customers: Mapped[int] = mapped_column(Integer)
     model_used: Mapped[bool] = mapped_column(Boolean)
-    method: Mapped[str | None] = mapped_column(String(16))  # "model", "segment_formula" or NULL
+    # "model_with_prior", "model", "segment_formula" or NULL
+    method: Mapped[str | None] = mapped_column(String(16))
     reasons: Mapped[str | None] = mapped_column(Text)
     predicted_orders: Mapped[float] = mapped_column(Float)
     actual_orders: Mapped[float] = mapped_column(Float)

@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -42,6 +52,10 @@ class ClvFit(Base):
     spend_converged: Mapped[bool | None] = mapped_column(Boolean)
     fallback_order_value: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
+    # how much the prior contributed to each model (app/clv/prior.py prior_share); NULL: plain MLE
+    purchases_prior_share: Mapped[float | None] = mapped_column(Float)
+    spend_prior_share: Mapped[float | None] = mapped_column(Float)
+    prior_source: Mapped[str | None] = mapped_column(String(16))  # "built-in", "deployment" or NULL
 
     __table_args__ = (
         PrimaryKeyConstraint("shop_id", "id"),

@@ -14,9 +14,10 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from app.clv import backtest as clv_backtest
-from app.clv import clv
+from app.clv import clv, prior
 from app.clv.bgnbd import BetaGeoParams
 from app.clv.gamma_gamma import GammaGammaParams
+from app.config import get_settings as get_app_settings
 from app.models import Backtest, ClvFit
 from app.scoring import compute, load, rules
 from app.scoring import metrics as shop_metrics
@@ -29,6 +30,16 @@ log = logging.getLogger(__name__)
 
 Array = npt.NDArray[Any]
 BACKTEST_MIN_HISTORY_DAYS: Final = 90
+
+
+def fit_method(fit: ClvFit | None) -> tuple[str, float | None]:
+    """Which method a stored fit gives the predictions, and how much the prior contributed:
+    ("model_with_prior", share), ("model", share or None: a prior under 1%, or plain maximum
+    likelihood) or ("segment_formula", None) without a usable fit."""
+    if fit is None or not fit.usable:
+        return "segment_formula", None
+    share = clv.combined_prior_share(fit.purchases_prior_share, fit.spend_prior_share)
+    return clv.method_of(True, share), share
 
 
 def models_from_fit(fit: ClvFit | None) -> clv.ShopModels | None:
@@ -51,6 +62,17 @@ def models_from_fit(fit: ClvFit | None) -> clv.ShopModels | None:
     )
 
 
+def shop_priors(session: Session, shop_id: int) -> prior.ShopPriors:
+    """The priors of the shop's fits: the built-in ones (``app.clv.prior``), or, when the operator
+    sets ``CLV_PRIOR_FROM_SHOPS``, ones estimated from the newest fits of the deployment's larger
+    shops (their parameters only, never their customers; docs/privacy.md). Too few such shops: the
+    built-in ones."""
+    if not get_app_settings().clv_prior_from_shops:
+        return prior.BUILT_IN_PRIORS
+    rows = repo.larger_shop_fits(session, shop_id, prior.MIN_REPEAT_BUYERS_OF_A_PRIOR_SHOP)
+    return prior.deployment_priors(rows)
+
+
 def fit_and_backtest(session: Session, shop_id: int, now: dt.datetime) -> ClvFit:
     """Fit the shop's CLV models on its whole ledger (days as the time unit), store the fit and a
     backtest. Fails soft: a shop the models cannot describe gets a fit row with ``usable`` false
@@ -63,7 +85,8 @@ def fit_and_backtest(session: Session, shop_id: int, now: dt.datetime) -> ClvFit
     day = ords["day"].astype(np.float64)
     value = ords["value"]
     summary = clv_backtest.summarise_transactions(customer, day, value, float(today))
-    models = clv.fit_shop_models(summary.x, summary.t_x, summary.T, summary.m)
+    priors = shop_priors(session, shop_id)
+    models = clv.fit_shop_models(summary.x, summary.t_x, summary.T, summary.m, priors=priors)
     purchases, spend = models.purchases, models.spend
     row: dict[str, Any] = {
         "shop_id": shop_id,
@@ -84,6 +107,8 @@ def fit_and_backtest(session: Session, shop_id: int, now: dt.datetime) -> ClvFit
             "b": purchases.b,
             "purchases_log_likelihood": purchases.log_likelihood,
             "purchases_converged": purchases.converged,
+            "purchases_prior_share": purchases.prior_share,
+            "prior_source": priors.source,
         }
     if spend is not None:
         row |= {
@@ -92,10 +117,11 @@ def fit_and_backtest(session: Session, shop_id: int, now: dt.datetime) -> ClvFit
             "v": spend.v,
             "spend_log_likelihood": spend.log_likelihood,
             "spend_converged": spend.converged,
+            "spend_prior_share": spend.prior_share,
         }
     row["seconds"] = time.perf_counter() - started
     fit = repo.add_fit(session, row)
-    run_backtest(session, shop_id, now, customer, day, value, today)
+    run_backtest(session, shop_id, now, customer, day, value, today, priors)
     return fit
 
 
@@ -117,9 +143,12 @@ def run_backtest(
     day: Array,
     value: Array,
     today: int,
+    priors: prior.ShopPriors = prior.BUILT_IN_PRIORS,
 ) -> Backtest:
-    """Backtest the method the shop's CLV comes from (the model when a usable fit is in use, else
-    the segment formula) on the shop's own orders, next to the naive forecast; with too little
+    """Backtest the method the shop's CLV comes from (the model when a usable fit is in use, fitted
+    with ``priors`` as the live fit, else the segment formula) on the shop's own orders, next to the
+    naive forecast; ``method`` says "model_with_prior" when the prior contributed (``ShopModels.
+    method``). With too little
     history, or when the model cannot be fitted on the orders up to the cut-off, store why instead
     of numbers (``method`` NULL)."""
     settings = get_settings(session, shop_id)
@@ -140,7 +169,7 @@ def run_backtest(
         )
     else:
         cut, end = window
-        result = clv_backtest.backtest(customer, day, value, float(cut), float(end))
+        result = clv_backtest.backtest(customer, day, value, float(cut), float(end), priors=priors)
         if result.customer.size == 0:
             reasons = f"no customer had ordered by {date_of(cut):%b %-d, %Y}, the cut-off"
         elif not result.actual_orders.any():
@@ -153,7 +182,7 @@ def run_backtest(
                 + "; ".join(result.reasons)
             )
         elif on_model:
-            method = "model"
+            method = result.models.method
             predicted_days, predicted_revenue = result.predicted_orders, result.predicted_revenue
         else:
             method = "segment_formula"
@@ -188,7 +217,7 @@ def run_backtest(
         "calibration_end": date_of(cut),
         "holdout_end": date_of(end),
         "customers": int(measured.customer.size) if measured else 0,
-        "model_used": method == "model",
+        "model_used": method in ("model", "model_with_prior"),
         "method": method,
         "reasons": reasons,
         "predicted_orders": orders_acc.predicted_total,

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, exists, select
+from sqlalchemy import Integer, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -57,6 +57,32 @@ def fit_in_use(session: Session, shop_id: int) -> ClvFit | None:
         .order_by(ClvFit.fitted_at.desc(), ClvFit.id.desc())
         .limit(1)
     )
+
+
+def larger_shop_fits(session: Session, shop_id: int, min_repeat_buyers: int) -> list[dict[str, Any]]:
+    """The parameters (nothing else) of the newest usable fit of every other shop with at least
+    ``min_repeat_buyers`` repeat buyers: what a prior estimated from the deployment's larger shops
+    is made of (``fit.shop_priors``; docs/privacy.md). The one read across shops, on purpose: it
+    filters on shop_id only to leave the shop being fitted out."""
+    newest = (
+        select(
+            ClvFit.r,
+            ClvFit.alpha,
+            ClvFit.a,
+            ClvFit.b,
+            ClvFit.p,
+            ClvFit.q,
+            ClvFit.v,
+            ClvFit.purchases_prior_share,
+            func.row_number()
+            .over(partition_by=ClvFit.shop_id, order_by=(ClvFit.fitted_at.desc(), ClvFit.id.desc()))
+            .label("newest"),
+        )
+        .where(ClvFit.shop_id != shop_id, ClvFit.usable, ClvFit.repeat_buyers >= min_repeat_buyers)
+        .subquery()
+    )
+    rows = session.execute(select(newest).where(newest.c.newest == 1)).mappings()
+    return [dict(row) for row in rows]
 
 
 def add_fit(session: Session, row: dict[str, Any]) -> ClvFit:

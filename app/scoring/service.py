@@ -45,6 +45,7 @@ from app.scoring import repository as repo
 from app.scoring.cache import RescoreCache
 from app.scoring.columns import STORED_STATE_COLUMNS, STORED_VALUE_COLUMNS, shop_day
 from app.scoring.compute import MONEY_CAP
+from app.scoring.fit import fit_method
 from app.scoring.load import shop_timezone
 from app.scoring.repository import fit_in_use, latest_backtest, latest_fit
 from app.scoring.store import erase_customer, lock_scores
@@ -396,6 +397,7 @@ __all__ = [
     "fit_shop",
     "latest_backtest",
     "fit_in_use",
+    "fit_method",
     "latest_fit",
     "lock_scores",
     "rescore_shop",

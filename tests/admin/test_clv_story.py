@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.models import Backtest, CustomerScore
+from app.models import Backtest, ClvFit, CustomerScore
 from app.settings.service import update_settings
 from tests.admin.conftest import bearer, launch
 from tests.admin.seed import SeededShop
@@ -110,7 +110,11 @@ def test_the_accuracy_page_says_which_method_it_measured_and_grades_it_in_words(
     ).first()
     assert backtest is not None and backtest.method is not None
     html = page.get(f"/app/accuracy?{launch()}").text
-    label = "the model" if backtest.method == "model" else "the segment formula"
+    label = {
+        "model_with_prior": "the model with a prior",
+        "model": "the model",
+        "segment_formula": "the segment formula",
+    }[backtest.method]
     assert "This measures the method your CLV figures come from" in html
     assert f"Predicted by {label}" in html
     assert '<th scope="row">Purchase days</th>' in html and '<th scope="row">Orders</th>' not in html
@@ -120,6 +124,26 @@ def test_the_accuracy_page_says_which_method_it_measured_and_grades_it_in_words(
     json = page.get("/api/accuracy", headers=bearer()).json()
     assert json["backtest"]["method"] == backtest.method
     assert json["backtest"]["orders_are"] == "purchase days (days with an order)"
+
+
+def test_the_accuracy_page_names_the_method_and_says_how_much_the_prior_contributed(
+    page: TestClient, seeded: SeededShop, session: Session
+) -> None:
+    """The seeded shop's 300 customers: the model with a prior that contributed a visible share."""
+    fit = session.scalars(
+        select(ClvFit).where(ClvFit.shop_id == seeded.shop_id, ClvFit.usable).order_by(ClvFit.id.desc())
+    ).first()
+    assert fit is not None and fit.purchases_prior_share is not None
+    html = page.get(f"/app/accuracy?{launch()}").text
+    assert "Method: model with prior." in html
+    words = re.search(r'<span id="clv-prior">([^<]*)</span>', html)
+    assert words is not None
+    assert words.group(1).startswith(f"With {fit.repeat_buyers:,} repeat buyers, the forecast ")
+    share = re.search(r"makes up about (\d+)% of what the fit knows", words.group(1))
+    json = page.get("/api/accuracy", headers=bearer()).json()
+    assert json["clv_method"] == "model_with_prior" and share is not None
+    assert int(share.group(1)) == round(json["prior_share"] * 100)
+    assert "published studies of retail customers" in words.group(1)
 
 
 def test_an_accuracy_page_with_nothing_measured_says_what_is_missing(

@@ -67,8 +67,9 @@ def test_holdout_orders_are_counted_per_purchase_day_for_known_customers_only():
 
 
 def test_shop_without_enough_history_reports_why_and_uses_the_naive_forecast():
+    """Maximum likelihood needs 20 repeat buyers (with the prior a model is fitted from the first)."""
     result = backtest.backtest(
-        [1, 1, 2], [0.0, 3.0, 1.0], [5.0, 6.0, 7.0], calibration_end=5.0, holdout_end=10.0
+        [1, 1, 2], [0.0, 3.0, 1.0], [5.0, 6.0, 7.0], calibration_end=5.0, holdout_end=10.0, priors=None
     )
     assert not result.model_used
     assert result.reasons and "at least 20" in result.reasons[0]

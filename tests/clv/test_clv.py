@@ -50,10 +50,12 @@ def test_discounting_lowers_clv_and_zero_rate_changes_nothing():
     assert np.all(clv.predicted_clv(BG, GG, x, t_x, T, m, horizon=52, discount_rate=0.01) < plain)
 
 
-def test_too_few_repeat_buyers_gives_a_reason_and_no_model():
+def test_too_few_repeat_buyers_for_maximum_likelihood_gives_a_reason_and_no_model():
     x = np.r_[np.ones(7), np.zeros(100)]
     t_x = np.r_[np.full(7, 5.0), np.zeros(100)]
-    models = clv.fit_shop_models(x, t_x, np.full(107, 30.0), np.r_[np.full(7, 20.0), np.zeros(100)])
+    models = clv.fit_shop_models(
+        x, t_x, np.full(107, 30.0), np.r_[np.full(7, 20.0), np.zeros(100)], priors=None
+    )
     assert models.purchases is None and models.spend is None and not models.usable
     assert models.reasons == ("only 7 customers ordered twice or more; at least 20 are needed",)
 
@@ -147,8 +149,9 @@ def _buyers_who_never_stop(seed: int, customers: int = 40) -> tuple[np.ndarray, 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_no_dropout_limit_of_large_a_b_is_a_usable_model(seed: int) -> None:
+    """Maximum likelihood (no prior: a prior holds a and b away from the edge)."""
     x, t_x, T = _buyers_who_never_stop(seed)
-    models = clv.fit_shop_models(x, t_x, T, np.where(x > 0, 40.0 + x, 0.0))
+    models = clv.fit_shop_models(x, t_x, T, np.where(x > 0, 40.0 + x, 0.0), priors=None)
     assert models.usable, models.reasons
     bg = models.purchases
     assert bg is not None and bg.converged

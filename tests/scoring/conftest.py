@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
+from app.clv import clv
 from tests.fixtures.factories import create_shop
 from tests.scoring.ledger import add_order
 
@@ -17,6 +18,14 @@ FIVE = [
     (4, "2026-05-01", "40.00"),
     (5, "2025-12-01", "20.00"),
 ]
+
+
+@pytest.fixture
+def twenty_repeat_buyers_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model threshold raised to maximum likelihood's 20 repeat buyers: the real fail-soft paths
+    (the segment formula, a fit that fails soft) that a shop below the threshold takes. With the
+    prior the threshold is 0 (docs/predictions.md), so a small shop no longer takes them."""
+    monkeypatch.setattr(clv, "MAP_MIN_REPEAT_BUYERS", clv.MLE_MIN_REPEAT_BUYERS)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ def few_repeat_buyers(seed: int = 4) -> list[Row]:
     return rows
 
 
+@pytest.mark.usefixtures("twenty_repeat_buyers_needed")
 def test_a_shop_on_the_segment_formula_gets_the_segment_formula_backtested(session: Session) -> None:
     """The backtest's forecast is what the live segment formula would have said on the cut-off
     day, for a horizon as long as the held-out period."""
@@ -65,6 +66,7 @@ def test_a_shop_on_the_segment_formula_gets_the_segment_formula_backtested(sessi
     assert backtest.predicted_revenue == pytest.approx(live, rel=0.01)
 
 
+@pytest.mark.usefixtures("twenty_repeat_buyers_needed")
 def test_a_backtest_whose_own_fit_fails_says_so_instead_of_repeating_the_naive_forecast(
     session: Session,
 ) -> None:

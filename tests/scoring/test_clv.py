@@ -76,7 +76,7 @@ def test_each_fit_stores_a_backtest_against_the_naive_forecast(session: Session)
     service.fit_shop(session, shop_id, NOW)
     session.commit()
     backtest = scoring_repo.latest_backtest(session, shop_id)
-    assert backtest is not None and backtest.model_used and backtest.method == "model"
+    assert backtest is not None and backtest.model_used and backtest.method == "model_with_prior"
     first = session.scalar(select(func.min(Order.ordered_at)).where(Order.shop_id == shop_id))
     assert first is not None
     held_out = (NOW.date() - first.date()).days // 3  # the last third of the history
@@ -87,6 +87,7 @@ def test_each_fit_stores_a_backtest_against_the_naive_forecast(session: Session)
 
 
 @pytest.mark.both_dbs
+@pytest.mark.usefixtures("twenty_repeat_buyers_needed")
 def test_too_few_repeat_buyers_fail_soft_to_the_segment_formula_with_the_reason(
     session: Session, five_customer_shop: int
 ) -> None:

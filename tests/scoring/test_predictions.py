@@ -149,12 +149,14 @@ def test_a_shop_whose_buyers_never_stop_keeps_the_model_on_consecutive_fits(sess
         result = service.rescore_shop(session, shop_id, moment, full=True)
         session.commit()
         assert fit.usable, fit.reasons
-        assert fit.a is not None and fit.b is not None and fit.a / (fit.a + fit.b) < 1e-2
+        # the prior holds a and b away from the no-dropout edge maximum likelihood runs to
+        assert fit.a is not None and fit.b is not None and fit.a / (fit.a + fit.b) < 0.05
         assert result.clv_source == "model"
         totals.append(sum(float(s.predicted_clv) for s in scores_of(session, shop_id)))
     assert totals[1] == pytest.approx(totals[0], rel=0.02)
 
 
+@pytest.mark.usefixtures("twenty_repeat_buyers_needed")
 def test_a_fit_that_fails_without_new_orders_keeps_the_fit_in_use(session: Session) -> None:
     shop_id = never_stopping_shop(session)
     first = service.fit_shop(session, shop_id, NOW)
