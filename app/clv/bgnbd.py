@@ -16,11 +16,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, log_expit, polygamma
 
-from app.clv._numeric import FloatArray, as_float_array, collapse_rows, weighted_sum
+from app.clv._numeric import FloatArray, as_float_array, collapse_rows, newton_minimise, weighted_sum
 
 LOG_PARAM_BOUND = 15.0
 GRADIENT_TOLERANCE = 1e-5
@@ -95,80 +95,160 @@ def log_likelihood_and_gradient(
     """Weighted total of FHL eq. (6) and its analytic gradient w.r.t. (ln r, ln alpha, ln a, ln b).
 
     Terms that depend on x alone (gamma and beta functions, digammas) are evaluated once per distinct
-    x; per customer only two logarithms and a logistic remain. With w = P(the t_x branch) =
-    expit(term_t_x - term_T), every derivative is the w-weighted mix of the two branches' derivatives.
+    x, and the logarithms of alpha + time once per distinct time; per customer only a logistic
+    remains. With w = P(the t_x branch) = expit(term_t_x - term_T), every derivative is the
+    w-weighted mix of the two branches' derivatives.
     """
-    r, alpha, a, b = _params_from_log(log_params)
+    params = np.exp(as_float_array(log_params))
     x_arr, t_x_arr, T_arr = (as_float_array(v).ravel() for v in (x, t_x, T))
     w_arr = np.ones_like(x_arr) if weights is None else as_float_array(weights).ravel()
-    return _ll_and_grad(r, alpha, a, b, _PreparedData.build(x_arr, t_x_arr, T_arr, w_arr))
+    data = _PreparedData.build(x_arr, t_x_arr, T_arr, w_arr)
+    total, grad, _ = _ll_grad_hess(params, data, hessian=False)
+    return total, grad * params
 
 
 @dataclass(frozen=True, slots=True)
 class _PreparedData:
+    """Rows sorted by x with what eq. (6) needs that does not change with the parameters.
+
+    ``repeat`` is the slice of rows with x > 0 (the zero rows come first); ``x_starts`` the first
+    repeat row of each distinct x > 0; ``time_values`` the distinct t_x and T, which ``t_x_index``
+    and ``T_index`` point into."""
+
     x: FloatArray
-    t_x: FloatArray
-    T: FloatArray
     weight: FloatArray
     x_values: FloatArray
-    x_index: np.ndarray
     weight_per_x: FloatArray
-    repeat: np.ndarray
+    repeat: slice
+    repeat_x_values: FloatArray
+    x_starts: NDArray[np.intp]
+    time_values: FloatArray
+    t_x_index: NDArray[np.intp]
+    T_index: NDArray[np.intp]
 
     @classmethod
     def build(cls, x: FloatArray, t_x: FloatArray, T: FloatArray, weight: FloatArray) -> _PreparedData:
-        x_values, x_index = np.unique(x, return_inverse=True)
-        weight_per_x = np.bincount(x_index, weights=weight, minlength=x_values.size).astype(np.float64)
-        return cls(x, t_x, T, weight, x_values, x_index, weight_per_x, x > 0)
+        if x.size and np.any(x[1:] < x[:-1]):
+            order = np.argsort(x, kind="stable")
+            x, t_x, T, weight = x[order], t_x[order], T[order], weight[order]
+        first = np.flatnonzero(np.r_[True, x[1:] != x[:-1]]) if x.size else np.zeros(0, dtype=np.intp)
+        x_values = x[first]
+        weight_per_x = np.add.reduceat(weight, first) if x.size else np.zeros(0)
+        n_zero = int(np.searchsorted(x, 0.0, side="right"))
+        repeat_groups = x_values > 0
+        time_values, time_index = np.unique(np.concatenate([t_x, T]), return_inverse=True)
+        return cls(
+            x=x,
+            weight=weight,
+            x_values=x_values,
+            weight_per_x=np.asarray(weight_per_x, dtype=np.float64),
+            repeat=slice(n_zero, x.size),
+            repeat_x_values=x_values[repeat_groups],
+            x_starts=first[repeat_groups] - n_zero,
+            time_values=time_values,
+            t_x_index=time_index[: x.size],
+            T_index=time_index[x.size :],
+        )
 
 
-def _ll_and_grad(r: float, alpha: float, a: float, b: float, data: _PreparedData) -> tuple[float, FloatArray]:
-    xv = data.x_values
-    repeat_v = xv > 0
-    b_minus = np.where(repeat_v, b + xv - 1.0, 1.0)
-    # per distinct x
-    base_v = gammaln(r + xv) - gammaln(r) + r * math.log(alpha) + betaln(a, b + xv) - betaln(a, b)
-    shift_v = np.where(repeat_v, betaln(a + 1.0, b_minus) - betaln(a, b + xv), -np.inf)
-    dig_ab = digamma(a + b)
-    dig_abx = digamma(a + b + xv)
-    d_base_r = digamma(r + xv) - digamma(r) + math.log(alpha)
-    d_t1_a = dig_ab - dig_abx
-    d_t1_b = digamma(b + xv) - dig_abx - digamma(b) + dig_ab
-    d_t2_a = 1.0 / a + dig_ab - dig_abx
-    d_t2_b = np.where(repeat_v, digamma(b_minus) - dig_abx - digamma(b) + dig_ab, 0.0)
+def _ll_grad_hess(
+    params: FloatArray, data: _PreparedData, hessian: bool
+) -> tuple[float, FloatArray, FloatArray | None]:
+    """Weighted eq. (6), its gradient and (optionally) Hessian in (r, alpha, a, b).
 
-    ix = data.x_index
-    rx = r + data.x
-    log_T = np.log(alpha + data.T)
-    log_t_x = np.log(alpha + data.t_x)
-    with np.errstate(invalid="ignore"):
-        diff = shift_v[ix] - rx * (log_t_x - log_T)
-    # below -700 expit() returns subnormal numbers, whose arithmetic is ~100x slower; e^-700 is 0 here
-    diff = np.where(data.repeat, np.maximum(diff, -700.0), -np.inf)
+    Per customer ln L = B_x - (r+x) ln(alpha+T) + softplus(d) with
+        B_x = lnG(r+x) - lnG(r) + r ln alpha + ln B(a, b+x) - ln B(a, b),
+        d = [x>0] (ln a - ln(b+x-1) - (r+x) (ln(alpha+t_x) - ln(alpha+T))),
+    so every derivative is that of B_x and of the linear term plus sigma(d) d' (and, second,
+    sigma(d)(1-sigma(d)) d' d'^T + sigma(d) d''), sigma the logistic function.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    xv, wv = data.x_values, data.weight_per_x
+    n = float(np.sum(wv))
     w = data.weight
-    share_t_x = expit(diff)
-    w_share = w * share_t_x
+    rx = r + data.x
+    log_time = np.log(alpha + data.time_values)
+    inv_time = 1.0 / (alpha + data.time_values)
+    log_T = log_time[data.T_index]
+    inv_T = inv_time[data.T_index]
 
-    total = float(
-        weighted_sum(data.weight_per_x, base_v)
-        - weighted_sum(w, rx * log_T)
-        - weighted_sum(w, log_expit(-diff))
+    rep = data.repeat
+    xr = data.repeat_x_values
+    b_minus = b + xr - 1.0
+    w_rep = w[rep]
+    rx_rep = rx[rep]
+    log_t_x = log_time[data.t_x_index[rep]]
+    diff_log = log_t_x - log_T[rep]  # <= 0
+    shift = math.log(a) - np.log(b_minus)
+    group_sizes = np.diff(np.r_[data.x_starts, w_rep.size])
+    d = np.repeat(shift, group_sizes) - rx_rep * diff_log
+    # below -700 expit() returns subnormal numbers, whose arithmetic is ~100x slower; e^-700 is 0 here
+    np.maximum(d, -700.0, out=d)
+    sigma = expit(d)
+    ws = w_rep * sigma
+
+    base = gammaln(r + xv) - gammaln(r) + r * math.log(alpha) + betaln(a, b + xv) - betaln(a, b)
+    value = weighted_sum(wv, base) - weighted_sum(w, rx * log_T) - weighted_sum(w_rep, log_expit(-d))
+
+    dig_ab = float(digamma(a + b))
+    dig_abx = digamma(a + b + xv)
+    s_x = np.add.reduceat(ws, data.x_starts) if ws.size else np.zeros(0)
+    inv_T_rep = inv_T[rep]
+    delta = inv_time[data.t_x_index[rep]] - inv_T_rep  # >= 0
+    grad = np.array(
+        [
+            weighted_sum(wv, digamma(r + xv))
+            - n * float(digamma(r))
+            + n * math.log(alpha)
+            - weighted_sum(w, log_T)
+            - weighted_sum(ws, diff_log),
+            n * r / alpha - weighted_sum(w * rx, inv_T) - weighted_sum(ws * rx_rep, delta),
+            weighted_sum(wv, dig_ab - dig_abx) + float(np.sum(ws)) / a,
+            weighted_sum(wv, digamma(b + xv) - dig_abx - float(digamma(b)) + dig_ab)
+            - weighted_sum(s_x, 1.0 / b_minus),
+        ]
     )
-    share_per_x = np.bincount(ix, weights=w_share, minlength=xv.size).astype(np.float64)
-    grad_r = float(
-        weighted_sum(data.weight_per_x, d_base_r)
-        - weighted_sum(w, log_T)
-        - weighted_sum(w_share, log_t_x - log_T)
+    if not hessian:
+        return value, grad, None
+
+    wk = ws * (1.0 - sigma)
+    wk_diff = wk * diff_log
+    wk_r_delta = wk * rx_rep * delta
+    k_x = np.add.reduceat(wk, data.x_starts) if wk.size else np.zeros(0)
+    kd_x = np.add.reduceat(wk_diff, data.x_starts) if wk.size else np.zeros(0)
+    krd_x = np.add.reduceat(wk_r_delta, data.x_starts) if wk.size else np.zeros(0)
+    inv_b = 1.0 / b_minus
+    tri_ab = float(polygamma(1, a + b))
+    tri_abx = polygamma(1, a + b + xv)
+    sum_wk = float(np.sum(wk))
+    sum_ws = float(np.sum(ws))
+    inv_t_x = inv_time[data.t_x_index[rep]]
+    h = np.empty((4, 4))
+    h[0, 0] = (
+        weighted_sum(wv, polygamma(1, r + xv)) - n * float(polygamma(1, r)) + weighted_sum(wk_diff, diff_log)
     )
-    inv_T = 1.0 / (alpha + data.T)
-    inv_t_x = 1.0 / (alpha + data.t_x)
-    grad_alpha = float(
-        r / alpha * np.sum(data.weight_per_x) - weighted_sum(w * rx, inv_T + share_t_x * (inv_t_x - inv_T))
+    h[0, 1] = (
+        n / alpha - float(np.sum(w * inv_T)) + weighted_sum(wk_diff, rx_rep * delta) - weighted_sum(ws, delta)
     )
-    grad_a = float(weighted_sum(data.weight_per_x, d_t1_a) + weighted_sum(share_per_x, d_t2_a - d_t1_a))
-    grad_b = float(weighted_sum(data.weight_per_x, d_t1_b) + weighted_sum(share_per_x, d_t2_b - d_t1_b))
-    grad_log = np.array([grad_r * r, grad_alpha * alpha, grad_a * a, grad_b * b], dtype=np.float64)
-    return total, grad_log
+    h[1, 1] = (
+        -n * r / alpha**2
+        + weighted_sum(w * rx, inv_T * inv_T)
+        + weighted_sum(wk_r_delta, rx_rep * delta)
+        + weighted_sum(ws * rx_rep, inv_t_x * inv_t_x - inv_T_rep * inv_T_rep)
+    )
+    h[0, 2] = -float(np.sum(wk_diff)) / a
+    h[0, 3] = weighted_sum(kd_x, inv_b)
+    h[1, 2] = -float(np.sum(wk_r_delta)) / a
+    h[1, 3] = weighted_sum(krd_x, inv_b)
+    h[2, 2] = weighted_sum(wv, tri_ab - tri_abx) + (sum_wk - sum_ws) / a**2
+    h[2, 3] = weighted_sum(wv, tri_ab - tri_abx) - weighted_sum(k_x, inv_b) / a
+    h[3, 3] = weighted_sum(
+        wv, polygamma(1, b + xv) - tri_abx - float(polygamma(1, b)) + tri_ab
+    ) + weighted_sum(k_x + s_x, inv_b * inv_b)
+    for i in range(4):
+        for j in range(i):
+            h[i, j] = h[j, i]
+    return value, grad, h
 
 
 def collapse(
@@ -195,11 +275,12 @@ def fit(
     """Maximum-likelihood BG/NBD fit (FHL section 4, eq. 6) on the distinct (x, t_x, T) triples.
 
     Customers are first collapsed to distinct triples with counts, so the cost grows with the number
-    of distinct histories, not customers. The optimiser (L-BFGS-B with the analytic gradient) works
-    on log-parameters with time rescaled so that the longest T is 10 units, then alpha is scaled back.
+    of distinct histories, not customers. The optimiser works on log-parameters with time rescaled
+    so that the longest T is 10 units, then alpha is scaled back: Newton steps with the analytic
+    Hessian, handing over to L-BFGS-B (analytic gradient) if a step would leave the search box.
     ``penalizer`` adds ``penalizer * sum(log-params**2)`` (in the rescaled units) to the mean negative
     log-likelihood; the default 0 gives the plain maximum-likelihood estimate.
-    ``converged`` is true when the optimiser's final gradient (of the mean objective) is below 1e-5
+    ``converged`` is true when the final gradient (of the mean objective) is below 1e-5
     and r and alpha are inside the search box; a or b on its edge counts when the gradient there
     only points outwards (the limit of a dropout probability near 0).
     """
@@ -212,29 +293,39 @@ def fit(
     data = _PreparedData.build(x_u, t_x_u / scale, T_u / scale, counts)
     total_weight = float(np.sum(counts))
 
-    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-        r, alpha, a, b = _params_from_log(theta)
-        ll, grad = _ll_and_grad(r, alpha, a, b, data)
-        value = -ll / total_weight + penalizer * float(weighted_sum(theta, theta))
-        gradient = -grad / total_weight + 2.0 * penalizer * theta
+    def objective(theta: FloatArray, hessian: bool) -> tuple[float, FloatArray, FloatArray | None]:
+        params = np.exp(theta)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ll, grad, hess = _ll_grad_hess(params, data, hessian)
+        log_grad = grad * params
+        value = -ll / total_weight + penalizer * float(np.sum(theta * theta))
+        gradient = -log_grad / total_weight + 2.0 * penalizer * theta
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
-            return 1e10, np.zeros(4)
-        return value, gradient
+            return 1e10, np.zeros(4), None
+        if hess is None:
+            return value, gradient, None
+        log_hess = hess * np.outer(params, params) + np.diag(log_grad)
+        return value, gradient, -log_hess / total_weight + 2.0 * penalizer * np.eye(4)
 
     if initial is None:
         theta0 = np.zeros(4)
     else:
         theta0 = np.clip(initial.log_params - np.array([0.0, math.log(scale), 0.0, 0.0]), -10, 10)
-    result = minimize(
-        objective,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * 4,
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-    )
-    theta = np.asarray(result.x, dtype=np.float64)
-    _, final_grad = objective(theta)
+    newton = newton_minimise(objective, theta0, LOG_PARAM_BOUND)
+    theta, iterations, message = newton.theta, newton.iterations, newton.message
+    if not newton.success:
+        result = minimize(
+            lambda t: objective(t, False)[:2],
+            theta,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * 4,
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+        )
+        theta = np.asarray(result.x, dtype=np.float64)
+        iterations += int(result.nit)
+        message = str(result.message)
+    _, final_grad, _ = objective(theta, False)
     r, alpha_s, a, b = _params_from_log(theta)
     # a and b may end on the search box: the likelihood still rises as they grow (or a shrinks)
     # towards the limit of a dropout probability near 0, a valid model (the NBD of FHL section 2).
@@ -244,8 +335,12 @@ def fit(
     outward = (upper & (final_grad < 0)) | (lower & (final_grad > 0))
     projected = np.where(outward, 0.0, final_grad)
     rate_inside = bool(np.all(~(upper | lower)[:2]))
-    params = BetaGeoParams(r, alpha_s * scale, a, b)
-    ll = log_likelihood(params, x_u, t_x_u, T_u, counts)
+    # In the rescaled time unit each customer's likelihood gains a factor scale^x (alpha^r and
+    # (alpha+T)^-(r+x) both rescale), which is taken back out here.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ll = _ll_grad_hess(np.exp(theta), data, hessian=False)[0] - math.log(scale) * weighted_sum(
+            data.weight, data.x
+        )
     converged = bool(
         rate_inside and np.isfinite(ll) and float(np.max(np.abs(projected))) < GRADIENT_TOLERANCE
     )
@@ -258,8 +353,8 @@ def fit(
         converged=converged,
         n_customers=n_customers,
         n_distinct=int(x_u.size),
-        iterations=int(result.nit),
-        message=str(result.message),
+        iterations=iterations,
+        message=message,
     )
 
 
