@@ -20,7 +20,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, log_expit, polygamma
 
-from app.clv._numeric import FloatArray, as_float_array, collapse_rows, newton_minimise, weighted_sum
+from app.clv._numeric import (
+    FloatArray,
+    as_float_array,
+    collapse_rows,
+    distinct_rows_with_counts,
+    newton_minimise,
+    weighted_sum,
+)
 
 LOG_PARAM_BOUND = 15.0
 GRADIENT_TOLERANCE = 1e-5
@@ -256,6 +263,9 @@ def collapse(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """The distinct (x, t_x, T) triples and the total weight (by default the count) of each."""
     x_arr, t_x_arr, T_arr = (as_float_array(v).ravel() for v in (x, t_x, T))
+    if weights is None:
+        (x_u, t_x_u, T_u), counts = distinct_rows_with_counts(x_arr, t_x_arr, T_arr)
+        return x_u, t_x_u, T_u, counts
     (x_u, t_x_u, T_u), counts, inverse = collapse_rows(x_arr, t_x_arr, T_arr)
     if weights is not None:
         counts = np.bincount(inverse, weights=as_float_array(weights).ravel(), minlength=x_u.size).astype(
@@ -308,11 +318,12 @@ def fit(
         return value, gradient, -log_hess / total_weight + 2.0 * penalizer * np.eye(4)
 
     if initial is None:
-        theta0 = np.zeros(4)
+        theta0 = _pilot_start(x_u, t_x_u / scale, T_u / scale, counts)
     else:
         theta0 = np.clip(initial.log_params - np.array([0.0, math.log(scale), 0.0, 0.0]), -10, 10)
     newton = newton_minimise(objective, theta0, LOG_PARAM_BOUND)
     theta, iterations, message = newton.theta, newton.iterations, newton.message
+    final_grad = newton.gradient
     if not newton.success:
         result = minimize(
             lambda t: objective(t, False)[:2],
@@ -325,7 +336,7 @@ def fit(
         theta = np.asarray(result.x, dtype=np.float64)
         iterations += int(result.nit)
         message = str(result.message)
-    _, final_grad, _ = objective(theta, False)
+        _, final_grad, _ = objective(theta, False)
     r, alpha_s, a, b = _params_from_log(theta)
     # a and b may end on the search box: the likelihood still rises as they grow (or a shrinks)
     # towards the limit of a dropout probability near 0, a valid model (the NBD of FHL section 2).
@@ -356,6 +367,32 @@ def fit(
         iterations=iterations,
         message=message,
     )
+
+
+_PILOT_ROWS = 5_000
+
+
+def _pilot_start(x: FloatArray, t_x: FloatArray, T: FloatArray, counts: FloatArray) -> FloatArray:
+    """Starting log-parameters: zeros, or for many distinct histories the fit to an evenly spaced
+    sample of them (with their counts), a few thousand rows whose optimum lies close to the full
+    one, so that the full data need only the last, quadratically converging Newton steps."""
+    if x.size < 4 * _PILOT_ROWS:
+        return np.zeros(4)
+    pick = slice(None, None, x.size // _PILOT_ROWS)
+    data = _PreparedData.build(x[pick], t_x[pick], T[pick], counts[pick])
+    total = float(np.sum(counts[pick]))
+
+    def objective(theta: FloatArray, hessian: bool) -> tuple[float, FloatArray, FloatArray | None]:
+        params = np.exp(theta)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ll, grad, hess = _ll_grad_hess(params, data, hessian)
+        log_grad = grad * params
+        if hess is None:
+            return -ll / total, -log_grad / total, None
+        return -ll / total, -log_grad / total, -(hess * np.outer(params, params) + np.diag(log_grad)) / total
+
+    pilot = newton_minimise(objective, np.zeros(4), LOG_PARAM_BOUND, gtol=1e-6)
+    return pilot.theta if pilot.success else np.zeros(4)
 
 
 def probability_alive(params: BetaGeoParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -398,6 +435,16 @@ def expected_purchases(
     alive = probability_alive(params, x_arr, t_x_arr, T_arr)
     if_alive = _expected_purchases_if_alive(params, t_arr.ravel(), x_arr.ravel(), T_arr.ravel())
     return np.asarray(alive * if_alive.reshape(alive.shape), dtype=np.float64)
+
+
+def expected_purchases_if_alive(
+    params: BetaGeoParams, t: ArrayLike, x: ArrayLike, T: ArrayLike
+) -> FloatArray:
+    """E[Y(t) | alive at T, x, T]: eq. (10) without its P(alive) factor (see ``expected_purchases``),
+    for callers that have P(alive) already."""
+    t_arr, x_arr, T_arr = np.broadcast_arrays(as_float_array(t), as_float_array(x), as_float_array(T))
+    values = _expected_purchases_if_alive(params, t_arr.ravel(), x_arr.ravel(), T_arr.ravel())
+    return np.asarray(values.reshape(x_arr.shape), dtype=np.float64)
 
 
 def expected_purchases_new_customer(params: BetaGeoParams, t: ArrayLike) -> FloatArray:
@@ -458,18 +505,24 @@ def _expected_purchases_if_alive(
         return out
     (x_u, T_u, t_u), _, inverse = collapse_rows(x[positive], T[positive], t[positive])
     values = np.empty(x_u.size, dtype=np.float64)
-    for start in range(0, x_u.size, _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        values[sl] = _quadrature(params, x_u[sl], t_u[sl] / (params.alpha + T_u[sl]))
+    u_u = t_u / (params.alpha + T_u)
+    # the rows come sorted by x: one grid per x (and chunk), shared by all its (T, t)
+    x_starts = np.flatnonzero(np.r_[True, x_u[1:] != x_u[:-1]])
+    for first, end in zip(x_starts, np.r_[x_starts[1:], x_u.size], strict=True):
+        for start in range(int(first), int(end), _CHUNK):
+            sl = slice(start, min(start + _CHUNK, int(end)))
+            fast = _quadrature_one_x(params, float(x_u[start]), u_u[sl])
+            values[sl] = fast if fast is not None else _quadrature(params, x_u[sl], u_u[sl])
     out[positive] = values[inverse]
     return out
 
 
-def _quadrature(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> FloatArray:
+def _grid(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per row: the ends of the trapezoid grid in s = logit(p) and the largest step (see
+    ``_expected_purchases_if_alive``)."""
     a = params.a
     beta = params.b + x
     big_r = params.r + x
-    u = np.maximum(u, 1e-300)
     centre = math.log(a) - np.log(beta)
     spread = np.sqrt(float(polygamma(1, a)) + polygamma(1, beta))
     step_max = np.minimum(_TRAPEZOID_MAX_STEP, spread / 2.0)
@@ -485,6 +538,46 @@ def _quadrature(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> FloatArr
     local_sd = np.sqrt(1.0 / a + 1.0 / beta)
     lower = np.minimum(lower, centre - 8.0 * local_sd)
     upper = np.maximum(upper, centre + 8.0 * local_sd)
+    return lower, upper, step_max
+
+
+def _quadrature_one_x(params: BetaGeoParams, x: float, u: FloatArray) -> FloatArray | None:
+    """``_quadrature`` for rows sharing one x on one grid spanning all their grids: the Beta
+    density's factor is computed once per node, and per row and node only
+    1 - (1 + p u)^-(r+x) = -expm1(-(r+x) log1p(p u)). None when the grid reaches p or densities
+    that float64 cannot hold (tiny or huge a), for which ``_quadrature`` works in log space."""
+    a = params.a
+    beta = params.b + x
+    big_r = params.r + x
+    u = np.maximum(u, 1e-300)
+    lower_rows, upper_rows, step_max = _grid(params, np.full(1, x), u)
+    lower, upper = float(np.min(lower_rows)), float(np.max(upper_rows))
+    n_nodes = int(min(4000, max(16, math.ceil((upper - lower) / float(step_max[0])) + 1)))
+    step = (upper - lower) / (n_nodes - 1)
+    s = lower + step * np.arange(n_nodes)
+    log_p = log_expit(s)
+    log_density = (a - 1.0) * log_p + beta * (log_p - s) - float(betaln(a, beta))
+    if float(np.min(log_p)) < -600.0 or float(np.max(np.abs(log_density))) > 600.0:
+        return None
+    density = np.exp(log_density)
+    gain = np.multiply.outer(u, np.exp(log_p))
+    np.log1p(gain, out=gain)
+    gain *= -big_r
+    np.expm1(gain, out=gain)
+    f = gain
+    f *= -density
+    with np.errstate(over="ignore"):  # a steep tail's sum is its first term: f / inf = 0 beyond
+        left_tail = f[:, 0] / math.expm1(min(a * step, 700.0))
+        right_tail = f[:, -1] / math.expm1(min(beta * step, 700.0))
+    return np.asarray(step * (np.sum(f, axis=1) + left_tail + right_tail), dtype=np.float64)
+
+
+def _quadrature(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> FloatArray:
+    a = params.a
+    beta = params.b + x
+    big_r = params.r + x
+    u = np.maximum(u, 1e-300)
+    lower, upper, step_max = _grid(params, x, u)
     n_nodes = int(min(4000, max(16, int(np.max(np.ceil((upper - lower) / step_max))) + 1)))
     step = (upper - lower) / (n_nodes - 1)
     s = lower[:, None] + step[:, None] * np.arange(n_nodes)[None, :]

@@ -238,10 +238,11 @@ def score_customers(
     t_xs = np.where(valid, t_x_arr, 0.0)
     Ts = np.where(valid, T_arr, 0.0)
     with np.errstate(all="ignore"):
-        alive = finite_or(bgnbd.probability_alive(bg, xs, t_xs, Ts), 0.0, 0.0, 1.0)
-        alive = np.where(valid, alive, 0.0)
+        exact_alive = bgnbd.probability_alive(bg, xs, t_xs, Ts)
+        alive = np.where(valid, finite_or(exact_alive, 0.0, 0.0, 1.0), 0.0)
         value = expected_order_value(models, xs, m_arr)
-        orders = bgnbd.expected_purchases(bg, horizon, xs, t_xs, Ts)
+        # bgnbd.expected_purchases, with P(alive) computed once for both
+        orders = exact_alive * bgnbd.expected_purchases_if_alive(bg, horizon, xs, Ts)
         if discount_rate == 0.0:
             clv = orders * value
         else:

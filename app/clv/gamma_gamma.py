@@ -260,6 +260,7 @@ def fit(
 
     newton = newton_minimise(objective, np.zeros(3), LOG_PARAM_BOUND)
     theta, iterations, message = newton.theta, newton.iterations, newton.message
+    final_grad = newton.gradient
     if not newton.success:
         result = minimize(
             lambda t: objective(t, False)[:2],
@@ -272,7 +273,7 @@ def fit(
         theta = np.asarray(result.x, dtype=np.float64)
         iterations += int(result.nit)
         message = str(result.message)
-    _, final_grad, _ = objective(theta, False)
+        _, final_grad, _ = objective(theta, False)
     p, q, v_scaled = (float(value) for value in np.exp(theta))
     # the density of m is that of m / scale divided by scale
     ll = _ll_grad_hess(p, q, v_scaled, data, hessian=False)[0] - total_weight * math.log(scale)
