@@ -31,6 +31,12 @@ def collapse_rows(*columns: FloatArray) -> tuple[list[FloatArray], FloatArray, N
         empty = np.zeros(0, dtype=np.float64)
         return [empty.copy() for _ in columns], empty, np.zeros(0, dtype=np.intp)
     key = _integer_key(columns)
+    if key is not None and int(key.max()) < max(4 * n, 1 << 16):
+        # keys in a range a few times the row count (day numbers): a table instead of a sort
+        table = np.bincount(key)
+        distinct_keys = np.flatnonzero(table)
+        rank = np.cumsum(table > 0) - 1
+        return _decode(distinct_keys, columns), table[distinct_keys].astype(np.float64), rank[key]
     if key is not None:
         order = np.argsort(key)
         sorted_key = key[order]
@@ -60,14 +66,18 @@ def distinct_rows_with_counts(*columns: FloatArray) -> tuple[list[FloatArray], F
     np.not_equal(key[1:], key[:-1], out=changed[1:])
     starts = np.flatnonzero(changed)
     counts = np.diff(np.append(starts, key.size)).astype(np.float64)
-    rest = key[starts]
+    return _decode(key[starts], columns), counts
+
+
+def _decode(keys: NDArray[np.int64], columns: tuple[FloatArray, ...]) -> list[FloatArray]:
+    """The column values packed in ``keys`` by ``_integer_key``."""
+    rest = keys
     decoded: list[FloatArray] = []
     for column in columns[:0:-1]:
-        span = int(np.max(column)) + 1
-        rest, value = np.divmod(rest, span)
+        rest, value = np.divmod(rest, int(np.max(column)) + 1)
         decoded.append(value.astype(np.float64))
     decoded.append(rest.astype(np.float64))
-    return decoded[::-1], counts
+    return decoded[::-1]
 
 
 def _integer_key(columns: tuple[FloatArray, ...]) -> NDArray[np.int64] | None:

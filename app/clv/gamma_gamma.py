@@ -258,7 +258,7 @@ def fit(
             return 1e10, np.zeros(3), None
         return value, gradient, log_hess
 
-    newton = newton_minimise(objective, np.zeros(3), LOG_PARAM_BOUND)
+    newton = newton_minimise(objective, _pilot_start(x_k, m_k / scale, w_k), LOG_PARAM_BOUND)
     theta, iterations, message = newton.theta, newton.iterations, newton.message
     final_grad = newton.gradient
     if not newton.success:
@@ -290,6 +290,28 @@ def fit(
         iterations=iterations,
         message=message,
     )
+
+
+_PILOT_ROWS = 5_000
+
+
+def _pilot_start(x: FloatArray, m: FloatArray, weight: FloatArray) -> FloatArray:
+    """Starting log-parameters: zeros, or for many customers the fit to an evenly spaced sample of
+    a few thousand of them, close to the full optimum, so the full data need only the last,
+    quadratically converging Newton steps."""
+    if x.size < 4 * _PILOT_ROWS:
+        return np.zeros(3)
+    pick = slice(None, None, x.size // _PILOT_ROWS)
+    data = _SpendData.build(x[pick], m[pick], weight[pick])
+
+    def objective(theta: FloatArray, hessian: bool) -> tuple[float, FloatArray, FloatArray | None]:
+        params = np.exp(theta)
+        ll, grad, hess = _ll_grad_hess(float(params[0]), float(params[1]), float(params[2]), data, hessian)
+        log_grad, log_hess = _to_log_space(params, grad, hess)
+        return -ll / data.total, -log_grad / data.total, None if log_hess is None else -log_hess / data.total
+
+    pilot = newton_minimise(objective, np.zeros(3), LOG_PARAM_BOUND, gtol=1e-6)
+    return pilot.theta if pilot.success else np.zeros(3)
 
 
 def conditional_expected_average_profit(params: GammaGammaParams, x: ArrayLike, m: ArrayLike) -> FloatArray:
