@@ -134,7 +134,11 @@ class _PreparedData:
     T_index: NDArray[np.intp]
 
     @classmethod
-    def build(cls, x: FloatArray, t_x: FloatArray, T: FloatArray, weight: FloatArray) -> _PreparedData:
+    def build(
+        cls, x: FloatArray, t_x: FloatArray, T: FloatArray, weight: FloatArray, time_scale: float = 1.0
+    ) -> _PreparedData:
+        """``time_scale``: the time unit the model works in, in units of t_x and T (which then stay
+        whole day counts, whose distinct values a table finds)."""
         if x.size and np.any(x[1:] < x[:-1]):
             order = np.argsort(x, kind="stable")
             x, t_x, T, weight = x[order], t_x[order], T[order], weight[order]
@@ -143,7 +147,8 @@ class _PreparedData:
         weight_per_x = np.add.reduceat(weight, first) if x.size else np.zeros(0)
         n_zero = int(np.searchsorted(x, 0.0, side="right"))
         repeat_groups = x_values > 0
-        time_values, time_index = np.unique(np.concatenate([t_x, T]), return_inverse=True)
+        (time_values,), _, time_index = collapse_rows(np.concatenate([t_x, T]))
+        time_values = time_values / time_scale
         return cls(
             x=x,
             weight=weight,
@@ -300,7 +305,7 @@ def fit(
         return BetaGeoParams(1.0, 1.0, 1.0, 1.0, None, False, 0, 0, 0, "no customers")
     max_T = float(np.max(T_u))
     scale = max_T / 10.0 if max_T > 0 else 1.0
-    data = _PreparedData.build(x_u, t_x_u / scale, T_u / scale, counts)
+    data = _PreparedData.build(x_u, t_x_u, T_u, counts, time_scale=scale)
     total_weight = float(np.sum(counts))
 
     def objective(theta: FloatArray, hessian: bool) -> tuple[float, FloatArray, FloatArray | None]:
@@ -318,7 +323,7 @@ def fit(
         return value, gradient, -log_hess / total_weight + 2.0 * penalizer * np.eye(4)
 
     if initial is None:
-        theta0 = _pilot_start(x_u, t_x_u / scale, T_u / scale, counts)
+        theta0 = _pilot_start(x_u, t_x_u, T_u, counts, scale)
     else:
         theta0 = np.clip(initial.log_params - np.array([0.0, math.log(scale), 0.0, 0.0]), -10, 10)
     newton = newton_minimise(objective, theta0, LOG_PARAM_BOUND)
@@ -372,14 +377,16 @@ def fit(
 _PILOT_ROWS = 5_000
 
 
-def _pilot_start(x: FloatArray, t_x: FloatArray, T: FloatArray, counts: FloatArray) -> FloatArray:
+def _pilot_start(
+    x: FloatArray, t_x: FloatArray, T: FloatArray, counts: FloatArray, scale: float
+) -> FloatArray:
     """Starting log-parameters: zeros, or for many distinct histories the fit to an evenly spaced
     sample of them (with their counts), a few thousand rows whose optimum lies close to the full
     one, so that the full data need only the last, quadratically converging Newton steps."""
     if x.size < 4 * _PILOT_ROWS:
         return np.zeros(4)
     pick = slice(None, None, x.size // _PILOT_ROWS)
-    data = _PreparedData.build(x[pick], t_x[pick], T[pick], counts[pick])
+    data = _PreparedData.build(x[pick], t_x[pick], T[pick], counts[pick], time_scale=scale)
     total = float(np.sum(counts[pick]))
 
     def objective(theta: FloatArray, hessian: bool) -> tuple[float, FloatArray, FloatArray | None]:

@@ -132,7 +132,7 @@ _gid = _mostly(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     order=_gid,
     customer=_mostly(_gid, st.none()),
@@ -185,7 +185,7 @@ def test_the_fast_path_gives_the_slow_paths_row_or_declines(
     assert _same_row(fast.text, slow), (fast.text, slow)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     order=_good_id,
     customer=st.one_of(st.none(), _good_id),
