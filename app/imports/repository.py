@@ -192,6 +192,8 @@ def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] 
         return 0
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        # the upsert sorts the batch by order id (the lock order): in memory, not in a temp file
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(CreateTable(stage_pg, if_not_exists=True))
         session.execute(text("TRUNCATE import_stage"))
         raw = session.connection().connection.dbapi_connection
