@@ -16,12 +16,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, log_expit, polygamma
 
-from app.clv._numeric import FloatArray, as_float_array, collapse_rows, weighted_sum
-from app.clv.prior import LogNormalPrior, observed_information, prior_share
+from app.clv._numeric import (
+    FloatArray,
+    as_float_array,
+    collapse_rows,
+    distinct_rows_with_counts,
+    newton_minimise,
+    weighted_sum,
+)
+from app.clv.prior import LogNormalPrior, prior_share
 
 LOG_PARAM_BOUND = 15.0
 GRADIENT_TOLERANCE = 1e-5
@@ -97,80 +104,165 @@ def log_likelihood_and_gradient(
     """Weighted total of FHL eq. (6) and its analytic gradient w.r.t. (ln r, ln alpha, ln a, ln b).
 
     Terms that depend on x alone (gamma and beta functions, digammas) are evaluated once per distinct
-    x; per customer only two logarithms and a logistic remain. With w = P(the t_x branch) =
-    expit(term_t_x - term_T), every derivative is the w-weighted mix of the two branches' derivatives.
+    x, and the logarithms of alpha + time once per distinct time; per customer only a logistic
+    remains. With w = P(the t_x branch) = expit(term_t_x - term_T), every derivative is the
+    w-weighted mix of the two branches' derivatives.
     """
-    r, alpha, a, b = _params_from_log(log_params)
+    params = np.exp(as_float_array(log_params))
     x_arr, t_x_arr, T_arr = (as_float_array(v).ravel() for v in (x, t_x, T))
     w_arr = np.ones_like(x_arr) if weights is None else as_float_array(weights).ravel()
-    return _ll_and_grad(r, alpha, a, b, _PreparedData.build(x_arr, t_x_arr, T_arr, w_arr))
+    data = _PreparedData.build(x_arr, t_x_arr, T_arr, w_arr)
+    total, grad, _ = _ll_grad_hess(params, data, hessian=False)
+    return total, grad * params
 
 
 @dataclass(frozen=True, slots=True)
 class _PreparedData:
+    """Rows sorted by x with what eq. (6) needs that does not change with the parameters.
+
+    ``repeat`` is the slice of rows with x > 0 (the zero rows come first); ``x_starts`` the first
+    repeat row of each distinct x > 0; ``time_values`` the distinct t_x and T, which ``t_x_index``
+    and ``T_index`` point into."""
+
     x: FloatArray
-    t_x: FloatArray
-    T: FloatArray
     weight: FloatArray
     x_values: FloatArray
-    x_index: np.ndarray
     weight_per_x: FloatArray
-    repeat: np.ndarray
+    repeat: slice
+    repeat_x_values: FloatArray
+    x_starts: NDArray[np.intp]
+    time_values: FloatArray
+    t_x_index: NDArray[np.intp]
+    T_index: NDArray[np.intp]
 
     @classmethod
-    def build(cls, x: FloatArray, t_x: FloatArray, T: FloatArray, weight: FloatArray) -> _PreparedData:
-        x_values, x_index = np.unique(x, return_inverse=True)
-        weight_per_x = np.bincount(x_index, weights=weight, minlength=x_values.size).astype(np.float64)
-        return cls(x, t_x, T, weight, x_values, x_index, weight_per_x, x > 0)
+    def build(
+        cls, x: FloatArray, t_x: FloatArray, T: FloatArray, weight: FloatArray, time_scale: float = 1.0
+    ) -> _PreparedData:
+        """``time_scale``: the time unit the model works in, in units of t_x and T (which then stay
+        whole day counts, whose distinct values a table finds)."""
+        if x.size and np.any(x[1:] < x[:-1]):
+            order = np.argsort(x, kind="stable")
+            x, t_x, T, weight = x[order], t_x[order], T[order], weight[order]
+        first = np.flatnonzero(np.r_[True, x[1:] != x[:-1]]) if x.size else np.zeros(0, dtype=np.intp)
+        x_values = x[first]
+        weight_per_x = np.add.reduceat(weight, first) if x.size else np.zeros(0)
+        n_zero = int(np.searchsorted(x, 0.0, side="right"))
+        repeat_groups = x_values > 0
+        (time_values,), _, time_index = collapse_rows(np.concatenate([t_x, T]))
+        time_values = time_values / time_scale
+        return cls(
+            x=x,
+            weight=weight,
+            x_values=x_values,
+            weight_per_x=np.asarray(weight_per_x, dtype=np.float64),
+            repeat=slice(n_zero, x.size),
+            repeat_x_values=x_values[repeat_groups],
+            x_starts=first[repeat_groups] - n_zero,
+            time_values=time_values,
+            t_x_index=time_index[: x.size],
+            T_index=time_index[x.size :],
+        )
 
 
-def _ll_and_grad(r: float, alpha: float, a: float, b: float, data: _PreparedData) -> tuple[float, FloatArray]:
-    xv = data.x_values
-    repeat_v = xv > 0
-    b_minus = np.where(repeat_v, b + xv - 1.0, 1.0)
-    # per distinct x
-    base_v = gammaln(r + xv) - gammaln(r) + r * math.log(alpha) + betaln(a, b + xv) - betaln(a, b)
-    shift_v = np.where(repeat_v, betaln(a + 1.0, b_minus) - betaln(a, b + xv), -np.inf)
-    dig_ab = digamma(a + b)
-    dig_abx = digamma(a + b + xv)
-    d_base_r = digamma(r + xv) - digamma(r) + math.log(alpha)
-    d_t1_a = dig_ab - dig_abx
-    d_t1_b = digamma(b + xv) - dig_abx - digamma(b) + dig_ab
-    d_t2_a = 1.0 / a + dig_ab - dig_abx
-    d_t2_b = np.where(repeat_v, digamma(b_minus) - dig_abx - digamma(b) + dig_ab, 0.0)
+def _ll_grad_hess(
+    params: FloatArray, data: _PreparedData, hessian: bool
+) -> tuple[float, FloatArray, FloatArray | None]:
+    """Weighted eq. (6), its gradient and (optionally) Hessian in (r, alpha, a, b).
 
-    ix = data.x_index
-    rx = r + data.x
-    log_T = np.log(alpha + data.T)
-    log_t_x = np.log(alpha + data.t_x)
-    with np.errstate(invalid="ignore"):
-        diff = shift_v[ix] - rx * (log_t_x - log_T)
-    # below -700 expit() returns subnormal numbers, whose arithmetic is ~100x slower; e^-700 is 0 here
-    diff = np.where(data.repeat, np.maximum(diff, -700.0), -np.inf)
+    Per customer ln L = B_x - (r+x) ln(alpha+T) + softplus(d) with
+        B_x = lnG(r+x) - lnG(r) + r ln alpha + ln B(a, b+x) - ln B(a, b),
+        d = [x>0] (ln a - ln(b+x-1) - (r+x) (ln(alpha+t_x) - ln(alpha+T))),
+    so every derivative is that of B_x and of the linear term plus sigma(d) d' (and, second,
+    sigma(d)(1-sigma(d)) d' d'^T + sigma(d) d''), sigma the logistic function.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    xv, wv = data.x_values, data.weight_per_x
+    n = float(np.sum(wv))
     w = data.weight
-    share_t_x = expit(diff)
-    w_share = w * share_t_x
+    rx = r + data.x
+    log_time = np.log(alpha + data.time_values)
+    inv_time = 1.0 / (alpha + data.time_values)
+    log_T = log_time[data.T_index]
+    inv_T = inv_time[data.T_index]
 
-    total = float(
-        weighted_sum(data.weight_per_x, base_v)
-        - weighted_sum(w, rx * log_T)
-        - weighted_sum(w, log_expit(-diff))
+    rep = data.repeat
+    xr = data.repeat_x_values
+    b_minus = b + xr - 1.0
+    w_rep = w[rep]
+    rx_rep = rx[rep]
+    log_t_x = log_time[data.t_x_index[rep]]
+    diff_log = log_t_x - log_T[rep]  # <= 0
+    shift = math.log(a) - np.log(b_minus)
+    group_sizes = np.diff(np.r_[data.x_starts, w_rep.size])
+    d = np.repeat(shift, group_sizes) - rx_rep * diff_log
+    # below -700 expit() returns subnormal numbers, whose arithmetic is ~100x slower; e^-700 is 0 here
+    np.maximum(d, -700.0, out=d)
+    sigma = expit(d)
+    ws = w_rep * sigma
+
+    base = gammaln(r + xv) - gammaln(r) + r * math.log(alpha) + betaln(a, b + xv) - betaln(a, b)
+    value = weighted_sum(wv, base) - weighted_sum(w, rx * log_T) - weighted_sum(w_rep, log_expit(-d))
+
+    dig_ab = float(digamma(a + b))
+    dig_abx = digamma(a + b + xv)
+    s_x = np.add.reduceat(ws, data.x_starts) if ws.size else np.zeros(0)
+    inv_T_rep = inv_T[rep]
+    delta = inv_time[data.t_x_index[rep]] - inv_T_rep  # >= 0
+    grad = np.array(
+        [
+            weighted_sum(wv, digamma(r + xv))
+            - n * float(digamma(r))
+            + n * math.log(alpha)
+            - weighted_sum(w, log_T)
+            - weighted_sum(ws, diff_log),
+            n * r / alpha - weighted_sum(w * rx, inv_T) - weighted_sum(ws * rx_rep, delta),
+            weighted_sum(wv, dig_ab - dig_abx) + float(np.sum(ws)) / a,
+            weighted_sum(wv, digamma(b + xv) - dig_abx - float(digamma(b)) + dig_ab)
+            - weighted_sum(s_x, 1.0 / b_minus),
+        ]
     )
-    share_per_x = np.bincount(ix, weights=w_share, minlength=xv.size).astype(np.float64)
-    grad_r = float(
-        weighted_sum(data.weight_per_x, d_base_r)
-        - weighted_sum(w, log_T)
-        - weighted_sum(w_share, log_t_x - log_T)
+    if not hessian:
+        return value, grad, None
+
+    wk = ws * (1.0 - sigma)
+    wk_diff = wk * diff_log
+    wk_r_delta = wk * rx_rep * delta
+    k_x = np.add.reduceat(wk, data.x_starts) if wk.size else np.zeros(0)
+    kd_x = np.add.reduceat(wk_diff, data.x_starts) if wk.size else np.zeros(0)
+    krd_x = np.add.reduceat(wk_r_delta, data.x_starts) if wk.size else np.zeros(0)
+    inv_b = 1.0 / b_minus
+    tri_ab = float(polygamma(1, a + b))
+    tri_abx = polygamma(1, a + b + xv)
+    sum_wk = float(np.sum(wk))
+    sum_ws = float(np.sum(ws))
+    inv_t_x = inv_time[data.t_x_index[rep]]
+    h = np.empty((4, 4))
+    h[0, 0] = (
+        weighted_sum(wv, polygamma(1, r + xv)) - n * float(polygamma(1, r)) + weighted_sum(wk_diff, diff_log)
     )
-    inv_T = 1.0 / (alpha + data.T)
-    inv_t_x = 1.0 / (alpha + data.t_x)
-    grad_alpha = float(
-        r / alpha * np.sum(data.weight_per_x) - weighted_sum(w * rx, inv_T + share_t_x * (inv_t_x - inv_T))
+    h[0, 1] = (
+        n / alpha - float(np.sum(w * inv_T)) + weighted_sum(wk_diff, rx_rep * delta) - weighted_sum(ws, delta)
     )
-    grad_a = float(weighted_sum(data.weight_per_x, d_t1_a) + weighted_sum(share_per_x, d_t2_a - d_t1_a))
-    grad_b = float(weighted_sum(data.weight_per_x, d_t1_b) + weighted_sum(share_per_x, d_t2_b - d_t1_b))
-    grad_log = np.array([grad_r * r, grad_alpha * alpha, grad_a * a, grad_b * b], dtype=np.float64)
-    return total, grad_log
+    h[1, 1] = (
+        -n * r / alpha**2
+        + weighted_sum(w * rx, inv_T * inv_T)
+        + weighted_sum(wk_r_delta, rx_rep * delta)
+        + weighted_sum(ws * rx_rep, inv_t_x * inv_t_x - inv_T_rep * inv_T_rep)
+    )
+    h[0, 2] = -float(np.sum(wk_diff)) / a
+    h[0, 3] = weighted_sum(kd_x, inv_b)
+    h[1, 2] = -float(np.sum(wk_r_delta)) / a
+    h[1, 3] = weighted_sum(krd_x, inv_b)
+    h[2, 2] = weighted_sum(wv, tri_ab - tri_abx) + (sum_wk - sum_ws) / a**2
+    h[2, 3] = weighted_sum(wv, tri_ab - tri_abx) - weighted_sum(k_x, inv_b) / a
+    h[3, 3] = weighted_sum(
+        wv, polygamma(1, b + xv) - tri_abx - float(polygamma(1, b)) + tri_ab
+    ) + weighted_sum(k_x + s_x, inv_b * inv_b)
+    for i in range(4):
+        for j in range(i):
+            h[i, j] = h[j, i]
+    return value, grad, h
 
 
 def collapse(
@@ -178,6 +270,9 @@ def collapse(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """The distinct (x, t_x, T) triples and the total weight (by default the count) of each."""
     x_arr, t_x_arr, T_arr = (as_float_array(v).ravel() for v in (x, t_x, T))
+    if weights is None:
+        (x_u, t_x_u, T_u), counts = distinct_rows_with_counts(x_arr, t_x_arr, T_arr)
+        return x_u, t_x_u, T_u, counts
     (x_u, t_x_u, T_u), counts, inverse = collapse_rows(x_arr, t_x_arr, T_arr)
     if weights is not None:
         counts = np.bincount(inverse, weights=as_float_array(weights).ravel(), minlength=x_u.size).astype(
@@ -199,11 +294,12 @@ def fit(
     with ``prior`` (log-normal, in the data's time unit) the maximum a posteriori fit.
 
     Customers are first collapsed to distinct triples with counts, so the cost grows with the number
-    of distinct histories, not customers. The optimiser (L-BFGS-B with the analytic gradient) works
-    on log-parameters with time rescaled so that the longest T is 10 units, then alpha is scaled back.
+    of distinct histories, not customers. The optimiser works on log-parameters with time rescaled
+    so that the longest T is 10 units, then alpha is scaled back: Newton steps with the analytic
+    Hessian, handing over to L-BFGS-B (analytic gradient) if a step would leave the search box.
     ``penalizer`` adds ``penalizer * sum(log-params**2)`` (in the rescaled units) to the mean negative
     log-likelihood; the default 0 gives the plain maximum-likelihood estimate.
-    ``converged`` is true when the optimiser's final gradient (of the mean objective) is below 1e-5
+    ``converged`` is true when the final gradient (of the mean objective) is below 1e-5
     and r and alpha are inside the search box; a or b on its edge counts when the gradient there
     only points outwards (the limit of a dropout probability near 0).
     With a prior its log-density is one more term of the objective (divided by the total weight
@@ -219,39 +315,57 @@ def fit(
         return BetaGeoParams(1.0, 1.0, 1.0, 1.0, None, False, 0, 0, 0, "no customers")
     max_T = float(np.max(T_u))
     scale = max_T / 10.0 if max_T > 0 else 1.0
-    data = _PreparedData.build(x_u, t_x_u / scale, T_u / scale, counts)
+    data = _PreparedData.build(x_u, t_x_u, T_u, counts, time_scale=scale)
     total_weight = float(np.sum(counts))
     # the prior is in the data's time unit; theta is in the rescaled one
     to_data_units = np.array([0.0, math.log(scale), 0.0, 0.0])
 
-    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-        r, alpha, a, b = _params_from_log(theta)
-        ll, grad = _ll_and_grad(r, alpha, a, b, data)
+    def objective(theta: FloatArray, hessian: bool) -> tuple[float, FloatArray, FloatArray | None]:
+        params = np.exp(theta)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ll, grad, hess = _ll_grad_hess(params, data, hessian)
+        log_grad = grad * params
+        log_posterior, posterior_grad = ll, log_grad
         if prior is not None:
             log_prior, prior_grad = prior.log_density_and_gradient(theta + to_data_units)
-            ll, grad = ll + log_prior, grad + prior_grad
-        value = -ll / total_weight + penalizer * float(weighted_sum(theta, theta))
-        gradient = -grad / total_weight + 2.0 * penalizer * theta
+            log_posterior, posterior_grad = ll + log_prior, log_grad + prior_grad
+        value = -log_posterior / total_weight + penalizer * float(np.sum(theta * theta))
+        gradient = -posterior_grad / total_weight + 2.0 * penalizer * theta
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
-            return 1e10, np.zeros(4)
-        return value, gradient
+            return 1e10, np.zeros(4), None
+        if hess is None:
+            return value, gradient, None
+        log_hess = hess * np.outer(params, params) + np.diag(log_grad)
+        if prior is not None:
+            log_hess = log_hess - np.diag(prior.precision)
+        return value, gradient, -log_hess / total_weight + 2.0 * penalizer * np.eye(4)
 
-    if initial is None and prior is not None:
-        theta0 = np.clip(np.asarray(prior.centre) - to_data_units, -10, 10)
-    elif initial is None:
-        theta0 = np.zeros(4)
+    if initial is None:
+        theta0 = _pilot_start(x_u, t_x_u, T_u, counts, scale)
+        if prior is not None:
+            # a few customers may leave the pilot's quick fit far off: start from the prior's centre
+            # when the posterior is higher there
+            centre = np.clip(np.asarray(prior.centre) - to_data_units, -10, 10)
+            if objective(centre, False)[0] < objective(theta0, False)[0]:
+                theta0 = centre
     else:
         theta0 = np.clip(initial.log_params - np.array([0.0, math.log(scale), 0.0, 0.0]), -10, 10)
-    result = minimize(
-        objective,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * 4,
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-    )
-    theta = np.asarray(result.x, dtype=np.float64)
-    _, final_grad = objective(theta)
+    newton = newton_minimise(objective, theta0, LOG_PARAM_BOUND)
+    theta, iterations, message = newton.theta, newton.iterations, newton.message
+    final_grad = newton.gradient
+    if not newton.success:
+        result = minimize(
+            lambda t: objective(t, False)[:2],
+            theta,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * 4,
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+        )
+        theta = np.asarray(result.x, dtype=np.float64)
+        iterations += int(result.nit)
+        message = str(result.message)
+        _, final_grad, _ = objective(theta, False)
     r, alpha_s, a, b = _params_from_log(theta)
     # a and b may end on the search box: the likelihood still rises as they grow (or a shrinks)
     # towards the limit of a dropout probability near 0, a valid model (the NBD of FHL section 2).
@@ -261,14 +375,23 @@ def fit(
     outward = (upper & (final_grad < 0)) | (lower & (final_grad > 0))
     projected = np.where(outward, 0.0, final_grad)
     rate_inside = bool(np.all(~(upper | lower)[:2]))
-    params = BetaGeoParams(r, alpha_s * scale, a, b)
-    ll = log_likelihood(params, x_u, t_x_u, T_u, counts)
+    # In the rescaled time unit each customer's likelihood gains a factor scale^x (alpha^r and
+    # (alpha+T)^-(r+x) both rescale), which is taken back out here.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ll = _ll_grad_hess(np.exp(theta), data, hessian=False)[0] - math.log(scale) * weighted_sum(
+            data.weight, data.x
+        )
     converged = bool(
         rate_inside and np.isfinite(ll) and float(np.max(np.abs(projected))) < GRADIENT_TOLERANCE
     )
     share = None
     if prior is not None:
-        information = observed_information(lambda t: _ll_and_grad(*_params_from_log(t), data)[1], theta)
+        # the data's observed information: minus the likelihood's Hessian in the log-parameters
+        params = np.exp(theta)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            _, grad, hess = _ll_grad_hess(params, data, hessian=True)
+        assert hess is not None
+        information = -(hess * np.outer(params, params) + np.diag(grad * params))
         share = prior_share(information, prior)
     return BetaGeoParams(
         r=r,
@@ -279,10 +402,38 @@ def fit(
         converged=converged,
         n_customers=n_customers,
         n_distinct=int(x_u.size),
-        iterations=int(result.nit),
-        message=str(result.message),
+        iterations=iterations,
+        message=message,
         prior_share=share,
     )
+
+
+_PILOT_ROWS = 5_000
+
+
+def _pilot_start(
+    x: FloatArray, t_x: FloatArray, T: FloatArray, counts: FloatArray, scale: float
+) -> FloatArray:
+    """Starting log-parameters: zeros, or for many distinct histories the fit to an evenly spaced
+    sample of them (with their counts), a few thousand rows whose optimum lies close to the full
+    one, so that the full data need only the last, quadratically converging Newton steps."""
+    if x.size < 4 * _PILOT_ROWS:
+        return np.zeros(4)
+    pick = slice(None, None, x.size // _PILOT_ROWS)
+    data = _PreparedData.build(x[pick], t_x[pick], T[pick], counts[pick], time_scale=scale)
+    total = float(np.sum(counts[pick]))
+
+    def objective(theta: FloatArray, hessian: bool) -> tuple[float, FloatArray, FloatArray | None]:
+        params = np.exp(theta)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ll, grad, hess = _ll_grad_hess(params, data, hessian)
+        log_grad = grad * params
+        if hess is None:
+            return -ll / total, -log_grad / total, None
+        return -ll / total, -log_grad / total, -(hess * np.outer(params, params) + np.diag(log_grad)) / total
+
+    pilot = newton_minimise(objective, np.zeros(4), LOG_PARAM_BOUND, gtol=1e-6)
+    return pilot.theta if pilot.success else np.zeros(4)
 
 
 def probability_alive(params: BetaGeoParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
@@ -325,6 +476,16 @@ def expected_purchases(
     alive = probability_alive(params, x_arr, t_x_arr, T_arr)
     if_alive = _expected_purchases_if_alive(params, t_arr.ravel(), x_arr.ravel(), T_arr.ravel())
     return np.asarray(alive * if_alive.reshape(alive.shape), dtype=np.float64)
+
+
+def expected_purchases_if_alive(
+    params: BetaGeoParams, t: ArrayLike, x: ArrayLike, T: ArrayLike
+) -> FloatArray:
+    """E[Y(t) | alive at T, x, T]: eq. (10) without its P(alive) factor (see ``expected_purchases``),
+    for callers that have P(alive) already."""
+    t_arr, x_arr, T_arr = np.broadcast_arrays(as_float_array(t), as_float_array(x), as_float_array(T))
+    values = _expected_purchases_if_alive(params, t_arr.ravel(), x_arr.ravel(), T_arr.ravel())
+    return np.asarray(values.reshape(x_arr.shape), dtype=np.float64)
 
 
 def expected_purchases_new_customer(params: BetaGeoParams, t: ArrayLike) -> FloatArray:
@@ -385,18 +546,24 @@ def _expected_purchases_if_alive(
         return out
     (x_u, T_u, t_u), _, inverse = collapse_rows(x[positive], T[positive], t[positive])
     values = np.empty(x_u.size, dtype=np.float64)
-    for start in range(0, x_u.size, _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        values[sl] = _quadrature(params, x_u[sl], t_u[sl] / (params.alpha + T_u[sl]))
+    u_u = t_u / (params.alpha + T_u)
+    # the rows come sorted by x: one grid per x (and chunk), shared by all its (T, t)
+    x_starts = np.flatnonzero(np.r_[True, x_u[1:] != x_u[:-1]])
+    for first, end in zip(x_starts, np.r_[x_starts[1:], x_u.size], strict=True):
+        for start in range(int(first), int(end), _CHUNK):
+            sl = slice(start, min(start + _CHUNK, int(end)))
+            fast = _quadrature_one_x(params, float(x_u[start]), u_u[sl])
+            values[sl] = fast if fast is not None else _quadrature(params, x_u[sl], u_u[sl])
     out[positive] = values[inverse]
     return out
 
 
-def _quadrature(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> FloatArray:
+def _grid(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per row: the ends of the trapezoid grid in s = logit(p) and the largest step (see
+    ``_expected_purchases_if_alive``)."""
     a = params.a
     beta = params.b + x
     big_r = params.r + x
-    u = np.maximum(u, 1e-300)
     centre = math.log(a) - np.log(beta)
     spread = np.sqrt(float(polygamma(1, a)) + polygamma(1, beta))
     step_max = np.minimum(_TRAPEZOID_MAX_STEP, spread / 2.0)
@@ -412,6 +579,46 @@ def _quadrature(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> FloatArr
     local_sd = np.sqrt(1.0 / a + 1.0 / beta)
     lower = np.minimum(lower, centre - 8.0 * local_sd)
     upper = np.maximum(upper, centre + 8.0 * local_sd)
+    return lower, upper, step_max
+
+
+def _quadrature_one_x(params: BetaGeoParams, x: float, u: FloatArray) -> FloatArray | None:
+    """``_quadrature`` for rows sharing one x on one grid spanning all their grids: the Beta
+    density's factor is computed once per node, and per row and node only
+    1 - (1 + p u)^-(r+x) = -expm1(-(r+x) log1p(p u)). None when the grid reaches p or densities
+    that float64 cannot hold (tiny or huge a), for which ``_quadrature`` works in log space."""
+    a = params.a
+    beta = params.b + x
+    big_r = params.r + x
+    u = np.maximum(u, 1e-300)
+    lower_rows, upper_rows, step_max = _grid(params, np.full(1, x), u)
+    lower, upper = float(np.min(lower_rows)), float(np.max(upper_rows))
+    n_nodes = int(min(4000, max(16, math.ceil((upper - lower) / float(step_max[0])) + 1)))
+    step = (upper - lower) / (n_nodes - 1)
+    s = lower + step * np.arange(n_nodes)
+    log_p = log_expit(s)
+    log_density = (a - 1.0) * log_p + beta * (log_p - s) - float(betaln(a, beta))
+    if float(np.min(log_p)) < -600.0 or float(np.max(np.abs(log_density))) > 600.0:
+        return None
+    density = np.exp(log_density)
+    gain = np.multiply.outer(u, np.exp(log_p))
+    np.log1p(gain, out=gain)
+    gain *= -big_r
+    np.expm1(gain, out=gain)
+    f = gain
+    f *= -density
+    with np.errstate(over="ignore"):  # a steep tail's sum is its first term: f / inf = 0 beyond
+        left_tail = f[:, 0] / math.expm1(min(a * step, 700.0))
+        right_tail = f[:, -1] / math.expm1(min(beta * step, 700.0))
+    return np.asarray(step * (np.sum(f, axis=1) + left_tail + right_tail), dtype=np.float64)
+
+
+def _quadrature(params: BetaGeoParams, x: FloatArray, u: FloatArray) -> FloatArray:
+    a = params.a
+    beta = params.b + x
+    big_r = params.r + x
+    u = np.maximum(u, 1e-300)
+    lower, upper, step_max = _grid(params, x, u)
     n_nodes = int(min(4000, max(16, int(np.max(np.ceil((upper - lower) / step_max))) + 1)))
     step = (upper - lower) / (n_nodes - 1)
     s = lower[:, None] + step[:, None] * np.arange(n_nodes)[None, :]

@@ -159,8 +159,9 @@ def fit_shop_models(
         min_repeat_buyers = MLE_MIN_REPEAT_BUYERS if priors is None else MAP_MIN_REPEAT_BUYERS
     x_arr, t_x_arr, T_arr, m_arr = (as_float_array(v).ravel() for v in (x, t_x, T, m))
     valid = _valid_rows(x_arr, t_x_arr, T_arr)
-    n_excluded = int(np.count_nonzero(~valid))
-    x_arr, t_x_arr, T_arr, m_arr = x_arr[valid], t_x_arr[valid], T_arr[valid], m_arr[valid]
+    n_excluded = int(valid.size - np.count_nonzero(valid))
+    if n_excluded:
+        x_arr, t_x_arr, T_arr, m_arr = x_arr[valid], t_x_arr[valid], T_arr[valid], m_arr[valid]
     n_customers = int(x_arr.size)
     n_repeat = int(np.count_nonzero(x_arr >= 1))
     fallback_value = _fallback_order_value(x_arr, m_arr)
@@ -294,14 +295,18 @@ def score_customers(
     bg = models.purchases
     x_arr, t_x_arr, T_arr, m_arr = (as_float_array(v).ravel() for v in (x, t_x, T, m))
     valid = _valid_rows(x_arr, t_x_arr, T_arr)
-    xs = np.where(valid, x_arr, 0.0)
-    t_xs = np.where(valid, t_x_arr, 0.0)
-    Ts = np.where(valid, T_arr, 0.0)
+    if np.all(valid):
+        xs, t_xs, Ts = x_arr, t_x_arr, T_arr
+    else:
+        xs = np.where(valid, x_arr, 0.0)
+        t_xs = np.where(valid, t_x_arr, 0.0)
+        Ts = np.where(valid, T_arr, 0.0)
     with np.errstate(all="ignore"):
-        alive = finite_or(bgnbd.probability_alive(bg, xs, t_xs, Ts), 0.0, 0.0, 1.0)
-        alive = np.where(valid, alive, 0.0)
+        exact_alive = bgnbd.probability_alive(bg, xs, t_xs, Ts)
+        alive = np.where(valid, finite_or(exact_alive, 0.0, 0.0, 1.0), 0.0)
         value = expected_order_value(models, xs, m_arr)
-        orders = bgnbd.expected_purchases(bg, horizon, xs, t_xs, Ts)
+        # bgnbd.expected_purchases, with P(alive) computed once for both
+        orders = exact_alive * bgnbd.expected_purchases_if_alive(bg, horizon, xs, Ts)
         if discount_rate == 0.0:
             clv = orders * value
         else:

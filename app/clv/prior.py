@@ -28,7 +28,7 @@ An operator may replace these by a prior estimated from the deployment's own lar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,20 +123,6 @@ def mean_repeat_value(x: ArrayLike, m: ArrayLike) -> float:
     x_arr, m_arr = as_float_array(x).ravel(), as_float_array(m).ravel()
     keep = (x_arr >= 1) & np.isfinite(m_arr) & (m_arr > 0)
     return float(np.mean(m_arr[keep])) if np.any(keep) else 0.0
-
-
-def observed_information(gradient: Callable[[FloatArray], FloatArray], log_params: ArrayLike) -> FloatArray:
-    """Minus the Hessian of a log-likelihood at ``log_params``, by central differences of its
-    analytic gradient (step 1e-4 in the logs), symmetrised."""
-    theta = as_float_array(log_params)
-    k = theta.size
-    step = 1e-4
-    hessian = np.empty((k, k))
-    for i in range(k):
-        e = np.zeros(k)
-        e[i] = step
-        hessian[:, i] = (gradient(theta + e) - gradient(theta - e)) / (2.0 * step)
-    return -0.5 * (hessian + hessian.T)
 
 
 def prior_share(information: ArrayLike, prior: LogNormalPrior) -> float:

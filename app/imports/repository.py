@@ -118,10 +118,12 @@ _stage_columns: list[Column[Any]] = [
     Column("source_name", String(255)),
     Column("qualifies", Boolean),
 ]
+# PostgreSQL's stage has no primary key to maintain during the COPY: the batch holds one row per
+# order id already (app.imports.pull), and the statements below join it whole.
 stage_pg = Table(
     "import_stage",
     _stage_meta,
-    *[c._copy() for c in _stage_columns],
+    *[Column(c.name, c.type, primary_key=False) for c in _stage_columns],
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -161,50 +163,92 @@ _PENDING_REFUNDS = text(
 ).columns(order_id=BigInteger, amount=Money)
 
 
-def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow]) -> int:
+def copy_text(row: LedgerRow) -> str:
+    """A ledger row as a line of COPY text (the format `write_ledger_text` takes)."""
+    return "\t".join(_copy_field(value) for value in row) + "\n"
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] | Sequence[str]) -> int:
     """Upsert many ledger rows (one per order id) in the caller's transaction; returns how many
     rows were inserted or overwritten. Customer aggregates are NOT touched (see
-    :func:`recompute_customers`)."""
+    :func:`recompute_customers`). On PostgreSQL the rows may come as lines of COPY text
+    (:func:`copy_text`, ``app.imports.schemas.fast_ledger_line``), sent in one piece."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
+        # the upsert sorts the batch by order id (the lock order): in memory, not in a temp file
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(CreateTable(stage_pg, if_not_exists=True))
         session.execute(text("TRUNCATE import_stage"))
         raw = session.connection().connection.dbapi_connection
         assert raw is not None
         with raw.cursor() as cur, cur.copy(f"COPY import_stage ({_cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-            for row in rows:
-                copy.write_row(row)
+            if isinstance(rows[0], str):
+                copy.write("".join(cast(Sequence[str], rows)).encode())
+            else:
+                for row in rows:
+                    copy.write_row(row)
     else:
+        if rows and isinstance(rows[0], str):
+            raise ValueError("COPY text rows are for PostgreSQL only")
         session.execute(CreateTable(stage_sqlite, if_not_exists=True))
         session.execute(stage_sqlite.delete())
         session.execute(stage_sqlite.insert(), [dict(zip(LEDGER_COLUMNS, row, strict=True)) for row in rows])
-    _apply_pending_refunds(session, shop_id, rows)
+    return _merge_stage(session, shop_id)
+
+
+def _merge_stage(session: Session, shop_id: int) -> int:
+    _apply_pending_refunds(session, shop_id)
     written = cast(CursorResult[Any], session.execute(_MERGE, {"shop_id": shop_id})).rowcount
     session.execute(_DROP_TOMBSTONED, {"shop_id": shop_id})
     return max(written or 0, 0)
 
 
-def _apply_pending_refunds(session: Session, shop_id: int, rows: Sequence[LedgerRow]) -> None:
+def _apply_pending_refunds(session: Session, shop_id: int) -> None:
     """Refunds seen through `refunds/create` that are newer than the incoming order state still
     lower its value (the service's rule); there are few, so they are fixed row by row."""
     pending = session.execute(_PENDING_REFUNDS, {"shop_id": shop_id}).all()
     if not pending:
         return
-    by_id = {row[0]: row for row in rows}
     stage = stage_pg if session.get_bind().dialect.name == "postgresql" else stage_sqlite
     for order_id, presentment_amount in pending:
-        row = by_id[order_id]
-        total = row[LEDGER_COLUMNS.index("current_total")]
+        row = session.execute(
+            select(
+                stage.c.customer_id,
+                stage.c.test,
+                stage.c.cancelled_at,
+                stage.c.financial_status,
+                stage.c.current_total,
+                stage.c.presentment_total,
+            ).where(stage.c.order_id == order_id)
+        ).one()
+        total = Decimal(row.current_total)
         amount = refunds_in_shop_money(
-            Decimal(presentment_amount), total, row[LEDGER_COLUMNS.index("presentment_total")]
+            Decimal(presentment_amount),
+            total,
+            Decimal(row.presentment_total) if row.presentment_total is not None else None,
         )
         qualifies = order_counts(
-            customer_id=row[1],
-            test=row[LEDGER_COLUMNS.index("test")],
-            cancelled_at=row[LEDGER_COLUMNS.index("cancelled_at")],
-            financial_status=row[LEDGER_COLUMNS.index("financial_status")],
+            customer_id=row.customer_id,
+            test=row.test,
+            cancelled_at=row.cancelled_at,
+            financial_status=row.financial_status,
             current_total=total,
             pending_refunds=amount,
         )

@@ -4,14 +4,25 @@ merchant."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from app.kit.money import AmountError, parse_amount
-from app.orders.schemas import OrderFacts, PayloadError, parse_gid, parse_timestamp
+from app.orders.schemas import (
+    EARLIEST_TIMESTAMP,
+    FUTURE_LEEWAY,
+    MAX_ID,
+    OrderFacts,
+    PayloadError,
+    order_counts,
+    parse_gid,
+    parse_timestamp,
+)
 
 
 class ImportState(StrEnum):
@@ -115,3 +126,162 @@ def order_facts_from_node(node: dict[str, Any]) -> OrderFacts:
             node.get("currentTotalPriceSet"), "presentmentMoney", "currentTotalPriceSet"
         ),
     )
+
+
+# -- the bulk line's fast path ------------------------------------------------------------------
+#
+# Nearly every line of the bulk file is an order in exactly the shape `BULK_ORDERS_QUERY` asks for:
+# GraphQL serialises a response's fields in the order of the selection set
+# (https://spec.graphql.org/October2021/#sec-Serialized-Map-Ordering), and the file is compact
+# JSON. Such a line is read with one regular expression straight into the ledger's COPY text, with
+# the rules of `order_facts_from_node` + `app.imports.repository.ledger_row`; any other line (other
+# field order, escapes, fractional seconds, an amount with more places, a date to check more
+# closely...) returns None and takes that slow path, so the two can only differ in speed
+# (tests/imports/test_fast_lines.py holds them together).
+
+_TIME = rb'"([0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z)"'
+_TIME_OR_NULL = rb"(?:null|" + _TIME + rb")"
+_AMOUNT = rb'"([0-9]{1,12}(?:\.[0-9]{1,4})?)"'
+_PLAIN = rb'[^"\\\x00-\x1f]*'  # a JSON string without escapes
+_TEXT_OR_NULL = rb'(?:null|"(' + _PLAIN + rb')")'
+_FAST_LINE = re.compile(
+    rb'\{"id":"gid://shopify/Order/([0-9]{1,19})"'
+    rb',"createdAt":'
+    + _TIME_OR_NULL
+    + rb',"processedAt":'
+    + _TIME_OR_NULL
+    + rb',"updatedAt":'
+    + _TIME_OR_NULL
+    + rb',"cancelledAt":'
+    + _TIME_OR_NULL
+    + rb',"test":(true|false)'
+    rb',"displayFinancialStatus":'
+    + _TEXT_OR_NULL
+    + rb',"currentTotalPriceSet":\{"shopMoney":\{"amount":'
+    + _AMOUNT
+    + rb'\},"presentmentMoney":\{"amount":'
+    + _AMOUNT
+    + rb"\}\}"
+    rb',"currentTotalDiscountsSet":\{"shopMoney":\{"amount":' + _AMOUNT + rb"\}\}"
+    rb',"discountCodes":\[((?:"' + _PLAIN + rb'"(?:,"' + _PLAIN + rb'")*)?)\]'
+    rb',"sourceName":'
+    + _TEXT_OR_NULL
+    + rb',"customer":(?:null|\{"id":"gid://shopify/Customer/([0-9]{1,19})"\})\}\s*'
+)
+_EARLIEST = EARLIEST_TIMESTAMP.strftime("%Y-%m-%dT%H:%M:%SZ")
+_NULL = "\\N"
+
+
+@lru_cache(maxsize=100_000)
+def _real_day(day: str) -> bool:
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
+
+
+def _fast_time(raw: bytes | None, latest: str) -> str | None:
+    """The timestamp as given when it is a real instant inside the accepted range, else ''
+    (which sends the line to the slow path); None for JSON null."""
+    if raw is None:
+        return None
+    value = raw.decode()
+    if not (_EARLIEST <= value <= latest and _real_day(value[:10])):
+        return ""
+    return value
+
+
+def _fast_id(digits: bytes) -> int | None:
+    value = int(digits)
+    return value if 0 < value < MAX_ID else None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One order of the bulk file as a row of COPY text for the ledger's columns, with what the
+    batch needs to keep only the newest state of an order: ``updated_key`` orders like
+    ``updated_at`` (whole seconds as text, then microseconds)."""
+
+    order_id: int
+    updated_key: tuple[str, int]
+    text: str
+
+
+def fast_ledger_line(line: bytes, latest: str) -> LedgerLine | None:
+    """The COPY row of a bulk line in the query's exact shape, or None (use the slow path).
+    ``latest`` is the latest accepted timestamp in the same format (now plus the leeway)."""
+    match = _FAST_LINE.fullmatch(line)
+    if match is None:
+        return None
+    try:
+        return _ledger_line(match, latest)
+    except UnicodeDecodeError:  # the slow path reports it as the webhook path would
+        return None
+
+
+def _ledger_line(match: re.Match[bytes], latest: str) -> LedgerLine | None:
+    (
+        oid,
+        created,
+        processed,
+        updated,
+        cancelled,
+        test,
+        status,
+        total,
+        presentment,
+        discounts,
+        codes,
+        source,
+        cid,
+    ) = match.groups()
+    order_id = _fast_id(oid)
+    customer_id = _fast_id(cid) if cid is not None else None
+    if order_id is None or (cid is not None and customer_id is None):
+        return None
+    ordered_at = _fast_time(processed, latest) if processed is not None else _fast_time(created, latest)
+    updated_at = _fast_time(updated, latest) if updated is not None else ordered_at
+    cancelled_at = _fast_time(cancelled, latest)
+    if not ordered_at or not updated_at or cancelled_at == "":
+        return None
+    financial_status = status.decode().lower()[:32] if status else None
+    code_list = [c[:255] for c in codes.decode()[1:-1].split('","')] if codes else []
+    source_name = source.decode()[:255] if source else None
+    total_text = total.decode()
+    discount_text = discounts.decode()
+    current_total = Decimal(total_text)
+    counts = order_counts(
+        customer_id=customer_id,
+        test=test == b"true",
+        cancelled_at=datetime.fromisoformat(cancelled_at) if cancelled_at else None,
+        financial_status=financial_status,
+        current_total=current_total,
+        pending_refunds=Decimal(0),
+    )
+    text = "\t".join(
+        (
+            str(order_id),
+            str(customer_id) if customer_id is not None else _NULL,
+            ordered_at,
+            updated_at,
+            cancelled_at or _NULL,
+            "t" if test == b"true" else "f",
+            financial_status if financial_status is not None else _NULL,
+            total_text,
+            presentment.decode(),
+            "0",
+            total_text,
+            discount_text,
+            ",".join(code_list) or _NULL,
+            "t" if code_list or Decimal(discount_text) > 0 else "f",
+            source_name if source_name is not None else _NULL,
+            "t" if counts else "f",
+        )
+    )
+    return LedgerLine(order_id, (updated_at[:19], 0), text + "\n")
+
+
+def latest_accepted_time() -> str:
+    """The latest timestamp ``parse_timestamp`` accepts now, in the bulk file's format."""
+    return (datetime.now(UTC) + FUTURE_LEEWAY).strftime("%Y-%m-%dT%H:%M:%SZ")
