@@ -8,10 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from app.config import Settings
+from app.models import Shop
 from app.settings.schemas import PLAY_MAX
 from shopify_double import DevStore
 from tests.admin.conftest import (  # noqa: F401 - the admin page's fixtures
@@ -22,29 +24,40 @@ from tests.admin.conftest import (  # noqa: F401 - the admin page's fixtures
     admin_settings,
     bearer,
     launch,
+    seeds,
     shopify_http,
     store,
 )
-from tests.admin.seed import seed_shop
+from tests.admin.seed import SeededShop, give_token, seed_shop
 from tests.bad_input.conftest import snapshot
+from tests.fixtures.database import restore as put_rows_back
+from tests.fixtures.database import snapshot as keep_rows
 
 
 @pytest.fixture
 def page(
     session: Session,
+    engine: Engine,
     store: DevStore,  # noqa: F811 - the fixture imported above
     admin_settings: Settings,  # noqa: F811
     admin_app: FastAPI,  # noqa: F811
+    seeds: dict[str, SeededShop],  # noqa: F811
 ) -> Iterator[TestClient]:
-    """The shop installed with a few scored buyers, its pages behind a session token."""
+    """The shop installed with a few scored buyers, its pages behind a session token. The seeding
+    (scores, a fit, a backtest) runs once per process and database; later tests get its rows back."""
     people = [store.create_customer(SHOP, first_name=f"B{i}", last_name="X") for i in range(12)]
-    seed_shop(
-        session,
-        SHOP,
-        [p.id for p in people],
-        settings=admin_settings,
-        access_token=store.issue_access_token(SHOP, SCOPES),
-    )
+    token = store.issue_access_token(SHOP, SCOPES)
+    name = f"act_inputs_{engine.dialect.name}"
+    kept = seeds.get(name)
+    if kept is None or kept.customer_ids != [p.id for p in people]:
+        seeds[name] = seed_shop(
+            session, SHOP, [p.id for p in people], settings=admin_settings, access_token=token
+        )
+        keep_rows(engine, name)
+    else:
+        put_rows_back(engine, name)
+        give_token(session, session.get_one(Shop, kept.shop_id), admin_settings, token)
+        session.commit()
     with TestClient(admin_app, base_url=APP_URL, follow_redirects=False) as client:
         yield client
 
