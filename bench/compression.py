@@ -25,12 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _database import fresh_database  # noqa: E402
-from pages import API_KEY, SECRET, SHOP, seed  # noqa: E402
+from pages import API_KEY, SECRET, SHOP, bench_shop, seed  # noqa: E402
 
-from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
-from shopify_double import DevStore, create_devstore_app  # noqa: E402
-from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE  # noqa: E402
+from shopify_double import create_devstore_app  # noqa: E402
 from shopify_double.signing import make_session_token  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_compression"
@@ -56,17 +54,7 @@ def main() -> None:
 
     from starlette.testclient import TestClient
 
-    store = DevStore(client_id=API_KEY, client_secret=SECRET)
-    store.create_shop(SHOP)
-    token = store.issue_access_token(SHOP, "read_orders,read_customers")
-    settings = Settings(
-        app_env="test",
-        database_url=args.url,
-        shopify_api_key=API_KEY,
-        shopify_api_secret=SECRET,
-        app_url="https://bench.example.com",
-        shopify_admin_base_url_template=IN_PROCESS_BASE_URL_TEMPLATE,
-    )
+    store, token, settings = bench_shop(args.url)
     started = time.perf_counter()
     fresh_database(args.url)
     seed(args.url, args.customers, settings, token)

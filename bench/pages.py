@@ -255,6 +255,23 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def bench_shop(url: str) -> tuple[DevStore, str, Settings]:
+    """The benchmarks' shop in the Shopify double, its offline token, and the app's settings for a
+    database at ``url`` with the double in process (bench/pages.py and the page benchmarks)."""
+    store = DevStore(client_id=API_KEY, client_secret=SECRET)
+    store.create_shop(SHOP)
+    token = store.issue_access_token(SHOP, "read_orders,read_customers")
+    settings = Settings(
+        app_env="test",
+        database_url=url,
+        shopify_api_key=API_KEY,
+        shopify_api_secret=SECRET,
+        app_url="https://bench.example.com",
+        shopify_admin_base_url_template=IN_PROCESS_BASE_URL_TEMPLATE,
+    )
+    return store, token, settings
+
+
 def _time(fn: Callable[[], Any], requests: int, warmup: int = 3) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -277,17 +294,7 @@ def main() -> None:
 
     from starlette.testclient import TestClient
 
-    store = DevStore(client_id=API_KEY, client_secret=SECRET)
-    store.create_shop(SHOP)
-    token = store.issue_access_token(SHOP, "read_orders,read_customers")
-    settings = Settings(
-        app_env="test",
-        database_url=args.url,
-        shopify_api_key=API_KEY,
-        shopify_api_secret=SECRET,
-        app_url="https://bench.example.com",
-        shopify_admin_base_url_template=IN_PROCESS_BASE_URL_TEMPLATE,
-    )
+    store, token, settings = bench_shop(args.url)
     print(f"seeding {args.customers:,} customers into {args.url} ...", flush=True)
     started = time.perf_counter()
     _fresh_database(args.url)

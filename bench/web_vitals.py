@@ -33,13 +33,11 @@ import uvicorn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pages import API_KEY, SECRET, SHOP, seed  # noqa: E402
+from pages import API_KEY, SECRET, SHOP, bench_shop, seed  # noqa: E402
 
-from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from bench._database import fresh_database  # noqa: E402
-from shopify_double import DevStore, create_devstore_app  # noqa: E402
-from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE  # noqa: E402
+from shopify_double import create_devstore_app  # noqa: E402
 from shopify_double.signing import make_session_token  # noqa: E402
 from tests.admin.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
 from tests.admin.test_browser_pages import (  # noqa: E402
@@ -76,17 +74,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    store = DevStore(client_id=API_KEY, client_secret=SECRET)
-    store.create_shop(SHOP)
-    token = store.issue_access_token(SHOP, "read_orders,read_customers")
-    settings = Settings(
-        app_env="test",
-        database_url=args.url,
-        shopify_api_key=API_KEY,
-        shopify_api_secret=SECRET,
-        app_url="https://bench.example.com",
-        shopify_admin_base_url_template=IN_PROCESS_BASE_URL_TEMPLATE,
-    )
+    store, token, settings = bench_shop(args.url)
     print(f"seeding {args.customers:,} customers into {args.url} ...", flush=True)
     fresh_database(args.url)
     seed(args.url, args.customers, settings, token)
