@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize
 
 FloatArray = NDArray[np.float64]
 _KEY_LIMIT = 2**62
@@ -218,3 +219,25 @@ def _cholesky_solve(low: list[list[float]], rhs: FloatArray) -> FloatArray:
     for i in reversed(range(k)):
         out[i] = (y[i] - sum(low[m][i] * out[m] for m in range(i + 1, k))) / low[i][i]
     return np.array(out, dtype=np.float64)
+
+
+def minimise_in_box(fun: ValueGradHessian, theta0: FloatArray, bound: float) -> NewtonResult:
+    """``newton_minimise``, handing over to L-BFGS-B (the analytic gradient, the same box) from where
+    Newton stopped when it could not finish (e.g. the optimum is on the box); ``iterations`` counts
+    both, ``gradient`` is the final one."""
+    newton = newton_minimise(fun, theta0, bound)
+    if newton.success:
+        return newton
+    result = minimize(
+        lambda t: fun(t, False)[:2],
+        newton.theta,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-bound, bound)] * newton.theta.size,
+        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+    )
+    theta = np.asarray(result.x, dtype=np.float64)
+    value, gradient, _ = fun(theta, False)
+    return NewtonResult(
+        theta, value, gradient, newton.iterations + int(result.nit), bool(result.success), str(result.message)
+    )

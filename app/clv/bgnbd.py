@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, log_expit, polygamma
 
 from app.clv._numeric import (
@@ -25,6 +24,7 @@ from app.clv._numeric import (
     as_float_array,
     collapse_rows,
     distinct_rows_with_counts,
+    minimise_in_box,
     newton_minimise,
     weighted_sum,
 )
@@ -350,22 +350,8 @@ def fit(
                 theta0 = centre
     else:
         theta0 = np.clip(initial.log_params - np.array([0.0, math.log(scale), 0.0, 0.0]), -10, 10)
-    newton = newton_minimise(objective, theta0, LOG_PARAM_BOUND)
-    theta, iterations, message = newton.theta, newton.iterations, newton.message
-    final_grad = newton.gradient
-    if not newton.success:
-        result = minimize(
-            lambda t: objective(t, False)[:2],
-            theta,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * 4,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-        )
-        theta = np.asarray(result.x, dtype=np.float64)
-        iterations += int(result.nit)
-        message = str(result.message)
-        _, final_grad, _ = objective(theta, False)
+    fitted = minimise_in_box(objective, theta0, LOG_PARAM_BOUND)
+    theta, iterations, message, final_grad = fitted.theta, fitted.iterations, fitted.message, fitted.gradient
     r, alpha_s, a, b = _params_from_log(theta)
     # a and b may end on the search box: the likelihood still rises as they grow (or a shrinks)
     # towards the limit of a dropout probability near 0, a valid model (the NBD of FHL section 2).

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, polygamma
 
-from app.clv._numeric import FloatArray, as_float_array, newton_minimise, weighted_sum
+from app.clv._numeric import FloatArray, as_float_array, minimise_in_box, newton_minimise, weighted_sum
 from app.clv.prior import LogNormalPrior, prior_share
 
 LOG_PARAM_BOUND = 15.0
@@ -283,22 +282,8 @@ def fit(
         centre = np.clip(np.asarray(prior.centre) - to_data_units, -10, 10)
         if objective(centre, False)[0] < objective(theta0, False)[0]:
             theta0 = centre
-    newton = newton_minimise(objective, theta0, LOG_PARAM_BOUND)
-    theta, iterations, message = newton.theta, newton.iterations, newton.message
-    final_grad = newton.gradient
-    if not newton.success:
-        result = minimize(
-            lambda t: objective(t, False)[:2],
-            theta,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * 3,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-        )
-        theta = np.asarray(result.x, dtype=np.float64)
-        iterations += int(result.nit)
-        message = str(result.message)
-        _, final_grad, _ = objective(theta, False)
+    fitted = minimise_in_box(objective, theta0, LOG_PARAM_BOUND)
+    theta, iterations, message, final_grad = fitted.theta, fitted.iterations, fitted.message, fitted.gradient
     p, q, v_scaled = (float(value) for value in np.exp(theta))
     # the density of m is that of m / scale divided by scale
     ll = _ll_grad_hess(p, q, v_scaled, data, hessian=False)[0] - total_weight * math.log(scale)
