@@ -394,8 +394,8 @@ class Webhooks:
         while not self._stop.is_set():
             scheduled = start + i / self.rate
             delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # behind schedule, still yield: the sends run, and their latency counts from the schedule
+            await asyncio.sleep(max(delay, 0.0))
             task = asyncio.create_task(send(self._request(), scheduled, wall0 + i / self.rate))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -774,7 +774,11 @@ def main() -> None:
         w99 = two.webhook_ms()[1]
         worst_page = max(two.page_ms("small")[1], two.page_ms("largest")[1])
         checks = [
-            ("cycle with 2 workers within 15 min", two.seconds <= TARGET_CYCLE_S, f"{two.seconds:.0f} s"),
+            (
+                "cycle with 2 workers within 15 min",
+                two.shops_done == two.shops and two.seconds <= TARGET_CYCLE_S,
+                f"{two.seconds:.0f} s, {two.shops_done}/{two.shops} shops done",
+            ),
             (
                 "no shop waits more than 10 min past due (2 workers, to start)",
                 two.longest_wait_start <= TARGET_WAIT_S,
