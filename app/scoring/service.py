@@ -169,8 +169,12 @@ def rescore_shop(
 
 
 def _needs_full(session: Session, shop_id: int, now: dt.datetime, last: Any) -> bool:
-    if last is None or last.computed_at is None or last.computed_at <= now - FULL_RESCORE_EVERY:
+    if last is None or last.computed_at is None:
         return True
+    if last.computed_at <= now - FULL_RESCORE_EVERY:
+        # The day is over. When the shop's fit is queued, the full rescore it brings is the day's
+        # one: marked customers are rescored incrementally meanwhile, not in a second full rescore.
+        return not jobs_repo.active(session, shop_id, FIT)
     changed = settings_updated_at(session, shop_id)
     if changed is not None and changed >= last.computed_at:
         return True

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from app.jobs import repository as jobs_repo
-from app.models import ShopMetricsSnapshot
+from app.models import Job, ShopMetricsSnapshot
 from app.scoring import service
 from tests.fixtures.factories import create_shop
 from tests.jobs.queue import NOW, jobs
+from tests.scoring.ledger import add_order
 
 
 def _scored(session: Session, customers: int) -> int:
@@ -42,3 +44,24 @@ def test_a_small_shops_daily_fit_is_claimed_before_a_big_shops(session: Session)
         order.append(job.shop_id)
         session.commit()
     assert order == [small, big]
+
+
+def test_marks_after_the_day_are_rescored_incrementally_while_the_shops_fit_is_queued(
+    session: Session,
+) -> None:
+    """The fit brings the day's full rescore; a webhook's rescore meanwhile stays incremental
+    instead of running a second full one before it."""
+    shop_id = create_shop(session).shop_id
+    for customer_id in range(1, 6):
+        add_order(session, shop_id, customer_id, NOW - timedelta(days=10 * customer_id))
+    assert service.rescore_shop(session, shop_id, NOW, full=True).full
+    session.commit()
+    tomorrow = NOW + timedelta(hours=25)
+    add_order(session, shop_id, 2, tomorrow - timedelta(hours=1))
+    service.enqueue_fit(session, shop_id, tomorrow)
+    session.commit()
+    assert service.rescore_shop(session, shop_id, tomorrow).full is False
+    session.commit()
+    session.execute(delete(Job).where(Job.shop_id == shop_id))  # no fit queued any more
+    add_order(session, shop_id, 3, tomorrow)
+    assert service.rescore_shop(session, shop_id, tomorrow).full is True
