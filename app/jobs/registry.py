@@ -37,6 +37,9 @@ class JobContext:
     """1 on the first run."""
     now: datetime
     worker: str
+    due: datetime | None = None
+    """When the job was due (its ``run_after``): work it queues as its sequel can keep its place in
+    the claim order (a shop's daily rescore after its fit)."""
     stopping: Callable[[], bool] = field(default=lambda: False)
     """True once the worker was asked to stop (SIGTERM): a long handler may return early."""
     services: Any = None

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, select, text, update
+from sqlalchemy import and_, case, delete, exists, func, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,9 +36,11 @@ def enqueue(
     key: str = "",
     payload: dict[str, Any] | None = None,
     run_after: datetime | None = None,
+    cost: float = 0.0,
 ) -> None:
     """Add a pending job, or coalesce into the pending one of the same (shop, kind, key): it then
-    runs at the earlier of the two times, with the newer payload when one is given."""
+    runs at the earlier of the two times, with the newer payload when one is given and the larger
+    ``cost`` (expected run time in seconds, which orders the claims: see ``claim``)."""
     registered = registry.kind(kind)
     row = {
         "shop_id": shop_id,
@@ -47,6 +49,7 @@ def enqueue(
         "payload": None if payload is None else json.dumps(payload, sort_keys=True),
         "state": PENDING,
         "run_after": run_after or now,
+        "cost": max(float(cost), 0.0),
         "attempts": 0,
         "max_attempts": registered.max_attempts if registered else DEFAULT_MAX_ATTEMPTS,
         "created_at": now,
@@ -61,6 +64,7 @@ def enqueue(
                 (stmt.excluded.run_after < jobs.c.run_after, stmt.excluded.run_after), else_=jobs.c.run_after
             ),
             "payload": case((stmt.excluded.payload.is_(None), jobs.c.payload), else_=stmt.excluded.payload),
+            "cost": case((stmt.excluded.cost > jobs.c.cost, stmt.excluded.cost), else_=jobs.c.cost),
         },
     )
     session.execute(stmt)
@@ -82,10 +86,23 @@ def active(session: Session, shop_id: int, kind: str, key: str = "") -> bool:
     )
 
 
+def claim_order(dialect: str) -> tuple[Any, Any]:
+    """The claim order: due time plus expected run time (``jobs.cost``), then id. Among jobs due
+    together the shortest runs first, so a small shop's work never queues behind a big shop's; a
+    long job due earlier still goes before short jobs due later than its due time plus its own
+    length (aging), so it is never starved. A worker takes a long job only when no shorter one
+    would be ahead of it (docs/operations.md, "Fairness between shops")."""
+    if dialect == "postgresql":
+        key = jobs.c.run_after + jobs.c.cost * literal_column("interval '1 second'")
+    else:  # SQLite: naive UTC text (app.models.base.UTCDateTime)
+        key = func.julianday(jobs.c.run_after) + jobs.c.cost / 86_400.0
+    return key, jobs.c.id
+
+
 def claim(session: Session, worker: str, now: datetime, kinds: Collection[str]) -> Job | None:
-    """Take the next due job of a known kind, skipping rows other workers hold (PostgreSQL
-    ``FOR UPDATE SKIP LOCKED``) and (shop, kind, key)s already running, so that one shop's rescores
-    never overlap. The caller commits at once so the claim is visible."""
+    """Take the next due job of a known kind in ``claim_order``, skipping rows other workers hold
+    (PostgreSQL ``FOR UPDATE SKIP LOCKED``) and (shop, kind, key)s already running, so that one
+    shop's rescores never overlap. The caller commits at once so the claim is visible."""
     if not kinds:
         return None
     running = jobs.alias("running")
@@ -102,7 +119,7 @@ def claim(session: Session, worker: str, now: datetime, kinds: Collection[str]) 
                 running.c.state == RUNNING,
             ),
         )
-        .order_by(jobs.c.run_after, jobs.c.id)
+        .order_by(*claim_order(session.get_bind().dialect.name))
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -30,6 +30,9 @@ class Job(Base):
     payload: Mapped[str | None] = mapped_column(Text)  # JSON, for kinds that need arguments
     state: Mapped[str] = mapped_column(String(16))
     run_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    cost: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    """Expected run time in seconds, as the enqueuer estimates it: jobs are claimed in the order of
+    ``run_after + cost`` (``app.jobs.repository.claim``), shortest first among those due together."""
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     max_attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -84,9 +84,52 @@ class RescoreResult:
 # Enqueueing
 
 
-def enqueue_rescore(session: Session, shop_id: int, now: dt.datetime, *, full: bool = False) -> None:
-    """Ask the worker to rescore the shop (coalesces with a pending request; ``full`` sticks)."""
-    jobs_repo.enqueue(session, shop_id, RESCORE, now, payload={"full": True} if full else None)
+# A job's expected run time orders the worker's claims: among jobs due together the shortest goes
+# first, so small shops never queue behind big ones (docs/operations.md, "Fairness between shops").
+# Rough per-customer costs from docs/benchmarks.md ("Rescore", "CLV fit", "Fleet"); off by a factor
+# of two they still order a 300-customer shop before a 100,000-customer one.
+JOB_OVERHEAD_S: Final = 0.05
+FULL_RESCORE_S_PER_CUSTOMER: Final = 2e-5
+INCREMENTAL_RESCORE_S_PER_CUSTOMER: Final = 5e-6
+FIT_S_PER_CUSTOMER: Final = 2e-5
+
+
+def expected_seconds(
+    session: Session, shop_id: int, kind: str, now: dt.datetime, *, full: bool = False
+) -> float:
+    """The expected run time of a rescore (full or incremental) or a fit of the shop, from the
+    customers it scored last (a shop never scored counts as small: its first rescore comes once).
+    A rescore asked for as incremental whose shop is due its daily full one runs as full."""
+    row = repo.metrics_row(session, shop_id)
+    customers = row.customers_scored if row is not None else 0
+    if row is not None and (row.computed_at is None or row.computed_at <= now - FULL_RESCORE_EVERY):
+        full = True
+    if kind == FIT:
+        per_customer = FIT_S_PER_CUSTOMER
+    else:
+        per_customer = FULL_RESCORE_S_PER_CUSTOMER if full else INCREMENTAL_RESCORE_S_PER_CUSTOMER
+    return JOB_OVERHEAD_S + customers * per_customer
+
+
+def enqueue_rescore(
+    session: Session,
+    shop_id: int,
+    now: dt.datetime,
+    *,
+    full: bool = False,
+    run_after: dt.datetime | None = None,
+) -> None:
+    """Ask the worker to rescore the shop (coalesces with a pending request; ``full`` sticks).
+    ``run_after``: due earlier than ``now`` (the daily rescore after a fit keeps the fit's place)."""
+    jobs_repo.enqueue(
+        session,
+        shop_id,
+        RESCORE,
+        now,
+        payload={"full": True} if full else None,
+        run_after=run_after,
+        cost=expected_seconds(session, shop_id, RESCORE, now, full=full),
+    )
 
 
 def timezone_changed(session: Session, shop_id: int, now: dt.datetime) -> None:
@@ -98,7 +141,7 @@ def timezone_changed(session: Session, shop_id: int, now: dt.datetime) -> None:
 
 
 def enqueue_fit(session: Session, shop_id: int, now: dt.datetime) -> None:
-    jobs_repo.enqueue(session, shop_id, FIT, now)
+    jobs_repo.enqueue(session, shop_id, FIT, now, cost=expected_seconds(session, shop_id, FIT, now))
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,8 +170,12 @@ def rescore_shop(
 
 
 def _needs_full(session: Session, shop_id: int, now: dt.datetime, last: Any) -> bool:
-    if last is None or last.computed_at is None or last.computed_at <= now - FULL_RESCORE_EVERY:
+    if last is None or last.computed_at is None:
         return True
+    if last.computed_at <= now - FULL_RESCORE_EVERY:
+        # The day is over. When the shop's fit is queued, the full rescore it brings is the day's
+        # one: marked customers are rescored incrementally meanwhile, not in a second full rescore.
+        return not jobs_repo.active(session, shop_id, FIT)
     changed = settings_updated_at(session, shop_id)
     if changed is not None and changed >= last.computed_at:
         return True
@@ -348,11 +395,14 @@ def _remove_buyers_no_more(session: Session, shop_id: int, stale: list[int]) -> 
 # CLV fit
 
 
-def fit_shop(session: Session, shop_id: int, now: dt.datetime) -> ClvFit:
+def fit_shop(session: Session, shop_id: int, now: dt.datetime, *, due: dt.datetime | None = None) -> ClvFit:
     """Fit the shop's CLV models and backtest them (``fit``), then ask for a full rescore so every
-    customer gets the new predictions."""
+    customer gets the new predictions. ``due``: when the fit was due; the rescore, the second half
+    of the shop's daily work, keeps that place in the worker's queue."""
     fitted = fit.fit_and_backtest(session, shop_id, now)
-    enqueue_rescore(session, shop_id, now, full=True)
+    enqueue_rescore(
+        session, shop_id, now, full=True, run_after=due if due is not None and due < now else None
+    )
     log.info("fitted shop %s: usable=%s (%s)", shop_id, fitted.usable, fitted.reasons or "ok")
     return fitted
 
@@ -363,17 +413,30 @@ def fit_shop(session: Session, shop_id: int, now: dt.datetime) -> ClvFit:
 
 def enqueue_due_rescores(session: Session, now: dt.datetime) -> list[int]:
     """Shops with customers marked to score (and no rescore already queued or running), and shops
-    whose last full rescore is a day old."""
+    whose last full rescore is a day old. A shop whose fit is due too gets its daily full rescore
+    from the fit (``fit_shop``), not a second one before it: the daily work of a shop is one fit,
+    its backtest, and one full rescore."""
     due = []
     for shop_id in repo.shops_with_pending_customers(session):
         if not jobs_repo.active(session, shop_id, RESCORE):
             enqueue_rescore(session, shop_id, now)
             due.append(shop_id)
-    for shop_id in repo.shops_due_full_rescore(session, now - FULL_RESCORE_EVERY):
+    daily = repo.shops_due_full_rescore(session, now - FULL_RESCORE_EVERY)
+    fit_due = set(repo.shops_due_fit(session, now - FIT_EVERY, FIT_GROWTH)) if daily else set()
+    for shop_id in daily:
+        if jobs_repo.active(session, shop_id, FIT) or (
+            shop_id in fit_due and not _fit_failed(session, shop_id)
+        ):
+            continue  # the fit (queued now or within a minute by ``enqueue_due_fits``) brings it
         if not jobs_repo.active(session, shop_id, RESCORE):
             enqueue_rescore(session, shop_id, now, full=True)
             due.append(shop_id)
     return due
+
+
+def _fit_failed(session: Session, shop_id: int) -> bool:
+    """A fit of the shop ran out of attempts (kept as failed): its daily rescore no longer waits for one."""
+    return any(job.kind == FIT for job in jobs_repo.failed_jobs(session, shop_id))
 
 
 def enqueue_due_fits(session: Session, now: dt.datetime) -> list[int]:

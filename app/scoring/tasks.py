@@ -16,7 +16,7 @@ def run_rescore(session: Session, job: JobContext) -> None:
 
 
 def run_fit(session: Session, job: JobContext) -> None:
-    service.fit_shop(session, job.shop_id, job.now)
+    service.fit_shop(session, job.shop_id, job.now, due=job.due)
 
 
 register_kind(service.RESCORE, run_rescore, max_attempts=5, backoff_seconds=5, lease_seconds=600)

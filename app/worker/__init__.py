@@ -128,6 +128,7 @@ class Worker:
                 attempt=job.attempts,
                 now=now,
                 worker=self.name,
+                due=job.run_after,
                 stopping=lambda: self.stopping or heartbeat.lost.is_set(),
             )
         with heartbeat:

@@ -81,3 +81,26 @@ def test_a_job_whose_worker_vanished_runs_again_once_its_heartbeat_is_missed(
     assert (job.state, job.locked_by, job.claim_token, job.attempts) == ("pending", None, None, 1)
     assert job.last_error == "the worker running this job stopped before it finished"
     assert job.run_after == NOW + expiry  # due at once: the missed heartbeat was the wait
+
+
+@pytest.mark.both_dbs
+def test_claims_go_shortest_first_among_jobs_due_together_and_a_long_job_is_not_starved(
+    session: Session,
+) -> None:
+    """The claim order is due time plus expected run time: a big shop's long job due with small
+    shops' short ones goes after them, but before short jobs due later than its due time plus its
+    length (docs/operations.md, "Fairness between shops")."""
+    big, small, medium, later, much_later = (create_shop(session).shop_id for _ in range(5))
+    enqueue(session, big, "rescore", NOW, cost=120.0)
+    enqueue(session, medium, "rescore", NOW, cost=2.0)
+    enqueue(session, small, "rescore", NOW, cost=0.1)
+    enqueue(session, later, "rescore", NOW, run_after=NOW + timedelta(seconds=60), cost=0.1)
+    enqueue(session, much_later, "rescore", NOW, run_after=NOW + timedelta(seconds=200), cost=0.1)
+    enqueue(session, small, "rescore", NOW, cost=0.05)  # coalesces: the larger cost stays
+    session.commit()
+    order = []
+    while (job := jobs_repo.claim(session, "w", NOW + timedelta(seconds=300), {"rescore"})) is not None:
+        order.append(job.shop_id)
+        session.commit()
+    assert order == [small, medium, later, big, much_later]
+    assert jobs_repo.claim(session, "w", NOW, {"rescore"}) is None

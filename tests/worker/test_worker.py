@@ -69,16 +69,25 @@ def test_a_shop_without_marks_is_not_rescored_again_within_the_day(
     shop_id = create_shop(session).shop_id
     add_order(session, shop_id, 7, "2026-05-01")
     clock = Clock(NOW)
-    worker = Worker(factory, clock=clock, kinds={"rescore"})  # a fit would rescore too
-    worker.run_pending()
-    clock.now = NOW + timedelta(hours=3)
-    worker._last_run.clear()
-    worker.run_pending()
-    assert len(jobs(session, "rescore")) == 1
-    clock.now = NOW + timedelta(hours=25)  # the daily rescore: recency moved for everybody
-    worker._last_run.clear()
-    worker.run_pending()
+    worker = Worker(factory, clock=clock, kinds={"rescore", "fit"})
+
+    def run_at(hours: float) -> None:
+        clock.now = NOW + timedelta(hours=hours)
+        worker._last_run.clear()
+        worker.run_pending()
+
+    run_at(0)  # the first rescore
+    run_at(1)  # the first fit, and the full rescore it asks for
     assert [j.payload for j in jobs(session, "rescore")] == [None, '{"full": true}']
+    assert len(jobs(session, "fit")) == 1
+    run_at(4)
+    assert len(jobs(session, "rescore")) == 2
+    # The daily work, recency moved for everybody: the fit, then one full rescore (not one before
+    # the fit and another after it), due when the fit was.
+    run_at(26)
+    fits, rescores = jobs(session, "fit"), jobs(session, "rescore")
+    assert len(fits) == 2 and [j.payload for j in rescores[2:]] == ['{"full": true}']
+    assert rescores[2].run_after == fits[1].run_after
 
 
 @pytest.mark.both_dbs
