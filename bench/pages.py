@@ -31,21 +31,21 @@ from typing import Any
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.admin import repository as admin_repo  # noqa: E402
 from app.admin import service as admin_service  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.kit.db import make_engine, make_sessionmaker, migrate, normalise_url  # noqa: E402
+from app.kit.db import make_engine, make_sessionmaker  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.scoring import compute  # noqa: E402
 from app.scoring import metrics as shop_metrics_rules  # noqa: E402
 from app.settings import service as settings_service  # noqa: E402
 from app.shops.tokens import token_cipher  # noqa: E402
 from app.vocabulary import SEGMENT_NAMES, STAGE_NAMES  # noqa: E402
+from bench._database import fresh_database  # noqa: E402
 from shopify_double import DevStore, create_devstore_app  # noqa: E402
 from shopify_double.server import IN_PROCESS_BASE_URL_TEMPLATE  # noqa: E402
 from shopify_double.signing import make_session_token  # noqa: E402
@@ -55,16 +55,6 @@ SHOP = "bench.myshopify.com"
 API_KEY = "bench-key"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 TARGET_MS = 200.0
-
-
-def _fresh_database(url: str) -> None:
-    target = make_url(normalise_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    migrate(url)
 
 
 def _metrics_json(customers: int, now: dt.datetime, rng: np.random.Generator) -> str:
@@ -297,7 +287,7 @@ def main() -> None:
     store, token, settings = bench_shop(args.url)
     print(f"seeding {args.customers:,} customers into {args.url} ...", flush=True)
     started = time.perf_counter()
-    _fresh_database(args.url)
+    fresh_database(args.url)
     shop_id = seed(args.url, args.customers, settings, token)
     print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
 
