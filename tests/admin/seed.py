@@ -137,3 +137,18 @@ def give_token(session: Session, shop: Shop, settings: Settings, token: str) -> 
         ),
         token_cipher(settings),
     )
+
+
+# The settings form as the page posts it with the defaults (tests change one field at a time).
+SETTINGS_FORM = {
+    "scoring_method": "quintile",
+    "window_days": "",
+    "clv_horizon_days": "365",
+    "lifespan_years": "3",
+    "cac": "",
+    "conversion_rate": "",
+    "rfm_tag_prefix": "rfm:",
+    "stage_tag_prefix": "stage:",
+    "clv_tag_prefix": "clv:",
+    "sync_enabled": "on",
+}

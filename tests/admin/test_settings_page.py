@@ -20,19 +20,8 @@ from app.settings.service import get_settings, update_settings
 from app.vocabulary import DEFAULT_GRID
 from tests.admin.conftest import launch
 from tests.admin.seed import NOW, SeededShop
+from tests.admin.seed import SETTINGS_FORM as FORM
 
-FORM = {
-    "scoring_method": "quintile",
-    "window_days": "",
-    "clv_horizon_days": "365",
-    "lifespan_years": "3",
-    "cac": "",
-    "conversion_rate": "",
-    "rfm_tag_prefix": "rfm:",
-    "stage_tag_prefix": "stage:",
-    "clv_tag_prefix": "clv:",
-    "sync_enabled": "on",
-}
 TOKEN = re.compile(r'name="confirm_rewrite" value="([0-9a-f]+)"')
 
 

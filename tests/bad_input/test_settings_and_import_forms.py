@@ -28,9 +28,9 @@ from tests.admin.conftest import (  # noqa: F401 - the admin page's fixtures
     shopify_http,
     store,
 )
+from tests.admin.seed import SETTINGS_FORM as FORM
 from tests.admin.seed import seed_shop
 from tests.bad_input.conftest import snapshot
-from tests.bad_input.test_tag_prefixes import FORM
 
 
 @pytest.fixture

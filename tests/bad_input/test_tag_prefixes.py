@@ -26,20 +26,8 @@ from tests.admin.conftest import (  # noqa: F401 - the admin page's fixtures
     shopify_http,
     store,
 )
+from tests.admin.seed import SETTINGS_FORM as FORM
 from tests.admin.seed import seed_shop
-
-FORM = {
-    "scoring_method": "quintile",
-    "window_days": "",
-    "clv_horizon_days": "365",
-    "lifespan_years": "3",
-    "cac": "",
-    "conversion_rate": "",
-    "rfm_tag_prefix": "rfm:",
-    "stage_tag_prefix": "stage:",
-    "clv_tag_prefix": "clv:",
-    "sync_enabled": "on",
-}
 
 
 @pytest.fixture
