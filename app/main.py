@@ -5,6 +5,8 @@ The outbound httpx client (OAuth and Admin API calls) is `app.state.http`. Pass
 `httpx.ASGITransport(create_devstore_app(store))` with
 `settings.shopify_admin_base_url_template = "http://devstore/shops/{shop}"`; an injected client is
 set at once (so the app works under a transport that runs no lifespan) and never closed by the app.
+Likewise `create_app(settings, engine=engine)` uses the caller's SQLAlchemy engine (its pool, its
+connections) and leaves it open; without one the app makes its own and disposes of it on shutdown.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp
 
@@ -45,7 +48,11 @@ class RfmApp(FastAPI):
         return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
-def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -59,7 +66,8 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
             if http_client is None:
                 app.state.http = await stack.enter_async_context(outbound_client())
             yield
-        app.state.engine.dispose()
+        if engine is None:
+            app.state.engine.dispose()
 
     app = RfmApp(
         title="RFM & CLV for Shopify",
@@ -70,7 +78,7 @@ def create_app(settings: Settings | None = None, http_client: httpx.AsyncClient 
         openapi_url="/openapi.json" if settings.app_env == "development" else None,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_url)
+    app.state.engine = engine if engine is not None else make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
     app.state.queue_depth = QueueDepthCollector(app.state.sessionmaker)
     if http_client is not None:

@@ -100,8 +100,9 @@ def settings(engine: Engine, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def app(settings: Settings, engine: Engine) -> FastAPI:
+    # the test database's engine: its pooled connection serves every test of the process
+    return create_app(settings, engine=engine)
 
 
 @pytest.fixture

@@ -155,8 +155,8 @@ def shopify_http(store: DevStore) -> Iterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def admin_app(admin_settings: Settings, shopify_http: httpx.AsyncClient) -> FastAPI:
-    return create_app(admin_settings, http_client=shopify_http)
+def admin_app(admin_settings: Settings, shopify_http: httpx.AsyncClient, engine: Engine) -> FastAPI:
+    return create_app(admin_settings, http_client=shopify_http, engine=engine)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
@@ -66,8 +67,8 @@ def app_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def auth_app(app_settings: Settings, shopify_http: httpx.AsyncClient) -> FastAPI:
-    return create_app(app_settings, http_client=shopify_http)
+def auth_app(app_settings: Settings, shopify_http: httpx.AsyncClient, engine: Engine) -> FastAPI:
+    return create_app(app_settings, http_client=shopify_http, engine=engine)
 
 
 @pytest.fixture
