@@ -21,7 +21,11 @@ from tests.admin.test_browser_pages import DESKTOP, PAGES, PHONE, _check_page
 pytestmark = BROWSER
 
 POLARIS_DOUBLE = (Path(__file__).parent / "polaris_double.js").read_text()
-UPGRADED = "document.documentElement.dataset.polarisTables && document.documentElement.dataset.polarisButtons && document.documentElement.dataset.polarisFields"
+# static/polaris.js marks each family it has upgraded
+UPGRADED = (
+    "['polarisTables', 'polarisButtons', 'polarisFields'].every(k => document.documentElement.dataset[k])"
+)
+CELLS = "row => [...row.children].map(cell => cell.textContent.trim())"
 # What is left plain on purpose: a required checkbox, number inputs (static/polaris.js).
 LEFT_PLAIN = """() => [
   ...document.querySelectorAll("table, button, a.button, select, input:not([type=hidden]):not([type=number])")
@@ -39,7 +43,9 @@ def _open(page: Any, server: str, path: str, **extra: str) -> None:
     page.wait_for_function(UPGRADED)
 
 
-def test_every_page_upgrades_fits_a_phone_and_passes_axe(chromium: Any, server: str, seeded: SeededShop) -> None:
+def test_every_page_upgrades_fits_a_phone_and_passes_axe(
+    chromium: Any, server: str, seeded: SeededShop
+) -> None:
     problems: list[str] = []
     for width, height in (DESKTOP, PHONE):
         context, page = _polaris_page(chromium, width, height)
@@ -53,13 +59,13 @@ def test_every_page_upgrades_fits_a_phone_and_passes_axe(chromium: Any, server: 
     assert not problems, "\n".join(problems)
 
 
-def test_a_table_becomes_an_s_table_with_the_same_cells(chromium: Any, server: str, seeded: SeededShop) -> None:
+def test_a_table_becomes_an_s_table_with_the_same_cells(
+    chromium: Any, server: str, seeded: SeededShop
+) -> None:
     context = new_context(chromium, *DESKTOP)
     page = context.new_page()
     open_page(page, server, "/app")
-    plain = page.evaluate(
-        """() => [...document.querySelectorAll("#segments tr")].map(tr => [...tr.cells].map(c => c.textContent.trim()))"""
-    )
+    plain = page.evaluate(f"() => [...document.querySelectorAll('#segments tr')].map({CELLS})")
     context.close()
 
     context, page = _polaris_page(chromium, *DESKTOP)
@@ -70,8 +76,8 @@ def test_a_table_becomes_an_s_table_with_the_same_cells(chromium: Any, server: s
     assert headers.first.get_attribute("listslot") == "primary"
     assert headers.nth(1).get_attribute("format") == "numeric"
     rows = page.evaluate(
-        """() => [document.querySelector("#segments s-table-header-row"), ...document.querySelectorAll("#segments s-table-row")]
-             .map(r => [...r.children].map(c => c.textContent.trim()))"""
+        "() => [document.querySelector('#segments s-table-header-row'),"
+        f" ...document.querySelectorAll('#segments s-table-row')].map({CELLS})"
     )
     assert rows == plain  # header, body and the "All customers" row, cell for cell
     cell = page.locator('s-table-row[data-segment="Champions"] s-table-cell[data-col="customers"]')
