@@ -25,6 +25,18 @@ SERIES_COLOURS = ("#2c6ecb", "#8a6500", "#6d7175")
 SERIES_PATTERNS = ("solid", "hatch", "dots")
 
 
+# A phone's card: 360 px less the page's and the card's padding on each side (8 + 12, admin.css).
+FIT_WIDTH = 320
+MIN_PLOT = 100
+LINE = 16  # a line of 12 px text
+# An upper estimate of a string's width in the charts' sans-serif at 12 px (0.62 em a character).
+EM_PER_CHARACTER = 0.62
+
+
+def _text_width(text: str, size: float = 12) -> float:
+    return len(text) * size * EM_PER_CHARACTER
+
+
 def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
 
@@ -180,29 +192,59 @@ def bar_chart(
     fmt: Format = _number,
     description: str | None = None,
 ) -> Markup:
-    """Horizontal bars, one per label, the value written at the end of each bar."""
-    left, top, bar, gap, right = 150, 10, 22, 8, 110
-    plot = 420
-    width = left + plot + right
-    height = top + len(labels) * (bar + gap) + 44
+    """Horizontal bars, one per label, the value written at the end of each bar.
+
+    Drawn to fit a phone (``FIT_WIDTH``) at its full text size: the labels are as wide as the
+    longest one, beside the bars or, when that leaves the bars too little room, each above its bar;
+    the value column is as wide as the longest value, the bars take the rest, and the axis label
+    wraps. Only a value too long for that makes it wider (its box then scrolls, docs/design.md)."""
+    bar, gap, pad = 22, 8, 8
+    value_w = round(max((_text_width(fmt(v)) for v in values), default=0.0) + 6 + pad)
+    label_w = round(max((_text_width(t) for t in (*labels, y_label)), default=0.0) + pad + 4)
+    beside = FIT_WIDTH - label_w - value_w >= MIN_PLOT
+    left = label_w if beside else pad
+    plot = max(MIN_PLOT, FIT_WIDTH - left - value_w)
+    width = left + plot + value_w
+    row = bar + gap + (0 if beside else LINE)
+    top = 26  # below the y label's line
+    axis_lines = _wrap(x_label, width - 2 * pad)
+    height = top + len(labels) * row + 18 + LINE * len(axis_lines)
     peak = max((v for v in values), default=0.0)
     uid, svg = _open(width, height, title, description or f"{x_label} per {y_label}")
     parts = [svg]
+    # what the labels are: the heading of their column, or the first line above them
+    parts.append(
+        _text(left - pad if beside else left, 14, y_label, anchor="end" if beside else "start", fill=MUTED)
+    )
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        y = top + i * (bar + gap)
+        y = top + i * row + (0 if beside else LINE)
         length = plot * (value / peak) if peak > 0 else 0.0
-        parts.append(_text(left - 8, y + bar / 2 + 4, label, anchor="end"))
+        if beside:
+            parts.append(_text(left - pad, y + bar / 2 + 4, label, anchor="end"))
+        else:
+            parts.append(_text(left, y - 5, label, anchor="start"))
         parts.append(
             f'<rect class="bar" x="{left}" y="{y}" width="{max(length, 1.0):.1f}" height="{bar}" '
             f'fill="{SERIES_COLOURS[0]}"><title>{escape(label)}: {escape(fmt(value))}</title></rect>'
         )
         parts.append(_text(left + length + 6, y + bar / 2 + 4, fmt(value), anchor="start"))
-    axis_y = top + len(labels) * (bar + gap)
+    axis_y = top + len(labels) * row
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot}" y2="{axis_y}" stroke="{MUTED}"/>')
-    parts.append(_text(left + plot / 2, axis_y + 20, x_label, fill=MUTED))
-    parts.append(_text(left - 8, axis_y + 20, y_label, anchor="end", fill=MUTED))
+    for k, line in enumerate(axis_lines):
+        parts.append(_text(width / 2, axis_y + 20 + LINE * k, line, fill=MUTED))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _wrap(text: str, width: float) -> list[str]:
+    """The words of ``text`` in lines no wider than ``width`` (a longer word on a line of its own)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and _text_width(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,3 +118,19 @@ def test_no_chart_text_is_drawn_below_11_px() -> None:
         default = float(root.get("font-size") or 0)
         sizes = [float(t.get("font-size") or default) for t in root.iter(f"{SVG}text")]
         assert sizes and min(sizes) >= 11, svg
+
+
+def test_a_bar_chart_fits_a_phone_at_its_full_text_size() -> None:
+    """Long labels go above their bars and a long axis label wraps: the chart stays within a phone's
+    card (docs/design.md, "Phones"), with every word still written."""
+    long_label = "Predicted by the fitted model of this shop"
+    axis = "Share of the previous month's buyers who ordered again"
+    for labels in (["Jan 2026", "Feb 2026"], [long_label, "Actual"]):
+        svg = charts.bar_chart(
+            "t", labels, [0.42, 0.18], x_label=axis, y_label="Month", fmt=lambda v: f"{v:.0%}"
+        )
+        root = _parse(svg)
+        assert float(root.get("width") or 0) <= charts.FIT_WIDTH
+        texts = _texts(root)
+        assert set(labels) <= set(texts) and {"42%", "18%", "Month"} <= set(texts)
+        assert " ".join(t for t in texts if t not in labels and t not in {"42%", "18%", "Month"}) == axis
