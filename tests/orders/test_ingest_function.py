@@ -4,11 +4,13 @@ ledger and the aggregates exactly as the Python rules (`apply_order`) do, whatev
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
@@ -26,14 +28,46 @@ BASE = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
+class _Deliveries:
+    """One event loop and one autocommit connection, as a web process's pool hands out, for the
+    deliveries of the module (a connection and a loop per call cost more than the call); closed
+    when the module's tests are done, opened again if more of them follow."""
+
+    def __init__(self) -> None:
+        self.runner: asyncio.Runner | None = None
+        self.connections: dict[str, psycopg.AsyncConnection[Any]] = {}
+
+    def ingest(
+        self, url: str, domain: str, facts: OrderFacts, touch: bool
+    ) -> orders.Outcome | orders.Ingested:
+        if self.runner is None:
+            self.runner = asyncio.Runner()
+        if url not in self.connections:
+            connect = psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
+            self.connections[url] = self.runner.run(connect)
+        return self.runner.run(orders.ingest_order(self.connections[url], domain, facts, NOW, touch=touch))
+
+    def close(self) -> None:
+        if self.runner is not None:
+            for conn in self.connections.values():
+                self.runner.run(conn.close())
+            self.runner.close()
+        self.runner, self.connections = None, {}
+
+
+_deliveries = _Deliveries()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_deliveries() -> Iterator[None]:
+    yield
+    _deliveries.close()
+
+
 def ingest(
     url: str, domain: str, facts: OrderFacts, *, touch: bool = False
 ) -> orders.Outcome | orders.Ingested:
-    async def call() -> orders.Outcome | orders.Ingested:
-        async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
-            return await orders.ingest_order(conn, domain, facts, NOW, touch=touch)
-
-    return asyncio.run(call())
+    return _deliveries.ingest(url, domain, facts, touch)
 
 
 def facts(order_id: int, customer_id: int | None, minutes: int, **fields: Any) -> OrderFacts:
