@@ -29,8 +29,9 @@ from app.clv.prior import (
 
 # Repeat buyers a shop needs before its predictions come from a model. With the prior (MAP) none:
 # in the small-shop study (bench/small_shops.py, docs/benchmarks.md "Small shops") the MAP forecast
-# was at least as good as the segment formula's (median RMSE of purchase days and of revenue) at
-# every number of repeat buyers from 0 up, and on MAE too below 6. Plain maximum likelihood keeps
+# was at least as good as the segment formula's (median RMSE of purchase days and of revenue, the
+# consistent measure for an expectation) at every number of repeat buyers from 0 up
+# (docs/predictions.md "When a model is used at all"). Plain maximum likelihood keeps
 # the 20 it always had: below that it often fails to converge or lands on an extreme.
 DEFAULT_MIN_REPEAT_BUYERS: int | None = None  # None: the default of the method
 MAP_MIN_REPEAT_BUYERS = 0

@@ -276,3 +276,54 @@ def test_median_time_to_next_purchase_splits_the_waiting_time_in_half():
 def test_collapse_counts_identical_histories():
     x_u, t_x_u, T_u, counts = bgnbd.collapse([0, 0, 2, 2, 2], [0, 0, 5, 5, 6], [9, 9, 9, 9, 9])
     assert x_u.tolist() == [0, 2, 2] and t_x_u.tolist() == [0, 5, 6] and counts.tolist() == [2, 2, 1]
+
+
+def _fhl_eq_8(params: BetaGeoParams, t: float, n: int) -> float:
+    """P(X(t) = n) of a new customer, FHL eq. (8) as printed."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+
+    def nb(j: int) -> float:
+        return math.exp(
+            math.lgamma(r + j)
+            - math.lgamma(r)
+            - math.lgamma(j + 1)
+            + r * math.log(alpha / (alpha + t))
+            + j * math.log(t / (alpha + t))
+        )
+
+    value = math.exp(betaln(a, b + n) - betaln(a, b)) * nb(n)
+    if n > 0:
+        value += math.exp(betaln(a + 1, b + n - 1) - betaln(a, b)) * (1 - sum(nb(j) for j in range(n)))
+    return value
+
+
+@pytest.mark.parametrize("t", [1.0, 13.0, 39.0, 78.0])
+def test_purchase_count_probabilities_of_a_new_customer_equal_eq_8(t):
+    probabilities = bgnbd.purchase_count_probabilities(PUBLISHED, t, 0.0, 0.0, 0.0, 6)[0]
+    np.testing.assert_allclose(probabilities, [_fhl_eq_8(PUBLISHED, t, n) for n in range(7)], rtol=1e-10)
+
+
+CUSTOMERS = (  # (x, t_x, T) in weeks: one-time buyers, lapsed and active repeat buyers, a heavy one
+    np.array([0.0, 0.0, 1.0, 2.0, 5.0, 7.0, 30.0]),
+    np.array([0.0, 0.0, 2.0, 30.0, 10.0, 35.0, 38.0]),
+    np.array([1.0, 38.0, 20.0, 38.0, 38.0, 38.0, 39.0]),
+)
+
+
+@pytest.mark.parametrize("t", [4.0, 39.0, 150.0])
+def test_purchase_count_probabilities_sum_to_one_and_have_the_conditional_expectation_as_mean(t):
+    probabilities = bgnbd.purchase_count_probabilities(PUBLISHED, t, *CUSTOMERS, 2000)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-9)
+    assert np.all(probabilities >= 0)
+    mean = probabilities @ np.arange(2001)
+    np.testing.assert_allclose(mean, bgnbd.expected_purchases(PUBLISHED, t, *CUSTOMERS), rtol=1e-6)
+
+
+@pytest.mark.parametrize("t", [4.0, 39.0, 150.0])
+def test_median_purchases_minimises_the_expected_absolute_error(t):
+    probabilities = bgnbd.purchase_count_probabilities(PUBLISHED, t, *CUSTOMERS, 2000)
+    counts = np.arange(2001)
+    expected_absolute_error = np.array([probabilities @ np.abs(counts - k) for k in range(200)]).T
+    median = bgnbd.median_purchases(PUBLISHED, t, *CUSTOMERS)
+    # at t = 150 the heavy buyer's median (41) lies past the first block of counts searched
+    np.testing.assert_array_equal(median, np.argmin(expected_absolute_error, axis=1))
