@@ -208,7 +208,9 @@ def _rescore_shop(
     if full:
         if cache is not None:
             cache.forget()  # its memory is better spent on the orders
-        ords, loaded = load.load_orders_and_customers(session, shop_id, tz, with_predictions=False)
+        ords, loaded = load.load_orders_and_customers(
+            session, shop_id, tz, with_predictions=False, expected_orders=_orders_scored(last)
+        )
         shop_level = compute.order_metrics(ords, today, loaded.columns["customer_id"])
     else:
         remembered = cache.customers(session, shop_id, tz, last) if cache is not None else None
@@ -226,7 +228,7 @@ def _rescore_shop(
             cache.remember_as_read(shop_id, tz, token, cust)
         return RescoreResult(shop_id, False, n, 0, [], removed, 0, "unchanged", time.perf_counter() - started)
     if ords is None and full:  # too many customers marked for an incremental one
-        ords = load.load_orders(session, shop_id, tz)
+        ords = load.load_orders(session, shop_id, tz, expected_orders=_orders_scored(last))
         shop_level = compute.order_metrics(ords, today, ids)
     elif ords is None:
         ords = load.load_orders(session, shop_id, tz, ids[recompute].tolist())
@@ -355,6 +357,12 @@ def _segments_reclassified(
         return bool(stored_metrics[SEGMENT_BASIS] != _segment_basis(settings))
     changed = settings_updated_at(session, shop_id)
     return last is not None and changed is not None and changed >= last.rescored_at
+
+
+def _orders_scored(last: Any) -> int | None:
+    """The orders the shop's last rescore counted (None: never rescored), which says how to read
+    its ledger (``load.load_orders``)."""
+    return None if last is None else int(last.orders_scored)
 
 
 def _stored_metrics(last: Any) -> dict[str, Any] | None:
