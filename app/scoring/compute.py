@@ -657,7 +657,7 @@ def to_jsonable(value: Any) -> Any:
     """``value`` as JSON holds it: dataclasses as dicts, dates as ISO text, NaN/inf as None.
 
     Walks the value once, a dataclass field by field (``dataclasses.asdict`` would deep-copy it
-    first: a full rescore's cohort tables made that most of a small shop's rescore)."""
+    first: with a full rescore's cohort tables, about a third of a small shop's rescore CPU)."""
     if isinstance(value, bool | int | str) or value is None:
         return value
     if isinstance(value, float):  # numpy's float64 too
