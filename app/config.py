@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # pair; the expiry must leave room for several missed beats (app/jobs/repository.py).
     worker_heartbeat_seconds: float = Field(default=20.0, gt=0)
     worker_heartbeat_expiry_seconds: float = Field(default=90.0, gt=0)
+    # How much the worker lowers its own CPU priority (os.nice) when it starts: on a machine it
+    # shares with the web processes, the web tier's requests then get the CPU first while a daily
+    # cycle runs (docs/deployment.md, "Capacity of one machine"). 0 keeps the default priority.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     # Prometheus scrapes the web process's /metrics with `Authorization: Bearer <token>`; without
     # a token /metrics answers only in development (docs/operations.md).
     metrics_token: SecretStr | None = None

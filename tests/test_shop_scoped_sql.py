@@ -46,6 +46,8 @@ SPANS_SHOPS = {
     "app/jobs/repository.py:claim": "a worker takes the next due job of any shop; FOR UPDATE SKIP LOCKED "
     "across shards does not run: keep jobs on the coordinator, or claim in two steps",
     "app/jobs/repository.py:reclaim_expired": "jobs of any shop whose worker died; as the claim",
+    "app/jobs/repository.py:shops_with_jobs": "the schedules' shops with a job queued, running or "
+    "failed; a multi-shard read, runs",
     "app/jobs/repository.py:prune": "finished jobs of every shop; a multi-shard DELETE, runs",
     "app/jobs/metrics.py:_read": "the queue depth gauge; a multi-shard aggregate, runs",
     "app/scoring/repository.py:shops_with_pending_customers": "the rescore schedule; EXISTS correlated "

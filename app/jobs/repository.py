@@ -86,6 +86,18 @@ def active(session: Session, shop_id: int, kind: str, key: str = "") -> bool:
     )
 
 
+def shops_with_jobs(
+    session: Session, kind: str, states: Collection[str] = (PENDING, RUNNING), key: str | None = ""
+) -> set[int]:
+    """The shops with a job of this kind in one of ``states`` (by default pending or running, what
+    ``active`` says of one shop) and this ``key`` (None: any), in one query: for a schedule that
+    looks at every shop, whose cost then does not grow with their number."""
+    stmt = select(jobs.c.shop_id).where(jobs.c.kind == kind, jobs.c.state.in_(tuple(states)))
+    if key is not None:
+        stmt = stmt.where(jobs.c.key == key)
+    return {int(s) for s in session.scalars(stmt.distinct())}
+
+
 def claim_order(dialect: str) -> tuple[Any, Any]:
     """The claim order: due time plus expected run time (``jobs.cost``), then id. Among jobs due
     together the shortest runs first, so a small shop's work never queues behind a big shop's; a

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
-from dataclasses import asdict, dataclass, is_dataclass
+import math
+from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -653,19 +654,24 @@ def segment_table(
 
 
 def to_jsonable(value: Any) -> Any:
-    """``value`` as JSON holds it: dataclasses as dicts, dates as ISO text, NaN/inf as None."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
+    """``value`` as JSON holds it: dataclasses as dicts, dates as ISO text, NaN/inf as None.
+
+    Walks the value once, a dataclass field by field (``dataclasses.asdict`` would deep-copy it
+    first: with a full rescore's cohort tables, about a third of a small shop's rescore CPU)."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):  # numpy's float64 too
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
     if isinstance(value, np.generic):
         return to_jsonable(value.item())
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
     return value
 
 

@@ -80,7 +80,10 @@ def fit_and_backtest(session: Session, shop_id: int, now: dt.datetime) -> ClvFit
     started = time.perf_counter()
     tz = load.shop_timezone(session, shop_id)
     today = load.day_number(now, tz)
-    ords = load.load_orders(session, shop_id, tz)
+    last = repo.metrics_row(session, shop_id)
+    ords = load.load_orders(
+        session, shop_id, tz, expected_orders=None if last is None else last.orders_scored
+    )
     customer = ords["customer_id"]
     day = ords["day"].astype(np.float64)
     value = ords["value"]

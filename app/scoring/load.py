@@ -285,21 +285,40 @@ def _orders_query(tz: str, shop_id: int) -> tuple[str, dict[str, Any]]:
     return query, {"shop_id": shop_id, "tz": tz}
 
 
+# Below this many orders (the shop's last rescore counted them) a shop's ledger is read as one
+# piece: it comes from the index in a few milliseconds, and splitting the read over more
+# connections costs more round trips than it saves. Above it, the two halves of the table at once.
+SPLIT_LEDGER_ORDERS: Final = 50_000
+
+
+def _split(expected_orders: int | None) -> bool:
+    """Whether to read the ledger in two halves: unless the shop is known to be small."""
+    return expected_orders is None or expected_orders >= SPLIT_LEDGER_ORDERS
+
+
 def load_orders(
-    session: Session, shop_id: int, tz: str, customer_ids: Sequence[int] | None = None
+    session: Session,
+    shop_id: int,
+    tz: str,
+    customer_ids: Sequence[int] | None = None,
+    *,
+    expected_orders: int | None = None,
 ) -> dict[str, Array]:
     """The shop's qualifying orders as arrays: customer id, day number in the shop's time zone, value.
 
     ``customer_ids`` limits them to those customers (the incremental rescore). All of them, on
-    PostgreSQL: :func:`_read_in_snapshot` of the two halves of the table at once."""
+    PostgreSQL: :func:`_read_in_snapshot` of the two halves of the table at once, or, for a shop
+    known to have fewer than ``SPLIT_LEDGER_ORDERS`` (``expected_orders``), one read on the
+    session's own connection."""
     if is_postgres(session):
-        if customer_ids is None:
+        if customer_ids is None and _split(expected_orders):
             snapshot = _export_snapshot(session)
             with ThreadPoolExecutor(max_workers=2) as pool:
                 return _ledger(pool, session, snapshot, shop_id, tz)
         query, params = _orders_query(tz, shop_id)
-        query += " AND o.customer_id = ANY(%(ids)s::int8[])"
-        params["ids"] = [int(c) for c in customer_ids]
+        if customer_ids is not None:
+            query += " AND o.customer_id = ANY(%(ids)s::int8[])"
+            params["ids"] = [int(c) for c in customer_ids]
         return pgcopy.fetch_columns(session, query, params, ORDER_COLUMNS)
     stmt = select(orders.c.customer_id, orders.c.ordered_at, orders.c.value).where(
         orders.c.shop_id == shop_id, orders.c.qualifies, orders.c.customer_id.is_not(None)
@@ -316,14 +335,15 @@ def load_orders(
 
 
 def load_orders_and_customers(
-    session: Session, shop_id: int, tz: str, *, with_predictions: bool
+    session: Session, shop_id: int, tz: str, *, with_predictions: bool, expected_orders: int | None = None
 ) -> tuple[dict[str, Array], LoadedCustomers]:
     """Every qualifying order and every buyer (``load_orders``, ``load_customers``).
 
     PostgreSQL: the orders (in two halves of the table) and the buyers' aggregates are read at
     the same time on connections of their own, in one snapshot (:func:`_read_in_snapshot`), so
     that they agree: a change committed after it leaves its customer marked for the next rescore.
-    What the last rescore stored is read on the rescore's own connection meanwhile."""
+    What the last rescore stored is read on the rescore's own connection meanwhile. A shop known to
+    be small (``expected_orders``, see ``load_orders``) has its ledger read in one piece."""
     if not is_postgres(session):
         return load_orders(session, shop_id, tz), load_customers(
             session, shop_id, tz, with_predictions=with_predictions
@@ -339,7 +359,11 @@ def load_orders_and_customers(
             {"shop_id": shop_id, "tz": tz},
             _BUYER_COLUMNS,
         )
-        ledger = pool.submit(_ledger, pool, session, snapshot, shop_id, tz)
+        if _split(expected_orders):
+            ledger = pool.submit(_ledger, pool, session, snapshot, shop_id, tz)
+        else:
+            query, params = _orders_query(tz, shop_id)
+            ledger = pool.submit(_read_in_snapshot, engine, snapshot, query, params, ORDER_COLUMNS)
         query, wanted = _stored_query(with_predictions)
         stored = pgcopy.fetch_columns(session, query, {"shop_id": shop_id}, wanted)
         loaded = _aligned(aggregates.result(), stored)

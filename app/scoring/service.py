@@ -40,6 +40,7 @@ from app.jobs import repository as jobs_repo
 from app.kit import memory
 from app.kit.sql import advisory_lock, lock_key
 from app.models import ClvFit
+from app.models.job import FAILED
 from app.scoring import compute, fit, flow_events, load, store
 from app.scoring import repository as repo
 from app.scoring.cache import RescoreCache
@@ -207,7 +208,9 @@ def _rescore_shop(
     if full:
         if cache is not None:
             cache.forget()  # its memory is better spent on the orders
-        ords, loaded = load.load_orders_and_customers(session, shop_id, tz, with_predictions=False)
+        ords, loaded = load.load_orders_and_customers(
+            session, shop_id, tz, with_predictions=False, expected_orders=_orders_scored(last)
+        )
         shop_level = compute.order_metrics(ords, today, loaded.columns["customer_id"])
     else:
         remembered = cache.customers(session, shop_id, tz, last) if cache is not None else None
@@ -225,7 +228,7 @@ def _rescore_shop(
             cache.remember_as_read(shop_id, tz, token, cust)
         return RescoreResult(shop_id, False, n, 0, [], removed, 0, "unchanged", time.perf_counter() - started)
     if ords is None and full:  # too many customers marked for an incremental one
-        ords = load.load_orders(session, shop_id, tz)
+        ords = load.load_orders(session, shop_id, tz, expected_orders=_orders_scored(last))
         shop_level = compute.order_metrics(ords, today, ids)
     elif ords is None:
         ords = load.load_orders(session, shop_id, tz, ids[recompute].tolist())
@@ -356,6 +359,12 @@ def _segments_reclassified(
     return last is not None and changed is not None and changed >= last.rescored_at
 
 
+def _orders_scored(last: Any) -> int | None:
+    """The orders the shop's last rescore counted (None: never rescored), which says how to read
+    its ledger (``load.load_orders``)."""
+    return None if last is None else int(last.orders_scored)
+
+
 def _stored_metrics(last: Any) -> dict[str, Any] | None:
     return json.loads(last.metrics) if last is not None and last.metrics else None
 
@@ -415,37 +424,35 @@ def enqueue_due_rescores(session: Session, now: dt.datetime) -> list[int]:
     """Shops with customers marked to score (and no rescore already queued or running), and shops
     whose last full rescore is a day old. A shop whose fit is due too gets its daily full rescore
     from the fit (``fit_shop``), not a second one before it: the daily work of a shop is one fit,
-    its backtest, and one full rescore."""
-    due = []
-    for shop_id in repo.shops_with_pending_customers(session):
-        if not jobs_repo.active(session, shop_id, RESCORE):
-            enqueue_rescore(session, shop_id, now)
-            due.append(shop_id)
-    daily = repo.shops_due_full_rescore(session, now - FULL_RESCORE_EVERY)
-    fit_due = set(repo.shops_due_fit(session, now - FIT_EVERY, FIT_GROWTH)) if daily else set()
+    its backtest, and one full rescore. Runs every second on every worker: a few set queries,
+    however many shops there are (and one enqueue per shop that is due)."""
+    rescoring = jobs_repo.shops_with_jobs(session, RESCORE)
+    due = [s for s in repo.shops_with_pending_customers(session) if s not in rescoring]
+    for shop_id in due:
+        enqueue_rescore(session, shop_id, now)
+    daily = [s for s in repo.shops_due_full_rescore(session, now - FULL_RESCORE_EVERY) if s not in rescoring]
+    if not daily:
+        return due
+    fitting = jobs_repo.shops_with_jobs(session, FIT)
+    fit_due = set(repo.shops_due_fit(session, now - FIT_EVERY, FIT_GROWTH)) - jobs_repo.shops_with_jobs(
+        session, FIT, [FAILED], key=None
+    )
+    queued = set(due)
     for shop_id in daily:
-        if jobs_repo.active(session, shop_id, FIT) or (
-            shop_id in fit_due and not _fit_failed(session, shop_id)
-        ):
+        if shop_id in fitting or shop_id in fit_due:
             continue  # the fit (queued now or within a minute by ``enqueue_due_fits``) brings it
-        if not jobs_repo.active(session, shop_id, RESCORE):
+        if shop_id not in queued:
             enqueue_rescore(session, shop_id, now, full=True)
             due.append(shop_id)
     return due
 
 
-def _fit_failed(session: Session, shop_id: int) -> bool:
-    """A fit of the shop ran out of attempts (kept as failed): its daily rescore no longer waits for one."""
-    return any(job.kind == FIT for job in jobs_repo.failed_jobs(session, shop_id))
-
-
 def enqueue_due_fits(session: Session, now: dt.datetime) -> list[int]:
     """Shops whose last fit is a day old (nightly) or whose ledger grew by more than FIT_GROWTH."""
-    due = []
-    for shop_id in repo.shops_due_fit(session, now - FIT_EVERY, FIT_GROWTH):
-        if not jobs_repo.active(session, shop_id, FIT):
-            enqueue_fit(session, shop_id, now)
-            due.append(shop_id)
+    fitting = jobs_repo.shops_with_jobs(session, FIT)
+    due = [s for s in repo.shops_due_fit(session, now - FIT_EVERY, FIT_GROWTH) if s not in fitting]
+    for shop_id in due:
+        enqueue_fit(session, shop_id, now)
     return due
 
 

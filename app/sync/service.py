@@ -76,11 +76,10 @@ def enqueue_sync(session: Session, shop_id: int, now: datetime) -> None:
 def enqueue_due_syncs(session: Session, now: datetime) -> list[int]:
     """Level-triggered: shops whose scores were rescored or settings saved since the sync last
     looked (or with a bulk mutation in flight), installed, with a token, and no sync queued."""
-    due = []
-    for shop_id in repo.shops_due(session):
-        if not jobs_repo.active(session, shop_id, SYNC):
-            enqueue_sync(session, shop_id, now)
-            due.append(shop_id)
+    syncing = jobs_repo.shops_with_jobs(session, SYNC)
+    due = [s for s in repo.shops_due(session) if s not in syncing]
+    for shop_id in due:
+        enqueue_sync(session, shop_id, now)
     return due
 
 

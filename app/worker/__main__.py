@@ -5,6 +5,7 @@ kinds), which the rest of `app.worker` never does (the one exception in the impo
 
 from __future__ import annotations
 
+import os
 import sys
 from wsgiref.simple_server import WSGIServer
 
@@ -27,9 +28,16 @@ def serve_metrics(settings: Settings) -> WSGIServer | None:
     return server
 
 
+def lower_priority(settings: Settings) -> int:
+    """Lower the worker's CPU priority by ``WORKER_NICE`` (a background process yields the CPU
+    to the web processes beside it); returns the niceness now in force."""
+    return os.nice(settings.worker_nice)
+
+
 def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_level, json_logs=settings.json_logs)
+    lower_priority(settings)
     serve_metrics(settings)
     engine = make_engine(settings.database_url)
     worker = Worker(
