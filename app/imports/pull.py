@@ -626,7 +626,7 @@ def _commit_batch(
         if r.lines_done != expected_lines:
             raise ImportSuperseded
         if batch.lines:
-            repo.write_ledger_rows(s, shop_id, [line.text for line in batch.lines.values()])
+            repo.write_ledger_text(s, shop_id, [(o, batch.lines[o].text) for o in sorted(batch.lines)])
         else:
             repo.write_ledger_rows(s, shop_id, list(batch.rows.values()))
         r.state = ImportState.ingesting

@@ -11,11 +11,12 @@ The bulk ledger write keeps the rules of `app.orders.service.apply_order`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -183,6 +184,61 @@ def _copy_field(value: Any) -> str:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+# A batch whose order-id range has nothing in the ledger, its tombstones or its refunds (a shop's
+# first import; webhooks write few orders meanwhile) has no conflicts, no deleted order and no
+# pending refund to meet: the upsert's rules all hold for a plain insert, so its COPY text goes
+# straight into the ledger, without the stage and the upsert's speculative insertion. A row that a
+# delivery inserts after this check fails the COPY, which then rolls back to a savepoint and takes
+# the upsert; a deletion that commits meanwhile is caught after the COPY as after the upsert.
+_RANGE_IS_NEW = text(
+    """
+    SELECT NOT EXISTS (SELECT 1 FROM orders
+                       WHERE shop_id = :shop_id AND order_id BETWEEN :first AND :last)
+       AND NOT EXISTS (SELECT 1 FROM deleted_orders
+                       WHERE shop_id = :shop_id AND order_id BETWEEN :first AND :last)
+       AND NOT EXISTS (SELECT 1 FROM order_refunds
+                       WHERE shop_id = :shop_id AND order_id BETWEEN :first AND :last)
+    """
+)
+_DROP_TOMBSTONED_RANGE = text(
+    """
+    DELETE FROM orders WHERE shop_id = :shop_id AND order_id IN (
+        SELECT d.order_id FROM deleted_orders d
+        WHERE d.shop_id = :shop_id AND d.order_id BETWEEN :first AND :last)
+    """
+)
+
+
+def write_ledger_text(session: Session, shop_id: int, lines: Sequence[tuple[int, str]]) -> int:
+    """Upsert many ledger rows given as (order id, line of COPY text), one per order id, in
+    ascending order id (the lock order), in the caller's transaction; PostgreSQL only. Returns how
+    many rows were inserted or overwritten (see :func:`write_ledger_rows`)."""
+    if not lines:
+        return 0
+    bounds = {"shop_id": shop_id, "first": lines[0][0], "last": lines[-1][0]}
+    if session.scalar(_RANGE_IS_NEW, bounds):
+        try:
+            with session.begin_nested():
+                _copy(
+                    session,
+                    f"COPY orders (shop_id, {_cols}) FROM STDIN",
+                    (f"{shop_id}\t{t}" for _, t in lines),
+                )
+        except psycopg.errors.UniqueViolation:
+            pass
+        else:
+            dropped = cast(CursorResult[Any], session.execute(_DROP_TOMBSTONED_RANGE, bounds)).rowcount
+            return len(lines) - max(dropped or 0, 0)
+    return write_ledger_rows(session, shop_id, [t for _, t in lines])
+
+
+def _copy(session: Session, statement: str, lines: Iterable[str]) -> None:
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[attr-defined]
+        copy.write("".join(lines).encode())
+
+
 def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] | Sequence[str]) -> int:
     """Upsert many ledger rows (one per order id) in the caller's transaction; returns how many
     rows were inserted or overwritten. Customer aggregates are NOT touched (see
@@ -196,12 +252,12 @@ def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] 
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(CreateTable(stage_pg, if_not_exists=True))
         session.execute(text("TRUNCATE import_stage"))
-        raw = session.connection().connection.dbapi_connection
-        assert raw is not None
-        with raw.cursor() as cur, cur.copy(f"COPY import_stage ({_cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-            if isinstance(rows[0], str):
-                copy.write("".join(cast(Sequence[str], rows)).encode())
-            else:
+        if isinstance(rows[0], str):
+            _copy(session, f"COPY import_stage ({_cols}) FROM STDIN", cast(Sequence[str], rows))
+        else:
+            raw = session.connection().connection.dbapi_connection
+            assert raw is not None
+            with raw.cursor() as cur, cur.copy(f"COPY import_stage ({_cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
                 for row in rows:
                     copy.write_row(row)
     else:

@@ -27,16 +27,18 @@ def test_a_crash_mid_ingest_resumes_without_counting_twice(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed_history(world.store, 1200)
-    real = repository.write_ledger_rows
+    # the batch write the ingest calls: COPY text on PostgreSQL, ledger rows on SQLite
+    name = "write_ledger_text" if world.engine.dialect.name == "postgresql" else "write_ledger_rows"
+    real = getattr(repository, name)
     calls = {"n": 0}
 
     def crash_on_third_batch(*args: Any) -> int:
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("worker killed")
-        return real(*args)
+        return int(real(*args))
 
-    monkeypatch.setattr(repository, "write_ledger_rows", crash_on_third_batch)
+    monkeypatch.setattr(repository, name, crash_on_third_batch)
     _start(world)
     _step(world)  # queued → running
     _step(world)  # running → downloading
