@@ -5,8 +5,8 @@ Generates N orders (default 1,000,000 over 200,000 customers) as the exact lines
 import does with a downloaded file: stream it (1 MiB chunks), parse, write the ledger in batches of
 50,000 with the webhook rules (COPY straight into it where the batch's order ids meet nothing
 stored, as here: a first import; else stage by COPY and upsert), then recompute every customer's
-aggregates set-based. Reference measured in the same run: a raw COPY of the same rows (a pre-rendered text file
-of the ledger columns) into an unindexed temporary table.
+aggregates set-based. Reference measured in the same run: a raw COPY of the same rows (a
+pre-rendered text file of the ledger columns) into an unindexed temporary table.
 
     .venv/bin/python bench/import.py [--orders 1000000] [--customers 200000] [--database-url URL]
 """
