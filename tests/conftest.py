@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,29 +19,57 @@ BACKENDS = ("postgresql", "sqlite")
 
 
 # The tests that take longest on the clock (waiting on polls, a browser, subprocesses, hypothesis
-# runs), started first so that no process of `pytest -n` is left running one alone at the end
-# (docs/benchmarks.md, "Test suite time"). Only the order changes; a missing entry costs nothing.
-LONGEST_FIRST = (
-    "tests/demo/test_demo.py",
-    "tests/orders/test_ingest_function.py::test_the_function_and_the_python_rules",
-    "tests/admin/test_browser.py",
-    "tests/admin/test_browser_pages.py",
-    "tests/admin/test_browser_cleanup.py",
-    "tests/orders/test_delivery_properties.py",
-    "tests/scoring/test_scoring_properties.py",
-    "tests/imports/test_cli.py",
-    "tests/webhooks/test_verification.py::test_database_down",
-    "tests/test_packaging.py",
-    "tests/worker/test_multi_host.py",
-    "tests/scoring/test_properties.py",
-)
+# runs), each group with its seconds on the clock (one process, idle machine), so that they are
+# spread over the processes of `pytest -n` instead of queueing in one of them while the others
+# run out of work (docs/benchmarks.md, "Test suite time"). Only the order changes; a missing entry
+# costs nothing. The browser modules are one group: they share one Chromium per process.
+LONGEST_FIRST = {
+    "tests/admin/test_browser": 62.0,
+    "tests/worker/test_multi_host.py": 24.5,
+    "tests/demo/test_demo.py": 24.5,
+    "tests/demo/test_empty_demo.py": 11.8,
+    "tests/test_shop_scoped_sql.py": 11.7,
+    "tests/webhooks/test_verification.py::test_database_down": 10.0,
+    "tests/scoring/test_properties.py": 10.3,
+    "tests/orders/test_delivery_properties.py": 6.2,
+    "tests/scoring/test_scoring_properties.py": 4.5,
+    "tests/test_packaging.py": 4.1,
+    "tests/worker/test_priority.py": 3.7,
+    "tests/orders/test_ingest_function.py::test_the_function_and_the_python_rules": 2.5,
+    "tests/imports/test_cli.py": 2.0,
+}
+
+
+def _xdist_chunks(total: int, workers: int) -> list[int]:
+    """The sizes of the consecutive runs of the collection that `--dist worksteal` first hands to
+    each process (xdist's WorkStealingScheduling.check_schedule: an even split, in order)."""
+    sizes: list[int] = []
+    for i in range(workers):
+        sizes.append((total - sum(sizes)) // (workers - i))
+    return sizes
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        return next((i for i, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p)), len(LONGEST_FIRST))
-
-    items.sort(key=rank)  # stable: the collected order within each rank
+    groups: dict[str, list[pytest.Item]] = {prefix: [] for prefix in LONGEST_FIRST}
+    rest: list[pytest.Item] = []
+    for item in items:
+        prefix = next((p for p in LONGEST_FIRST if item.nodeid.startswith(p)), None)
+        (groups[prefix] if prefix is not None else rest).append(item)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    # the longest groups first, each to the process with the fewest seconds of them so far; each
+    # process's run starts with its long tests (a process that runs dry steals from the end)
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for prefix in sorted(LONGEST_FIRST, key=lambda p: -LONGEST_FIRST[p]):
+        least = load.index(min(load))
+        heads[least] += groups[prefix]
+        load[least] += LONGEST_FIRST[prefix] if groups[prefix] else 0.0
+    ordered: list[pytest.Item] = []
+    for head, size in zip(heads, _xdist_chunks(len(items), workers), strict=True):
+        take = max(size - len(head), 0)
+        ordered += head + rest[:take]
+        del rest[:take]
+    items[:] = ordered + rest
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
