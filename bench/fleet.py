@@ -71,7 +71,7 @@ from app.shops.tokens import token_cipher  # noqa: E402
 from bench._database import fresh_database  # noqa: E402
 from shopify_double.signing import make_session_token  # noqa: E402
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/h_fleet_bench"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_fleet"
 API_KEY = "bench-key"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 APP_URL = "https://bench.example.com"
