@@ -70,8 +70,10 @@ def test_links_the_filter_form_and_the_app_nav_after_the_token_expired_do_not_bo
 
     # a link
     page.evaluate(STALE_LINKS, STALE)  # type: ignore[attr-defined]
-    page.click("#refresh-link")  # type: ignore[attr-defined]
-    page.wait_for_url("**/app/status?**")  # type: ignore[attr-defined]
+    # the link leads to the page already open: wait for the navigation itself, not for a URL the
+    # page has before it (the next step would then race the reload)
+    with page.expect_navigation(url="**/app/status?**"):  # type: ignore[attr-defined]
+        page.click("#refresh-link")  # type: ignore[attr-defined]
     page.wait_for_selector("#import-status")  # type: ignore[attr-defined]
     assert _token_of(page.url) != STALE  # type: ignore[attr-defined]
 
