@@ -24,7 +24,11 @@ def test_focus_moves_to_the_errors_after_a_refused_save(
     _open(page, server, "/app/settings")
     page.fill('input[name="window_days"]', "12.5")  # type: ignore[attr-defined]
     page.fill('input[name="conversion_rate"]', "2%%")  # type: ignore[attr-defined]
-    page.click("#save-settings")  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click("#save-settings")  # type: ignore[attr-defined]
+    # the page's deferred scripts (forms.js moves the focus) have run by DOMContentLoaded, which the
+    # element's mere presence does not wait for
+    page.wait_for_load_state("domcontentloaded")  # type: ignore[attr-defined]
     page.wait_for_selector("#settings-errors")  # type: ignore[attr-defined]
 
     assert page.evaluate("document.activeElement.id") == "settings-errors"  # type: ignore[attr-defined]
