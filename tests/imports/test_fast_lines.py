@@ -132,51 +132,67 @@ _gid = _mostly(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    order=_gid,
-    customer=_mostly(_gid, st.none()),
-    created=_time,
-    processed=_time,
-    updated=_time,
-    cancelled=_time,
-    test=st.booleans(),
-    status=_text,
-    total=_amount,
-    presentment=_amount,
-    discounts=_amount,
-    codes=st.lists(_mostly(_plain, st.text(max_size=20)), max_size=3),
-    source=_text,
-)
-def test_the_fast_path_gives_the_slow_paths_row_or_declines(
-    order,
-    customer,
-    created,
-    processed,
-    updated,
-    cancelled,
-    test,
-    status,
-    total,
-    presentment,
-    discounts,
-    codes,
-    source,
-) -> None:
-    node = _node(
-        id=f"gid://shopify/Order/{order}",
-        customer={"id": f"gid://shopify/Customer/{customer}"} if customer is not None else None,
-        createdAt=created,
-        processedAt=processed,
-        updatedAt=updated,
-        cancelledAt=cancelled,
-        test=test,
-        displayFinancialStatus=status,
-        currentTotalPriceSet={"shopMoney": {"amount": total}, "presentmentMoney": {"amount": presentment}},
-        currentTotalDiscountsSet={"shopMoney": {"amount": discounts}},
-        discountCodes=codes,
-        sourceName=source,
+def _order_node(f: dict[str, Any]) -> dict[str, Any]:
+    """A bulk order node from the fields the strategies below draw."""
+    return _node(
+        id=f"gid://shopify/Order/{f['order']}",
+        customer={"id": f"gid://shopify/Customer/{f['customer']}"} if f["customer"] is not None else None,
+        createdAt=f["created"],
+        processedAt=f["processed"],
+        updatedAt=f["updated"],
+        cancelledAt=f["cancelled"],
+        test=f["test"],
+        displayFinancialStatus=f["status"],
+        currentTotalPriceSet={
+            "shopMoney": {"amount": f["total"]},
+            "presentmentMoney": {"amount": f["presentment"]},
+        },
+        currentTotalDiscountsSet={"shopMoney": {"amount": f["discounts"]}},
+        discountCodes=f["codes"],
+        sourceName=f["source"],
     )
+
+
+_any_fields = st.fixed_dictionaries(
+    {
+        "order": _gid,
+        "customer": _mostly(_gid, st.none()),
+        "created": _time,
+        "processed": _time,
+        "updated": _time,
+        "cancelled": _time,
+        "test": st.booleans(),
+        "status": _text,
+        "total": _amount,
+        "presentment": _amount,
+        "discounts": _amount,
+        "codes": st.lists(_mostly(_plain, st.text(max_size=20)), max_size=3),
+        "source": _text,
+    }
+)
+_good_fields = st.fixed_dictionaries(
+    {
+        "order": _good_id,
+        "customer": st.one_of(st.none(), _good_id),
+        "created": st.one_of(st.none(), _good_time),
+        "processed": _good_time,
+        "updated": st.one_of(st.none(), _good_time),
+        "cancelled": st.one_of(st.none(), _good_time),
+        "test": st.booleans(),
+        "status": st.one_of(st.none(), _plain),
+        "total": _good_amount,
+        "presentment": _good_amount,
+        "discounts": _good_amount,
+        "codes": st.lists(_plain, max_size=3),
+        "source": st.one_of(st.none(), _plain),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=_any_fields)
+def test_the_fast_path_gives_the_slow_paths_row_or_declines(fields: dict[str, Any]) -> None:
+    node = _order_node(fields)
     fast = fast_ledger_line(_line(node), latest_accepted_time())
     if fast is None:
         return
@@ -186,50 +202,9 @@ def test_the_fast_path_gives_the_slow_paths_row_or_declines(
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    order=_good_id,
-    customer=st.one_of(st.none(), _good_id),
-    created=st.one_of(st.none(), _good_time),
-    processed=_good_time,
-    updated=st.one_of(st.none(), _good_time),
-    cancelled=st.one_of(st.none(), _good_time),
-    test=st.booleans(),
-    status=st.one_of(st.none(), _plain),
-    total=_good_amount,
-    presentment=_good_amount,
-    discounts=_good_amount,
-    codes=st.lists(_plain, max_size=3),
-    source=st.one_of(st.none(), _plain),
-)
-def test_well_formed_orders_always_take_the_fast_path_with_the_slow_paths_row(
-    order,
-    customer,
-    created,
-    processed,
-    updated,
-    cancelled,
-    test,
-    status,
-    total,
-    presentment,
-    discounts,
-    codes,
-    source,
-) -> None:
-    node = _node(
-        id=f"gid://shopify/Order/{order}",
-        customer={"id": f"gid://shopify/Customer/{customer}"} if customer is not None else None,
-        createdAt=created,
-        processedAt=processed,
-        updatedAt=updated,
-        cancelledAt=cancelled,
-        test=test,
-        displayFinancialStatus=status,
-        currentTotalPriceSet={"shopMoney": {"amount": total}, "presentmentMoney": {"amount": presentment}},
-        currentTotalDiscountsSet={"shopMoney": {"amount": discounts}},
-        discountCodes=codes,
-        sourceName=source,
-    )
+@given(fields=_good_fields)
+def test_well_formed_orders_always_take_the_fast_path_with_the_slow_paths_row(fields: dict[str, Any]) -> None:
+    node = _order_node(fields)
     fast = fast_ledger_line(_line(node), latest_accepted_time())
     slow = _slow(node)
     assert fast is not None and slow is not None, node
