@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # shares with the web processes, the web tier's requests then get the CPU first while a daily
     # cycle runs (docs/deployment.md, "Capacity of one machine"). 0 keeps the default priority.
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # The share of time the worker may spend running jobs: after a job that took t seconds it
+    # rests t × (1 − duty) / duty, as PostgreSQL's autovacuum rests between rounds of work
+    # (https://www.postgresql.org/docs/15/runtime-config-autovacuum.html). The kernel's priority
+    # reaches the worker's own process, not the database backend serving it; resting leaves the
+    # web tier's webhooks both. 1 never rests (docs/deployment.md, "Capacity of one machine").
+    worker_duty: float = Field(default=1.0, gt=0, le=1)
     # Prometheus scrapes the web process's /metrics with `Authorization: Bearer <token>`; without
     # a token /metrics answers only in development (docs/operations.md).
     metrics_token: SecretStr | None = None

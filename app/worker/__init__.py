@@ -9,7 +9,9 @@ workers may run against PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED``, and o
 runs twice at once); on SQLite run one. The worker knows no domain: the kinds are those registered
 (``app.tasks``, imported by ``python -m app.worker``). SIGTERM / SIGINT finish the job in hand, then exit.
 A failing job is retried with exponential backoff and, out of attempts, kept as ``failed`` with its
-error and logged at ERROR: never dropped silently.
+error and logged at ERROR: never dropped silently. With a ``duty`` below 1 (``WORKER_DUTY``) the
+loop rests after each job in proportion to the job's time, so that the worker and the database
+backend serving it leave the rest of the machine to the web tier (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import FrameType
@@ -56,7 +59,10 @@ class Worker:
         services: ServicesFactory | None = None,
         heartbeat_seconds: float = jobs_repo.HEARTBEAT_S,
         heartbeat_expiry_seconds: float = jobs_repo.HEARTBEAT_EXPIRY_S,
+        duty: float = 1.0,
     ) -> None:
+        if not 0 < duty <= 1:
+            raise ValueError(f"duty must be in (0, 1], not {duty}")
         self.factory = factory
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.poll_seconds = poll_seconds
@@ -70,6 +76,7 @@ class Worker:
         self._loop: asyncio.Runner | None = None
         self.heartbeat_seconds = heartbeat_seconds
         self.heartbeat_expiry_seconds = heartbeat_expiry_seconds
+        self.duty = duty
 
     # -- control ---------------------------------------------------------------------------
 
@@ -217,14 +224,28 @@ class Worker:
             ran += 1
         return ran
 
+    def rest_seconds(self, worked: float) -> float:
+        """How long to rest after ``worked`` seconds of a job, for a share ``duty`` of busy time."""
+        return worked * (1 - self.duty) / self.duty
+
+    def rest(self, worked: float) -> None:
+        """Rest after a job (at once when stopping: SIGTERM does not wait for the rest)."""
+        pause = self.rest_seconds(worked)
+        if pause > 0:
+            self._stop.wait(pause)
+
     def run(self) -> None:
         log.info("worker %s started (kinds: %s)", self.name, ", ".join(sorted(self.kinds())))
         while not self.stopping:
             if self.run_schedules:
                 self.tick_schedules()
             busy = False
-            while not self.stopping and self.run_one():
+            while not self.stopping:
+                started = time.monotonic()
+                if not self.run_one():
+                    break
                 busy = True
+                self.rest(time.monotonic() - started)
                 if self.run_schedules:
                     self.tick_schedules()
             if not busy:

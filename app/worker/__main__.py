@@ -45,6 +45,7 @@ def main() -> int:
         services=services_factory(settings),
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         heartbeat_expiry_seconds=settings.worker_heartbeat_expiry_seconds,
+        duty=settings.worker_duty,
     )
     worker.install_signal_handlers()
     try:

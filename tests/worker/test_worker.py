@@ -242,3 +242,71 @@ def test_the_worker_keeps_its_rescore_cache_so_an_incremental_rescore_reads_only
     assert [(j.state, j.payload) for j in jobs(session, "rescore")] == [("done", None), ("done", None)]
     assert reads == []
     assert [s.frequency for s in scoring_repo.customer_scores(session, shop_id, [7])] == [2]
+
+
+class _Stopwatch:
+    """A stand-in for the `time` module of app.worker whose clock the jobs move."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.both_dbs
+def test_a_worker_with_a_duty_rests_after_each_job_in_proportion_to_its_time(
+    session: Session, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = create_shop(session).shop_id, create_shop(session).shop_id
+    watch = _Stopwatch()
+    monkeypatch.setattr("app.worker.time", watch)
+    worker = Worker(factory, clock=Clock(NOW), run_schedules=False, duty=0.25)
+    rests: list[float | None] = []
+    ran: list[int] = []
+
+    def rest(seconds: float | None = None) -> bool:
+        rests.append(seconds)
+        if len(rests) > 2:  # a poll for more work: the jobs did not run as expected
+            worker.stop()
+        return worker.stopping
+
+    monkeypatch.setattr(worker._stop, "wait", rest)
+    took = [2.0, 0.5]  # the jobs' seconds, in the order they run
+
+    def work(s: Session, job: JobContext) -> None:
+        watch.now += took[len(ran)]
+        ran.append(job.shop_id)
+        if len(ran) == len(took):
+            worker.stop()
+
+    register_kind("work", work)
+    try:
+        enqueue(session, first, "work", NOW)
+        enqueue(session, second, "work", NOW)
+        session.commit()
+        worker.run()
+    finally:
+        unregister("work")
+    assert sorted(ran) == [first, second]
+    # busy a quarter of the time: three times each job's seconds at rest
+    assert rests == [6.0, 1.5]
+    assert [j.state for j in jobs(session)] == ["done", "done"]
+
+
+def test_a_worker_at_full_duty_never_rests_and_a_stopping_one_does_not_wait(
+    factory: sessionmaker[Session],
+) -> None:
+    assert Worker(factory).rest_seconds(30.0) == 0.0
+    assert Worker(factory, duty=0.5).rest_seconds(30.0) == 30.0
+    resting = Worker(factory, duty=0.001)
+    resting.stop()
+    resting.rest(3600.0)  # returns at once: SIGTERM does not wait out a rest
+
+
+@pytest.mark.parametrize("duty", [0.0, -0.5, 1.5])
+def test_a_duty_outside_zero_to_one_is_refused(factory: sessionmaker[Session], duty: float) -> None:
+    with pytest.raises(ValueError, match="duty"):
+        Worker(factory, duty=duty)
+    with pytest.raises(ValueError, match="worker_duty"):
+        Settings(app_env="test", worker_duty=duty)
