@@ -28,8 +28,10 @@ Two references, never counted as methods:
             customer's held-out purchases depend on the data only through that customer's own
             (x, t_x, T, m), so the truth's predictive median has the least expected absolute error
             (and its expectation the least expected squared error) of any forecast made from the
-            data: no fit can do systematically better. Its gain over the best method is the room
-            any estimator has (docs/predictions.md "Is the 10 % target attainable at all?").
+            data (bar the first order's value, which the Gamma-Gamma leaves out): no fit can do
+            systematically better. Its gain over the best method is the most any estimator of the
+            model could gain (docs/predictions.md "Is the 10 % target attainable at all? The
+            oracle").
   zero      nothing for everyone.
 Each method is judged twice (docs/predictions.md says why):
   expectations  each method's forecast as the app shows it (a mean), by MAE and by RMSE
@@ -40,11 +42,12 @@ Each method is judged twice (docs/predictions.md says why):
                 of the revenue it implies with the Gamma-Gamma (``model_medians``); fallback and
                 naive: their expected count read as Poisson, times their own value per order.
 Printed per size: the median over shops of each method's error, how often each is the best (ties
-shared), the MAP's gain over the best other median and, paired by shop, over each other method; the
-bias of the expectations (forecast total / actual total, one-time buyers and repeat buyers apart);
-then the MAP against the fallback by the number of repeat buyers before the cut-off, from which the
-model-use threshold is read (app/clv/clv.py DEFAULT_MIN_REPEAT_BUYERS). Reference for time: the
-study's wall time per shop.
+shared), the MAP's and the oracle's gain over the best other median and, paired by shop, the MAP's
+over each other method and the oracle; the bias of the expectations (forecast total / actual
+total, one-time buyers and repeat buyers apart); then the MAP against the fallback by the number of
+repeat buyers before the cut-off, from which the model-use threshold is read (app/clv/clv.py
+DEFAULT_MIN_REPEAT_BUYERS); then the target per size against the oracle (``attainability``: met,
+not met, or not attainable by any fit). Reference for time: the study's wall time per shop.
 """
 
 from __future__ import annotations
