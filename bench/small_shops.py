@@ -2,7 +2,8 @@
 segment-rate fallback and the naive "same rate as before" forecast, on simulated shops and on
 CDNOW subsamples.
 
-Run: .venv/bin/python bench/small_shops.py [--shops-per-size 250] [--cdnow-draws 200] [--seed 1]
+Run: .venv/bin/python bench/small_shops.py [--shops-per-size 250] [--cdnow-draws 200] [--seed 1] [--shift 0]
+     [--oracle-parts]
 
 Simulated shops (seeded): each shop's true parameters are drawn around the published CDNOW values
 (FHL 2005; Fader & Hardie 2013, the prior's centre, app/clv/prior.py) with a spread narrower than
@@ -84,6 +85,8 @@ from app.settings.schemas import DEFAULTS  # noqa: E402
 SIZES = (20, 50, 100, 200, 500)
 METHODS = ("map", "mle", "fallback", "naive")
 REFERENCES = ("oracle", "zero")
+# ``--oracle-parts``: the true BG/NBD with the MAP's Gamma-Gamma; the truth counting first orders
+PARTS = ("true purchases, MAP spend", "truth, first orders counted")
 METRICS = {
     "orders_mae": "purchase days, MAE",
     "revenue_mae": "revenue, MAE",
@@ -142,14 +145,17 @@ def simulate_orders(
 
 
 def model_medians(
-    models: ShopModels, summary: clv_backtest.CustomerSummary, horizon: float
+    models: ShopModels, summary: clv_backtest.CustomerSummary, horizon: float, first_order: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's predictive medians under a fitted model: purchase days, the median of the
     BG/NBD's Y(h) | x, t_x, T (``bgnbd.median_purchases``); revenue, the median of the sum of Y(h)
     order values, each Gamma(p, nu) with nu | x, m ~ Gamma(q + p x, v + x m) (Fader & Hardie 2013),
     so given Y = k > 0 the revenue is (v + x m) B / (1 - B) with B ~ Beta(k p, q + p x) and
     P(revenue <= y) = P(Y = 0) + sum_k P(Y = k) I_u(k p, q + p x), u = y / (y + v + x m), solved for
-    1/2 by bisection in u. Without a spend model: the median of Y times the expected order value."""
+    1/2 by bisection in u. Without a spend model: the median of Y times the expected order value.
+    With ``first_order`` the first order's value counts as one more observation of the customer's
+    spend (x + 1 orders, v + first value + x m), which the app's Gamma-Gamma leaves out: right only
+    where first orders are drawn like the others, as in the simulation."""
     bg = models.purchases
     assert bg is not None
     x, t_x, T, m = summary.x, summary.t_x, summary.T, summary.m
@@ -169,8 +175,13 @@ def model_medians(
         max_count *= 2
     informative = (x[todo] >= 1) & (m[todo] > 0)
     x_used = np.where(informative, x[todo], 0.0)
+    spent = x_used * np.where(informative, m[todo], 0.0)
+    if first_order:
+        seen = summary.first_value[todo] > 0
+        x_used = x_used + seen
+        spent = spent + np.where(seen, summary.first_value[todo], 0.0)
     shape = gg.q + gg.p * x_used
-    scale = gg.v + x_used * np.where(informative, m[todo], 0.0)
+    scale = gg.v + spent
     k = np.arange(1, max_count + 1, dtype=np.float64)
     lo, hi = np.zeros(todo.size), np.ones(todo.size)
     for _ in range(60):
@@ -206,9 +217,11 @@ def evaluate(
     end: int,
     size: int,
     truth: ShopModels,
+    parts: bool = False,
 ) -> ShopResult:
     """Every method's and reference's errors on one shop; ``truth``: the parameters the oracle
-    forecasts from."""
+    forecasts from. With ``parts`` two more medians (``oracle_parts``): the true BG/NBD with the
+    MAP's Gamma-Gamma, and the truth counting the first order's value too."""
     with_prior = clv_backtest.backtest(customer, day, value, cut, end, min_repeat_buyers=0)
     plain = clv_backtest.backtest(customer, day, value, cut, end, min_repeat_buyers=1, priors=None)
     fallback = fallback_forecast(customer, day, value, cut, end - cut, DEFAULTS)
@@ -236,6 +249,13 @@ def evaluate(
         "oracle": model_medians(truth, summary, horizon),
         "zero": means["zero"],
     }
+    if parts:
+        assert with_prior.models.purchases is not None
+        mixed = ShopModels(
+            truth.purchases, with_prior.models.spend, (), 0, 0, 0, with_prior.models.fallback_order_value
+        )
+        medians[PARTS[0]] = model_medians(mixed, summary, horizon)
+        medians[PARTS[1]] = model_medians(truth, summary, horizon, first_order=True)
     actual = (with_prior.actual_orders, with_prior.actual_revenue)
     errors: dict[str, dict[str, dict[str, float]]] = {}
     for point, forecasts in (("mean", means), ("median", medians)):
@@ -263,7 +283,7 @@ def evaluate(
     )
 
 
-def simulated_shops(per_size: int, seed: int, shift: float) -> list[ShopResult]:
+def simulated_shops(per_size: int, seed: int, shift: float, parts: bool = False) -> list[ShopResult]:
     results = []
     for size in SIZES:
         for i in range(per_size):
@@ -274,7 +294,7 @@ def simulated_shops(per_size: int, seed: int, shift: float) -> list[ShopResult]:
             end = int(round(months * DAYS_PER_MONTH))
             cut = end - int(round(holdout_months * DAYS_PER_MONTH))
             customer, day, value = simulate_orders(bg, gg, size, cut, end, rng)
-            results.append(evaluate(customer, day, value, cut, end, size, truth_models(bg, gg)))
+            results.append(evaluate(customer, day, value, cut, end, size, truth_models(bg, gg), parts))
     return results
 
 
@@ -478,6 +498,32 @@ def attainability(results: list[ShopResult], sizes: tuple[int, ...]) -> None:
         print(f"| {size} | " + " | ".join(by_median + by_mean) + " | " + " / ".join(room) + f" | {verdict} |")
 
 
+def oracle_parts(results: list[ShopResult], sizes: tuple[int, ...]) -> None:
+    """Where the room between the MAP and the oracle lies, and what the oracle leaves out: the
+    oracle's gain (MAE of medians, mean over shops, ±2 SE paired) over the MAP, over the true BG/NBD
+    with the MAP's Gamma-Gamma (what is left is the spend model's share of the room), and over the
+    truth counting each customer's first order value too (negative: what that value would add)."""
+    print("\n## Where the room lies: the oracle's gain (MAE of medians, mean over shops, ±2 SE)")
+    print(
+        "| customers | over the MAP: days / revenue | over the true BG/NBD with the MAP's Gamma-Gamma: "
+        "revenue | over the truth counting first orders: revenue |"
+    )
+    print("|---|---|---|---|")
+    for size in sizes:
+        rows = [r for r in results if r.size == size]
+        cells = [
+            " / ".join(
+                "{:+.1f} ± {:.1f}%".format(*paired_mean_gain(rows, metric, "oracle", ("map",)))
+                for metric in ("orders_mae", "revenue_mae")
+            )
+        ]
+        # the parts change only the spend model, so their purchase days are the oracle's
+        cells += [
+            "{:+.1f} ± {:.1f}%".format(*paired_mean_gain(rows, "revenue_mae", "oracle", (k,))) for k in PARTS
+        ]
+        print(f"| {size} | " + " | ".join(cells) + " |")
+
+
 JUDGEMENTS = {  # name -> (point forecast, loss): expectations by RMSE and MAE, medians by MAE
     "RMSE": ("mean", "rmse"),
     "MAE of expectations": ("mean", "mae"),
@@ -527,9 +573,10 @@ def main() -> None:
     parser.add_argument("--cdnow-draws", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shift", type=float, default=0.0, help="truth's r, a, b moved by this (logs)")
+    parser.add_argument("--oracle-parts", action="store_true", help="also the oracle_parts table")
     args = parser.parse_args()
     started = time.perf_counter()
-    simulated = simulated_shops(args.shops_per_size, args.seed, args.shift)
+    simulated = simulated_shops(args.shops_per_size, args.seed, args.shift, args.oracle_parts)
     elapsed = time.perf_counter() - started
     report(
         f"Simulated shops ({len(simulated)}; truth shifted by {args.shift} in ln r, ln a, -ln b)",
@@ -542,6 +589,8 @@ def main() -> None:
         + ", ".join(f"{edge} by {name}" for name, edge in edges.items())
     )
     attainability(simulated, SIZES)
+    if args.oracle_parts:
+        oracle_parts(simulated, SIZES)
     per_shop = 1000 * elapsed / len(simulated)
     print(f"wall time: {elapsed:.1f} s for {len(simulated)} shops, {per_shop:.0f} ms per shop")
     if args.cdnow_draws:
