@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # bulk operations started per import before it is reported failed
 BATCH_ROWS = 50_000  # ledger rows per committed batch
 CUSTOMER_CHUNK = 2_000  # customers recomputed per statement (one advisory lock each)
+AGGREGATE_CONNECTIONS = 2  # chunks of customers recomputed at once (PostgreSQL)
 # Shopify's search index trails writes a little: reconciliation re-reads this much overlap.
 SEARCH_LAG = timedelta(minutes=10)
 RECONCILE_PAGE = 100
@@ -577,11 +580,41 @@ def _commit_batch(
     return batch.lines
 
 
+def _recompute_chunk(
+    factory: Factory,
+    shop_id: int,
+    run_id: str,
+    chunk: Sequence[int],
+    after: int | None,
+    previous: Future[None] | None,
+    now: Callable[[], datetime],
+) -> None:
+    """One chunk's aggregates, under the customers' locks, then its position: once the chunk
+    before it committed (its failure fails this one too, before anything commits)."""
+    with write_transaction(factory) as s:
+        repo.recompute_customers(s, shop_id, chunk, now())
+        if previous is not None:
+            previous.result()
+        r = _guarded(s, shop_id, run_id, {ImportState.ingesting})
+        if r.aggregates_after != after:
+            raise ImportSuperseded
+        r.aggregates_after = chunk[-1]
+        r.updated_at = now()
+
+
+def _drain(in_flight: deque[Future[None]]) -> None:
+    while in_flight:
+        in_flight.popleft().result()
+
+
 def _recompute_aggregates(
     factory: Factory, shop_id: int, run_id: str, now: Callable[[], datetime], budget_s: float | None
 ) -> bool:
     """Customer aggregates from the ledger, a chunk of customers per transaction; the position is
-    committed with each chunk. Returns True when the import is done."""
+    committed with each chunk, in order. On PostgreSQL two chunks are recomputed at once, on two
+    connections (the statement is the database's CPU work, one backend per chunk); a chunk commits
+    its position only after the chunk before it committed, so the position never passes a chunk
+    that is not in. Returns True when the import is done."""
     deadline = time.monotonic() + budget_s if budget_s is not None else None
     with factory() as s:
         row = repo.get_import(s, shop_id)
@@ -593,17 +626,23 @@ def _recompute_aggregates(
             repo.refresh_statistics(s)
     with factory() as s:
         ids = repo.customer_ids(s, shop_id, after)
-    for i in range(0, len(ids), CUSTOMER_CHUNK):
-        chunk = ids[i : i + CUSTOMER_CHUNK]
-        with write_transaction(factory) as s:
-            r = _guarded(s, shop_id, run_id, {ImportState.ingesting})
-            if r.aggregates_after != after:
-                raise ImportSuperseded
-            repo.recompute_customers(s, shop_id, chunk, now())
-            r.aggregates_after = after = chunk[-1]
-            r.updated_at = now()
-        if deadline is not None and time.monotonic() > deadline and i + CUSTOMER_CHUNK < len(ids):
-            return False
+    bind = factory.kw.get("bind")
+    workers = AGGREGATE_CONNECTIONS if bind is not None and bind.dialect.name == "postgresql" else 1
+    in_flight: deque[Future[None]] = deque()
+    previous: Future[None] | None = None
+    # Leaving the pool waits for every chunk in flight: after a failed one, the next fails too.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-aggregates") as pool:
+        for i in range(0, len(ids), CUSTOMER_CHUNK):
+            if len(in_flight) == workers:
+                in_flight.popleft().result()
+                if deadline is not None and time.monotonic() > deadline:
+                    _drain(in_flight)
+                    return False
+            chunk = ids[i : i + CUSTOMER_CHUNK]
+            previous = pool.submit(_recompute_chunk, factory, shop_id, run_id, chunk, after, previous, now)
+            in_flight.append(previous)
+            after = chunk[-1]
+        _drain(in_flight)
     with write_transaction(factory) as s:
         r = _guarded(s, shop_id, run_id, {ImportState.ingesting})
         t = now()
