@@ -261,12 +261,14 @@ def main() -> None:
                 " pending_refunds numeric(20,4), value numeric(20,4), total_discounts numeric(20,4),"
                 " discount_codes text, discounted boolean, source_name varchar(255), qualifies boolean)"
             )
+            rdb0, rme0 = _backend_cpu(engine), _own_cpu(SELF)
             r0 = time.perf_counter()
             with reference.open("rb") as fh, cur.copy(f"COPY ref_stage ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
                 while chunk := fh.read(1 << 20):
                     copy.write(chunk)
             raw.commit()
             r1 = time.perf_counter()
+            ref_cpu = _cpu_between(rdb0, _backend_cpu(engine)) + _own_cpu(SELF) - rme0
         finally:
             raw.close()
 
@@ -288,7 +290,11 @@ def main() -> None:
         f"reference: raw COPY of the same {args.orders:,} rows into an unindexed temp table "
         f"{reference_s:.1f}s"
     )
-    print(f"ratio import / raw COPY: {total / reference_s:.1f}x; load {_load()}")
+    import_cpu = (me2 - me0) + (kids1 - kids0) + _cpu_between(db0, db2)
+    print(
+        f"ratio import / raw COPY: {total / reference_s:.1f}x; load {_load()}; "
+        f"CPU: import {import_cpu:.1f}s, raw COPY {ref_cpu:.1f}s ({import_cpu / ref_cpu:.1f}x)"
+    )
     engine.dispose()
 
 
