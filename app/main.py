@@ -32,7 +32,7 @@ from app.deps import install_session_token_handler
 from app.health import router as health_router
 from app.jobs.metrics import QueueDepthCollector
 from app.kit.db import is_sqlite, make_engine, make_sessionmaker, webhook_pool
-from app.kit.errors import install_error_handler
+from app.kit.error_handlers import install_error_handler
 from app.kit.http import outbound_client
 from app.kit.observability import RequestContextMiddleware, configure_logging, install_token_redaction
 from app.webhooks.endpoint import WebhookEndpoint

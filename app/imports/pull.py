@@ -19,25 +19,27 @@ thread), unlike the session-first services elsewhere.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.imports import lines
 from app.imports import repository as repo
 from app.imports.schemas import (
     ACTIVE_STATES,
     BULK_FAILURE_WORDS,
     ImportProgress,
     ImportState,
-    LedgerLine,
-    fast_ledger_line,
+    LedgerText,
     latest_accepted_time,
     order_facts_from_node,
 )
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # bulk operations started per import before it is reported failed
 BATCH_ROWS = 50_000  # ledger rows per committed batch
 CUSTOMER_CHUNK = 2_000  # customers recomputed per statement (one advisory lock each)
+AGGREGATE_CONNECTIONS = 2  # chunks of customers recomputed at once (PostgreSQL)
 # Shopify's search index trails writes a little: reconciliation re-reads this much overlap.
 SEARCH_LAG = timedelta(minutes=10)
 RECONCILE_PAGE = 100
@@ -482,31 +485,6 @@ async def _skip_bytes(chunks: AsyncIterator[bytes], skip: int) -> AsyncIterator[
 # -- ingest (also what bench/import.py measures) ------------------------------------------------
 
 
-@dataclass
-class _Batch:
-    """The newest state of each order of a batch: ledger rows (SQLite) or, on PostgreSQL, lines of
-    COPY text; ``newest`` is the largest ``updated_key`` seen."""
-
-    rows: dict[int, repo.LedgerRow] = field(default_factory=dict)
-    lines: dict[int, LedgerLine] = field(default_factory=dict)
-    orders: int = 0
-    newest: tuple[str, int] | None = None
-
-    def __len__(self) -> int:
-        return len(self.rows) + len(self.lines)
-
-    @property
-    def max_updated(self) -> datetime | None:
-        if self.newest is None:
-            return None
-        return datetime.fromisoformat(self.newest[0]).replace(tzinfo=UTC, microsecond=self.newest[1])
-
-
-def _updated_key(moment: datetime) -> tuple[str, int]:
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S"), utc.microsecond
-
-
 async def ingest_stream(
     factory: Factory,
     shop_id: int,
@@ -520,94 +498,58 @@ async def ingest_stream(
     now: Callable[[], datetime] = _utcnow,
 ) -> bool:
     """Read JSONL bytes (starting at `start_byte`, which is line `start_line` of the file) into the
-    ledger in batches; each batch commits with the position reached. Parsing the next batch
-    overlaps the database writing the previous one. Returns True when the whole file is in."""
-    lines, pos = start_line, start_byte
-    committed_lines = start_line
-    batch = _Batch()
-    pending: asyncio.Task[int] | None = None
-    tail = b""
+    ledger in batches; each batch commits with the position reached. On PostgreSQL the batches are
+    parsed in a child process while the database writes the previous one (`app.imports.lines`).
+    Returns True when the whole file is in."""
     bind = factory.kw.get("bind")
-    # PostgreSQL takes the batch as COPY text, which most lines become directly (schemas.fast_ledger_line)
-    latest = latest_accepted_time() if bind is not None and bind.dialect.name == "postgresql" else None
-
-    async def flush(done: bool) -> None:
-        nonlocal pending, committed_lines, batch
-        if pending is not None:
-            committed_lines = await pending
-        work, batch = batch, _Batch()
-        pending = asyncio.create_task(
-            asyncio.to_thread(
-                _commit_batch, factory, shop_id, run_id, committed_lines, work, lines, pos, done, now()
-            )
+    if bind is None or bind.dialect.name != "postgresql":
+        batches = lines.parse_in_process(
+            chunks, shop_id=shop_id, start_line=start_line, start_byte=start_byte, batch_rows=batch_rows
         )
+        async with aclosing(batches):
+            return await _commit_batches(factory, shop_id, run_id, batches, start_line, deadline, now)
+    # PostgreSQL takes a batch as COPY text, which most lines become directly (schemas.fast_ledger_line)
+    async with lines.parser_process(
+        chunks,
+        shop_id=shop_id,
+        start_line=start_line,
+        start_byte=start_byte,
+        batch_rows=batch_rows,
+        latest=latest_accepted_time(),
+    ) as parsed:
+        return await _commit_batches(factory, shop_id, run_id, parsed, start_line, deadline, now)
 
+
+async def _commit_batches(
+    factory: Factory,
+    shop_id: int,
+    run_id: str,
+    batches: AsyncIterator[lines.Parsed],
+    start_line: int,
+    deadline: float | None,
+    now: Callable[[], datetime],
+) -> bool:
+    """Commit each batch in a thread while the next one is parsed; stop after the batch that
+    passes the deadline (False) or the last one (True)."""
+    committed_lines = start_line
+    pending: asyncio.Task[int] | None = None
     try:
-        async for chunk in chunks:
-            parts = (tail + chunk).split(b"\n")
-            tail = parts.pop()
-            for line in parts:
-                lines += 1
-                pos += len(line) + 1
-                _parse_line(line, batch, latest)
-                if len(batch) >= batch_rows:
-                    await flush(False)
-                    if deadline is not None and time.monotonic() > deadline:
-                        assert pending is not None
-                        await pending
-                        return False
-        if tail.strip():
-            lines += 1
-            pos += len(tail)
-            _parse_line(tail, batch, latest)
-        await flush(True)
-        assert pending is not None
-        await pending
-        return True
+        async for batch in batches:
+            for order_id, reason in batch.skipped:
+                log.warning("skipping an order the ledger cannot read (%s): %s", order_id, reason)
+            if pending is not None:
+                committed_lines = await pending
+            pending = asyncio.create_task(
+                asyncio.to_thread(_commit_batch, factory, shop_id, run_id, committed_lines, batch, now())
+            )
+            if batch.done or (deadline is not None and time.monotonic() > deadline):
+                await pending
+                return batch.done
+        raise AssertionError("the batches ended without the last one")
     except BaseException:
         if pending is not None and not pending.done():
             await asyncio.gather(pending, return_exceptions=True)
         raise
-
-
-def _parse_line(line: bytes, batch: _Batch, latest: str | None) -> None:
-    """Add one line of the bulk file to the batch. ``latest`` (PostgreSQL only): the latest
-    accepted timestamp, for the fast path that turns a line straight into COPY text."""
-    if latest is not None:
-        fast = fast_ledger_line(line, latest)
-        if fast is not None:
-            _add_line(batch, fast)
-            return
-    if not line.strip():
-        return
-    obj = json.loads(line)
-    if "__parentId" in obj:  # a nested connection's child line; the ledger keeps only orders
-        return
-    try:
-        facts = order_facts_from_node(obj)
-    except PayloadError as exc:
-        log.warning("skipping an order the ledger cannot read (%s): %s", obj.get("id"), exc)
-        return
-    row = repo.ledger_row(facts)
-    if latest is not None:
-        _add_line(batch, LedgerLine(facts.order_id, _updated_key(facts.updated_at), repo.copy_text(row)))
-        return
-    batch.orders += 1
-    seen = batch.rows.get(facts.order_id)
-    if seen is None or seen[3] < facts.updated_at:
-        batch.rows[facts.order_id] = row
-    key = _updated_key(facts.updated_at)
-    if batch.newest is None or key > batch.newest:
-        batch.newest = key
-
-
-def _add_line(batch: _Batch, line: LedgerLine) -> None:
-    batch.orders += 1
-    seen = batch.lines.get(line.order_id)
-    if seen is None or seen.updated_key < line.updated_key:
-        batch.lines[line.order_id] = line
-    if batch.newest is None or line.updated_key > batch.newest:
-        batch.newest = line.updated_key
 
 
 def _commit_batch(
@@ -615,37 +557,64 @@ def _commit_batch(
     shop_id: int,
     run_id: str,
     expected_lines: int,
-    batch: _Batch,
-    lines: int,
-    pos: int,
-    done: bool,
+    batch: lines.Parsed,
     now: datetime,
 ) -> int:
     with write_transaction(factory) as s:
         r = _guarded(s, shop_id, run_id, {ImportState.downloading, ImportState.ingesting})
         if r.lines_done != expected_lines:
             raise ImportSuperseded
-        if batch.lines:
-            repo.write_ledger_text(s, shop_id, [(o, batch.lines[o].text) for o in sorted(batch.lines)])
+        if isinstance(batch.ledger, LedgerText):
+            repo.write_ledger_text(s, shop_id, batch.ledger)
         else:
-            repo.write_ledger_rows(s, shop_id, list(batch.rows.values()))
+            repo.write_ledger_rows(s, shop_id, batch.ledger)
         r.state = ImportState.ingesting
-        r.lines_done, r.bytes_done = lines, pos
+        r.lines_done, r.bytes_done = batch.lines, batch.pos
         r.orders_done += batch.orders
         max_updated = batch.max_updated
         if max_updated and (r.last_updated_at_seen is None or max_updated > r.last_updated_at_seen):
             r.last_updated_at_seen = max_updated
-        if done:
+        if batch.done:
             r.ledger_done_at = now
         r.updated_at = now
-    return lines
+    return batch.lines
+
+
+def _recompute_chunk(
+    factory: Factory,
+    shop_id: int,
+    run_id: str,
+    chunk: Sequence[int],
+    after: int | None,
+    previous: Future[None] | None,
+    now: Callable[[], datetime],
+) -> None:
+    """One chunk's aggregates, under the customers' locks, then its position: once the chunk
+    before it committed (its failure fails this one too, before anything commits)."""
+    with write_transaction(factory) as s:
+        repo.recompute_customers(s, shop_id, chunk, now())
+        if previous is not None:
+            previous.result()
+        r = _guarded(s, shop_id, run_id, {ImportState.ingesting})
+        if r.aggregates_after != after:
+            raise ImportSuperseded
+        r.aggregates_after = chunk[-1]
+        r.updated_at = now()
+
+
+def _drain(in_flight: deque[Future[None]]) -> None:
+    while in_flight:
+        in_flight.popleft().result()
 
 
 def _recompute_aggregates(
     factory: Factory, shop_id: int, run_id: str, now: Callable[[], datetime], budget_s: float | None
 ) -> bool:
     """Customer aggregates from the ledger, a chunk of customers per transaction; the position is
-    committed with each chunk. Returns True when the import is done."""
+    committed with each chunk, in order. On PostgreSQL two chunks are recomputed at once, on two
+    connections (the statement is the database's CPU work, one backend per chunk); a chunk commits
+    its position only after the chunk before it committed, so the position never passes a chunk
+    that is not in. Returns True when the import is done."""
     deadline = time.monotonic() + budget_s if budget_s is not None else None
     with factory() as s:
         row = repo.get_import(s, shop_id)
@@ -657,17 +626,23 @@ def _recompute_aggregates(
             repo.refresh_statistics(s)
     with factory() as s:
         ids = repo.customer_ids(s, shop_id, after)
-    for i in range(0, len(ids), CUSTOMER_CHUNK):
-        chunk = ids[i : i + CUSTOMER_CHUNK]
-        with write_transaction(factory) as s:
-            r = _guarded(s, shop_id, run_id, {ImportState.ingesting})
-            if r.aggregates_after != after:
-                raise ImportSuperseded
-            repo.recompute_customers(s, shop_id, chunk, now())
-            r.aggregates_after = after = chunk[-1]
-            r.updated_at = now()
-        if deadline is not None and time.monotonic() > deadline and i + CUSTOMER_CHUNK < len(ids):
-            return False
+    bind = factory.kw.get("bind")
+    workers = AGGREGATE_CONNECTIONS if bind is not None and bind.dialect.name == "postgresql" else 1
+    in_flight: deque[Future[None]] = deque()
+    previous: Future[None] | None = None
+    # Leaving the pool waits for every chunk in flight: after a failed one, the next fails too.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-aggregates") as pool:
+        for i in range(0, len(ids), CUSTOMER_CHUNK):
+            if len(in_flight) == workers:
+                in_flight.popleft().result()
+                if deadline is not None and time.monotonic() > deadline:
+                    _drain(in_flight)
+                    return False
+            chunk = ids[i : i + CUSTOMER_CHUNK]
+            previous = pool.submit(_recompute_chunk, factory, shop_id, run_id, chunk, after, previous, now)
+            in_flight.append(previous)
+            after = chunk[-1]
+        _drain(in_flight)
     with write_transaction(factory) as s:
         r = _guarded(s, shop_id, run_id, {ImportState.ingesting})
         t = now()

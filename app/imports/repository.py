@@ -11,7 +11,7 @@ The bulk ledger write keeps the rules of `app.orders.service.apply_order`:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -35,67 +35,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
 from app.customers import repository as customers_repo
+from app.imports.schemas import LEDGER_COLUMNS, LedgerRow, LedgerText
 from app.kit.sql import upsert
 from app.models import Order, OrderImport, ShopSyncState
 from app.models.base import Money, UTCDateTime, table_of
-from app.orders.schemas import OrderFacts, order_counts, refunds_in_shop_money
+from app.orders.schemas import order_counts, refunds_in_shop_money
 
 orders = table_of(Order)
 
-LEDGER_COLUMNS = (
-    "order_id",
-    "customer_id",
-    "ordered_at",
-    "source_updated_at",
-    "cancelled_at",
-    "test",
-    "financial_status",
-    "current_total",
-    "presentment_total",
-    "pending_refunds",
-    "value",
-    "total_discounts",
-    "discount_codes",
-    "discounted",
-    "source_name",
-    "qualifies",
-)
 _VALUE = LEDGER_COLUMNS.index("value")
 _PENDING = LEDGER_COLUMNS.index("pending_refunds")
 _QUALIFIES = LEDGER_COLUMNS.index("qualifies")
-
-LedgerRow = tuple[Any, ...]
-
-
-def ledger_row(facts: OrderFacts) -> LedgerRow:
-    """The ledger row for `facts`, assuming no refund is pending (the batch corrects the rare rows
-    that have one)."""
-    total = facts.current_total
-    return (
-        facts.order_id,
-        facts.customer_id,
-        facts.ordered_at,
-        facts.updated_at,
-        facts.cancelled_at,
-        facts.test,
-        facts.financial_status,
-        total,
-        facts.presentment_total,
-        Decimal(0),
-        total,
-        facts.total_discounts,
-        ",".join(facts.discount_codes) or None,
-        bool(facts.discount_codes) or facts.total_discounts > 0,
-        facts.source_name,
-        order_counts(
-            customer_id=facts.customer_id,
-            test=facts.test,
-            cancelled_at=facts.cancelled_at,
-            financial_status=facts.financial_status,
-            current_total=total,
-            pending_refunds=Decimal(0),
-        ),
-    )
 
 
 # The staging table: PostgreSQL gets it by COPY and drops it at commit; SQLite keeps one per
@@ -120,10 +70,12 @@ _stage_columns: list[Column[Any]] = [
     Column("qualifies", Boolean),
 ]
 # PostgreSQL's stage has no primary key to maintain during the COPY: the batch holds one row per
-# order id already (app.imports.pull), and the statements below join it whole.
+# order id already (app.imports.lines), and the statements below join it whole. It takes the
+# ledger's COPY text as it is, `shop_id` first (`LedgerText`); the upsert reads `:shop_id` instead.
 stage_pg = Table(
     "import_stage",
     _stage_meta,
+    Column("shop_id", BigInteger),
     *[Column(c.name, c.type, primary_key=False) for c in _stage_columns],
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
@@ -164,26 +116,6 @@ _PENDING_REFUNDS = text(
 ).columns(order_id=BigInteger, amount=Money)
 
 
-def copy_text(row: LedgerRow) -> str:
-    """A ledger row as a line of COPY text (the format `write_ledger_text` takes)."""
-    return "\t".join(_copy_field(value) for value in row) + "\n"
-
-
-def _copy_field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return str(value)
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 # A batch whose order-id range has nothing in the ledger, its tombstones or its refunds (a shop's
 # first import; webhooks write few orders meanwhile) has no conflicts, no deleted order and no
 # pending refund to meet: the upsert's rules all hold for a plain insert, so its COPY text goes
@@ -209,42 +141,38 @@ _DROP_TOMBSTONED_RANGE = text(
 )
 
 
-def write_ledger_text(session: Session, shop_id: int, lines: Sequence[tuple[int, str]]) -> int:
-    """Upsert many ledger rows given as (order id, line of COPY text), one per order id, in
-    ascending order id (the lock order), in the caller's transaction; PostgreSQL only. Returns how
-    many rows were inserted or overwritten (see :func:`write_ledger_rows`)."""
-    if not lines:
+def write_ledger_text(session: Session, shop_id: int, ledger: LedgerText) -> int:
+    """Upsert a batch of ledger rows given as COPY text (one row per order id, in ascending order
+    id: the lock order) in the caller's transaction; PostgreSQL only. Returns how many rows were
+    inserted or overwritten (see :func:`write_ledger_rows`)."""
+    if not ledger.rows:
         return 0
-    bounds = {"shop_id": shop_id, "first": lines[0][0], "last": lines[-1][0]}
+    bounds = {"shop_id": shop_id, "first": ledger.first, "last": ledger.last}
     if session.scalar(_RANGE_IS_NEW, bounds):
         try:
             with session.begin_nested():
-                _copy(
-                    session,
-                    f"COPY orders (shop_id, {_cols}) FROM STDIN",
-                    (f"{shop_id}\t{t}" for _, t in lines),
-                )
+                _copy(session, f"COPY orders (shop_id, {_cols}) FROM STDIN", ledger.data)
         except psycopg.errors.UniqueViolation:
             pass
         else:
             dropped = cast(CursorResult[Any], session.execute(_DROP_TOMBSTONED_RANGE, bounds)).rowcount
-            return len(lines) - max(dropped or 0, 0)
-    return write_ledger_rows(session, shop_id, [t for _, t in lines])
+            return ledger.rows - max(dropped or 0, 0)
+    return write_ledger_rows(session, shop_id, ledger)
 
 
-def _copy(session: Session, statement: str, lines: Iterable[str]) -> None:
+def _copy(session: Session, statement: str, data: bytes) -> None:
     raw = session.connection().connection.dbapi_connection
     assert raw is not None
     with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[attr-defined]
-        copy.write("".join(lines).encode())
+        copy.write(data)
 
 
-def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] | Sequence[str]) -> int:
+def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] | LedgerText) -> int:
     """Upsert many ledger rows (one per order id) in the caller's transaction; returns how many
     rows were inserted or overwritten. Customer aggregates are NOT touched (see
-    :func:`recompute_customers`). On PostgreSQL the rows may come as lines of COPY text
-    (:func:`copy_text`, ``app.imports.schemas.fast_ledger_line``), sent in one piece."""
-    if not rows:
+    :func:`recompute_customers`). On PostgreSQL the rows may come as COPY text
+    (``app.imports.schemas.LedgerText``), sent in one piece."""
+    if not len(rows):
         return 0
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -252,8 +180,8 @@ def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] 
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(CreateTable(stage_pg, if_not_exists=True))
         session.execute(text("TRUNCATE import_stage"))
-        if isinstance(rows[0], str):
-            _copy(session, f"COPY import_stage ({_cols}) FROM STDIN", cast(Sequence[str], rows))
+        if isinstance(rows, LedgerText):
+            _copy(session, f"COPY import_stage (shop_id, {_cols}) FROM STDIN", rows.data)
         else:
             raw = session.connection().connection.dbapi_connection
             assert raw is not None
@@ -261,7 +189,7 @@ def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] 
                 for row in rows:
                     copy.write_row(row)
     else:
-        if rows and isinstance(rows[0], str):
+        if isinstance(rows, LedgerText):
             raise ValueError("COPY text rows are for PostgreSQL only")
         session.execute(CreateTable(stage_sqlite, if_not_exists=True))
         session.execute(stage_sqlite.delete())

@@ -5,6 +5,7 @@ merchant."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -128,13 +129,112 @@ def order_facts_from_node(node: dict[str, Any]) -> OrderFacts:
     )
 
 
+# -- the ledger's row, and its COPY text ---------------------------------------------------------
+
+LEDGER_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "ordered_at",
+    "source_updated_at",
+    "cancelled_at",
+    "test",
+    "financial_status",
+    "current_total",
+    "presentment_total",
+    "pending_refunds",
+    "value",
+    "total_discounts",
+    "discount_codes",
+    "discounted",
+    "source_name",
+    "qualifies",
+)
+
+LedgerRow = tuple[Any, ...]
+
+
+def ledger_row(facts: OrderFacts) -> LedgerRow:
+    """The ledger row for `facts`, assuming no refund is pending (the batch write corrects the rare
+    rows that have one: `app.imports.repository`)."""
+    total = facts.current_total
+    return (
+        facts.order_id,
+        facts.customer_id,
+        facts.ordered_at,
+        facts.updated_at,
+        facts.cancelled_at,
+        facts.test,
+        facts.financial_status,
+        total,
+        facts.presentment_total,
+        Decimal(0),
+        total,
+        facts.total_discounts,
+        ",".join(facts.discount_codes) or None,
+        bool(facts.discount_codes) or facts.total_discounts > 0,
+        facts.source_name,
+        order_counts(
+            customer_id=facts.customer_id,
+            test=facts.test,
+            cancelled_at=facts.cancelled_at,
+            financial_status=facts.financial_status,
+            current_total=total,
+            pending_refunds=Decimal(0),
+        ),
+    )
+
+
+def copy_text(row: LedgerRow) -> str:
+    """A ledger row as a line of COPY text of `LEDGER_COLUMNS`."""
+    return "\t".join(_copy_field(value) for value in row) + "\n"
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+@dataclass(frozen=True)
+class LedgerText:
+    """A batch of ledger rows as COPY text in the columns of ``COPY orders (shop_id,
+    LEDGER_COLUMNS…)``, one row per order id, in ascending order id (the lock order); ``first`` and
+    ``last`` are the smallest and largest order id (0 when empty)."""
+
+    data: bytes
+    first: int
+    last: int
+    rows: int
+
+    @classmethod
+    def of(cls, shop_id: int, lines: Sequence[tuple[int, str]]) -> LedgerText:
+        """From (order id, COPY text of `LEDGER_COLUMNS`) pairs in ascending order id."""
+        if not lines:
+            return cls(b"", 0, 0, 0)
+        prefix = f"{shop_id}\t"
+        data = "".join([prefix + text for _, text in lines]).encode()
+        return cls(data, lines[0][0], lines[-1][0], len(lines))
+
+    def __len__(self) -> int:
+        return self.rows
+
+
 # -- the bulk line's fast path ------------------------------------------------------------------
 #
 # Nearly every line of the bulk file is an order in exactly the shape `BULK_ORDERS_QUERY` asks for:
 # GraphQL serialises a response's fields in the order of the selection set
 # (https://spec.graphql.org/October2021/#sec-Serialized-Map-Ordering), and the file is compact
 # JSON. Such a line is read with one regular expression straight into the ledger's COPY text, with
-# the rules of `order_facts_from_node` + `app.imports.repository.ledger_row`; any other line (other
+# the rules of `order_facts_from_node` + `ledger_row`; any other line (other
 # field order, escapes, fractional seconds, an amount with more places, a date to check more
 # closely...) returns None and takes that slow path, so the two can only differ in speed
 # (tests/imports/test_fast_lines.py holds them together).

@@ -1,5 +1,5 @@
 """The bulk file's fast path (``app.imports.schemas.fast_ledger_line``) gives exactly the COPY row
-of the slow path (``order_facts_from_node`` → ``repository.ledger_row`` → ``copy_text``), or
+of the slow path (``order_facts_from_node`` → ``ledger_row`` → ``copy_text``), or
 declines the line. No database: these are pure functions."""
 
 from __future__ import annotations
@@ -12,8 +12,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.imports import repository as repo
-from app.imports.schemas import fast_ledger_line, latest_accepted_time, order_facts_from_node
+from app.imports.schemas import (
+    copy_text,
+    fast_ledger_line,
+    latest_accepted_time,
+    ledger_row,
+    order_facts_from_node,
+)
 from app.orders.schemas import PayloadError
 
 _TIMES = (2, 3, 4)  # ordered_at, source_updated_at, cancelled_at
@@ -22,7 +27,7 @@ _AMOUNTS = (7, 8, 9, 10, 11)
 
 def _slow(node: dict[str, Any]) -> str | None:
     try:
-        return repo.copy_text(repo.ledger_row(order_facts_from_node(node)))
+        return copy_text(ledger_row(order_facts_from_node(node)))
     except PayloadError:
         return None
 

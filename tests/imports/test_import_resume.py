@@ -169,3 +169,52 @@ def _token(world: World) -> str:
         token = access_token(shop, token_cipher(world.settings))
         assert token is not None
         return token
+
+
+def _ingest_the_file(world: World) -> None:
+    _start(world)
+    _step(world)  # queued → running
+    _step(world)  # running → downloading
+    _step(world)  # the whole file into the ledger
+    assert world.import_row().ledger_done_at is not None
+
+
+@pytest.mark.both_dbs
+def test_the_aggregates_step_stops_within_its_budget_at_a_committed_chunk_and_resumes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_history(world.store, 300)
+    monkeypatch.setattr(pull, "CUSTOMER_CHUNK", 7)
+    _ingest_the_file(world)
+
+    first = _step(world, budget_s=0)
+
+    assert first.state == ImportState.ingesting and world.import_row().aggregates_after is not None
+    assert _finish(world).state == ImportState.done
+    assert world.aggregates() == expected_aggregates(world.store)
+
+
+def test_a_failed_chunk_of_aggregates_leaves_the_position_at_the_chunk_before_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_history(world.store, 300)
+    monkeypatch.setattr(pull, "CUSTOMER_CHUNK", 5)
+    _ingest_the_file(world)
+    with world.factory() as s:
+        ids = repository.customer_ids(s, world.shop_id, None)
+    real = repository.recompute_customers
+
+    def third_chunk_fails(session: Any, shop_id: int, chunk: Any, now: Any) -> None:
+        if chunk[0] == ids[10]:
+            raise RuntimeError("worker killed")
+        real(session, shop_id, chunk, now)
+
+    monkeypatch.setattr(repository, "recompute_customers", third_chunk_fails)
+    with pytest.raises(RuntimeError):
+        _step(world)
+
+    # the fourth chunk, recomputed beside the third, did not move the position past it
+    assert world.import_row().aggregates_after == ids[9]
+    monkeypatch.setattr(repository, "recompute_customers", real)
+    assert _finish(world).state == ImportState.done
+    assert world.aggregates() == expected_aggregates(world.store)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.imports import repository as repo
+from app.imports.schemas import LedgerText, copy_text, ledger_row
 from app.models import Order
 from app.orders import repository as orders_repo
 from app.orders.schemas import OrderFacts
@@ -36,7 +37,12 @@ def _line(order_id: int, updated: datetime, total: str = "10.00") -> tuple[int, 
         source_name="web",
         presentment_total=Decimal(total),
     )
-    return order_id, repo.copy_text(repo.ledger_row(facts))
+    return order_id, copy_text(ledger_row(facts))
+
+
+def _write(session: Session, shop_id: int, *lines: tuple[int, str]) -> int:
+    """One batch through the import's write: the lines in ascending order id, as COPY text."""
+    return repo.write_ledger_text(session, shop_id, LedgerText.of(shop_id, lines))
 
 
 def _ledger(session: Session, shop_id: int) -> dict[int, tuple[datetime, Decimal]]:
@@ -71,7 +77,7 @@ def test_a_batch_of_new_orders_goes_straight_into_the_ledger(
     shop = create_shop(session)
     monkeypatch.setattr(repo, "write_ledger_rows", _no_upsert)
 
-    assert repo.write_ledger_text(session, shop.shop_id, [_line(1, T0), _line(2, T0, "25.50")]) == 2
+    assert _write(session, shop.shop_id, _line(1, T0), _line(2, T0, "25.50")) == 2
     session.commit()
 
     assert _ledger(session, shop.shop_id) == {1: (T0, Decimal("10.00")), 2: (T0, Decimal("25.50"))}
@@ -82,10 +88,10 @@ def test_a_batch_meeting_a_stored_order_takes_the_upsert_and_keeps_the_newer_sta
 ) -> None:
     shop = create_shop(session)
     later = T0 + timedelta(hours=1)
-    repo.write_ledger_text(session, shop.shop_id, [_line(2, later, "30.00")])
+    _write(session, shop.shop_id, _line(2, later, "30.00"))
     upserts = _count_upserts(monkeypatch)
 
-    repo.write_ledger_text(session, shop.shop_id, [_line(1, T0), _line(2, T0, "99.00"), _line(3, T0)])
+    _write(session, shop.shop_id, _line(1, T0), _line(2, T0, "99.00"), _line(3, T0))
     session.commit()
 
     assert upserts == [3]
@@ -101,11 +107,11 @@ def test_an_order_stored_after_the_check_sends_the_batch_to_the_upsert(
 ) -> None:
     shop = create_shop(session)
     later = T0 + timedelta(hours=1)
-    repo.write_ledger_text(session, shop.shop_id, [_line(2, later, "30.00")])
+    _write(session, shop.shop_id, _line(2, later, "30.00"))
     _range_looks_new(monkeypatch)
     upserts = _count_upserts(monkeypatch)
 
-    repo.write_ledger_text(session, shop.shop_id, [_line(1, T0), _line(2, T0, "99.00"), _line(3, T0)])
+    _write(session, shop.shop_id, _line(1, T0), _line(2, T0, "99.00"), _line(3, T0))
     session.commit()
 
     assert upserts == [3]  # the COPY failed on order 2 and rolled back to its savepoint
@@ -124,7 +130,7 @@ def test_a_deletion_met_after_the_copy_is_dropped_again(
     _range_looks_new(monkeypatch)
     monkeypatch.setattr(repo, "write_ledger_rows", _no_upsert)
 
-    assert repo.write_ledger_text(session, shop.shop_id, [_line(1, T0), _line(2, T0), _line(3, T0)]) == 2
+    assert _write(session, shop.shop_id, _line(1, T0), _line(2, T0), _line(3, T0)) == 2
     session.commit()
 
     assert set(_ledger(session, shop.shop_id)) == {1, 3}
@@ -137,7 +143,7 @@ def test_a_deleted_order_in_the_range_sends_the_batch_to_the_upsert(
     orders_repo.remove(session, shop.shop_id, [2], T0)
     upserts = _count_upserts(monkeypatch)
 
-    repo.write_ledger_text(session, shop.shop_id, [_line(1, T0), _line(2, T0), _line(3, T0)])
+    _write(session, shop.shop_id, _line(1, T0), _line(2, T0), _line(3, T0))
     session.commit()
 
     assert upserts == [3]
