@@ -3,7 +3,7 @@
 carry real session tokens signed with the app's secret.
 
 Browser tests (any ``tests/admin/test_browser*.py``) share ONE headless Chromium per test session
-(Debian's /usr/bin/chromium driven by Playwright; a launch costs about a second and a half of CPU).
+(Debian's chromium-headless-shell, driven by Playwright; one launch per xdist process).
 To write one:
 
     from tests.admin.conftest import BROWSER, open_page
@@ -167,31 +167,12 @@ def page(admin_app: FastAPI) -> Iterator[TestClient]:
 
 # -- the shared browser ---------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-# Chromium reads only the last --disable-features switch, so this one repeats the features that
-# Playwright disables itself (playwright-core's chromiumSwitches.ts, Playwright as uv.lock pins it)
-# and adds the omnibox popup: the headless browser draws it in a WebUI page of its own for every
-# window, a renderer that cost about a third of Chromium's CPU in the browser tests
-# (docs/benchmarks.md, "Test suite time").
-PLAYWRIGHT_DISABLED_FEATURES = (
-    "AvoidUnnecessaryBeforeUnloadCheckSync",
-    "DestroyProfileOnBrowserClose",
-    "HttpsUpgrades",
-    "HttpsFirstBalancedModeAutoEnable",
-    "LensOverlay",
-    "MediaRouter",
-    "PaintHolding",
-    "ThirdPartyStoragePartitioning",
-    "AvoidCorsURLLoaderRestartOnRedirect",
-    "TcpPortRandomizationWin",
-    "OptimizationHints",
-    "NetworkTimeServiceQuerying",
-    "AimEnabled",
-    "PreconnectToSearch",
-    "msForceBrowserSignIn",
-    "msEdgeUpdateLaunchServicesPreferredVersion",
-)
-DISABLED_FEATURES = (*PLAYWRIGHT_DISABLED_FEATURES, "WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
+# Debian's chromium-headless-shell: the same Blink and V8 as its `chromium` package, without the
+# browser's windows and their WebUI (/usr/bin/chromium's headless mode draws an omnibox popup per
+# window, a renderer of its own), and what Playwright itself runs for headless tests. The browser
+# tests spend about half the CPU they spent with /usr/bin/chromium (docs/benchmarks.md, "Test suite
+# time").
+CHROMIUM = "/usr/bin/chromium-headless-shell"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -199,7 +180,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--disable-features=" + ",".join(DISABLED_FEATURES),
 ]
 BROWSER = [
     pytest.mark.browser,
