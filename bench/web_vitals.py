@@ -39,7 +39,7 @@ from app.main import create_app  # noqa: E402
 from bench._database import fresh_database  # noqa: E402
 from shopify_double import create_devstore_app  # noqa: E402
 from shopify_double.signing import make_session_token  # noqa: E402
-from tests.admin.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port  # noqa: E402
+from tests.admin.conftest import CHROMIUM_ARGS, _free_port  # noqa: E402
 from tests.admin.test_browser_pages import (  # noqa: E402
     CLS,
     INP_MS,
@@ -49,6 +49,9 @@ from tests.admin.test_browser_pages import (  # noqa: E402
     use_the_settings_form,
     vitals_of,
 )
+
+# The browser of the figures in docs/benchmarks.md ("Web Vitals"); the tests run the headless shell.
+CHROMIUM = "/usr/bin/chromium"
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/rfm_bench_vitals"
 HOST = "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvYmVuY2g"

@@ -24,7 +24,7 @@ BACKENDS = ("postgresql", "sqlite")
 # run out of work (docs/benchmarks.md, "Test suite time"). Only the order changes; a missing entry
 # costs nothing. The browser modules are one group: they share one Chromium per process.
 LONGEST_FIRST = {
-    "tests/admin/test_browser": 62.0,
+    "tests/admin/test_browser": 36.0,
     "tests/worker/test_multi_host.py": 24.5,
     "tests/demo/test_demo.py": 24.5,
     "tests/demo/test_empty_demo.py": 11.8,

@@ -3,7 +3,7 @@
 carry real session tokens signed with the app's secret.
 
 Browser tests (any ``tests/admin/test_browser*.py``) share ONE headless Chromium per test session
-(Debian's /usr/bin/chromium driven by Playwright; a launch costs about a second and a half of CPU).
+(Debian's chromium-headless-shell, driven by Playwright; one launch per xdist process).
 To write one:
 
     from tests.admin.conftest import BROWSER, open_page
@@ -167,7 +167,12 @@ def page(admin_app: FastAPI) -> Iterator[TestClient]:
 
 # -- the shared browser ---------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium-headless-shell: the same Blink and V8 as its `chromium` package, without the
+# browser's windows and their WebUI (/usr/bin/chromium's headless mode draws an omnibox popup per
+# window, a renderer of its own), and what Playwright itself runs for headless tests. The browser
+# tests spend about half the CPU they spent with /usr/bin/chromium (docs/benchmarks.md, "Test suite
+# time").
+CHROMIUM = "/usr/bin/chromium-headless-shell"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -259,14 +264,30 @@ def browser_page(chromium: Any, server: str) -> Iterator[Any]:
     context.close()
 
 
+@dataclass
+class Shots:
+    """Screenshots for the README, written to ``folder`` (``ADMIN_SCREENSHOTS``, e.g.
+    docs/screenshots) and taken only when it is set: no test reads their pixels, and a full-page
+    PNG costs Chromium about as much CPU as loading the page."""
+
+    folder: Path | None
+
+    def __call__(self, target: Any, name: str, *, full_page: bool = False) -> None:
+        """``target`` (a page, or a locator: its element alone) as ``name`` in the folder."""
+        if self.folder is None:
+            return
+        options = {"full_page": True} if full_page else {}
+        target.screenshot(path=str(self.folder / name), **options)
+
+
 @pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: a temporary folder, or ``ADMIN_SCREENSHOTS`` (e.g. docs/screenshots)."""
+def shots() -> Shots:
     import os
 
-    folder = Path(os.environ.get("ADMIN_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    folder = os.environ.get("ADMIN_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    return Shots(Path(folder) if folder else None)
 
 
 def open_page(page: Any, server: str, path: str, **extra: str) -> None:
@@ -285,8 +306,11 @@ def axe_violations(
     or only ``rules`` (axe rule ids) when given."""
     if not _axe_source:
         assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix tests/browser` (.ci/run does)"
-        _axe_source.append(AXE.read_text())
-    page.add_script_tag(content=_axe_source[0])
+        # evaluated as a script of the page (its `var axe` a global), not added as a <script>
+        # element: half the CPU; a document that has it already (a resized page) keeps it
+        _axe_source.append(AXE.read_text() + "\n;undefined")
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(_axe_source[0])
     options: dict[str, Any] = {"resultTypes": ["violations"]}
     if rules:
         options["runOnly"] = {"type": "rule", "values": list(rules)}

@@ -2,7 +2,7 @@
 served by uvicorn on a loopback port against the test database. Shopify's CDN scripts cannot load
 here (no network), so pages are checked at `domcontentloaded` with our own stylesheet only.
 
-Screenshots go to a temporary folder, or to `ADMIN_SCREENSHOTS` (e.g. `docs/screenshots`) when set.
+Screenshots are taken only when `ADMIN_SCREENSHOTS` names a folder (e.g. `docs/screenshots`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from app.kit.db import make_sessionmaker
 from app.models import CustomerScore, Order, ShopMetricsSnapshot, ShopSegment, StageChange
 from app.worker import Worker
 from shopify_double import DevStore
-from tests.admin.conftest import BROWSER, SHOP, SHOP_TIMEZONE, open_page
+from tests.admin.conftest import BROWSER, SHOP, SHOP_TIMEZONE, Shots, open_page
 from tests.admin.seed import NOW, SeededShop
 from tests.admin.shopify_sync import double_segments, sync_into_double
 
@@ -44,7 +44,7 @@ def _open(page: object, server: str, path: str, **extra: str) -> None:
 
 
 def test_every_screen_shows_the_stored_numbers(
-    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Path
+    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Shots
 ) -> None:
     page = browser_page
     _open(page, server, "/app")
@@ -61,7 +61,7 @@ def test_every_screen_shows_the_stored_numbers(
     assert page.locator("svg.chart[role=img]").count() == 2  # type: ignore[attr-defined]
     assert page.locator("svg.chart[role=group]").count() == 1  # the grid: its cells are links  # type: ignore[attr-defined]
     assert page.locator("nav.tabs").count() == 0  # type: ignore[attr-defined] # s-app-nav is the only nav
-    page.screenshot(path=str(shots / "overview.png"), full_page=True)  # type: ignore[attr-defined]
+    shots(page, "overview.png", full_page=True)
 
     _open(page, server, "/app/customers")
     top = session.scalar(
@@ -76,7 +76,7 @@ def test_every_screen_shows_the_stored_numbers(
     assert first.locator('td[data-col="predicted_clv"]').inner_text() == f"€{float(top.predicted_clv):,.2f}"
     assert "Lovelace" in first.locator("th").inner_text()
     assert page.locator("#customers tbody tr").count() == 50  # type: ignore[attr-defined]
-    page.screenshot(path=str(shots / "customers.png"), full_page=True)  # type: ignore[attr-defined]
+    shots(page, "customers.png", full_page=True)
 
     for path, name, marker in [
         ("/app/cohorts", "cohorts", "#repeat-rate"),
@@ -86,7 +86,7 @@ def test_every_screen_shows_the_stored_numbers(
     ]:
         _open(page, server, path)
         assert page.locator(marker).is_visible()  # type: ignore[attr-defined]
-        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+        shots(page, f"{name}.png", full_page=True)
     assert page.locator("#last-sync").inner_text() == "not synced yet"  # type: ignore[attr-defined]
 
 
@@ -209,7 +209,7 @@ def test_a_segment_row_opens_its_segment_in_the_shopify_admin(
     engine: Engine,
     store: DevStore,
     admin_settings: Settings,
-    shots: Path,
+    shots: Shots,
 ) -> None:
     sync_into_double(engine, store, admin_settings, seeded.shop_id, SHOP)
     in_shopify = double_segments(store, SHOP)
@@ -225,7 +225,8 @@ def test_a_segment_row_opens_its_segment_in_the_shopify_admin(
         "target": "_top",
     }
     assert page.locator("#use-segment").is_visible()  # type: ignore[attr-defined]
-    page.locator("#act").screenshot(path=str(shots / "act.png"))  # type: ignore[attr-defined]
+    assert page.locator("#act").is_visible()  # type: ignore[attr-defined]
+    shots(page.locator("#act"), "act.png")  # type: ignore[attr-defined]
 
     page.locator('tr[data-segment="At risk"] th a').first.click()  # type: ignore[attr-defined]
     page.wait_for_url("**/app/customers?**")  # type: ignore[attr-defined]
@@ -235,7 +236,7 @@ def test_a_segment_row_opens_its_segment_in_the_shopify_admin(
 
 
 def test_a_heat_map_cell_opens_the_list_of_its_customers(
-    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Path
+    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Shots
 ) -> None:
     page = browser_page
     _open(page, server, "/app")
@@ -261,7 +262,7 @@ def test_a_heat_map_cell_opens_the_list_of_its_customers(
     assert page.locator("#grid-cell").inner_text().startswith(f"Grid cell R {r} × FM {fm}")  # type: ignore[attr-defined]
     assert f"of {count:,} customers" in page.locator("#result-count").inner_text()  # type: ignore[attr-defined]
     assert page.locator("#customers tbody tr").count() == min(count, 50)  # type: ignore[attr-defined]
-    page.screenshot(path=str(shots / "grid-cell.png"), full_page=True)  # type: ignore[attr-defined]
+    shots(page, "grid-cell.png", full_page=True)
 
     _open(page, server, "/app")
     page.locator('svg.chart a.cell-link[aria-label^="R 1, FM 1:"]').click()  # type: ignore[attr-defined]
@@ -304,7 +305,7 @@ def _entries_history(session: Session, seeded: SeededShop) -> list[tuple[int, st
 
 
 def test_the_outcomes_chart_shows_who_came_back(
-    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Path
+    browser_page: object, server: str, seeded: SeededShop, session: Session, shots: Shots
 ) -> None:
     entries = _entries_history(session, seeded)
     zone = ZoneInfo(SHOP_TIMEZONE)
@@ -342,4 +343,4 @@ def test_the_outcomes_chart_shows_who_came_back(
     assert section.locator("rect.bar.missing").count() >= 1  # the month under way is not complete yet
     for stage in ("lapsed", "reactivated"):
         assert page.locator(f"#outcome-{stage} svg.chart").count() == 1  # type: ignore[attr-defined]
-    page.screenshot(path=str(shots / "outcomes.png"), full_page=True)  # type: ignore[attr-defined]
+    shots(page, "outcomes.png", full_page=True)

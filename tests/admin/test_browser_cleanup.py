@@ -4,13 +4,12 @@ before the form goes, the post lands on the Status page, and its panel follows t
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from sqlalchemy import Engine
 
 from app.config import Settings
 from shopify_double import DevStore
-from tests.admin.conftest import BROWSER
+from tests.admin.conftest import BROWSER, Shots
 from tests.admin.conftest import open_page as _open
 from tests.admin.seed import SeededShop
 from tests.admin.test_cleanup_page import _work
@@ -25,7 +24,7 @@ def test_the_removal_needs_the_box_and_its_progress_shows_on_the_status_page(
     engine: Engine,
     store: DevStore,
     admin_settings: Settings,
-    shots: Path,
+    shots: Shots,
 ) -> None:
     page = browser_page
     _open(page, server, "/app/settings")
@@ -48,4 +47,4 @@ def test_the_removal_needs_the_box_and_its_progress_shows_on_the_status_page(
         "document.getElementById('cleanup-state').textContent === 'done'", timeout=10_000
     )
     assert page.locator("#cleanup-percent").inner_text() == "100%"  # type: ignore[attr-defined]
-    page.screenshot(path=str(shots / "status-cleanup.png"), full_page=True)  # type: ignore[attr-defined]
+    shots(page, "status-cleanup.png", full_page=True)

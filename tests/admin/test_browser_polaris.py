@@ -34,8 +34,15 @@ LEFT_PLAIN = """() => [
 
 def _polaris_page(chromium: Any, width: int, height: int) -> tuple[Any, Any]:
     context = new_context(chromium, width, height)
-    context.add_init_script(POLARIS_DOUBLE)
-    return context, context.new_page()
+    page = context.new_page()
+    with_polaris(page)
+    return context, page
+
+
+def with_polaris(page: Any) -> None:
+    """The double registered before the scripts of every page this page loads from now on (a test
+    loads the plain page first in the same page, instead of a second context)."""
+    page.add_init_script(POLARIS_DOUBLE)
 
 
 def _open(page: Any, server: str, path: str, **extra: str) -> None:
@@ -69,9 +76,8 @@ def test_a_table_becomes_an_s_table_with_the_same_cells(
     page = context.new_page()
     open_page(page, server, "/app")
     plain = page.evaluate(f"() => [...document.querySelectorAll('#segments tr')].map({CELLS})")
-    context.close()
 
-    context, page = _polaris_page(chromium, *DESKTOP)
+    with_polaris(page)
     _open(page, server, "/app")
     table = page.locator("s-table#segments")
     assert table.count() == 1
@@ -108,9 +114,8 @@ def test_the_settings_form_sends_the_same_fields_through_polaris(
     page = context.new_page()
     plain = _settings_post(page, server)
     page.wait_for_selector("#settings-errors")
-    context.close()
 
-    context, page = _polaris_page(chromium, *DESKTOP)
+    with_polaris(page)
     _open(page, server, "/app/settings")
     assert page.locator("#settings-form s-text-field").count() >= 8
     assert page.locator("#settings-form s-select").count() == 1 + 25  # the method and the grid
@@ -140,9 +145,8 @@ def test_the_customer_filter_sends_the_same_query_through_polaris(
     page = context.new_page()
     open_page(page, server, "/app/customers")
     plain = query(page)
-    context.close()
 
-    context, page = _polaris_page(chromium, *DESKTOP)
+    with_polaris(page)
     _open(page, server, "/app/customers")
     assert page.locator("#filters s-select").count() == 8 and page.locator("s-text-field#search").count() == 1
     assert page.locator("s-button#export-csv").get_attribute("download") is not None
