@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -299,9 +300,11 @@ def test_a_worker_at_full_duty_never_rests_and_a_stopping_one_does_not_wait(
 ) -> None:
     assert Worker(factory).rest_seconds(30.0) == 0.0
     assert Worker(factory, duty=0.5).rest_seconds(30.0) == 30.0
-    resting = Worker(factory, duty=0.001)
+    resting = Worker(factory, duty=0.01)
     resting.stop()
-    resting.rest(3600.0)  # returns at once: SIGTERM does not wait out a rest
+    started = time.monotonic()
+    resting.rest(0.3)  # a rest of 29.7 s, cut short: SIGTERM does not wait it out
+    assert time.monotonic() - started < 5.0
 
 
 @pytest.mark.parametrize("duty", [0.0, -0.5, 1.5])
