@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     webhook_max_concurrency: int | None = Field(default=None, ge=1)
     # How long a delivery may wait for its turn before a 503 (Shopify retries it later).
     webhook_slot_wait_seconds: float = Field(default=1.0, ge=0)
+    # How long an order delivery may wait for a PostgreSQL connection (the pool is busy, or the
+    # database is down and the pool is reconnecting) before a 503: the turn, the body and the work
+    # must all fit in Shopify's 5 s (https://shopify.dev/docs/apps/webhooks/best-practices), and a
+    # 503 sent after Shopify gave up tells it nothing.
+    webhook_connection_wait_seconds: float = Field(default=2.0, gt=0)
     # How often the worker asks Shopify whether a bulk operation (the history import, a large
     # sync) has finished; each check is one query against the shop's API budget
     # (https://shopify.dev/docs/api/usage/bulk-operations/queries). The demo's local store

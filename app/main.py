@@ -61,7 +61,11 @@ def create_app(
             if not is_sqlite(settings.database_url):
                 # order webhooks on PostgreSQL: one function call per delivery (app.webhooks.endpoint)
                 app.state.webhook_pool = await stack.enter_async_context(
-                    webhook_pool(settings.database_url, settings.webhook_pool_size)
+                    webhook_pool(
+                        settings.database_url,
+                        settings.webhook_pool_size,
+                        settings.webhook_connection_wait_seconds,
+                    )
                 )
             if http_client is None:
                 app.state.http = await stack.enter_async_context(outbound_client())

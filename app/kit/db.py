@@ -91,17 +91,18 @@ def libpq_url(url: str) -> str:
     return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def webhook_pool(url: str, size: int) -> AsyncConnectionPool[Any]:
+def webhook_pool(url: str, size: int, wait_seconds: float) -> AsyncConnectionPool[Any]:
     """PostgreSQL connections for the order-webhook path, in autocommit: each delivery is one call
     of a server-side function, its own transaction (app.webhooks.endpoint). Use with `async with`.
     No check on checkout (that would be a round trip per delivery): a broken connection fails its
-    one delivery with a 503, which Shopify retries, and the pool replaces it."""
+    one delivery with a 503, which Shopify retries, and the pool replaces it. A checkout that finds
+    no connection within `wait_seconds` fails with `PoolTimeout`."""
     return AsyncConnectionPool(
         libpq_url(url),
         min_size=1,
         max_size=size,
         kwargs={"autocommit": True},
-        timeout=5.0,
+        timeout=wait_seconds,
         open=False,
         name="webhooks",
     )

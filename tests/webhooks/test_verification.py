@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlalchemy.orm import Session
@@ -164,7 +165,20 @@ def test_unhandled_topic_is_a_400(client: TestClient, session: Session, shop) ->
 
 
 def test_database_down_is_a_503_so_shopify_retries(settings: Settings) -> None:
-    down = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none"})
+    unreachable = "postgresql://postgres@127.0.0.1:1/none"
+    down = settings.model_copy(update={"database_url": unreachable, "webhook_connection_wait_seconds": 0.2})
     with TestClient(create_app(down)) as client:
+        started = time.monotonic()
         response = post_webhook(client, "orders/create", order_payload(1001, 501), SHOP)
+        waited = time.monotonic() - started
     assert response.status_code == 503
+    # the connection wait bounds the answer (the pool keeps retrying the database behind it)
+    assert waited < 3.0
+
+
+def test_the_default_waits_answer_within_shopifys_five_seconds() -> None:
+    """A delivery's turn and its connection are waited for in turn; both at their defaults leave
+    time for the work inside Shopify's 5 s (https://shopify.dev/docs/apps/webhooks/best-practices)."""
+    fields = Settings.model_fields
+    waits = fields["webhook_slot_wait_seconds"].default + fields["webhook_connection_wait_seconds"].default
+    assert waits < 5.0
