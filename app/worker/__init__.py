@@ -60,6 +60,7 @@ class Worker:
         heartbeat_seconds: float = jobs_repo.HEARTBEAT_S,
         heartbeat_expiry_seconds: float = jobs_repo.HEARTBEAT_EXPIRY_S,
         duty: float = 1.0,
+        schedule_cap_seconds: float | None = None,
     ) -> None:
         if not 0 < duty <= 1:
             raise ValueError(f"duty must be in (0, 1], not {duty}")
@@ -77,6 +78,9 @@ class Worker:
         self.heartbeat_seconds = heartbeat_seconds
         self.heartbeat_expiry_seconds = heartbeat_expiry_seconds
         self.duty = duty
+        # no schedule waits longer than this between its checks (the demo's local store has no API
+        # budget to batch for, so its sync can follow a rescore within a second instead of five)
+        self.schedule_cap_seconds = schedule_cap_seconds
 
     # -- control ---------------------------------------------------------------------------
 
@@ -105,7 +109,10 @@ class Worker:
         now = self.clock()
         for schedule in registry.schedules():
             last = self._last_run.get(schedule.name)
-            if last is not None and (now - last).total_seconds() < schedule.every_seconds:
+            every = schedule.every_seconds
+            if self.schedule_cap_seconds is not None:
+                every = min(every, self.schedule_cap_seconds)
+            if last is not None and (now - last).total_seconds() < every:
                 continue
             self._last_run[schedule.name] = now
             try:

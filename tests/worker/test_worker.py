@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import app.tasks  # noqa: F401 - registers every job kind
 from app.config import Settings
-from app.jobs import JobContext, enqueue, register_kind
+from app.jobs import JobContext, enqueue, register_kind, register_schedule
 from app.jobs import repository as jobs_repo
 from app.jobs.registry import unregister
 from app.jobs.services import services_factory
@@ -313,3 +313,20 @@ def test_a_duty_outside_zero_to_one_is_refused(factory: sessionmaker[Session], d
         Worker(factory, duty=duty)
     with pytest.raises(ValueError, match="worker_duty"):
         Settings(app_env="test", worker_duty=duty)
+
+
+@pytest.mark.parametrize(("cap", "checks"), [(None, 1), (0.5, 3)])
+def test_a_schedule_cap_makes_every_schedule_check_at_least_that_often(
+    engine: Engine, factory: sessionmaker[Session], cap: float | None, checks: int
+) -> None:
+    seen: list[Any] = []
+    register_schedule("every_minute", lambda session, now: seen.append(now), every_seconds=60.0)
+    try:
+        clock = Clock(NOW)
+        worker = Worker(factory, clock=clock, kinds=set(), schedule_cap_seconds=cap)
+        for step in (0.0, 0.3, 0.6, 1.2):
+            clock.now = NOW + timedelta(seconds=step)
+            worker.tick_schedules()
+    finally:
+        unregister("every_minute")
+    assert len(seen) == checks  # capped: at 0, 0.6 and 1.2 s; else only the first
