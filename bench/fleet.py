@@ -457,7 +457,10 @@ def server_env(url: str) -> dict[str, str]:
     }
 
 
-def start_web(url: str, port: int, processes: int) -> subprocess.Popen[bytes]:
+def start_web(url: str, port: int, processes: int, pgoptions: str | None = None) -> subprocess.Popen[bytes]:
+    env = server_env(url)
+    if pgoptions:
+        env["PGOPTIONS"] = pgoptions  # the web processes' connections only, not the workers'
     server = subprocess.Popen(
         [
             sys.executable,
@@ -473,7 +476,7 @@ def start_web(url: str, port: int, processes: int) -> subprocess.Popen[bytes]:
             "warning",
         ],
         cwd=ROOT,
-        env=server_env(url),
+        env=env,
     )
     deadline = time.time() + 300  # a loaded machine imports the app slowly
     while time.time() < deadline:
@@ -578,7 +581,7 @@ def run_cycle(
     assert database is not None
     _clone(url, template, database)
     port = free_port()
-    web = start_web(url, port, args.web_processes)
+    web = start_web(url, port, args.web_processes, args.web_pgoptions)
     small, large = page_shops(sizes)
     try:
         if not idle:
@@ -691,6 +694,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up on a cycle after this long")
     parser.add_argument(
         "--deadline", help="UTC time (ISO 8601) by which the cycles must end: each gets its share"
+    )
+    parser.add_argument(
+        "--web-pgoptions",
+        help="PGOPTIONS for the web processes' connections only (not the workers'): e.g. "
+        "'-c synchronous_commit=off' shows how much of the webhooks' latency is the commit's WAL flush",
     )
     parser.add_argument("--reuse-setup", action="store_true")
     parser.add_argument("--setup-only", action="store_true", help="build and save the setup, time nothing")
