@@ -47,11 +47,6 @@ class Settings(BaseSettings):
     # shares with the web processes, the web tier's requests then get the CPU first while a daily
     # cycle runs (docs/deployment.md, "Capacity of one machine"). 0 keeps the default priority.
     worker_nice: int = Field(default=10, ge=0, le=19)
-    # Lower the PostgreSQL backends serving the worker to WORKER_NICE too, where the database
-    # server runs on the same machine and the worker may change its processes' priority (the same
-    # user, or root): most of a rescore's CPU is the backend's, which os.nice cannot reach
-    # (app/kit/priority.py, docs/deployment.md "Capacity of one machine"). Off by default.
-    worker_nice_database: bool = False
     # The share of time the worker may spend running jobs: after a job that took t seconds it
     # rests t × (1 − duty) / duty, as PostgreSQL's autovacuum rests between rounds of work
     # (https://www.postgresql.org/docs/15/runtime-config-autovacuum.html). The kernel's priority

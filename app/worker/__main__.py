@@ -10,14 +10,12 @@ import sys
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
-from sqlalchemy import Engine
 
 from app import tasks  # noqa: F401 - registers every job kind
 from app.config import Settings, get_settings
 from app.jobs.services import services_factory
-from app.kit.db import is_sqlite, make_engine, make_sessionmaker
+from app.kit.db import make_engine, make_sessionmaker
 from app.kit.observability import configure_logging
-from app.kit.priority import lower_backend_priority
 from app.worker import Worker
 
 
@@ -36,21 +34,12 @@ def lower_priority(settings: Settings) -> int:
     return os.nice(settings.worker_nice)
 
 
-def database_engine(settings: Settings) -> Engine:
-    """The worker's engine; with ``WORKER_NICE_DATABASE`` its PostgreSQL backends run at the
-    worker's priority too, where the server is on this machine (app/kit/priority.py)."""
-    engine = make_engine(settings.database_url)
-    if settings.worker_nice_database and not is_sqlite(settings.database_url):
-        lower_backend_priority(engine, settings.worker_nice)
-    return engine
-
-
 def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_level, json_logs=settings.json_logs)
     lower_priority(settings)
     serve_metrics(settings)
-    engine = database_engine(settings)
+    engine = make_engine(settings.database_url)
     worker = Worker(
         make_sessionmaker(engine),
         services=services_factory(settings),

@@ -7,22 +7,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from app.config import Settings
-from app.worker.__main__ import database_engine
-from tests.fixtures.database import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 # In a child process: niceness only ever goes up for an unprivileged process, and never back.
 CHILD = """
 import os, sys
 from app.config import Settings
-from app.worker.__main__ import database_engine
-from tests.fixtures.database import POSTGRES_URL
 from app.worker.__main__ import lower_priority
 before = os.nice(0)
 now = lower_priority(Settings(app_env="test", worker_nice=int(sys.argv[1])))
@@ -53,19 +47,3 @@ def test_worker_nice_zero_keeps_the_priority() -> None:
 def test_worker_nice_outside_what_an_unprivileged_process_may_set_is_refused(value: int) -> None:
     with pytest.raises(ValueError):
         Settings(app_env="test", worker_nice=value)
-
-
-@pytest.mark.parametrize("on", [True, False])
-def test_the_workers_database_backends_follow_it_with_worker_nice_database(databases: Any, on: bool) -> None:
-    databases.get("postgresql")  # migrated
-    settings = Settings(app_env="test", database_url=POSTGRES_URL, worker_nice=11, worker_nice_database=on)
-    engine = database_engine(settings)
-    try:
-        with engine.connect() as connection:
-            backend = connection.scalar(text("SELECT pg_backend_pid()"))
-            niceness = os.getpriority(os.PRIO_PROCESS, backend)
-            # the server's main process, whose niceness a new backend starts with
-            server = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    finally:
-        engine.dispose()
-    assert niceness == (11 if on else os.getpriority(os.PRIO_PROCESS, server))
