@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     # PostgreSQL connections per app process for order webhooks (besides SQLAlchemy's pool).
     webhook_pool_size: int = Field(default=10, ge=1)
+    # Of those, how many are kept open while no order arrives (0: the first delivery opens one).
+    webhook_pool_min_size: int = Field(default=1, ge=0)
     # POST /webhooks transport limits (app/webhooks/endpoint.py, docs/deployment.md). Shopify staff
     # report order bodies "upwards of a megabyte" and document no upper bound for HTTPS delivery;
     # the 1,000,000-byte cap of its EventBridge delivery
@@ -86,6 +88,12 @@ class Settings(BaseSettings):
     # from the parameters of this deployment's larger shops' fits (never their customers' data;
     # docs/privacy.md, docs/predictions.md). Off by default.
     clv_prior_from_shops: bool = False
+
+    @model_validator(mode="after")
+    def _webhook_pool_min_within_size(self) -> Settings:
+        if self.webhook_pool_min_size > self.webhook_pool_size:
+            raise ValueError("WEBHOOK_POOL_MIN_SIZE must not exceed WEBHOOK_POOL_SIZE")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_expiry_after_several_beats(self) -> Settings:

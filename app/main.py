@@ -65,6 +65,7 @@ def create_app(
                         settings.database_url,
                         settings.webhook_pool_size,
                         settings.webhook_connection_wait_seconds,
+                        settings.webhook_pool_min_size,
                     )
                 )
             if http_client is None:

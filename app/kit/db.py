@@ -91,15 +91,16 @@ def libpq_url(url: str) -> str:
     return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def webhook_pool(url: str, size: int, wait_seconds: float) -> AsyncConnectionPool[Any]:
+def webhook_pool(url: str, size: int, wait_seconds: float, min_size: int = 1) -> AsyncConnectionPool[Any]:
     """PostgreSQL connections for the order-webhook path, in autocommit: each delivery is one call
     of a server-side function, its own transaction (app.webhooks.endpoint). Use with `async with`.
     No check on checkout (that would be a round trip per delivery): a broken connection fails its
     one delivery with a 503, which Shopify retries, and the pool replaces it. A checkout that finds
-    no connection within `wait_seconds` fails with `PoolTimeout`."""
+    no connection within `wait_seconds` fails with `PoolTimeout`. `min_size` connections are kept
+    open (0: none until the first order delivery)."""
     return AsyncConnectionPool(
         libpq_url(url),
-        min_size=1,
+        min_size=min_size,
         max_size=size,
         kwargs={"autocommit": True},
         timeout=wait_seconds,
