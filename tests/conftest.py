@@ -35,7 +35,6 @@ LONGEST_FIRST = {
     "tests/test_shop_scoped_sql.py": 3.8,
     "tests/orders/test_delivery_properties.py": 3.8,
     "tests/demo/test_empty_demo.py": 3.7,
-    "tests/worker/test_priority.py": 2.8,
     "tests/scoring/test_scoring_properties.py": 2.4,
     "tests/scoring/test_properties.py": 2.2,
 }

@@ -4,31 +4,32 @@ the CPU first (docs/deployment.md, "Capacity of one machine")."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from app.config import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-# In a child process: niceness only ever goes up for an unprivileged process, and never back.
-CHILD = """
-import os, sys
-from app.config import Settings
 from app.worker.__main__ import lower_priority
-before = os.nice(0)
-now = lower_priority(Settings(app_env="test", worker_nice=int(sys.argv[1])))
-print(before, now, os.nice(0))
-"""
 
 
 def _niceness_in_child(worker_nice: int) -> tuple[int, int, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(worker_nice)], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    before, now, after = (int(v) for v in out.stdout.split())
+    """Niceness before, returned and after `lower_priority`, in a forked child: niceness only ever
+    goes up for an unprivileged process, and never back (a fork, not a new interpreter: the app is
+    imported here already)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only what lower_priority needs, then out without cleanup
+        try:
+            before = os.nice(0)
+            now = lower_priority(Settings(app_env="test", worker_nice=worker_nice))
+            os.write(write, f"{before} {now} {os.nice(0)}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as out:
+        answer = out.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    before, now, after = (int(v) for v in answer.split())
     return before, now, after
 
 
