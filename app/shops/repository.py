@@ -94,10 +94,10 @@ _hold_postgresql = _hold.with_for_update(key_share=True)
 def hold_shop(session: Session, shop_id: int) -> None:
     """Lock the shop's row until the transaction ends, as a foreign key check would lock it
     (`FOR KEY SHARE`): the ledger and the customers have no key to shops (migration 0027), so
-    whoever writes their rows holds the shop first, before the transaction writes anything else of
-    the shop's. Erasing the shop (:func:`erase_shop`) waits for the holders; a holder after it
-    finds no shop. LookupError: the shop is gone. SQLite: a plain read (its write transactions run
-    one at a time)."""
+    whoever inserts (or upserts) their rows holds the shop first, before its first write to them
+    (updates and deletes alone cannot leave a row without its shop). Erasing the shop
+    (:func:`erase_shop`) waits for the holders; a holder after it finds no shop. LookupError: the
+    shop is gone. SQLite: a plain read (its write transactions run one at a time)."""
     query = _hold_postgresql if session.get_bind().dialect.name == "postgresql" else _hold
     if session.execute(query, {"shop_id": shop_id}).first() is None:
         raise LookupError(f"shop {shop_id} does not exist: nothing of it may be written")
