@@ -88,7 +88,7 @@ def touch_last_webhook(session: Session, shop_id: int, now: datetime) -> None:
 
 
 _hold = select(shops.c.shop_id).where(shops.c.shop_id == bindparam("shop_id"))
-_hold_postgresql = _hold.with_for_update(key_share=True)
+_hold_postgresql = _hold.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
 
 
 def hold_shop(session: Session, shop_id: int) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.imports import repository as imports_repo
@@ -29,6 +29,7 @@ from app.models import Customer, Order, Shop
 from app.orders import service as orders_service
 from app.orders.schemas import OrderFacts
 from app.privacy import service as privacy
+from app.shops import repository as shops_repo
 from tests.fixtures.factories import create_shop
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -114,6 +115,23 @@ def test_the_delivery_function_writes_nothing_for_an_erased_shop(session: Sessio
 
     assert _ingest(engine, shop.domain, 1) == "unknown shop"
     assert _rows(session, shop.shop_id) == (0, 0)
+
+
+def test_writers_of_one_shop_hold_it_together_and_the_shop_row_stays_writable(
+    session: Session, engine: Engine
+) -> None:
+    """The hold is the key check's shared lock (`FOR KEY SHARE`), not an exclusive one: two import
+    chunks or deliveries of one shop hold it at once, and the shop's own columns can still be
+    updated (`last_webhook_at`, `customers_removed`). A lock timeout, not a wait, would say otherwise."""
+    _postgres_only(session)
+    shop = create_shop(session)
+    shops_repo.hold_shop(session, shop.shop_id)
+    with sessionmaker(engine)() as other:
+        other.execute(text("SET LOCAL lock_timeout = '2s'"))
+        shops_repo.hold_shop(other, shop.shop_id)
+        other.execute(update(Shop).where(Shop.shop_id == shop.shop_id).values(last_webhook_at=NOW))
+        other.commit()
+    session.rollback()
 
 
 # -- an erasure racing a writer ------------------------------------------------------------------------
@@ -202,10 +220,10 @@ def test_an_erasure_waits_for_an_import_batch_in_flight_and_deletes_its_rows(
 def test_an_import_batch_after_an_erasure_began_is_refused(session: Session, engine: Engine) -> None:
     _postgres_only(session)
     shop = create_shop(session)
-    writer = sessionmaker(engine)()
 
     def batch() -> object:
-        return imports_repo.write_ledger_text(writer, shop.shop_id, _batch(shop.shop_id, 1, 2, 3))
+        with sessionmaker(engine)() as writer:  # rolled back on leaving, whatever happened
+            return imports_repo.write_ledger_text(writer, shop.shop_id, _batch(shop.shop_id, 1, 2, 3))
 
     privacy.redact_shop(session, shop.shop_id)
     batch_thread = _InThread(batch)
@@ -214,8 +232,6 @@ def test_an_import_batch_after_an_erasure_began_is_refused(session: Session, eng
     assert batch_thread.is_alive()
     session.commit()
     batch_thread.finish()
-    writer.rollback()
-    writer.close()
 
     assert isinstance(batch_thread.error, LookupError)
     assert _rows(session, shop.shop_id) == (0, 0)
