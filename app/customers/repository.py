@@ -112,7 +112,9 @@ def recompute(
     mark them to score (``mark_unscored`` False: only those with stored scores; a mark is never
     cleared here). A customer left with no qualifying order keeps a row of zeros.
 
-    Callers hold the customers' locks, so two deliveries for one buyer never interleave here."""
+    Callers hold the customers' locks, so two deliveries for one buyer never interleave here,
+    and the shop's row (``app.shops.repository.hold_shop``: the table has no foreign key to shops,
+    migration 0027)."""
     ids = sorted(set(customer_ids))
     if not ids:
         return

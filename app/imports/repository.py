@@ -2,6 +2,8 @@
 set-based recomputation of customer aggregates, and the import / reconciliation state rows.
 
 The bulk ledger write keeps the rules of `app.orders.service.apply_order`:
+- the shop's row is held first (`app.shops.repository.hold_shop`): the ledger and the customers
+  have no foreign key to shops (migration 0027), so a batch checks the shop once, not per row;
 - a tombstoned (deleted or redacted) order is never written, even when its deletion commits while
   the batch runs (the batch re-checks tombstones after its upsert, in the same transaction);
 - a row is only overwritten by a strictly newer `updated_at`
@@ -40,6 +42,7 @@ from app.kit.sql import upsert
 from app.models import Order, OrderImport, ShopSyncState
 from app.models.base import Money, UTCDateTime, table_of
 from app.orders.schemas import order_counts, refunds_in_shop_money
+from app.shops import repository as shops_repo
 
 orders = table_of(Order)
 
@@ -147,6 +150,7 @@ def write_ledger_text(session: Session, shop_id: int, ledger: LedgerText) -> int
     inserted or overwritten (see :func:`write_ledger_rows`)."""
     if not ledger.rows:
         return 0
+    shops_repo.hold_shop(session, shop_id)
     bounds = {"shop_id": shop_id, "first": ledger.first, "last": ledger.last}
     if session.scalar(_RANGE_IS_NEW, bounds):
         try:
@@ -174,6 +178,7 @@ def write_ledger_rows(session: Session, shop_id: int, rows: Sequence[LedgerRow] 
     (``app.imports.schemas.LedgerText``), sent in one piece."""
     if not len(rows):
         return 0
+    shops_repo.hold_shop(session, shop_id)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         # the upsert sorts the batch by order id (the lock order): in memory, not in a temp file
@@ -280,6 +285,7 @@ def recompute_customers(session: Session, shop_id: int, customer_ids: Sequence[i
     if not customer_ids:
         return
     customers_repo.lock_customers(session, shop_id, customer_ids)
+    shops_repo.hold_shop(session, shop_id)
     customers_repo.recompute(session, shop_id, customer_ids, now, mark_unscored=False)
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, Money, SumOfMoney, UTCDateTime
+from app.models.shop import ShopId
 
 
 class Customer(Base):
@@ -14,7 +15,9 @@ class Customer(Base):
 
     __tablename__ = "customers"
 
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.shop_id"), primary_key=True)
+    # No foreign key to shops (migration 0027): every writer locks the shop row once
+    # (app.shops.repository.hold_shop), not once per row.
+    shop_id: Mapped[int] = mapped_column(ShopId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     first_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

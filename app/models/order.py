@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, Money, UTCDateTime
+from app.models.shop import ShopId
 
 
 class Order(Base):
@@ -17,7 +18,9 @@ class Order(Base):
 
     __tablename__ = "orders"
 
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.shop_id"), primary_key=True)
+    # No foreign key to shops (migration 0027): every writer locks the shop row once
+    # (app.shops.repository.hold_shop), not once per row.
+    shop_id: Mapped[int] = mapped_column(ShopId, primary_key=True)
     order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     customer_id: Mapped[int | None] = mapped_column(BigInteger)
     ordered_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -23,7 +23,11 @@ DECLARE
     v_customer_key bigint;
     v_previous_key bigint;
 BEGIN
-    SELECT shop_id, uninstalled_at INTO v_shop, v_uninstalled FROM shops WHERE domain = p_domain;
+    -- the shop's row locked as a foreign key check would lock it (orders and customers have none,
+    -- migration 0027): the shop cannot be erased until this transaction ends, and once it is, the
+    -- lookup finds nothing
+    SELECT shop_id, uninstalled_at INTO v_shop, v_uninstalled FROM shops WHERE domain = p_domain
+    FOR KEY SHARE;
     IF NOT FOUND THEN
         RETURN 'unknown shop';
     END IF;

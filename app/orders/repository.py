@@ -77,6 +77,8 @@ def is_deleted(session: Session, shop_id: int, order_id: int) -> bool:
 
 
 def save(session: Session, row: dict[str, Any]) -> None:
+    """The caller holds the shop's row (``app.shops.repository.hold_shop``): the ledger has no
+    foreign key to shops (migration 0027)."""
     # Never older over newer, even if a bulk import wrote the row after this delivery read it.
     update_columns = [c for c in row if c not in ORDER_KEYS]
     stmt = upsert(session, orders, keys=ORDER_KEYS, update=update_columns, only_if_newer="source_updated_at")

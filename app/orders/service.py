@@ -21,6 +21,7 @@ from app.orders.schemas import (
     order_counts,
     refunds_in_shop_money,
 )
+from app.shops import repository as shops_repo
 
 
 class Outcome(StrEnum):
@@ -80,6 +81,7 @@ def apply_order(session: Session, shop_id: int, facts: OrderFacts, now: datetime
         return Outcome.stale
     previous_customer = stored.customer_id if exists else None
     customers_repo.lock_customers(session, shop_id, [facts.customer_id, previous_customer])
+    shops_repo.hold_shop(session, shop_id)
     row = _order_row(shop_id, facts)
     if exists and stored.stale_since is not None and stored.stale_since > facts.updated_at:
         row["stale_since"] = stored.stale_since
@@ -131,6 +133,7 @@ def apply_refund(session: Session, shop_id: int, refund: RefundFacts, now: datet
     if refund.refunded_at <= existing.source_updated_at:
         return Outcome.stale
     customers_repo.lock_customers(session, shop_id, [existing.customer_id])
+    shops_repo.hold_shop(session, shop_id)
     row = {c: getattr(existing, c) for c in ("customer_id", "test", "cancelled_at", "financial_status")}
     row |= {"current_total": existing.current_total, "presentment_total": existing.presentment_total}
     derived = _derived(row, repo.refunds_after(session, shop_id, refund.order_id, existing.source_updated_at))
@@ -158,6 +161,7 @@ def delete_order(session: Session, shop_id: int, order_id: int, now: datetime) -
     existing = repo.get(session, shop_id, order_id)
     customer_id = existing.customer_id if existing is not None else None
     customers_repo.lock_customers(session, shop_id, [customer_id])
+    shops_repo.hold_shop(session, shop_id)
     repo.remove(session, shop_id, [order_id], now)
     _refresh(session, shop_id, {customer_id}, now)
     return Outcome.applied
@@ -166,6 +170,7 @@ def delete_order(session: Session, shop_id: int, order_id: int, now: datetime) -
 def merge_customers(session: Session, shop_id: int, kept_id: int, deleted_id: int, now: datetime) -> Outcome:
     """customers/merge: the deleted customer's orders now belong to the kept one."""
     lock_customers_and_orders(session, shop_id, [kept_id, deleted_id])
+    shops_repo.hold_shop(session, shop_id)
     repo.reassign_customer(session, shop_id, deleted_id, kept_id)
     customers_repo.remove(session, shop_id, deleted_id)
     _refresh(session, shop_id, {kept_id}, now)
@@ -198,4 +203,5 @@ def lock_customers_and_orders(
 
 
 def _refresh(session: Session, shop_id: int, customer_ids: set[int | None], now: datetime) -> None:
+    # the caller holds the shop (shops_repo.hold_shop): customers has no key to shops
     customers_repo.recompute(session, shop_id, [c for c in customer_ids if c is not None], now)
