@@ -38,7 +38,13 @@ LONGEST_FIRST = {
     "tests/scoring/test_scoring_properties.py": 2.4,
     "tests/scoring/test_properties.py": 2.2,
 }
-WAITING = {"tests/worker/test_multi_host.py"}  # two 8 s heartbeat expiries, three processes
+# the worker test: two 8 s heartbeat expiries, three processes; the demos: the worker's polls
+WAITING = {
+    "tests/worker/test_multi_host.py",
+    "tests/demo/test_demo.py",
+    "tests/demo/test_empty_demo.py",
+    "tests/test_shop_scoped_sql.py",
+}
 
 
 def _xdist_chunks(total: int, workers: int) -> list[int]:
