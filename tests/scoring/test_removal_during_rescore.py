@@ -6,11 +6,10 @@ a customer to score: deliveries always, the import only customers who have score
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.customers import repository as customers_repo
@@ -18,6 +17,7 @@ from app.models import Customer, CustomerScore, Shop
 from app.orders import service as orders_service
 from app.privacy import service as privacy
 from app.scoring import load, service, store
+from tests.fixtures.database import until_waiting_on_a_lock
 from tests.scoring.ledger import add_order, at
 
 NOW = at("2026-06-01")
@@ -81,7 +81,7 @@ def test_a_redaction_during_the_rescore_writes_waits_and_then_erases(
 
     def start_redaction_then_go_on(*args: Any, **kwargs: Any) -> int:
         redaction.start()  # the scores are written, not committed
-        _until_waiting_on_a_lock(engine, redaction)
+        until_waiting_on_a_lock(engine, redaction, "the redaction")
         waited.append(redaction.is_alive())
         return real_insert(*args, **kwargs)
 
@@ -92,20 +92,6 @@ def test_a_redaction_during_the_rescore_writes_waits_and_then_erases(
 
     assert waited == [True] and not redaction.is_alive()
     assert _scored(session, shop_id) == [1, 2, 4, 5]
-
-
-def _until_waiting_on_a_lock(engine: Engine, thread: threading.Thread) -> None:
-    """Until a session of this database waits on a lock, or `thread` ended without waiting."""
-    waiting = text(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE NOT l.granted AND a.datname = current_database()"
-    )
-    deadline = time.monotonic() + 10
-    with engine.connect() as conn:
-        while thread.is_alive() and not conn.scalar(waiting):
-            conn.rollback()
-            assert time.monotonic() < deadline, "the redaction neither waited on a lock nor ended"
-            time.sleep(0.01)
 
 
 def _redact(engine: Engine, shop_id: int, customer_id: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +29,7 @@ from app.orders import service as orders_service
 from app.orders.schemas import OrderFacts
 from app.privacy import service as privacy
 from app.shops import repository as shops_repo
+from tests.fixtures.database import until_waiting_on_a_lock
 from tests.fixtures.factories import create_shop
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -137,20 +137,6 @@ def test_writers_of_one_shop_hold_it_together_and_the_shop_row_stays_writable(
 # -- an erasure racing a writer ------------------------------------------------------------------------
 
 
-def _until_waiting_on_a_lock(engine: Engine, thread: threading.Thread) -> None:
-    """Until a session of this database waits on a lock, or `thread` ended without waiting."""
-    waiting = text(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE NOT l.granted AND a.datname = current_database()"
-    )
-    deadline = time.monotonic() + 10
-    with engine.connect() as conn:
-        while thread.is_alive() and not conn.scalar(waiting):
-            conn.rollback()
-            assert time.monotonic() < deadline, "the other transaction neither waited on a lock nor ended"
-            time.sleep(0.01)
-
-
 class _InThread(threading.Thread):
     def __init__(self, work: Callable[[], object]) -> None:
         super().__init__(daemon=True)
@@ -207,7 +193,7 @@ def test_an_erasure_waits_for_an_import_batch_in_flight_and_deletes_its_rows(
     # do not see them, and without a key to shops nothing would stop the shop's delete
     erasure = _InThread(lambda: _erase(engine, shop.shop_id))
     erasure.start()
-    _until_waiting_on_a_lock(engine, erasure)
+    until_waiting_on_a_lock(engine, erasure)
     assert erasure.is_alive()
     session.commit()
     erasure.finish()
@@ -228,7 +214,7 @@ def test_an_import_batch_after_an_erasure_began_is_refused(session: Session, eng
     privacy.redact_shop(session, shop.shop_id)
     batch_thread = _InThread(batch)
     batch_thread.start()
-    _until_waiting_on_a_lock(engine, batch_thread)
+    until_waiting_on_a_lock(engine, batch_thread)
     assert batch_thread.is_alive()
     session.commit()
     batch_thread.finish()
@@ -246,7 +232,7 @@ def test_an_erasure_waits_for_an_order_delivery_in_flight_and_deletes_its_rows(
 
     def erase_while_the_delivery_is_open() -> None:
         erasure.start()
-        _until_waiting_on_a_lock(engine, erasure)
+        until_waiting_on_a_lock(engine, erasure)
         assert erasure.is_alive()
 
     assert _ingest(engine, shop.domain, 1, before_commit=erase_while_the_delivery_is_open) == "applied"
@@ -263,7 +249,7 @@ def test_an_order_delivery_after_an_erasure_began_writes_nothing(session: Sessio
     privacy.redact_shop(session, shop.shop_id)
     delivery = _InThread(lambda: _ingest(engine, shop.domain, 1))
     delivery.start()
-    _until_waiting_on_a_lock(engine, delivery)
+    until_waiting_on_a_lock(engine, delivery)
     assert delivery.is_alive()
     session.commit()
 
@@ -285,7 +271,7 @@ def test_a_delivery_by_the_python_rules_after_an_erasure_began_is_refused(
     privacy.redact_shop(session, shop.shop_id)
     delivery = _InThread(deliver)
     delivery.start()
-    _until_waiting_on_a_lock(engine, delivery)
+    until_waiting_on_a_lock(engine, delivery)
     assert delivery.is_alive()
     session.commit()
     delivery.finish()
