@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         ordered += head + rest[:take]
         del rest[:take]
     items[:] = ordered + rest
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The objects alive after collection live for the whole run (modules, the Shopify double's
+    schema, hypothesis's strategies): the cyclic garbage collector stops scanning them
+    (`gc.freeze`), and collects young objects every 50,000 allocations instead of 700. The tests'
+    time in the collector halves (about 4.3 s to 2.0 s of CPU for 700 of them; docs/benchmarks.md,
+    "Test suite time"); no test relies on when a cycle is collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
