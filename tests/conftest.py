@@ -16,6 +16,10 @@ from app.main import create_app
 from tests.fixtures.database import POSTGRES_URL, clear, fresh_postgres, fresh_sqlite
 from tests.fixtures.webhooks import SECRET
 
+# Fewer young collections from the start: importing the app, its libraries and the Shopify
+# double's schema allocates millions of objects that all survive (pytest_collection_finish below).
+gc.set_threshold(50_000, 20, 20)
+
 BACKENDS = ("postgresql", "sqlite")
 
 
@@ -83,12 +87,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The objects alive after collection live for the whole run (modules, the Shopify double's
     schema, hypothesis's strategies): the cyclic garbage collector stops scanning them
-    (`gc.freeze`), and collects young objects every 50,000 allocations instead of 700. The tests'
-    time in the collector halves (about 4.3 s to 2.0 s of CPU for 700 of them; docs/benchmarks.md,
-    "Test suite time"); no test relies on when a cycle is collected."""
+    (`gc.freeze`); with young collections every 50,000 allocations instead of 700 (above), the
+    tests' time in the collector halves (about 4.3 s to 2.0 s of CPU for 700 of them;
+    docs/benchmarks.md, "Test suite time"). No test relies on when a cycle is collected."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
