@@ -5,8 +5,10 @@ hold: nothing is written for a shop that does not exist, and erasing a shop whil
 its aggregates or an order delivery is in flight leaves none of their rows behind (the erasure
 waits for them and deletes what they wrote, or they wait for it and find no shop).
 
-The races are run with a fixed interleaving: one side holds its transaction open, the other is
-started in a thread and is seen waiting on a lock in `pg_locks`, then the first commits."""
+Tests without the `both_dbs` mark run on PostgreSQL alone (SQLite runs one write transaction at
+a time: nothing races). The races are run with a fixed interleaving: one side holds its
+transaction open, the other is started in a thread and is seen waiting on a lock in `pg_locks`,
+then the first commits."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.imports import repository as imports_repo
 from app.imports.schemas import LedgerText, copy_text, ledger_row
+from app.kit.db import libpq_url
 from app.models import Customer, Order, Shop
 from app.orders import service as orders_service
 from app.orders.schemas import OrderFacts
@@ -64,11 +67,6 @@ def _rows(session: Session, shop_id: int) -> tuple[int, int]:
     return len(orders), len(customers)
 
 
-def _postgres_only(session: Session) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        pytest.skip("SQLite runs one write transaction at a time: nothing races")
-
-
 # -- no row for a shop that does not exist -----------------------------------------------------------
 
 
@@ -99,7 +97,6 @@ def test_a_writer_refuses_a_shop_that_does_not_exist(session: Session, writer: s
 
 
 def test_an_import_batch_as_copy_text_refuses_a_shop_that_does_not_exist(session: Session) -> None:
-    _postgres_only(session)
     with pytest.raises(LookupError, match=f"shop {MISSING} does not exist"):
         imports_repo.write_ledger_text(session, MISSING, _batch(MISSING, 1, 2))
     session.rollback()
@@ -108,7 +105,6 @@ def test_an_import_batch_as_copy_text_refuses_a_shop_that_does_not_exist(session
 
 
 def test_the_delivery_function_writes_nothing_for_an_erased_shop(session: Session, engine: Engine) -> None:
-    _postgres_only(session)
     shop = create_shop(session)
     privacy.redact_shop(session, shop.shop_id)
     session.commit()
@@ -123,7 +119,6 @@ def test_writers_of_one_shop_hold_it_together_and_the_shop_row_stays_writable(
     """The hold is the key check's shared lock (`FOR KEY SHARE`), not an exclusive one: two import
     chunks or deliveries of one shop hold it at once, and the shop's own columns can still be
     updated (`last_webhook_at`, `customers_removed`). A lock timeout, not a wait, would say otherwise."""
-    _postgres_only(session)
     shop = create_shop(session)
     shops_repo.hold_shop(session, shop.shop_id)
     with sessionmaker(engine)() as other:
@@ -161,10 +156,6 @@ def _erase(engine: Engine, shop_id: int) -> None:
         privacy.redact_shop(other, shop_id)
 
 
-def _psycopg_url(engine: Engine) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def _ingest(
     engine: Engine, domain: str, order_id: int, *, before_commit: Callable[[], None] | None = None
 ) -> str:
@@ -172,7 +163,9 @@ def _ingest(
     while it is still open."""
 
     async def deliver() -> str:
-        async with await psycopg.AsyncConnection.connect(_psycopg_url(engine)) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            libpq_url(engine.url.render_as_string(hide_password=False))
+        ) as conn:
             answer = await orders_service.ingest_order(conn, domain, _facts(order_id), NOW, touch=False)
             if before_commit is not None:
                 await asyncio.to_thread(before_commit)
@@ -185,7 +178,6 @@ def _ingest(
 def test_an_erasure_waits_for_an_import_batch_in_flight_and_deletes_its_rows(
     session: Session, engine: Engine
 ) -> None:
-    _postgres_only(session)
     shop = create_shop(session)
     imports_repo.write_ledger_text(session, shop.shop_id, _batch(shop.shop_id, 1, 2, 3))
     imports_repo.recompute_customers(session, shop.shop_id, [7], NOW)
@@ -204,7 +196,6 @@ def test_an_erasure_waits_for_an_import_batch_in_flight_and_deletes_its_rows(
 
 
 def test_an_import_batch_after_an_erasure_began_is_refused(session: Session, engine: Engine) -> None:
-    _postgres_only(session)
     shop = create_shop(session)
 
     def batch() -> object:
@@ -226,7 +217,6 @@ def test_an_import_batch_after_an_erasure_began_is_refused(session: Session, eng
 def test_an_erasure_waits_for_an_order_delivery_in_flight_and_deletes_its_rows(
     session: Session, engine: Engine
 ) -> None:
-    _postgres_only(session)
     shop = create_shop(session)
     erasure = _InThread(lambda: _erase(engine, shop.shop_id))
 
@@ -244,7 +234,6 @@ def test_an_erasure_waits_for_an_order_delivery_in_flight_and_deletes_its_rows(
 
 
 def test_an_order_delivery_after_an_erasure_began_writes_nothing(session: Session, engine: Engine) -> None:
-    _postgres_only(session)
     shop = create_shop(session)
     privacy.redact_shop(session, shop.shop_id)
     delivery = _InThread(lambda: _ingest(engine, shop.domain, 1))
@@ -261,7 +250,6 @@ def test_an_order_delivery_after_an_erasure_began_writes_nothing(session: Sessio
 def test_a_delivery_by_the_python_rules_after_an_erasure_began_is_refused(
     session: Session, engine: Engine
 ) -> None:
-    _postgres_only(session)
     shop = create_shop(session)
 
     def deliver() -> Any:
