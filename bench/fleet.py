@@ -22,9 +22,11 @@ real app under uvicorn (2 processes) on this machine:
    before its daily work started (``clv_fits.fitted_at``: the fit job's claim) and until it was done
    (seen by a 1-second poll).
 2. Meanwhile signed ``orders/create`` webhooks at a steady 300/s (open loop, latency from the
-   scheduled send), spread over the shops in proportion to their size (new orders of existing and
-   new customers; the marks they leave are rescored by the same workers). Reference, same run: the
-   same load for --idle-seconds with no worker running.
+   scheduled send; the generator's own delay before each send is reported apart), spread over
+   the shops in proportion to their size (new orders of existing and new customers; the marks
+   they leave are rescored by the same workers). Reference, same run: the same load for
+   --idle-seconds with no worker running. The webhooks and the page probes below each run in a
+   process of their own (``Apart``), as Shopify and the merchant's browser would.
 3. Meanwhile the overview page (``/app``, session token, the whole app) of a small shop and of the
    largest, each every 0.5 s: p95 during the cycle; reference: the same during the idle phase.
 
@@ -288,26 +290,51 @@ def _clone(url: str, source: str, target: str) -> None:
 LARGEST_APART = 3  # the report splits the webhooks' latency: these largest shops, and the rest
 
 
-class Webhooks:
-    """Signed orders/create deliveries at a steady rate, open loop, from a thread of its own."""
+class Apart:
+    """A load that runs its ``_run`` coroutine in a process of its own (forked), as Shopify and
+    the merchant's browser are not in the app's processes: a thread of this script would share
+    its interpreter lock with the cycle's once-a-second poll of every shop, which then delayed
+    the sends and the reading of the answers (and only while a cycle ran). ``stop`` returns the
+    process's ``results``."""
+
+    results: Any
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._receive, self._send = context.Pipe(duplex=False)
+        self._process = context.Process(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+        self._send.send(self.results)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        self._process.start()
+        return self
+
+    def stop(self) -> Any:
+        self._stop.set()
+        results = self._receive.recv()
+        self._process.join()
+        return results
+
+
+class Webhooks(Apart):
+    """Signed orders/create deliveries at a steady rate, open loop."""
 
     def __init__(self, port: int, sizes: np.ndarray, rate: float, seed: int, first_order: int) -> None:
+        super().__init__()
         self.port, self.sizes, self.rate = port, sizes, rate
         self.rng = random.Random(seed)
         self.weights = list(np.cumsum(sizes / sizes.sum()))
         self.next_id = first_order
-        self.results: list[tuple[float, float, int, int]] = []  # (sent at, latency s, status, shop)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    def start(self) -> Webhooks:
-        self._thread.start()
-        return self
-
-    def stop(self) -> list[tuple[float, float, int, int]]:
-        self._stop.set()
-        self._thread.join()
-        return self.results
+        # (scheduled at, latency s from the schedule, status, shop, lateness s: the send's start
+        # after its schedule, this generator's own delay, before the request's first byte)
+        self.results: list[tuple[float, float, int, int, float]] = []
 
     def _request(self) -> tuple[int, bytes]:
         shop = self.rng.choices(range(1, self.sizes.size + 1), cum_weights=self.weights)[0]
@@ -376,6 +403,7 @@ class Webhooks:
         async def send(shop: int, request: bytes, scheduled: float, wall: float) -> None:
             reader, writer = await pool.get()
             status = 0
+            late = time.perf_counter() - scheduled
             try:
                 writer.write(request)
                 line = await reader.readline()
@@ -387,7 +415,7 @@ class Webhooks:
                 status = int(line.split()[1])
             except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            self.results.append((wall, time.perf_counter() - scheduled, status, shop))
+            self.results.append((wall, time.perf_counter() - scheduled, status, shop, late))
             pool.put_nowait((reader, writer))
 
         pending: set[asyncio.Task[None]] = set()
@@ -408,23 +436,13 @@ class Webhooks:
             pool.get_nowait()[1].close()
 
 
-class Pages:
+class Pages(Apart):
     """The overview page of a small and of the largest shop, each every ``every`` seconds."""
 
     def __init__(self, port: int, domains: dict[str, str], every: float = 0.5) -> None:
+        super().__init__()
         self.port, self.domains, self.every = port, domains, every
         self.results: dict[str, list[tuple[float, float, int]]] = {label: [] for label in domains}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    def start(self) -> Pages:
-        self._thread.start()
-        return self
-
-    def stop(self) -> dict[str, list[tuple[float, float, int]]]:
-        self._stop.set()
-        self._thread.join()
-        return self.results
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30) as client:
@@ -458,7 +476,7 @@ def server_env(url: str) -> dict[str, str]:
 
 
 def start_web(url: str, port: int, processes: int, pgoptions: str | None = None) -> subprocess.Popen[bytes]:
-    env = server_env(url)
+    env = {**server_env(url), "PGAPPNAME": "fleet-web"}
     if pgoptions:
         env["PGOPTIONS"] = pgoptions  # the web processes' connections only, not the workers'
     server = subprocess.Popen(
@@ -488,6 +506,58 @@ def start_web(url: str, port: int, processes: int, pgoptions: str | None = None)
         time.sleep(0.3)
     server.kill()
     raise RuntimeError("uvicorn did not start")
+
+
+SERIAL_QUERIES = "-c max_parallel_workers_per_gather=0"
+
+
+class Placement:
+    """A diagnostic (``--worker-placement idle``): every 20 ms, put the worker processes (each of
+    their threads) and the PostgreSQL backends serving them (found by ``application_name``; their
+    queries run without parallel workers, SERIAL_QUERIES) under SCHED_IDLE, the kernel's lowest
+    class, which any other runnable task preempts at once: to see whether the webhooks' tail is
+    the CPU the workers' side takes. Needs root for the backends, which belong to postgres; a
+    backend's first 20 ms run at the default priority."""
+
+    def __init__(self, url: str, how: str, pids: list[int]) -> None:
+        self.url, self.how, self.pids = url, how, pids
+        self._stop = threading.Event()
+        self._done: set[int] = set()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Placement:
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return len(self._done)
+
+    def _apply(self, tid: int) -> None:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            self._done.add(tid)
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        engine = make_engine(self.url)
+        query = text(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'fleet-worker' "
+            "OR leader_pid IN (SELECT pid FROM pg_stat_activity WHERE application_name = 'fleet-worker')"
+        )
+        while not self._stop.wait(0.02):
+            with engine.connect() as conn:
+                backends = list(conn.scalars(query))
+            for pid in self.pids:
+                for tid in os.listdir(f"/proc/{pid}/task") if os.path.exists(f"/proc/{pid}/task") else []:
+                    if int(tid) not in self._done:
+                        self._apply(int(tid))
+            for pid in backends:
+                if pid not in self._done:
+                    self._apply(pid)
+        engine.dispose()
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -522,7 +592,7 @@ def pct(values: list[float], p: float) -> float:
 class Phase:
     label: str
     seconds: float
-    webhooks: list[tuple[float, float, int, int]]
+    webhooks: list[tuple[float, float, int, int, float]]
     pages: dict[str, list[tuple[float, float, int]]]
     longest_wait_start: float = 0.0
     longest_wait_done: float = 0.0
@@ -534,9 +604,15 @@ class Phase:
 
     def webhook_ms(self, shops: Callable[[int], bool] = lambda shop: True) -> tuple[float, float, int, int]:
         rows = [row for row in self.webhooks if shops(row[3])]
-        lat = [1000 * latency for _, latency, _, _ in rows]
-        bad = sum(1 for _, _, status, _ in rows if status != 200)
+        lat = [1000 * row[1] for row in rows]
+        bad = sum(1 for row in rows if row[2] != 200)
         return pct(lat, 50), pct(lat, 99), len(lat), bad
+
+    def lateness_ms(self) -> tuple[float, float, float]:
+        """The generator's own delay (p50, p99 ms) and the latency from the actual send (p99 ms)."""
+        late = [1000 * row[4] for row in self.webhooks]
+        sent = [1000 * (row[1] - row[4]) for row in self.webhooks]
+        return pct(late, 50), pct(late, 99), pct(sent, 99)
 
     def page_ms(self, label: str) -> tuple[float, float, int, int]:
         rows = self.pages[label]
@@ -595,9 +671,24 @@ def run_cycle(
         ).start()
         started = time.perf_counter()
         procs = [
-            subprocess.Popen([sys.executable, "-m", "app.worker"], cwd=ROOT, env=server_env(url))
+            subprocess.Popen(
+                [sys.executable, "-m", "app.worker"],
+                cwd=ROOT,
+                env={
+                    **server_env(url),
+                    "PGAPPNAME": "fleet-worker",
+                    # placed, a worker's queries run in its backend alone: a parallel worker
+                    # lives for one query, often less than the placement's 20 ms
+                    **({"PGOPTIONS": SERIAL_QUERIES} if args.worker_placement else {}),
+                },
+            )
             for _ in range(workers)
         ]
+        placement = (
+            Placement(url, args.worker_placement, [p.pid for p in procs]).start()
+            if args.worker_placement
+            else None
+        )
         done_at: dict[int, float] = {}
         starts: dict[int, float] = {}
         shops = sizes.size
@@ -624,6 +715,8 @@ def run_cycle(
                 raise RuntimeError("a worker exited")
         seconds = time.perf_counter() - started
         cycle_end = time.time()
+        if placement is not None:
+            print(f"  {args.worker_placement}: {placement.stop()} threads and backends placed", flush=True)
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
@@ -700,6 +793,11 @@ def main() -> None:
         help="PGOPTIONS for the web processes' connections only (not the workers'): e.g. "
         "'-c synchronous_commit=off' shows how much of the webhooks' latency is the commit's WAL flush",
     )
+    parser.add_argument(
+        "--worker-placement",
+        choices=("idle",),
+        help="a diagnostic: the workers and their database backends under SCHED_IDLE (see Placement)",
+    )
     parser.add_argument("--reuse-setup", action="store_true")
     parser.add_argument("--setup-only", action="store_true", help="build and save the setup, time nothing")
     args = parser.parse_args()
@@ -772,12 +870,17 @@ def main() -> None:
     for p in phases:
         w50, w99, n, bad = p.webhook_ms()
         print(f"{p.label:12} {w50:7.1f} {w99:7.1f}   ({n}, {bad})  p99 {w99 / i99:.2f}x idle")
+    print("  the generator's own delay before a send (this machine's load on the stand-in for Shopify):")
+    print("  p50 / p99 ms, and the p99 from the actual send")
+    for p in (idle, *phases):
+        l50, l99, s99 = p.lateness_ms()
+        print(f"  {p.label:12} {l50:7.1f} {l99:7.1f}   from the send: p99 {s99:7.1f}")
     # where the tail is: the deliveries to the largest shops (whose long jobs hold their rows) or
     # spread over every shop (the CPU)
-    largest = set(int(i) + 1 for i in np.argsort(sizes)[-LARGEST_APART:])
+    largest_shops = set(int(i) + 1 for i in np.argsort(sizes)[-LARGEST_APART:])
     for name, keep in (
-        (f"the {LARGEST_APART} largest shops", lambda shop: shop in largest),
-        ("every other shop", lambda shop: shop not in largest),
+        (f"the {LARGEST_APART} largest shops", lambda shop: shop in largest_shops),
+        ("every other shop", lambda shop: shop not in largest_shops),
     ):
         print(f"  of which to {name}: p50 / p99 ms (requests)")
         for p in (idle, *phases):
