@@ -173,6 +173,7 @@ def test_the_status_panel_updates_while_you_watch(
     browser_page: object, server: str, seeded: SeededShop, session: Session
 ) -> None:
     page = browser_page
+    page.clock.install()  # type: ignore[attr-defined] # the status page's polls, on the test's command
     _open(page, server, "/app/status")
     assert page.locator("#import-state").inner_text() == "never imported"  # type: ignore[attr-defined]
     from datetime import UTC, datetime
@@ -181,6 +182,7 @@ def test_the_status_panel_updates_while_you_watch(
 
     request_import(session, seeded.shop_id, datetime.now(UTC))  # e.g. the install queued one
     session.commit()
+    page.clock.run_for(3_000)  # type: ignore[attr-defined] # the next poll (every 3 s), now
     page.wait_for_function(  # type: ignore[attr-defined]
         "document.getElementById('import-state').textContent === 'waiting to start'", timeout=10_000
     )
