@@ -31,8 +31,8 @@ BACKENDS = ("postgresql", "sqlite")
 # mostly waits (its CPU a fraction of its clock) is named in WAITING: those all go to one process,
 # so that no two processes wait at once while a core stands idle.
 LONGEST_FIRST = {
-    "tests/admin/test_browser": 27.3,
-    "tests/worker/test_multi_host.py": 22.7,
+    "tests/admin/test_browser": 21.0,
+    "tests/worker/test_multi_host.py": 12.5,
     "tests/demo/test_demo.py": 10.7,
     "tests/admin/test_customer_list.py": 4.9,
     "tests/bad_input/test_ids.py": 4.5,
@@ -43,7 +43,7 @@ LONGEST_FIRST = {
     "tests/scoring/test_scoring_properties.py": 2.4,
     "tests/scoring/test_properties.py": 2.2,
 }
-# the worker test: two 8 s heartbeat expiries, three processes; the demos: the worker's polls
+# the worker test: two 4 s heartbeat expiries, three processes; the demos: the worker's polls
 WAITING = {
     "tests/worker/test_multi_host.py",
     "tests/demo/test_demo.py",

@@ -6,7 +6,7 @@ sync; the other finishes the job within the heartbeat expiry, nothing is done tw
 lost: every customer scored once, every customer's metafields written to Shopify once.
 
 Needs root and `ip` (the CI runs as root); skipped otherwise. Cheap by design: a 40-customer shop,
-a 1 s heartbeat with an 8 s expiry (the workers' environment), and waits on events, not sleeps of a
+a 0.5 s heartbeat with a 4 s expiry (the workers' environment), and waits on events, not sleeps of a
 fixed length."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.skipif(
 
 SHOP = "two-hosts.myshopify.com"
 CUSTOMERS = 40
-HEARTBEAT_S, EXPIRY_S = 1.0, 8.0  # a long expiry: a live worker starved on a loaded machine keeps its job
+HEARTBEAT_S, EXPIRY_S = 0.5, 4.0  # eight beats: a live worker starved on a loaded machine keeps its job
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 120.0  # the longest any step may take on a loaded machine before the test fails
 
