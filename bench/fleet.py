@@ -333,7 +333,8 @@ class Webhooks(Apart):
         self.weights = list(np.cumsum(sizes / sizes.sum()))
         self.next_id = first_order
         # (scheduled at, latency s from the schedule, status, shop, lateness s: the send's start
-        # after its schedule, this generator's own delay, before the request's first byte)
+        # after its schedule, before the request's first byte: this generator's own delay and any
+        # wait for a free one of its 64 connections)
         self.results: list[tuple[float, float, int, int, float]] = []
 
     def _request(self) -> tuple[int, bytes]:
@@ -519,8 +520,8 @@ class Placement:
     the CPU the workers' side takes. Needs root for the backends, which belong to postgres; a
     backend's first 20 ms run at the default priority."""
 
-    def __init__(self, url: str, how: str, pids: list[int]) -> None:
-        self.url, self.how, self.pids = url, how, pids
+    def __init__(self, url: str, pids: list[int]) -> None:
+        self.url, self.pids = url, pids
         self._stop = threading.Event()
         self._done: set[int] = set()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -550,13 +551,10 @@ class Placement:
         while not self._stop.wait(0.02):
             with engine.connect() as conn:
                 backends = list(conn.scalars(query))
-            for pid in self.pids:
-                for tid in os.listdir(f"/proc/{pid}/task") if os.path.exists(f"/proc/{pid}/task") else []:
-                    if int(tid) not in self._done:
-                        self._apply(int(tid))
-            for pid in backends:
-                if pid not in self._done:
-                    self._apply(pid)
+            alive = [f"/proc/{pid}/task" for pid in self.pids if os.path.isdir(f"/proc/{pid}/task")]
+            threads = [int(tid) for folder in alive for tid in os.listdir(folder)]
+            for tid in set(threads + backends) - self._done:
+                self._apply(tid)
         engine.dispose()
 
 
@@ -684,11 +682,7 @@ def run_cycle(
             )
             for _ in range(workers)
         ]
-        placement = (
-            Placement(url, args.worker_placement, [p.pid for p in procs]).start()
-            if args.worker_placement
-            else None
-        )
+        placement = Placement(url, [p.pid for p in procs]).start() if args.worker_placement else None
         done_at: dict[int, float] = {}
         starts: dict[int, float] = {}
         shops = sizes.size
