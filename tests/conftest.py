@@ -4,17 +4,21 @@ import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
-from tests.fixtures.database import POSTGRES_URL, clear, fresh_postgres, fresh_sqlite
-from tests.fixtures.webhooks import SECRET
+# pytest-xdist's controller process loads this file too, but runs no test: the app and the
+# libraries the fixtures need are imported where they are used, so that the controller starts the
+# test processes at once instead of first importing the app (about 1.5 s of CPU, docs/benchmarks.md,
+# "Test suite time"). Each test process imports them when it collects the tests.
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+    from starlette.testclient import TestClient
+
+    from app.config import Settings
 
 # Fewer young collections from the start: importing the app, its libraries and the Shopify
 # double's schema allocates millions of objects that all survive (pytest_collection_finish below).
@@ -108,6 +112,8 @@ class Databases:
         self.engines: dict[str, tuple[Engine, str]] = {}
 
     def get(self, backend: str) -> tuple[Engine, str]:
+        from tests.fixtures.database import POSTGRES_URL, fresh_postgres, fresh_sqlite
+
         if backend not in self.engines:
             if backend == "postgresql":
                 self.engines[backend] = (fresh_postgres(), POSTGRES_URL)
@@ -132,6 +138,8 @@ def database_url(databases: Databases, backend: str) -> str:
 
 @pytest.fixture
 def engine(databases: Databases, backend: str) -> Engine:
+    from tests.fixtures.database import clear
+
     engine = databases.get(backend)[0]
     clear(engine)
     return engine
@@ -139,12 +147,17 @@ def engine(databases: Databases, backend: str) -> Engine:
 
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     with sessionmaker(engine, expire_on_commit=False)() as s:
         yield s
 
 
 @pytest.fixture
 def settings(engine: Engine, database_url: str) -> Settings:
+    from app.config import Settings
+    from tests.fixtures.webhooks import SECRET
+
     # No idle webhook connection per test's app (a new PostgreSQL backend each, about 4.5 ms of the
     # server's CPU): a test that posts an order opens one (tests/webhooks cover both sizes).
     return Settings(
@@ -158,11 +171,15 @@ def settings(engine: Engine, database_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine) -> FastAPI:
+    from app.main import create_app
+
     # the test database's engine: its pooled connection serves every test of the process
     return create_app(settings, engine=engine)
 
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
+    from starlette.testclient import TestClient
+
     with TestClient(app) as c:
         yield c
