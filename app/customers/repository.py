@@ -126,7 +126,7 @@ def recompute(
 
 def remove(session: Session, shop_id: int, customer_id: int) -> None:
     """Delete the customer's row and count the removal on the shop: a rescore that read the
-    customer before this commits drops what it wrote for them (app.scoring.repository.lock_scores)."""
+    customer before this commits drops what it wrote for them (app.scoring.store.lock_scores)."""
     session.execute(
         delete(customers).where(customers.c.shop_id == shop_id, customers.c.customer_id == customer_id)
     )

@@ -173,12 +173,16 @@ def lock_scores(session: Session, shop_id: int) -> int:
     run while copied rows it cannot see yet are on their way (it would miss them; a row updated in
     place makes it wait on its own, but not a row inserted). A redaction that committed
     before the lock shows in the count, and the rescore then drops what it wrote for that customer
-    (:func:`drop_removed_customers`). The shop's row is locked as a foreign key check would (there
-    is none on customer_scores: migration 0008), so the shop cannot be erased under the rescore."""
+    (:func:`drop_removed_customers`). On PostgreSQL the shop's row is read ``FOR NO KEY UPDATE``
+    (SQLAlchemy's ``key_share=True``), the lock a removal's update of the count takes too
+    (``app.customers.repository.remove``): a removal in flight is waited for and shows in the
+    count, a later one waits for the rescore to commit. A foreign key check's lighter ``FOR KEY
+    SHARE`` would let the count move under the rescore. It also keeps the shop from being erased
+    under the rescore (customer_scores has no foreign key to shops: migration 0008)."""
     query = select(Shop.customers_removed).where(Shop.shop_id == shop_id)
     advisory_lock(session, [lock_key("scores", shop_id)])
     if is_postgres(session):
-        query = query.with_for_update(key_share=True)
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
     removed = session.scalar(query)
     if removed is None:
         raise LookupError(f"shop {shop_id} does not exist: no scores to store")
