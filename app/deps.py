@@ -1,4 +1,4 @@
-"""Request dependencies that read as types: `SessionDep` (from app.kit.db) and `CurrentShop`.
+"""Request dependencies that read as types: `SessionDep` (from app.kit.web) and `CurrentShop`.
 
 `CurrentShop` authenticates a request by its App Bridge session token
 (https://shopify.dev/docs/apps/build/authentication-authorization/session-tokens):
@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from app.auth.dev import dev_session_token
 from app.auth.service import ShopAuth
 from app.config import Settings
-from app.kit.db import SessionDep
 from app.kit.observability import shop_var
+from app.kit.web import SessionDep
 from app.models import Shop
 from app.shopify.session_token import InvalidSessionToken, SessionTokenClaims, decode_session_token
 

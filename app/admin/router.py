@@ -37,9 +37,10 @@ from app.auth.service import embedded_app_url
 from app.config import Settings
 from app.deps import CurrentShop, install_for, session_claims
 from app.jobs import repository as jobs_repo
-from app.kit.db import SessionDep, write_transaction
+from app.kit.db import write_transaction
 from app.kit.errors import AppError, BadRequest, UnprocessablePayload
 from app.kit.request_body import declared_length, read_body
+from app.kit.web import SessionDep
 from app.models import Shop
 from app.scoring import service as scoring
 from app.scoring.compute import MIN_CUSTOMERS_FOR_TENTHS

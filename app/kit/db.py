@@ -1,4 +1,5 @@
-"""Engine and session factories; the request dependency commits or rolls back."""
+"""Engine and session factories, the write transaction, migrations and the webhook pool (the request
+dependency is app.kit.web)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from alembic.config import Config
-from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -111,20 +111,6 @@ def webhook_pool(url: str, size: int, wait_seconds: float, min_size: int = 1) ->
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
-    with factory() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def _migrations_dir() -> Path:

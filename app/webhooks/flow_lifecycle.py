@@ -19,8 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.config import Settings
-from app.kit.db import SessionDep
 from app.kit.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnprocessablePayload
+from app.kit.web import SessionDep
 from app.orders.schemas import parse_id
 from app.shopify.shop_domain import sanitize_shop_domain
 from app.shopify.webhook_hmac import verify_webhook_hmac

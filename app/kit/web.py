@@ -1,0 +1,25 @@
+"""The database session as a FastAPI request dependency: `SessionDep` commits when the endpoint
+returns and rolls back when it raises. Apart from app.kit.db so that the worker and the CLI, which
+serve no request, start without importing FastAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    with factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
