@@ -64,6 +64,9 @@ def seeded_once() -> set[str]:
     return set()
 
 
+_CLEARED = pytest.StashKey[bool]()  # set when `engine` emptied the database: `seeded` restores it
+
+
 @pytest.fixture
 def engine(
     request: pytest.FixtureRequest, databases: Databases, backend: str, seeded_once: set[str]
@@ -77,9 +80,6 @@ def engine(
         database.clear(engine)
         request.node.stash[_CLEARED] = True
     return engine
-
-
-_CLEARED = pytest.StashKey[bool]()
 
 
 @pytest.fixture
