@@ -154,7 +154,8 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 # Settings read the environment and validate every field (about 0.9 ms of CPU): each test gets a
-# deep copy of the one made for its database and the environment as it is.
+# deep copy of the one made for its database and the environment as it is. pytest names the running
+# test in the environment (PYTEST_CURRENT_TEST, a new value at every test), which no setting reads.
 _settings_made: dict[tuple[str, frozenset[tuple[str, str]]], Settings] = {}
 
 
@@ -163,7 +164,7 @@ def settings(engine: Engine, database_url: str) -> Settings:
     from app.config import Settings
     from tests.fixtures.webhooks import SECRET
 
-    key = (database_url, frozenset(os.environ.items()))
+    key = (database_url, frozenset(i for i in os.environ.items() if i[0] != "PYTEST_CURRENT_TEST"))
     if key not in _settings_made:
         # No idle webhook connection per test's app (a new PostgreSQL backend each, about 4.5 ms of
         # the server's CPU): a test that posts an order opens one (tests/webhooks cover both sizes).
