@@ -38,6 +38,7 @@ from app.demo.history import generate
 from app.imports.service import import_progress
 from app.jobs.services import services_factory
 from app.kit.db import make_engine, make_sessionmaker, migrate
+from app.kit.http import tls_context
 from app.main import create_app
 from app.models import Customer, CustomerScore, FlowTriggerEvent, Shop
 from app.sync.desired import metafields_expected
@@ -284,23 +285,28 @@ class Demo:
         token = make_session_token(DEMO_SHOP, settings.shopify_api_key, settings.shopify_api_secret)
         host = base64.b64encode(b"admin.shopify.com/store/demo-shop").decode().rstrip("=")
         params = {"embedded": "1", "shop": DEMO_SHOP, "host": host, "id_token": token}
-        response = httpx.get(f"http://{self.host}:{app_port}/app", params=params, timeout=30)
+        with self._local_client(app_port) as client:
+            response = client.get("/app", params=params)
         if response.status_code != 200:
             raise RuntimeError(f"the embedded page answered {response.status_code} on install")
 
     def _turn_on_workflows(self, app_port: int) -> None:
         """What Shopify Flow tells the app when the merchant turns on a workflow using a trigger."""
-        for handle in self.store.flow_triggers:
-            body, headers = lifecycle_callback(self.store, DEMO_SHOP, handle, True, datetime.now(UTC))
-            response = httpx.post(
-                f"http://{self.host}:{app_port}/flow/lifecycle", content=body, headers=headers, timeout=30
-            )
-            if response.status_code != 200:
-                raise RuntimeError(f"the Flow lifecycle callback answered {response.status_code}")
+        with self._local_client(app_port) as client:
+            for handle in self.store.flow_triggers:
+                body, headers = lifecycle_callback(self.store, DEMO_SHOP, handle, True, datetime.now(UTC))
+                response = client.post("/flow/lifecycle", content=body, headers=headers)
+                if response.status_code != 200:
+                    raise RuntimeError(f"the Flow lifecycle callback answered {response.status_code}")
 
     def _open_overview(self) -> int:
-        with httpx.Client(follow_redirects=True, timeout=30) as client:
+        with httpx.Client(follow_redirects=True, timeout=30, verify=tls_context()) as client:
             return client.get(self.result.url).status_code
+
+    def _local_client(self, app_port: int) -> httpx.Client:
+        """A client of the demo's own app server. The process's one TLS context (app.kit.http): a
+        new client would otherwise load the CA bundle again (about 25 ms of CPU) for plain HTTP."""
+        return httpx.Client(base_url=f"http://{self.host}:{app_port}", timeout=30, verify=tls_context())
 
     def _run_worker(self) -> None:
         assert self._worker is not None
@@ -403,7 +409,9 @@ class Demo:
         rng = random.Random(self.seed + 1)
         shop = self.store.shop(DEMO_SHOP)
         customer_ids = [c.id for c in list(shop.customers.values())]
-        async with httpx.AsyncClient(base_url=f"http://{self.host}:{app_port}", timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://{self.host}:{app_port}", timeout=10, verify=tls_context()
+        ) as client:
             sender = WebhookSender(client, secret=settings.shopify_api_secret, max_retries=3, base_delay=0.5)
             while not self._stop.is_set() and not self._stream_done.is_set():
                 if not customer_ids or (self.customers == 0 and rng.random() < NEW_BUYER_SHARE):
