@@ -3,6 +3,7 @@
     .venv/bin/python bench/fleet.py                  # 1,000 shops, ~1M customers, ~5M orders
     .venv/bin/python bench/fleet.py --scale 0.05     # 50 shops, ~50k customers: a quick run
     .venv/bin/python bench/fleet.py --reuse-setup    # clone the saved setup of an earlier run
+    .venv/bin/python bench/fleet.py --reuse-setup --burners 2  # no cycle: the idle load beside 2 CPU burners
 
 Setup (not timed): 1,000 installed shops whose sizes are heavy-tailed (lognormal around a few
 hundred customers, the three largest 180k, 120k and 100k customers; ~1M customers in all, 1 +
@@ -558,6 +559,73 @@ class Placement:
         engine.dispose()
 
 
+# a burner: one process that keeps a core busy and touches nothing the app uses (no database, no
+# socket, no file), under the scheduling class given by its first argument; "loop" spins in the
+# interpreter (a few kB of cache), "memory" copies 64 MB arrays back and forth (the last-level
+# cache and the memory bus, as a worker's NumPy and its backend's sorts do)
+BURNER = """
+import os, sys
+if sys.argv[1] == "idle":
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+if sys.argv[2] == "memory":
+    import numpy as np
+    a, b = np.ones(8 << 20), np.zeros(8 << 20)
+    while True:
+        np.copyto(b, a); np.copyto(a, b)
+else:
+    n = 0
+    while True:
+        n += 1
+"""
+BURNERS = (("idle", "loop"), ("idle", "memory"), ("normal", "loop"))
+
+
+def run_burners(
+    url: str, template: str, sizes: np.ndarray, args: argparse.Namespace, first_order: int
+) -> None:
+    """A diagnostic (``--burners N``): the idle reference, then the same webhook and page load
+    beside N burners of each kind (BURNER): whether two busy cores raise the webhooks' tail by
+    themselves, with nothing that the webhooks could wait on but the cores (and the caches and
+    the memory bus they share) and, under SCHED_IDLE, not even the cores' time."""
+    database = make_url(normalise_url(url)).database
+    assert database is not None
+    _clone(url, template, database)
+    port = free_port()
+    web = start_web(url, port, args.web_processes, args.web_pgoptions)
+    phases: list[Phase] = []
+    try:
+        phases.append(run_idle(port, sizes, args, first_order))
+        for n, (policy, kind) in enumerate(BURNERS, start=1):
+            burners = [
+                subprocess.Popen([sys.executable, "-c", BURNER, policy, kind]) for _ in range(args.burners)
+            ]
+            try:
+                time.sleep(1.0)
+                phase = run_idle(port, sizes, args, first_order + n * 10**7)
+            finally:
+                for b in burners:
+                    b.kill()
+                    b.wait()
+            phase.label = f"{args.burners} {kind} burner{'s' if args.burners > 1 else ''}, {policy}"
+            phases.append(phase)
+            phases.append(run_idle(port, sizes, args, first_order + n * 10**7 + 5 * 10**6))
+    finally:
+        stop(web)
+    print(
+        f"\nwebhooks at {args.rate:.0f}/s, {args.idle_seconds:.0f} s a phase: p50 / p99 ms"
+        " (requests, non-200)"
+    )
+    reference = phases[0].webhook_ms()[1]
+    for p in phases:
+        w50, w99, count, bad = p.webhook_ms()
+        l50, l99, s99 = p.lateness_ms()
+        print(
+            f"  {p.label:32} {w50:6.1f} {w99:7.1f}  ({count}, {bad})  p99 {w99 / reference:.2f}x the first; "
+            f"generator's delay p99 {l99:.1f}, p99 from the send {s99:.1f}"
+        )
+    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
@@ -792,6 +860,11 @@ def main() -> None:
         choices=("idle",),
         help="a diagnostic: the workers and their database backends under SCHED_IDLE (see Placement)",
     )
+    parser.add_argument(
+        "--burners",
+        type=int,
+        help="a diagnostic instead of the cycles: the idle load beside this many CPU burners (see BURNER)",
+    )
     parser.add_argument("--reuse-setup", action="store_true")
     parser.add_argument("--setup-only", action="store_true", help="build and save the setup, time nothing")
     args = parser.parse_args()
@@ -829,6 +902,9 @@ def main() -> None:
     print(f"load average before the timed phases: {load} (2 cores, shared with other sessions)", flush=True)
 
     first_order = 10**9
+    if args.burners:
+        run_burners(args.url, template, sizes, args, first_order)
+        return
     phases: list[Phase] = []
     idle_phase: list[Phase] = []
     counts = [int(w) for w in args.workers.split(",")]
