@@ -20,6 +20,7 @@ from app.models.base import table_of
 from app.scoring import service as scoring
 from app.settings.service import update_settings
 from app.shopify.oauth import AccessToken
+from app.shops import repository as shops_repo
 from app.shops.service import register_shop
 from app.shops.tokens import store_token, token_cipher
 
@@ -83,6 +84,7 @@ def insert_orders(
                 "stale_since": None,
             }
         )
+    shops_repo.hold_shop(session, shop_id)  # as every writer of the ledger does (tests/fixtures/holds.py)
     if records:
         session.execute(table_of(Order).insert(), records)
     customers_repo.recompute(session, shop_id, {r[0] for r in rows}, now)

@@ -216,6 +216,8 @@ def _grow_to(engine: Engine, shop_id: int, customers: int) -> None:
     with engine.begin() as conn:
         have = conn.scalar(text("SELECT count(*) FROM customer_scores WHERE shop_id = :s"), {"s": shop_id})
         params = {"shop": shop_id, "n": customers - int(have or 0)}
+        # the shop's row held, as a rescore's lock_scores holds it (tests/fixtures/holds.py)
+        conn.execute(text("SELECT FROM shops WHERE shop_id = :shop FOR NO KEY UPDATE"), params)
         conn.execute(
             text(
                 f"""INSERT INTO customer_scores (shop_id, customer_id, frequency, monetary, orders_last_year,

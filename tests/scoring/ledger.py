@@ -15,6 +15,7 @@ from app.models import Order
 from app.models.base import table_of
 from app.orders.schemas import parse_order
 from app.orders.service import apply_order
+from app.shops import repository as shops_repo
 from tests.fixtures.factories import order_payload
 
 _order_ids = count(1_000_000)
@@ -88,6 +89,7 @@ def bulk_orders(
             }
         )
         customers.add(customer_id)
+    shops_repo.hold_shop(session, shop_id)  # as every writer of the ledger does (tests/fixtures/holds.py)
     if records:
         session.execute(table_of(Order).insert(), records)
     customers_repo.recompute(session, shop_id, customers, now)

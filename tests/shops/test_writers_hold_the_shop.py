@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Engine, inspect, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.imports import repository as imports_repo
@@ -127,6 +128,56 @@ def test_writers_of_one_shop_hold_it_together_and_the_shop_row_stays_writable(
         other.execute(update(Shop).where(Shop.shop_id == shop.shop_id).values(last_webhook_at=NOW))
         other.commit()
     session.rollback()
+
+
+# -- the hold check of the test databases (tests/fixtures/holds.py) -------------------------------------
+
+
+def _customer(shop_id: int) -> Customer:
+    return Customer(
+        shop_id=shop_id,
+        customer_id=7,
+        orders_count=0,
+        total_spent=Decimal(0),
+        discounted_orders_count=0,
+        aggregates_updated_at=NOW,
+    )
+
+
+def _refused(shop_id: int) -> str:
+    return f"rows inserted into customers for shop {shop_id}, whose row this transaction does not hold"
+
+
+def test_the_test_databases_refuse_an_insert_whose_shop_is_not_held(session: Session) -> None:
+    """Every PostgreSQL test runs with the check: a writer that forgets the hold fails at its first
+    insert, whether or not an erasure races it."""
+    shop = create_shop(session)  # committed: another transaction could erase it
+    session.add(_customer(shop.shop_id))
+    with pytest.raises(DBAPIError, match=_refused(shop.shop_id)):
+        session.flush()
+    session.rollback()
+
+    shops_repo.hold_shop(session, shop.shop_id)
+    session.add(_customer(shop.shop_id))
+    session.commit()
+    assert _rows(session, shop.shop_id) == (0, 1)
+
+
+def test_the_check_refuses_an_insert_for_a_shop_that_does_not_exist(session: Session) -> None:
+    session.add(_customer(MISSING))
+    with pytest.raises(DBAPIError, match=_refused(MISSING)):
+        session.flush()
+    session.rollback()
+
+
+def test_a_shop_row_the_transaction_wrote_itself_counts_as_held(session: Session) -> None:
+    """No other transaction sees an uncommitted shop row, so none can erase it: its rows may be
+    written without a lock, as a foreign key check would also pass without waiting."""
+    shop = shops_repo.create(session, "new-shop.myshopify.com", NOW)
+    session.flush()
+    session.add(_customer(shop.shop_id))
+    session.commit()
+    assert _rows(session, shop.shop_id) == (0, 1)
 
 
 # -- an erasure racing a writer ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from app.config import Settings
 from app.kit.db import make_sessionmaker, write_transaction
 from app.models import CustomerScore, CustomerSyncState, Shop, ShopMetricsSnapshot
 from app.models.base import table_of
+from app.scoring.store import lock_scores
 from app.settings.service import update_settings
 from app.shopify.admin_client import AdminClient
 from app.shops.tokens import token_cipher
@@ -110,6 +111,7 @@ class World:
         """Write (or change) a customer's stored score as a rescore would (new synced_hash)."""
         row = score_row(self.shop_id, customer_id, self.tick(), **values)
         with write_transaction(self.factory) as session:
+            lock_scores(session, self.shop_id)
             session.execute(
                 table_of(CustomerScore)
                 .delete()
@@ -235,6 +237,7 @@ def seed(world: World, count: int, *, merchant_tags: tuple[str, ...] = ("wholesa
     ids = [c.id for c in people]
     rows = [score_row(world.shop_id, cid, world.now, **variety(i)) for i, cid in enumerate(ids)]
     with write_transaction(world.factory) as session:
+        lock_scores(session, world.shop_id)  # as a rescore does before it writes scores
         session.execute(table_of(CustomerScore).insert(), rows)
         mark_rescored(session, world.shop_id, world.tick())
     world.customers.extend(ids)
