@@ -865,6 +865,9 @@ def main() -> None:
         type=int,
         help="a diagnostic instead of the cycles: the idle load beside this many CPU burners (see BURNER)",
     )
+    parser.add_argument(
+        "--timeline", action="store_true", help="also the webhooks' p99 of each 10 s of each cycle"
+    )
     parser.add_argument("--reuse-setup", action="store_true")
     parser.add_argument("--setup-only", action="store_true", help="build and save the setup, time nothing")
     args = parser.parse_args()
@@ -956,6 +959,14 @@ def main() -> None:
         for p in (idle, *phases):
             w50, w99, n, _ = p.webhook_ms(keep)
             print(f"  {p.label:12} {w50:7.1f} {w99:7.1f}   ({n})")
+    if args.timeline:
+        print("  p99 ms of each 10 s of the cycle (when the tail comes):")
+        for p in phases:
+            start = min(r[0] for r in p.webhooks)
+            windows: dict[int, list[float]] = {}
+            for row in p.webhooks:
+                windows.setdefault(int((row[0] - start) // 10), []).append(1000 * row[1])
+            print(f"  {p.label:12} " + " ".join(f"{pct(windows[w], 99):.0f}" for w in sorted(windows)))
     print("\noverview page /app: p50 / p95 ms (requests, non-200)")
     for label in ("small", "largest"):
         r50, r95, rn, rbad = idle.page_ms(label)
