@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
+from app.scoring.store import lock_scores
 from app.vocabulary import SEGMENT_NAMES, STAGE_NAMES
 from tests.admin.conftest import BROWSER, Shots, axe_violations, new_context, open_page
 from tests.admin.seed import SeededShop
@@ -216,8 +218,7 @@ def _grow_to(engine: Engine, shop_id: int, customers: int) -> None:
     with engine.begin() as conn:
         have = conn.scalar(text("SELECT count(*) FROM customer_scores WHERE shop_id = :s"), {"s": shop_id})
         params = {"shop": shop_id, "n": customers - int(have or 0)}
-        # the shop's row held, as a rescore's lock_scores holds it (tests/fixtures/holds.py)
-        conn.execute(text("SELECT FROM shops WHERE shop_id = :shop FOR NO KEY UPDATE"), params)
+        lock_scores(Session(bind=conn), shop_id)  # as a rescore does before it writes scores
         conn.execute(
             text(
                 f"""INSERT INTO customer_scores (shop_id, customer_id, frequency, monetary, orders_last_year,

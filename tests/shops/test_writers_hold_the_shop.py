@@ -173,8 +173,7 @@ def test_the_check_refuses_an_insert_for_a_shop_that_does_not_exist(session: Ses
 def test_a_shop_row_the_transaction_wrote_itself_counts_as_held(session: Session) -> None:
     """No other transaction sees an uncommitted shop row, so none can erase it: its rows may be
     written without a lock, as a foreign key check would also pass without waiting."""
-    shop = shops_repo.create(session, "new-shop.myshopify.com", NOW)
-    session.flush()
+    shop = shops_repo.create(session, "new-shop.myshopify.com", NOW)  # flushed, not committed
     session.add(_customer(shop.shop_id))
     session.commit()
     assert _rows(session, shop.shop_id) == (0, 1)
