@@ -76,6 +76,7 @@ from shopify_double.graphql_api import (
     _time_matches,
     connection,
     field_resolver,
+    never_awaitable,
     parse_search,
     resolver,
     type_resolver,
@@ -190,6 +191,7 @@ class BulkOperations:
             context_value=BulkContext(ctx.store, ctx.shop, ctx.scopes),
             field_resolver=field_resolver,
             type_resolver=type_resolver,
+            is_awaitable=never_awaitable,
         )
         assert isinstance(result, ExecutionResult)
         if result.errors:
@@ -333,6 +335,7 @@ class BulkOperations:
                         variable_values=variables,
                         field_resolver=field_resolver,
                         type_resolver=type_resolver,
+                        is_awaitable=never_awaitable,
                     )
                     assert isinstance(result, ExecutionResult)
                     out = {"data": _strip(result.data)}

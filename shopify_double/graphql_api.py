@@ -25,11 +25,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 from graphql import (
     DocumentNode,
@@ -1200,6 +1200,13 @@ def field_resolver(source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
     return default_value(info.return_type)
 
 
+def never_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
+    """graphql-core's check of every resolved value for an awaitable (``execute(is_awaitable=...)``):
+    every resolver of the double is synchronous, so none is, and the default check's cost on each
+    field of each object is saved."""
+    return False
+
+
 def type_resolver(value: Any, info: GraphQLResolveInfo, abstract_type: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("__typename")
@@ -1381,8 +1388,9 @@ class AdminGraphQL:
                 operation_name=operation_name,
                 field_resolver=field_resolver,
                 type_resolver=type_resolver,
+                is_awaitable=never_awaitable,
             )
-            assert isinstance(executed, ExecutionResult)  # every resolver is synchronous
+            assert isinstance(executed, ExecutionResult)
             data = executed.data
             actual = actual_cost(self.schema, document, operation, coerced, data) if data else 0
             actual = min(actual, requested)

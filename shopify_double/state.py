@@ -8,6 +8,7 @@ and the demo may also call the helpers from threads). Ids are exact ints; GIDs a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import secrets
@@ -56,7 +57,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def iso(ts: datetime | None) -> str | None:
+    """A timestamp as Shopify writes one (UTC, whole seconds). Remembered: every view of an object
+    formats its timestamps again, and a sync asks for the same objects hundreds of times."""
     if ts is None:
         return None
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
