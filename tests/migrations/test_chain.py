@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from app.kit.db import alembic_config, normalise_url
 from app.models import Base
-from tests.fixtures.database import POSTGRES_URL, ensure_postgres_database
+from tests.fixtures.database import POSTGRES_URL, empty_postgres_database
 
 
 def _script() -> ScriptDirectory:
@@ -39,12 +39,7 @@ def test_there_is_one_head_and_one_linear_chain() -> None:
 def _scratch_postgres() -> str:
     url = make_url(normalise_url(POSTGRES_URL))
     scratch = url.set(database=f"{url.database}_migrations")
-    ensure_postgres_database(scratch.render_as_string(hide_password=False))
-    engine = create_engine(scratch)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    empty_postgres_database(scratch.render_as_string(hide_password=False))
     return scratch.render_as_string(hide_password=False)
 
 
