@@ -4,6 +4,7 @@ with flowTriggerReceive, into the double, which checks them against the app's ex
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -408,3 +409,51 @@ def test_a_redacted_customer_leaves_no_trigger_behind(world: World, client: Test
     with write_transaction(world.factory) as session:
         erase_customer(session, world.shop_id, ids[0])
     assert [e.customer_id for e in events(world)] == [ids[1]]
+
+
+@pytest.mark.both_dbs
+def test_the_callback_waits_for_a_writer_of_another_process(world: World, client: TestClient) -> None:
+    """Flow's callback arrives while another process (the worker) holds a write transaction, which
+    commits once the callback has begun: the callback waits for it and answers 200. On SQLite a
+    callback that read the shop before taking the write lock would fail at once (503)."""
+    from sqlalchemy import event, update
+
+    from app.kit.db import WRITE_OPTION
+    from app.models import FlowTriggerUsage, Shop
+
+    held, reached = threading.Event(), threading.Event()
+    writer_thread: list[int] = []
+
+    def begun(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # the callback's first read (a deferred transaction) or its wait for the write lock
+        if threading.get_ident() not in writer_thread and not statement.startswith("BEGIN"):
+            reached.set()
+
+    def waiting(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() not in writer_thread and statement == "BEGIN IMMEDIATE":
+            reached.set()
+
+    def other_process() -> None:
+        writer_thread.append(threading.get_ident())
+        with world.engine.connect() as conn, conn.execution_options(**{WRITE_OPTION: True}).begin():
+            conn.execute(
+                update(Shop).where(Shop.shop_id == world.shop_id).values(access_token_expires_at=world.tick())
+            )
+            held.set()
+            assert reached.wait(timeout=30)
+
+    event.listen(world.engine, "after_cursor_execute", begun)
+    event.listen(world.engine, "before_cursor_execute", waiting)
+    writer = threading.Thread(target=other_process)
+    try:
+        writer.start()
+        assert held.wait(timeout=30)
+        enable(client, world, FLOW_STAGE_CHANGED)
+    finally:
+        reached.set()
+        writer.join()
+        event.remove(world.engine, "after_cursor_execute", begun)
+        event.remove(world.engine, "before_cursor_execute", waiting)
+    with world.factory() as session:
+        usage = session.get(FlowTriggerUsage, (world.shop_id, FLOW_STAGE_CHANGED))
+        assert usage is not None and usage.enabled
