@@ -1,6 +1,8 @@
 """The database session as a FastAPI request dependency: `SessionDep` commits when the endpoint
-returns and rolls back when it raises. Apart from app.kit.db so that the worker and the CLI, which
-serve no request, start without importing FastAPI."""
+returns and rolls back when it raises. It is for reading: a handler that writes opens
+`app.kit.db.write_transaction`, which on SQLite takes the write lock before the first read
+(docs/architecture.md, "Rules the code keeps"). Apart from app.kit.db so that the worker and the
+CLI, which serve no request, start without importing FastAPI."""
 
 from __future__ import annotations
 
