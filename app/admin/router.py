@@ -37,7 +37,7 @@ from app.auth.service import embedded_app_url
 from app.config import Settings
 from app.deps import CurrentShop, install_for, session_claims
 from app.jobs import repository as jobs_repo
-from app.kit.db import write_transaction
+from app.kit.db import read_session, write_transaction
 from app.kit.errors import AppError, BadRequest, UnprocessablePayload
 from app.kit.request_body import declared_length, read_body
 from app.kit.web import SessionDep
@@ -82,7 +82,7 @@ async def _read(request: Request, fn: Callable[..., T], *args: Any) -> T:
     App Bridge's install step and the name lookup)."""
 
     def run() -> T:
-        with request.app.state.sessionmaker() as session:
+        with read_session(request.app.state.sessionmaker) as session:
             return fn(session, *args)
 
     return await run_in_threadpool(run)
@@ -287,7 +287,7 @@ async def customers_csv(request: Request, shop: CurrentShop) -> StreamingRespons
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
-        with factory() as session:
+        with read_session(factory) as session:
             for n, r in enumerate(repository.stream_customers(session, shop_id, f), 1):
                 writer.writerow(
                     (

@@ -86,6 +86,16 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that only reads (the pages): closed without a commit. On PostgreSQL its
+    transaction is READ ONLY, so a write slipped into a reader fails at once instead of being
+    committed by a path that never takes SQLite's write lock first (write_transaction does)."""
+    with factory() as session:
+        session.connection(execution_options={"postgresql_readonly": True})
+        yield session
+
+
 def libpq_url(url: str) -> str:
     """The database URL as libpq takes it (psycopg's own connections, outside SQLAlchemy)."""
     return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
