@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from app.admin import outcomes, repository, service, settings_page, status_page, views
@@ -37,10 +36,10 @@ from app.auth.service import embedded_app_url
 from app.config import Settings
 from app.deps import CurrentShop, install_for, session_claims
 from app.jobs import repository as jobs_repo
-from app.kit.db import read_session, write_transaction
+from app.kit.db import read_session
 from app.kit.errors import AppError, BadRequest, UnprocessablePayload
 from app.kit.request_body import declared_length, read_body
-from app.kit.web import SessionDep
+from app.kit.web import SessionDep, read_in_thread, write_in_thread
 from app.models import Shop
 from app.scoring import service as scoring
 from app.scoring.compute import MIN_CUSTOMERS_FOR_TENTHS
@@ -60,7 +59,6 @@ class ServiceUnavailable(AppError):
 # The settings form is a dozen short fields (well under 2 KB); nothing legitimate comes near this.
 SETTINGS_MAX_BODY_BYTES = 64 * 1024
 SETTINGS_BODY_TIMEOUT_SECONDS = 10.0
-T = TypeVar("T")
 
 NAV = (
     ("overview", "/app", "Overview"),
@@ -75,25 +73,6 @@ NAV = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _read(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run a reading function with its own session in the thread pool (the page is async for
-    App Bridge's install step and the name lookup)."""
-
-    def run() -> T:
-        with read_session(request.app.state.sessionmaker) as session:
-            return fn(session, *args)
-
-    return await run_in_threadpool(run)
-
-
-async def _write(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    def run() -> T:
-        with write_transaction(request.app.state.sessionmaker) as session:
-            return fn(session, *args)
-
-    return await run_in_threadpool(run)
 
 
 def _check_shop_param(request: Request, shop: Shop) -> None:
@@ -139,7 +118,7 @@ async def embedded_entry(request: Request) -> Response:
     if claims.shop != shop_param:
         raise BadRequest("the shop parameter does not match the session token")
     shop = await install_for(request, token, claims)
-    data = await _read(request, service.overview, shop.shop_id, _now())
+    data = await read_in_thread(request, service.overview, shop.shop_id, _now())
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     return _page(
         request,
@@ -182,7 +161,7 @@ async def _filter(request: Request, shop: Shop) -> tuple[service.CustomerPage | 
     page number, the shop's settings):
     the parameters checked against the shop's scoring method and day, a search run through
     Shopify's customer search, its ids restricting the list."""
-    settings = await _read(request, service.get_settings, shop.shop_id)
+    settings = await read_in_thread(request, service.get_settings, shop.shop_id)
     today = service.shop_today(shop.iana_timezone, _now())
     f, page = service.parse_filter(request.query_params, method=settings.scoring_method, today=today)
     f = service.for_method(f, settings.scoring_method)  # a grid cell outside the method's grid: 400
@@ -206,7 +185,7 @@ async def _customers(request: Request, shop: Shop) -> tuple[service.CustomerPage
     early, f, page, settings = await _filter(request, shop)
     if early is not None and early.search_note is not None:
         return early, settings
-    data = await _read(request, service.customers, shop.shop_id, f, page)
+    data = await read_in_thread(request, service.customers, shop.shop_id, f, page)
     client = service.admin_client(request.app.state.http, request.app.state.settings, request.app.state)
     data.names, data.names_note = await service.customer_names(
         client, request.app.state.auth.tokens, shop, [r["customer_id"] for r in data.rows]
@@ -337,7 +316,7 @@ async def customers_csv(request: Request, shop: CurrentShop) -> StreamingRespons
 @router.get("/app/cohorts", response_class=HTMLResponse)
 async def cohorts_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    data = await _read(request, service.overview, shop.shop_id, _now())
+    data = await read_in_thread(request, service.overview, shop.shop_id, _now())
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     return _page(
         request,
@@ -370,7 +349,7 @@ def metrics_json(shop: CurrentShop, session: SessionDep) -> dict[str, Any]:
 @router.get("/app/accuracy", response_class=HTMLResponse)
 async def accuracy_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    a = await _read(request, service.accuracy, shop.shop_id)
+    a = await read_in_thread(request, service.accuracy, shop.shop_id)
     fmt = Formatter(shop.currency_code, shop.iana_timezone)
     measured = a.backtest is not None and a.backtest.method is not None
     return _page(
@@ -426,7 +405,7 @@ async def outcomes_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
     kind = _outcome_choice(request, "view", outcomes.KINDS, "stage")
     period = _outcome_choice(request, "period", tuple(outcomes.PERIODS), "month")
-    data = await _read(request, _outcomes, shop, kind, period, _now())
+    data = await read_in_thread(request, _outcomes, shop, kind, period, _now())
     return _page(
         request,
         "outcomes.html",
@@ -471,7 +450,7 @@ def _settings_page(
 @router.get("/app/settings", response_class=HTMLResponse)
 async def settings_view(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    context = await _read(request, _settings_context, shop.shop_id)
+    context = await read_in_thread(request, _settings_context, shop.shop_id)
     return _settings_page(
         request,
         shop,
@@ -497,19 +476,19 @@ async def save_settings(request: Request, shop: CurrentShop) -> Response:
     proposal = None
     if not errors:
         try:
-            proposal = await _read(request, settings_page.propose, shop.shop_id, changes)
+            proposal = await read_in_thread(request, settings_page.propose, shop.shop_id, changes)
         except SettingsError as exc:
             errors.append(settings_page.FieldError.of(exc))
     if proposal is None:
-        leave = await _read(request, service.cleanup_offer, shop.shop_id)
+        leave = await read_in_thread(request, service.cleanup_offer, shop.shop_id)
         typed = settings_page.form_echo(form)
         return _settings_page(request, shop, typed, status_code=422, errors=errors, leave=leave)
     rewrite = proposal.rewrite
     if rewrite is not None and form.get(settings_page.CONFIRM) != rewrite.token:
-        leave = await _read(request, service.cleanup_offer, shop.shop_id)
+        leave = await read_in_thread(request, service.cleanup_offer, shop.shop_id)
         values = settings_page.form_values(proposal.after)
         return _settings_page(request, shop, values, rewrite=rewrite, leave=leave)
-    await _write(request, service.save_settings, shop.shop_id, changes, _now())
+    await write_in_thread(request, service.save_settings, shop.shop_id, changes, _now())
     return RedirectResponse(f"/app/settings?{launch_query(request, saved=1)}", status_code=303)
 
 
@@ -545,7 +524,7 @@ async def remove_app_data(request: Request, shop: CurrentShop) -> Response:
             "confirm: tick the box to confirm that everything this app wrote to Shopify is to be "
             "removed; nothing was removed"
         )
-    await _write(request, service.request_cleanup, shop.shop_id, _now())
+    await write_in_thread(request, service.request_cleanup, shop.shop_id, _now())
     return _after_post(request, "cleanup-queued")
 
 
@@ -580,7 +559,7 @@ def _plays_page(
 @router.get("/app/plays", response_class=HTMLResponse)
 async def plays_page(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    context = await _read(request, _plays_context, shop.shop_id)
+    context = await read_in_thread(request, _plays_context, shop.shop_id)
     return _plays_page(request, shop, context, saved=request.query_params.get("saved") == "1")
 
 
@@ -590,11 +569,11 @@ async def save_plays(request: Request, shop: CurrentShop) -> Response:
     field, with what the merchant typed)."""
     _check_shop_param(request, shop)
     form = await _read_form(request)
-    context = await _read(request, _plays_context, shop.shop_id)
+    context = await read_in_thread(request, _plays_context, shop.shop_id)
     plays, errors = views.plays_form(form, context["segments"])
     if not errors:
         try:
-            await _write(request, service.save_plays, shop.shop_id, plays, _now())
+            await write_in_thread(request, service.save_plays, shop.shop_id, plays, _now())
         except SettingsError as exc:
             errors.append(views.play_error(exc))
     if errors:
@@ -635,7 +614,7 @@ def _retry_json(retry: status_page.ImportRetry | None, fmt: Formatter) -> dict[s
 @router.get("/app/status", response_class=HTMLResponse)
 async def status_view(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    data = await _read(request, _status, shop, _pending_counts(request))
+    data = await read_in_thread(request, _status, shop, _pending_counts(request))
     s = data["s"]
     return _page(
         request,
@@ -666,14 +645,14 @@ async def reimport(request: Request, shop: CurrentShop) -> Response:
     confirmation (422); nothing is queued otherwise."""
     _check_shop_param(request, shop)
     form = await _read_form(request)
-    await _write(request, status_page.request_reimport, shop.shop_id, _now(), form.get("confirm"))
+    await write_in_thread(request, status_page.request_reimport, shop.shop_id, _now(), form.get("confirm"))
     return _after_post(request, "import-queued")
 
 
 @router.post("/app/status/sync")
 async def resync(request: Request, shop: CurrentShop) -> Response:
     _check_shop_param(request, shop)
-    queued = await _write(request, service.request_sync, shop.shop_id, _now())
+    queued = await write_in_thread(request, service.request_sync, shop.shop_id, _now())
     return _after_post(request, "sync-queued" if queued else "sync-unavailable")
 
 

@@ -16,13 +16,12 @@ from datetime import datetime
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.kit.db import write_transaction
 from app.kit.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnprocessablePayload
+from app.kit.web import write_in_thread
 from app.orders.schemas import parse_id
 from app.shopify.shop_domain import sanitize_shop_domain
 from app.shopify.webhook_hmac import verify_webhook_hmac
@@ -71,24 +70,24 @@ def parse_callback(body: Any) -> tuple[str, bool, int, str, datetime]:
 
 
 def record_callback(
-    factory: sessionmaker[Session],
+    session: Session,
     handle: str,
     enabled: bool,
     shopify_shop_id: int,
     domain: str,
     moment: datetime,
 ) -> None:
-    """The callback's one write, in a write transaction: on SQLite it takes the write lock before
-    it reads the shop, so that a writer of another process (the worker) is waited for instead of
-    failing the callback (a deferred transaction that has read cannot take the lock once another
-    writer has committed: SQLITE_BUSY_SNAPSHOT, https://www.sqlite.org/rescode.html#busy_snapshot)."""
-    with write_transaction(factory) as session:
-        shop = shops_repo.get_by_domain(session, domain)
-        if shop is None or not shop.is_installed:
-            raise NotFound("shopify_domain names a shop that has not installed the app")
-        if shop.shopify_shop_id is not None and shop.shopify_shop_id != shopify_shop_id:
-            raise _field_error("shop_id", "does not match the shop of shopify_domain")
-        sync.record_trigger_usage(session, shop.shop_id, handle, enabled, moment)
+    """The callback's one write. It runs in a write transaction (`write_in_thread`): on SQLite that
+    takes the write lock before the shop is read, so that a writer of another process (the worker)
+    is waited for instead of failing the callback (a deferred transaction that has read cannot take
+    the lock once another writer has committed: SQLITE_BUSY_SNAPSHOT,
+    https://www.sqlite.org/rescode.html#busy_snapshot)."""
+    shop = shops_repo.get_by_domain(session, domain)
+    if shop is None or not shop.is_installed:
+        raise NotFound("shopify_domain names a shop that has not installed the app")
+    if shop.shopify_shop_id is not None and shop.shopify_shop_id != shopify_shop_id:
+        raise _field_error("shop_id", "does not match the shop of shopify_domain")
+    sync.record_trigger_usage(session, shop.shop_id, handle, enabled, moment)
 
 
 @router.post(PATH)
@@ -107,6 +106,5 @@ async def flow_lifecycle(request: Request) -> JSONResponse:
     except ValueError as exc:
         raise BadRequest("the body is not JSON") from exc
     handle, enabled, shopify_shop_id, domain, moment = parse_callback(body)
-    factory = request.app.state.sessionmaker
-    await run_in_threadpool(record_callback, factory, handle, enabled, shopify_shop_id, domain, moment)
+    await write_in_thread(request, record_callback, handle, enabled, shopify_shop_id, domain, moment)
     return JSONResponse({"ok": True})

@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from app.kit.db import write_transaction
-from app.models import ClvFit, CustomerScore, FlowTriggerEvent
+from app.kit.db import WRITE_OPTION, write_transaction
+from app.models import ClvFit, CustomerScore, FlowTriggerEvent, FlowTriggerUsage, Shop
 from app.scoring import flow_events
 from app.scoring import service as scoring
 from app.scoring.store import erase_customer
@@ -416,11 +416,6 @@ def test_the_callback_waits_for_a_writer_of_another_process(world: World, client
     """Flow's callback arrives while another process (the worker) holds a write transaction, which
     commits once the callback has begun: the callback waits for it and answers 200. On SQLite a
     callback that read the shop before taking the write lock would fail at once (503)."""
-    from sqlalchemy import event, update
-
-    from app.kit.db import WRITE_OPTION
-    from app.models import FlowTriggerUsage, Shop
-
     held, reached = threading.Event(), threading.Event()
     writer_thread: list[int] = []
 
