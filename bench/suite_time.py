@@ -82,8 +82,13 @@ def run(commit: str, logs: Path, label: str) -> Run:
         started = time.perf_counter()
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         subprocess.run(["git", "-C", str(clone), "checkout", "-q", commit], check=True)
+        # Both runs write bytecode caches, as on a developer's machine: the candidate's `.ci/run`
+        # unsets PYTHONDONTWRITEBYTECODE itself, an older one may not.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         with log.open("w") as out:
-            status = subprocess.call(["bash", ".ci/run"], cwd=clone, stdout=out, stderr=subprocess.STDOUT)
+            status = subprocess.call(
+                ["bash", ".ci/run"], cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         seconds = time.perf_counter() - started
         after = cpu_times()
         shutil.rmtree(clone, ignore_errors=True)
